@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the system tools the tests drive (as root), then bun test.
+# Extra arguments go to `bun test` (e.g. a path filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/setup-system.sh
+else
+  echo "note: not root: the iptables and network-namespace tests need root and will fail" >&2
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec bun test "$@"
