@@ -1,0 +1,20 @@
+// The tunnel's public surface: EdgeMesh-compatible identities, PSK and headers, and the libp2p
+// transport that carries proxy streams between agents. Nothing else in src/tunnel is imported
+// from outside.
+export { TunnelError, type TunnelErrorCode } from "./errors.ts";
+export { GoRand } from "./gorand.ts";
+export { ed25519SeedFromNodeName, loadOrCreateKey, peerIdFromNodeName, privateKeyFromNodeName, seedFromNodeName } from "./identity.ts";
+export { PSK_KEY_BYTES, pskKeyFromFile } from "./psk.ts";
+export {
+  decodeDiscovery,
+  decodeDiscoveryBody,
+  decodeProxy,
+  decodeProxyBody,
+  encodeDiscovery,
+  encodeProxy,
+  MAX_HEADER_BYTES,
+  MsgType,
+  splitDelimited,
+  type DiscoveryMsg,
+  type ProxyMsg,
+} from "./codec.ts";
