@@ -13,7 +13,6 @@ export type ApiVersion = typeof AGENT_API_VERSION | typeof GATEWAY_API_VERSION;
 export type ConfigKind = typeof AGENT_KIND | typeof GATEWAY_KIND;
 /** EdgeMesh's running mode: CloudMode when KUBERNETES_PORT is in the environment, else EdgeMode. */
 export type RunningMode = "EdgeMode" | "CloudMode" | "ManualMode";
-export type ServiceFilterMode = "FilterIfLabelExists" | "FilterIfLabelDoesNotExists";
 export type TunnelTransport = "tcp" | "ws" | "quic";
 /**
  * edgemesh-bun: how the tunnel's libp2p identity is made.
@@ -131,8 +130,11 @@ export interface EdgeProxyConfig {
   enable: boolean;
   socks5Proxy: Socks5Proxy;
   loadBalancer: LoadBalancerConfig;
-  /** Which services the label service.edgemesh.kubeedge.io/service-proxy-name excludes. */
-  serviceFilterMode: ServiceFilterMode;
+  /**
+   * Which services the label service.edgemesh.kubeedge.io/service-proxy-name excludes.
+   * (Spelled out rather than named: compile/ exports the ServiceFilterMode name.)
+   */
+  serviceFilterMode: "FilterIfLabelExists" | "FilterIfLabelDoesNotExists";
   /**
    * edgemesh-bun: cap on concurrent proxied connections for the whole agent.
    * 0 = automatic, derived from RLIMIT_NOFILE with headroom, so the agent refuses new
