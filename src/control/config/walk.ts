@@ -62,7 +62,9 @@ export function walk(raw: unknown, node: SchemaNode, def: unknown, path: string,
     case "int": {
       const ok = typeof raw === "number" && Number.isInteger(raw) && raw >= node.min && raw <= node.max;
       if (ok) return raw;
-      const range = node.max === 2 ** 31 - 1 ? `>= ${node.min}` : `in ${node.min}..${node.max}`;
+      // Unbounded fields (Go int32) state only the lower bound unless the upper one was hit.
+      const huge = typeof raw === "number" && raw > node.max;
+      const range = node.max === 2 ** 31 - 1 && !huge ? `>= ${node.min}` : `in ${node.min}..${node.max}`;
       return bad(node.what ? `expected ${node.what} ${range.replace(/^in /, "")}` : `expected an integer ${range}`);
     }
     case "number": {
