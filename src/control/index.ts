@@ -2,3 +2,4 @@
 export * from "./table.ts";
 export * from "./objects.ts";
 export * from "./store.ts";
+export * from "./config/index.ts";
