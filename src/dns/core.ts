@@ -1,0 +1,131 @@
+// The per-query decision, shared by UDP and TCP: validate, answer from the zone templates, from
+// the cache, or hand to the forwarder. Socket-free so tests can drive it with plain buffers.
+import type { Logger } from "../log/index.ts";
+import type { Counter, MetricsRegistry } from "../metrics/index.ts";
+import { writeRcodeReply, writeTemplateReply } from "./answer.ts";
+import { DnsCache, writeCachedReply } from "./cache.ts";
+import { Forwarder, type Waiter } from "./forward.ts";
+import { lookup, type Zone } from "./templates.ts";
+import type { Upstream, UpstreamIO } from "./upstream.ts";
+import {
+  CLASS_IN, inZone, mixHash, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
+  writeErrorReply,
+} from "./wire.ts";
+
+/** Largest DNS message over TCP (2-byte length prefix). */
+export const TCP_LIMIT = 65535;
+
+export interface CoreOptions {
+  zone: Zone;
+  upstreams: readonly Upstream[];
+  /** cacheDNS mode: cluster-zone names go here (forwarded + cached) instead of the templates. */
+  clusterUpstreams: readonly Upstream[] | null;
+  cacheSize: number;
+  io: UpstreamIO;
+  metrics: MetricsRegistry;
+  log: Logger;
+  now: () => number;
+  deliver: (w: Waiter, buf: Uint8Array, len: number) => void;
+  timeoutMs: number;
+  maxPending: number;
+}
+
+export function dnsCounters(m: MetricsRegistry) {
+  const reply = (kind: string) => m.counter("dns_replies_total", "DNS replies by source", { kind });
+  const bad = (action: string) => m.counter("dns_malformed_total", "Malformed DNS queries", { action });
+  const fwd = (event: string) => m.counter("dns_forward_total", "DNS forwarder events", { event });
+  return {
+    queries: m.counter("dns_queries_total", "DNS queries received"),
+    local: reply("local"),
+    cacheHit: reply("cache"),
+    refused: reply("refused"),
+    truncated: reply("truncated"),
+    formerr: bad("formerr"),
+    notimp: bad("notimp"),
+    dropped: bad("dropped"),
+    errors: m.counter("dns_handler_errors_total", "Exceptions caught in DNS socket handlers"),
+    cacheMiss: fwd("cache_miss"),
+    forwarded: fwd("upstream_query"),
+    coalesced: fwd("coalesced"),
+    timeouts: fwd("timeout"),
+    servfail: fwd("servfail"),
+    overloaded: fwd("overloaded"),
+    stray: fwd("stray_reply"),
+    zoneErrors: m.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS"),
+  } satisfies Record<string, Counter>;
+}
+
+export type DnsCounters = ReturnType<typeof dnsCounters>;
+
+export class DnsCore {
+  zone: Zone;
+  readonly q = new Query();
+  readonly cache: DnsCache;
+  readonly forwarder: Forwarder;
+  readonly c: DnsCounters;
+  readonly #upstreams: readonly Upstream[];
+  readonly #cluster: readonly Upstream[] | null;
+  readonly #now: () => number;
+
+  constructor(o: CoreOptions) {
+    this.zone = o.zone;
+    this.c = dnsCounters(o.metrics);
+    this.cache = new DnsCache(o.cacheSize);
+    this.#upstreams = o.upstreams;
+    this.#cluster = o.clusterUpstreams;
+    this.#now = o.now;
+    this.forwarder = new Forwarder({
+      cache: this.cache, io: o.io, log: o.log, now: o.now, deliver: o.deliver, timeoutMs: o.timeoutMs,
+      maxPending: o.maxPending, counters: this.c,
+    });
+    o.metrics.gaugeFn("dns_cache_entries", "Entries in the DNS forward cache", () => this.cache.size);
+    o.metrics.gaugeFn("dns_forward_pending", "Questions waiting on an upstream", () => this.forwarder.pending);
+  }
+
+  /**
+   * Answer the query in buf[0, len) into `out`. Returns the reply length, or 0 when there is
+   * nothing to send now (dropped, or forwarded: the reply comes later through `deliver`).
+   * `conn` (TCP) or `port`/`address` (UDP) are only kept when forwarding.
+   */
+  handle(buf: Uint8Array, len: number, out: Uint8Array, conn: object | null, port: number, address: string): number {
+    const c = this.c;
+    const q = this.q;
+    c.queries.value++;
+    const st = parseQuery(buf, len, q);
+    if (st !== PARSE_OK) {
+      if (st === PARSE_DROP) {
+        c.dropped.value++;
+        return 0;
+      }
+      (st === RCODE_NOTIMP ? c.notimp : c.formerr).value++;
+      return writeErrorReply(buf, st, out);
+    }
+    const tcp = conn !== null;
+    const limit = tcp ? TCP_LIMIT : q.udpSize;
+    if (q.qclass !== CLASS_IN) {
+      c.refused.value++;
+      return writeRcodeReply(buf, q.questionEnd, q.hasOpt, RCODE_REFUSED, out);
+    }
+    let group = this.#upstreams;
+    if (this.#cluster === null) {
+      const t = lookup(this.zone, q);
+      if (t !== null) {
+        c.local.value++;
+        return writeTemplateReply(t, buf, q, out, limit, c.truncated);
+      }
+    } else if (inZone(q, this.zone.domain)) {
+      group = this.#cluster;
+    }
+    const key = mixHash(mixHash(q.hash, q.qtype), q.qclass);
+    const now = this.#now();
+    const e = this.cache.get(q, key, now);
+    if (e !== null) {
+      c.cacheHit.value++;
+      return writeCachedReply(e, buf, q.questionEnd, q.hasOpt, limit, now, out, c.truncated);
+    }
+    c.cacheMiss.value++;
+    const w: Waiter = { head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address };
+    this.forwarder.forward(q, key, group, w, tcp);
+    return 0;
+  }
+}

@@ -1,0 +1,120 @@
+// Node-local DNS: cluster names answered from templates precomputed per published RouteTable,
+// everything else forwarded to the node's upstream resolvers with a cache.
+//
+// Names answered directly (all case-insensitive, the question's case echoed):
+//   <svc>.<ns>.svc.<domain>   authoritative; unknown names below <domain> get NXDOMAIN + SOA,
+//                             existing names (and empty non-terminals) with another type NODATA + SOA
+//   <svc>.<ns>.svc, <svc>.<ns> the same records; these are outside the zone, so a miss is forwarded
+//   <svc>                     only when exactly one namespace has a service of that name
+//   _<port>._<proto>.<svc>.<ns>.svc.<domain>  SRV for named ports
+//   <host>.<svc>.<ns>.svc.<domain>  headless endpoints (hostname, else the IP with dashes)
+//   PTR under in-addr.arpa / ip6.arpa for ClusterIPs and headless endpoint IPs (misses forwarded)
+// Pods with the usual search path (<ns>.svc.<domain> svc.<domain> <domain>, ndots 5) expand short
+// names into the full name themselves; the short forms are for clients without a search path
+// (the node itself, dev mode on a laptop).
+import { readFileSync } from "node:fs";
+import type { TableSource } from "../control/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { MetricsRegistry } from "../metrics/index.ts";
+import { DnsCore } from "./core.ts";
+import { parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
+import { DnsSockets } from "./server.ts";
+import { compileZone, type Zone } from "./templates.ts";
+import { UpstreamIO } from "./upstream.ts";
+
+export { compileZone, lookup, type Template, type Zone } from "./templates.ts";
+export { parseResolvConf, parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
+export type { Upstream } from "./upstream.ts";
+
+export interface DnsOptions {
+  table: TableSource;
+  /** port 0 = pick one (UDP and TCP get the same port). */
+  listen: { host: string; port: number };
+  tcp: boolean;
+  /** "cluster.local" */
+  clusterDomain: string;
+  /** Seconds, for every record we answer and the SOA minimum (EdgeMesh: 30). */
+  ttl: number;
+  /** "ip:port" or "ip"; empty = nameservers of /etc/resolv.conf minus our own listen address. */
+  upstreams: string[];
+  /** Entries in the forward cache. */
+  cacheSize: number;
+  /** EdgeMesh's NodeLocal-DNSCache mode: cluster names forwarded (and cached) too. */
+  cacheDNS?: { enable: boolean; upstreamServers: string[] };
+  /** Dev mode: A/AAAA of ClusterIP-like services is this IP (the proxy's listen host). */
+  serviceIP?: string;
+  metrics: MetricsRegistry;
+  log: Logger;
+  clock?: { now(): number };
+  /** Per-attempt upstream timeout (default 2000 ms); each question tries max(2, upstreams) times. */
+  forwardTimeoutMs?: number;
+  /** Distinct questions waiting on upstreams at once (default 4096); more get SERVFAIL. */
+  maxPending?: number;
+  /** OS boundary: reads /etc/resolv.conf. */
+  readResolvConf?: () => string;
+}
+
+export interface DnsServer {
+  start(): Promise<{ host: string; udpPort: number; tcpPort: number }>;
+  stop(): void;
+  /** The zone compiled from the current table (for /routes-like introspection and tests). */
+  zone(): Zone;
+}
+
+export function createDnsServer(o: DnsOptions): DnsServer {
+  const log = o.log.child("dns");
+  const now = o.clock ? () => o.clock!.now() : Date.now;
+  const zoneOptions = { domain: o.clusterDomain, ttl: o.ttl, serviceIP: o.serviceIP };
+  let core: DnsCore | null = null;
+  let sockets: DnsSockets | null = null;
+  let io: UpstreamIO | null = null;
+  let unsubscribe: (() => void) | null = null;
+  let zone = compileZone(o.table.current(), zoneOptions);
+  const zoneErrors = o.metrics.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS");
+
+  const rebuild = () => {
+    try {
+      zone = compileZone(o.table.current(), zoneOptions);
+      if (core) core.zone = zone;
+      if (zone.skipped.length) log.warn("services without DNS names", { skipped: zone.skipped.join(",") });
+    } catch (err) {
+      zoneErrors.value++;
+      log.error("compiling DNS zone failed; keeping the previous one", { err });
+    }
+  };
+
+  return {
+    async start() {
+      const readConf = o.readResolvConf ?? (() => readFileSync("/etc/resolv.conf", "utf8"));
+      const upstreams = o.upstreams.length > 0
+        ? o.upstreams.map(parseUpstream)
+        : upstreamsFromResolvConf(readConf(), o.listen);
+      const clusterUpstreams = o.cacheDNS?.enable ? o.cacheDNS.upstreamServers.map(parseUpstream) : null;
+      if (upstreams.length === 0) log.warn("no DNS upstreams: names outside the cluster get SERVFAIL");
+      io = new UpstreamIO(o.metrics.counter("dns_forward_total", "DNS forwarder events", { event: "stray_reply" }));
+      await io.start([...upstreams, ...(clusterUpstreams ?? [])].some((u) => u.host.includes(":")));
+      const s: { sockets: DnsSockets | null } = { sockets: null };
+      core = new DnsCore({
+        zone, upstreams, clusterUpstreams, cacheSize: o.cacheSize, io, metrics: o.metrics, log, now,
+        deliver: (w, buf, len) => s.sockets?.deliver(w, buf, len),
+        timeoutMs: o.forwardTimeoutMs ?? 2000, maxPending: o.maxPending ?? 4096,
+      });
+      sockets = s.sockets = new DnsSockets(core);
+      unsubscribe = o.table.subscribe(rebuild);
+      rebuild();
+      const ports = await sockets.start(o.listen.host, o.listen.port, o.tcp);
+      log.info("DNS listening", { host: o.listen.host, ...ports, upstreams: upstreams.map((u) => `${u.host}:${u.port}`).join(",") });
+      return { host: o.listen.host, ...ports };
+    },
+    stop() {
+      unsubscribe?.();
+      unsubscribe = null;
+      sockets?.stop();
+      core?.forwarder.stop();
+      io?.stop();
+      sockets = null;
+      io = null;
+    },
+    zone: () => zone,
+  };
+}

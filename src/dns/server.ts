@@ -1,0 +1,156 @@
+// Sockets around DnsCore: one UDP socket and one TCP listener on the same port. Handlers are
+// created once; per-connection TCP state lives in socket.data. Nothing escapes a handler.
+import type { DnsCore } from "./core.ts";
+import { TCP_LIMIT } from "./core.ts";
+import type { Waiter } from "./forward.ts";
+
+/** UDP replies never exceed this (UDP_MAX_REPLY plus slack for the question and OPT). */
+const UDP_OUT_BYTES = 8192;
+/** Idle TCP connections are closed after this long (RFC 7766 suggests seconds, not minutes). */
+const TCP_IDLE_S = 10;
+
+export class TcpConn {
+  buf = new Uint8Array(512);
+  len = 0;
+  /** Bytes a short write left behind; further replies queue behind them until drain. */
+  pending: Uint8Array | null = null;
+  constructor(readonly socket: Bun.Socket<TcpConn>) {}
+}
+
+export class DnsSockets {
+  readonly #core: DnsCore;
+  readonly #udpOut = new Uint8Array(UDP_OUT_BYTES);
+  /** Views of #udpOut by length, made once each, so a send does not allocate a subarray. */
+  readonly #views: (Uint8Array | undefined)[] = new Array(UDP_OUT_BYTES + 1);
+  readonly #tcpOut = new Uint8Array(TCP_LIMIT + 2 + 512);
+  readonly #tcpBody = this.#tcpOut.subarray(2);
+  #udp: Bun.udp.Socket<"uint8array"> | null = null;
+  #tcp: Bun.TCPSocketListener<TcpConn> | null = null;
+
+  constructor(core: DnsCore) {
+    this.#core = core;
+  }
+
+  async start(host: string, port: number, tcp: boolean): Promise<{ udpPort: number; tcpPort: number }> {
+    const self = this;
+    const udpHandler = {
+      data(sock: Bun.udp.Socket<"uint8array">, buf: Uint8Array, rport: number, addr: string) {
+        self.#onUdp(sock, buf, rport, addr);
+      },
+    };
+    // Port 0: the kernel picks the UDP port, TCP must then get the same one; retry if taken.
+    for (let attempt = 0; ; attempt++) {
+      this.#udp = await Bun.udpSocket({ hostname: host, port, binaryType: "uint8array", socket: udpHandler });
+      if (!tcp) return { udpPort: this.#udp.port, tcpPort: 0 };
+      try {
+        this.#tcp = Bun.listen<TcpConn>({ hostname: host, port: this.#udp.port, socket: this.#tcpHandler() });
+        return { udpPort: this.#udp.port, tcpPort: this.#tcp.port };
+      } catch (err) {
+        this.#udp.close();
+        if (port !== 0 || attempt >= 5) throw new Error(`DNS TCP listen on ${host}:${port} failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  stop(): void {
+    this.#udp?.close();
+    this.#tcp?.stop(true);
+    this.#udp = null;
+    this.#tcp = null;
+  }
+
+  /** Forwarded replies arrive here, from the forwarder's own buffer. */
+  deliver(w: Waiter, buf: Uint8Array, len: number): void {
+    if (w.conn instanceof TcpConn) {
+      const framed = new Uint8Array(len + 2);
+      framed[0] = len >>> 8;
+      framed[1] = len & 0xff;
+      framed.set(buf.subarray(0, len), 2);
+      this.#write(w.conn, framed);
+    } else {
+      this.#udp?.send(buf.subarray(0, len), w.port, w.address);
+    }
+  }
+
+  #onUdp(sock: Bun.udp.Socket<"uint8array">, buf: Uint8Array, port: number, addr: string): void {
+    try {
+      const n = this.#core.handle(buf, buf.length, this.#udpOut, null, port, addr);
+      if (n > 0) {
+        let view = this.#views[n];
+        if (view === undefined) this.#views[n] = view = this.#udpOut.subarray(0, n);
+        sock.send(view, port, addr);
+      }
+    } catch {
+      this.#core.c.errors.value++;
+    }
+  }
+
+  #onTcpData(conn: TcpConn, chunk: Uint8Array): void {
+    if (conn.len + chunk.length > conn.buf.length) {
+      const grown = new Uint8Array(Math.min(TCP_LIMIT + 2, Math.max(conn.buf.length * 2, conn.len + chunk.length)));
+      if (conn.len + chunk.length > grown.length) return void conn.socket.end(); // not DNS framing
+      grown.set(conn.buf.subarray(0, conn.len));
+      conn.buf = grown;
+    }
+    conn.buf.set(chunk, conn.len);
+    conn.len += chunk.length;
+    let off = 0;
+    while (conn.len - off >= 2) {
+      const msgLen = (conn.buf[off]! << 8) | conn.buf[off + 1]!;
+      if (conn.len - off < msgLen + 2) break;
+      const n = this.#core.handle(conn.buf.subarray(off + 2, off + 2 + msgLen), msgLen, this.#tcpBody, conn, 0, "");
+      if (n > 0) {
+        this.#tcpOut[0] = n >>> 8;
+        this.#tcpOut[1] = n & 0xff;
+        this.#write(conn, this.#tcpOut.subarray(0, n + 2));
+      }
+      off += msgLen + 2;
+    }
+    if (off > 0) {
+      conn.buf.copyWithin(0, off, conn.len);
+      conn.len -= off;
+    }
+  }
+
+  #write(conn: TcpConn, data: Uint8Array): void {
+    if (conn.pending !== null) {
+      const joined = new Uint8Array(conn.pending.length + data.length);
+      joined.set(conn.pending);
+      joined.set(data, conn.pending.length);
+      conn.pending = joined;
+      return;
+    }
+    const written = conn.socket.write(data);
+    if (written < data.length) conn.pending = data.slice(Math.max(0, written));
+  }
+
+  #tcpHandler(): Bun.SocketHandler<TcpConn> {
+    const self = this;
+    return {
+      open(s) {
+        s.data = new TcpConn(s);
+        s.timeout(TCP_IDLE_S);
+      },
+      data(s, chunk) {
+        try {
+          self.#onTcpData(s.data, chunk);
+        } catch {
+          self.#core.c.errors.value++;
+          s.end();
+        }
+      },
+      drain(s) {
+        const p = s.data.pending;
+        if (p === null) return;
+        s.data.pending = null;
+        self.#write(s.data, p);
+      },
+      timeout(s) {
+        s.end();
+      },
+      error() {
+        self.#core.c.errors.value++;
+      },
+    };
+  }
+}
