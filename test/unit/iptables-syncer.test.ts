@@ -1,0 +1,186 @@
+import { describe, expect, test } from "bun:test";
+import { createManualClock } from "../../src/control/clock.ts";
+import { createIptablesSyncer, ensureJumps, findProblems, removeJumps, renderRules } from "../../src/iptables/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+import { createFakeIptables } from "../support/testbed/fake-iptables.ts";
+import { trace } from "../support/testbed/iptables-trace.ts";
+import { listenersFor, tableOf } from "../support/testbed/tables.ts";
+
+const t1 = tableOf(1, [{ name: "web", port: 80, clusterIPs: ["10.96.0.10"] }]);
+const t2 = tableOf(2, [
+  { name: "web", port: 80, clusterIPs: ["10.96.0.10"] },
+  { name: "api", port: 8080, clusterIPs: ["10.96.0.11"] },
+]);
+
+function setup(initial?: string) {
+  const exec = createFakeIptables(initial);
+  const clock = createManualClock(1_000_000);
+  const log = createMemoryLogger();
+  const metrics = createMetrics();
+  const syncer = createIptablesSyncer({ exec, clock, log, metrics, minIntervalMs: 200, resyncIntervalMs: 60_000, checkIntervalMs: 2_000 });
+  const step = async (ms: number) => {
+    clock.advance(ms);
+    await syncer.idle();
+    // A finished apply may have scheduled another one for "now".
+    clock.advance(0);
+    await syncer.idle();
+  };
+  const dnat = (dst: string, dport: number, hook: "PREROUTING" | "OUTPUT" = "PREROUTING") =>
+    trace(exec.chains, { hook, dst, dport, proto: "tcp" }, () => false).dnat;
+  return { exec, clock, log, metrics, syncer, step, dnat };
+}
+
+describe("iptables syncer", () => {
+  test("the first update is applied and the jumps are inserted once, first in their chains", async () => {
+    const { exec, syncer, step, dnat } = setup();
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    expect(dnat("10.96.0.10", 80)).toBe("169.254.96.16:40000");
+    expect(dnat("10.96.0.10", 80, "OUTPUT")).toBe("169.254.96.16:40000");
+    expect(await findProblems(exec)).toEqual([]);
+    expect(syncer.status().appliedVersion).toBe(1);
+  });
+
+  test("a burst of updates inside the minimum interval becomes one more apply with the last state", async () => {
+    const { exec, syncer, step, dnat } = setup();
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    const before = exec.restores.length;
+    for (let i = 0; i < 20; i++) syncer.update(i % 2 ? t1 : t2, listenersFor(i % 2 ? t1 : t2));
+    syncer.update(t2, listenersFor(t2));
+    await step(50);
+    expect(exec.restores.length).toBe(before);
+    await step(200);
+    expect(exec.restores.length).toBe(before + 1);
+    // Listener ports follow key order: api (40000) sorts before web (40001).
+    expect(dnat("10.96.0.11", 8080)).toBe("169.254.96.16:40000");
+    expect(dnat("10.96.0.10", 80)).toBe("169.254.96.16:40001");
+  });
+
+  test("an update that renders the same text is not re-applied", async () => {
+    const { exec, syncer, step } = setup();
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    const before = exec.restores.length;
+    syncer.update(tableOf(7, [{ name: "web", port: 80, clusterIPs: ["10.96.0.10"] }]), listenersFor(t1));
+    await step(500);
+    expect(exec.restores.length).toBe(before);
+  });
+
+  test("the periodic resync re-applies even without changes", async () => {
+    const { exec, syncer, step } = setup();
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    const before = exec.restores.length;
+    await step(60_000);
+    expect(exec.restores.length).toBeGreaterThan(before);
+  });
+
+  test("a failed apply is logged with iptables' message, keeps the old rules and is retried with backoff", async () => {
+    const { exec, syncer, step, dnat, log, metrics } = setup();
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    exec.failRestores(2, "iptables-restore: line 7 failed");
+    syncer.update(t2, listenersFor(t2));
+    await step(200);
+    expect(dnat("10.96.0.10", 80)).toBe("169.254.96.16:40000");
+    expect(dnat("10.96.0.11", 8080)).toBeNull();
+    expect(log.lines.some((l) => l.includes("ERROR") && l.includes("line 7 failed"))).toBe(true);
+    expect(syncer.status().consecutiveFailures).toBe(1);
+    await step(1_000); // first retry after 1 s fails too
+    expect(syncer.status().consecutiveFailures).toBe(2);
+    const attempts = exec.restores.length;
+    await step(1_500); // second retry waits 2 s
+    expect(exec.restores.length).toBe(attempts);
+    await step(600);
+    expect(exec.restores.length).toBe(attempts + 1);
+    expect(dnat("10.96.0.11", 8080)).toBe("169.254.96.16:40000");
+    expect(syncer.status().consecutiveFailures).toBe(0);
+    expect(metrics.snapshot()['iptables_sync_total{result="error"}']).toBe(2);
+  });
+
+  test("a chain flushed by someone else is noticed by the check and repaired", async () => {
+    const { exec, syncer, step, dnat, metrics } = setup();
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    await exec.run(["-t", "nat", "-F", "EDGEMESH-PORTALS-CONTAINER"]);
+    expect(dnat("10.96.0.10", 80)).toBeNull();
+    await step(2_000);
+    await step(200);
+    expect(dnat("10.96.0.10", 80)).toBe("169.254.96.16:40000");
+    expect(metrics.snapshot()["iptables_repairs_total"]).toBe(1);
+  });
+
+  test("a deleted jump and a jump pushed down by another tool are both put back first", async () => {
+    const { exec, syncer, step } = setup("*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n");
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    await exec.run(["-t", "nat", "-D", "OUTPUT", "-m", "comment", "--comment", "edgemesh service portals", "-j", "EDGEMESH-PORTALS-HOST"]);
+    await exec.run(["-t", "nat", "-I", "PREROUTING", "1", "-j", "KUBE-SERVICES"]);
+    expect((await findProblems(exec)).length).toBe(2);
+    await step(2_000);
+    await step(200);
+    expect(await findProblems(exec)).toEqual([]);
+    expect(exec.chains.get("PREROUTING")!.map((r) => r.at(-1))).toEqual(["EDGEMESH-PORTALS-CONTAINER", "KUBE-SERVICES"]);
+  });
+
+  test("after a kill -9, stale chains and duplicated jumps are replaced, not added to", async () => {
+    const stale = [
+      "*nat",
+      ":PREROUTING ACCEPT [0:0]",
+      ":OUTPUT ACCEPT [0:0]",
+      ":KUBE-SERVICES - [0:0]",
+      ":EDGEMESH-PORTALS-CONTAINER - [0:0]",
+      ":EDGEMESH-PORTALS-HOST - [0:0]",
+      ":EDGEMESH-NODEPORT-CONTAINER - [0:0]",
+      "-A PREROUTING -m comment --comment \"edgemesh service portals\" -j EDGEMESH-PORTALS-CONTAINER",
+      "-A PREROUTING -j KUBE-SERVICES",
+      "-A PREROUTING -m comment --comment \"edgemesh service portals\" -j EDGEMESH-PORTALS-CONTAINER",
+      "-A PREROUTING -m addrtype --dst-type LOCAL -j EDGEMESH-NODEPORT-CONTAINER",
+      "-A OUTPUT -m comment --comment \"handle ClusterIPs\" -j EDGEMESH-PORTALS-HOST",
+      "-A EDGEMESH-PORTALS-CONTAINER -d 10.96.9.9/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 169.254.96.16:1111",
+      "COMMIT",
+    ].join("\n");
+    const { exec, syncer, step, dnat } = setup(stale);
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    await step(0);
+    expect(dnat("10.96.9.9", 80)).toBeNull();
+    expect(dnat("10.96.0.10", 80)).toBe("169.254.96.16:40000");
+    const pre = exec.chains.get("PREROUTING")!.map((r) => r.at(-1));
+    expect(pre).toEqual(["EDGEMESH-PORTALS-CONTAINER", "KUBE-SERVICES"]);
+    expect(exec.chains.get("OUTPUT")!.map((r) => r.at(-1))).toEqual(["EDGEMESH-PORTALS-HOST"]);
+  });
+
+  test("stop removes our jumps and chains and leaves other rules alone", async () => {
+    const { exec, syncer, step } = setup("*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n");
+    syncer.start();
+    syncer.update(t2, listenersFor(t2));
+    await step(0);
+    await syncer.stop();
+    expect([...exec.chains.keys()].filter((c) => c.startsWith("EDGEMESH"))).toEqual([]);
+    expect(exec.chains.get("PREROUTING")).toEqual([["-j", "KUBE-SERVICES"]]);
+    expect(exec.chains.get("OUTPUT")).toEqual([]);
+    const n = exec.restores.length;
+    syncer.update(t1, listenersFor(t1));
+    await step(1_000);
+    expect(exec.restores.length).toBe(n);
+  });
+
+  test("ensureJumps and removeJumps are idempotent", async () => {
+    const exec = createFakeIptables();
+    await exec.restore(renderRules({ table: t1, listeners: listenersFor(t1) }));
+    expect((await ensureJumps(exec)).length).toBe(2);
+    expect(await ensureJumps(exec)).toEqual([]);
+    expect(await removeJumps(exec)).toBe(2);
+    expect(await removeJumps(exec)).toBe(0);
+  });
+});
