@@ -1,0 +1,298 @@
+// One list+watch loop per resource, on top of fetch-tls.ts.
+//
+// Why not @kubernetes/client-node's ListWatch (makeInformer): read in its dist/cache.js and
+// dist/watch.js (2.0.1), it
+// - applies a relist as per-object delete callbacks followed by add callbacks, so a consumer
+//   sees partial states and cannot replace a kind atomically;
+// - stops for good on any error other than 410 or a client timeout (a refused or reset
+//   connection ends the informer until someone calls start() again), and its reconnect backoff
+//   has no jitter, so a fleet of edge agents reconnects in lockstep after an outage;
+// - never asks for bookmarks (allowWatchBookmarks) nor sets timeoutSeconds, and does not page
+//   lists (limit/continue);
+// - calls `fetch` imported from undici directly, with the TLS settings on a dispatcher that Bun
+//   ignores (see fetch-tls.ts), so it cannot reach a TLS apiserver with a private CA under Bun;
+// - keeps its own copy of every object in addition to ours.
+// This loop does the same protocol (list, then watch from the list's resourceVersion, resume
+// from the last seen one, relist on 410) with those points fixed.
+
+import type { Kind, KubeObject } from "../objects.ts";
+import type { KubeFetch } from "./fetch-tls.ts";
+import { apiError, isGone, KubeSourceError } from "./errors.ts";
+import { trimObject } from "./trim.ts";
+import type { Clock, Logger, MetricsRegistry } from "./deps.ts";
+
+export interface ResourceRef {
+  kind: Kind;
+  /** Collection path, e.g. "/api/v1/services" or "/apis/discovery.k8s.io/v1/endpointslices". */
+  path: string;
+  apiVersion: string;
+  /** A 404 means "not installed" (CRDs): report an empty list, log once, keep polling slowly. */
+  optional?: boolean;
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+export interface InformerHandlers {
+  /** A complete, consistent list of the kind (first sync and every relist). */
+  onList(items: KubeObject[]): void;
+  onEvent(type: WatchEventType, obj: KubeObject): void;
+  /** Failure / recovery notices, for status. `err` undefined means healthy again. */
+  onHealth?(err: Error | undefined): void;
+}
+
+export interface InformerOptions {
+  resource: ResourceRef;
+  fetch: KubeFetch;
+  handlers: InformerHandlers;
+  log: Logger;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  random?: () => number;
+  /** Objects per list page (client-go's pager uses 500). */
+  pageSize?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** Server-side watch timeout, drawn uniformly from [min, max] (client-go: 5 to 10 min). */
+  watchTimeoutSeconds?: readonly [number, number];
+  /** Reconnect when a watch says nothing (not even a bookmark) for this long. */
+  watchIdleMs?: number;
+}
+
+export interface Informer {
+  start(): void;
+  stop(): Promise<void>;
+  readonly synced: boolean;
+  readonly missing: boolean;
+  readonly resourceVersion: string;
+  readonly lastError: Error | undefined;
+}
+
+const second = 1000;
+const minute = 60 * second;
+
+export function createInformer(o: InformerOptions): Informer {
+  const { resource, handlers, log, clock } = o;
+  const random = o.random ?? Math.random;
+  const pageSize = o.pageSize ?? 500;
+  const backoffInitialMs = o.backoffInitialMs ?? 800;
+  const backoffMaxMs = o.backoffMaxMs ?? 30 * second;
+  const [tMin, tMax] = o.watchTimeoutSeconds ?? [300, 600];
+  const watchIdleMs = o.watchIdleMs ?? 5 * minute;
+  const labels = { kind: resource.kind };
+  const m = {
+    lists: o.metrics.counter("kube_lists_total", "Complete lists of a kind from the Kubernetes API", labels),
+    relists: o.metrics.counter("kube_relists_total", "Relists after 410 Gone (resourceVersion too old)", labels),
+    events: o.metrics.counter("kube_watch_events_total", "Watch events applied", labels),
+    bookmarks: o.metrics.counter("kube_watch_bookmarks_total", "Watch bookmarks received", labels),
+    errors: o.metrics.counter("kube_watch_errors_total", "Failed lists or watches (followed by a backoff)", labels),
+    badLines: o.metrics.counter("kube_watch_bad_lines_total", "Watch lines that were not valid JSON events", labels),
+  };
+
+  let rv = "";
+  let synced = false;
+  let missing = false;
+  let lastError: Error | undefined;
+  let stopped = true;
+  let failures = 0;
+  let loop: Promise<void> | undefined;
+  let abort: AbortController | undefined;
+  let wake: (() => void) | undefined;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const handle = clock.setTimeout(() => ((wake = undefined), resolve()), ms);
+      wake = () => {
+        clock.clearTimeout(handle);
+        wake = undefined;
+        resolve();
+      };
+    });
+
+  const backoffMs = () => {
+    const base = Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failures - 1, 20));
+    // Jitter spreads the reconnects of many agents after a shared outage.
+    return Math.round(base * (0.5 + random() * 0.5));
+  };
+
+  async function list(): Promise<void> {
+    const items: KubeObject[] = [];
+    let cont = "";
+    let limit = pageSize;
+    let listRv = "";
+    for (;;) {
+      const q = new URLSearchParams();
+      if (limit > 0) q.set("limit", String(limit));
+      if (cont) q.set("continue", cont);
+      const qs = q.toString();
+      abort = new AbortController();
+      const res = await o.fetch.request(`${resource.path}${qs ? "?" + qs : ""}`, { signal: abort.signal });
+      if (res.status === 410 && cont) {
+        // The continue token expired mid-list: start over with one unpaged list, as client-go's pager does.
+        await res.body?.cancel();
+        items.length = 0;
+        cont = "";
+        limit = 0;
+        continue;
+      }
+      if (res.status === 404 && resource.optional) {
+        await res.body?.cancel();
+        if (!missing) log.info("resource not served, treating as empty", { kind: resource.kind, path: resource.path });
+        missing = true;
+        handlers.onList([]);
+        synced = true;
+        rv = "";
+        return;
+      }
+      if (res.status !== 200) throw await apiError(`list ${resource.path}`, res);
+      const body = (await res.json()) as { metadata?: { resourceVersion?: string; continue?: string }; items?: any[] };
+      for (const item of body.items ?? []) items.push(trimObject(item, resource.kind, resource.apiVersion));
+      listRv = body.metadata?.resourceVersion ?? "";
+      cont = body.metadata?.continue ?? "";
+      if (!cont) break;
+    }
+    if (missing) log.info("resource served again", { kind: resource.kind });
+    missing = false;
+    rv = listRv;
+    m.lists.value++;
+    handlers.onList(items);
+    synced = true;
+    failures = 0;
+    healthy();
+  }
+
+  function healthy(): void {
+    if (!lastError) return;
+    lastError = undefined;
+    handlers.onHealth?.(undefined);
+  }
+
+  /** One watch request. Returns "expired" on 410, "closed" when the server ended it. */
+  async function watch(): Promise<"expired" | "closed"> {
+    const timeout = Math.round(tMin + random() * (tMax - tMin));
+    const q = new URLSearchParams({ watch: "true", resourceVersion: rv, allowWatchBookmarks: "true", timeoutSeconds: String(timeout) });
+    const ctl = (abort = new AbortController());
+    // A silent, half-dead connection (cloud link cut without a RST) must not hang us forever.
+    let idle = clock.setTimeout(() => ctl.abort(), watchIdleMs);
+    const deadline = clock.setTimeout(() => ctl.abort(), (timeout + 30) * second);
+    const started = clock.now();
+    let delivered = 0;
+    try {
+      const res = await o.fetch.request(`${resource.path}?${q}`, { signal: ctl.signal });
+      if (res.status !== 200) throw await apiError(`watch ${resource.path}`, res);
+      healthy();
+      if (!res.body) throw new KubeSourceError(`watch ${resource.path}: empty body`);
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of res.body) {
+        clock.clearTimeout(idle);
+        idle = clock.setTimeout(() => ctl.abort(), watchIdleMs);
+        buffered += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          const outcome = apply(line);
+          if (outcome === "expired") return "expired";
+          // Only a watch that carried something resets the backoff: one that is accepted and
+          // dropped at once, over and over, must still slow down.
+          if (delivered++ === 0) failures = 0;
+        }
+      }
+      // A server that closes at once, again and again, must not make us spin.
+      if (delivered === 0 && clock.now() - started < second) {
+        throw new KubeSourceError(`watch ${resource.path}: closed immediately`);
+      }
+      return "closed";
+    } finally {
+      clock.clearTimeout(idle);
+      clock.clearTimeout(deadline);
+      ctl.abort();
+    }
+  }
+
+  function apply(line: string): "expired" | void {
+    let ev: { type?: string; object?: any };
+    try {
+      ev = JSON.parse(line);
+    } catch {
+      m.badLines.value++;
+      // A torn line means the stream is broken: resume from the last good resourceVersion.
+      throw new KubeSourceError(`watch ${resource.path}: malformed event line`);
+    }
+    const obj = ev.object;
+    switch (ev.type) {
+      case "ADDED":
+      case "MODIFIED":
+      case "DELETED":
+        handlers.onEvent(ev.type, trimObject(obj, resource.kind, resource.apiVersion));
+        m.events.value++;
+        break;
+      case "BOOKMARK":
+        m.bookmarks.value++;
+        break;
+      case "ERROR":
+        if (obj?.code === 410) return "expired";
+        throw new KubeSourceError(`watch ${resource.path}: ${obj?.message ?? "error event"}`, obj?.code ?? 0, obj?.reason ?? "");
+      default:
+        m.badLines.value++;
+        return;
+    }
+    const next = obj?.metadata?.resourceVersion;
+    if (next) rv = next;
+  }
+
+  async function run(): Promise<void> {
+    while (!stopped) {
+      try {
+        if (!rv) {
+          await list();
+          if (missing) {
+            // Not installed: look again now and then (a CRD may be added later).
+            await sleep(backoffMaxMs);
+            continue;
+          }
+        }
+        if (stopped) break;
+        const outcome = await watch();
+        if (outcome === "expired") {
+          m.relists.value++;
+          log.info("resourceVersion expired, relisting", { kind: resource.kind, resourceVersion: rv });
+          rv = "";
+        }
+      } catch (err) {
+        if (stopped) break;
+        if (isGone(err)) {
+          m.relists.value++;
+          rv = "";
+          continue;
+        }
+        failures++;
+        m.errors.value++;
+        lastError = err as Error;
+        handlers.onHealth?.(lastError);
+        const delay = backoffMs();
+        log.warn("list/watch failed, retrying", { kind: resource.kind, error: err as Error, retryInMs: delay, resumeFrom: rv || "relist" });
+        await sleep(delay);
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      loop = run();
+    },
+    async stop() {
+      stopped = true;
+      abort?.abort();
+      wake?.();
+      await loop;
+    },
+    get synced() { return synced; },
+    get missing() { return missing; },
+    get resourceVersion() { return rv; },
+    get lastError() { return lastError; },
+  };
+}

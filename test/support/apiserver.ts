@@ -1,0 +1,237 @@
+// THE PROJECT'S ONLY STAND-IN. No Kubernetes apiserver binary can be installed on the build
+// machines, so this is a small in-process apiserver that speaks the subset of the real protocol
+// that the Kubernetes metadata source (src/control/kube) uses, and nothing is faked above it:
+// - discovery: /api, /api/v1, /apis, /apis/{group}/{version} (EndpointSlices and the Istio CRDs
+//   can be switched on and off, and Istio served as v1alpha3 and/or v1beta1);
+// - list with a resourceVersion, `limit` and `continue` tokens (pages come from a snapshot taken
+//   at the first page, as etcd does; a token older than a compaction gets HTTP 410 Expired);
+//   list items of built-in kinds carry no kind/apiVersion, as on the real apiserver;
+// - watch as a chunked stream of JSON lines, headers sent at once; resume from a resourceVersion
+//   by replaying history; BOOKMARK events when allowWatchBookmarks=true; timeoutSeconds;
+// - 410 Gone for a resourceVersion older than the last compaction: like the real watch cache
+//   (cacher.go: "other errors must fail with a watch event of type ERROR") the default answer is
+//   HTTP 200 and one ERROR event with a Status of code 410 / reason Expired; `goneAs: "http"`
+//   answers HTTP 410 instead, which the client must handle too;
+// - TLS (Bun.serve), optionally requiring a client certificate signed by a given CA, and an
+//   optional bearer token.
+// Test controls: add/update/remove objects (bumping the resourceVersion), compact(), drop the
+// watch connections mid-stream, go down and come back up on the same port.
+
+import { createWatchHub, type WatchHub } from "./apiserver/watch.ts";
+import {
+  apiGroupList, apiResourceList, groupVersions, ISTIO_GROUP, RESOURCES, resourceByKind, status,
+  type ResourceDef, type Served, type StandInKind,
+} from "./apiserver/resources.ts";
+
+export type { StandInKind } from "./apiserver/resources.ts";
+
+export interface StandInOptions {
+  port?: number;
+  tls?: { cert: string; key: string; ca?: string; requireClientCert?: boolean };
+  token?: string;
+  endpointSlices?: boolean;
+  istioVersions?: readonly string[];
+  bookmarkIntervalMs?: number;
+  goneAs?: "event" | "http";
+  /** Watch events kept for resuming; older resourceVersions get 410. */
+  historyLimit?: number;
+}
+
+export interface StandInObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+export interface RequestRecord {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+}
+
+export interface StandInApiServer {
+  readonly url: string;
+  readonly port: number;
+  readonly resourceVersion: number;
+  readonly requests: RequestRecord[];
+  served: Served;
+  add(kind: StandInKind, obj: StandInObject): StandInObject;
+  update(kind: StandInKind, obj: StandInObject): StandInObject;
+  upsert(kind: StandInKind, obj: StandInObject): StandInObject;
+  remove(kind: StandInKind, namespace: string | undefined, name: string): void;
+  get(kind: StandInKind, namespace: string | undefined, name: string): StandInObject | undefined;
+  count(kind: StandInKind): number;
+  /** Forget history: watches resuming from an older resourceVersion get 410. */
+  compact(): void;
+  /** Cut every open watch; `midEvent` first writes half an event line. */
+  dropWatches(midEvent?: boolean): number;
+  activeWatches(): number;
+  down(): Promise<void>;
+  up(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const key = (ns: string | undefined, name: string) => `${ns ?? ""}/${name}`;
+
+export async function startStandInApiServer(options: StandInOptions = {}): Promise<StandInApiServer> {
+  const objects = new Map<StandInKind, Map<string, StandInObject>>(RESOURCES.map((r) => [r.kind, new Map()]));
+  const served: Served = {
+    endpointSlices: options.endpointSlices ?? true,
+    istioVersions: options.istioVersions ?? ["v1alpha3", "v1beta1"],
+  };
+  let rv = 1000;
+  const requests: RequestRecord[] = [];
+  const pages = new Map<string, { rv: number; items: StandInObject[] }>();
+  let pageSeq = 0;
+  const hub: WatchHub = createWatchHub({
+    historyLimit: options.historyLimit ?? 10_000,
+    bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
+    currentRv: () => rv,
+  });
+
+  const json = (body: unknown, code = 200) =>
+    new Response(JSON.stringify(body), { status: code, headers: { "content-type": "application/json" } });
+
+  const change = (kind: StandInKind, type: "ADDED" | "MODIFIED" | "DELETED", obj: StandInObject) => {
+    rv++;
+    const stored: StandInObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(rv) } };
+    const def = resourceByKind(kind);
+    delete stored.kind;
+    delete stored.apiVersion;
+    const map = objects.get(kind)!;
+    if (type === "DELETED") map.delete(key(stored.metadata.namespace, stored.metadata.name));
+    else {
+      stored.metadata.uid ??= crypto.randomUUID();
+      stored.metadata.creationTimestamp ??= new Date().toISOString();
+      map.set(key(stored.metadata.namespace, stored.metadata.name), stored);
+    }
+    hub.publish(def, rv, type, stored);
+    return stored;
+  };
+
+  const list = (def: ResourceDef, version: string, q: URLSearchParams, ns?: string) => {
+    const limit = Number(q.get("limit") ?? 0);
+    const token = q.get("continue");
+    let snap: { rv: number; items: StandInObject[] };
+    let start = 0;
+    if (token) {
+      const [id, offset] = token.split(":");
+      const saved = pages.get(id ?? "");
+      if (!saved || saved.rv < hub.compactedRv()) {
+        return json(status(410, "Expired", "The provided continue parameter is too old to display a consistent list result."), 410);
+      }
+      snap = saved;
+      start = Number(offset);
+    } else {
+      const items = [...objects.get(def.kind)!.values()].filter((o) => !ns || o.metadata.namespace === ns);
+      items.sort((a, b) => (key(a.metadata.namespace, a.metadata.name) < key(b.metadata.namespace, b.metadata.name) ? -1 : 1));
+      snap = { rv, items };
+    }
+    const end = limit > 0 ? Math.min(snap.items.length, start + limit) : snap.items.length;
+    const apiVersion = def.group ? `${def.group}/${version}` : version;
+    const page = snap.items.slice(start, end).map((o) => (def.builtin ? o : { apiVersion, kind: def.kind, ...o }));
+    const metadata: Record<string, unknown> = { resourceVersion: String(snap.rv) };
+    if (end < snap.items.length) {
+      let id = token?.split(":")[0];
+      if (!id) pages.set((id = String(++pageSeq)), snap);
+      metadata.continue = `${id}:${end}`;
+      metadata.remainingItemCount = snap.items.length - end;
+    }
+    return json({ kind: `${def.kind}List`, apiVersion, metadata, items: page });
+  };
+
+  const route = (req: Request): Response => {
+    const url = new URL(req.url);
+    const q = url.searchParams;
+    requests.push({ method: req.method, path: url.pathname, query: Object.fromEntries(q) });
+    if (requests.length > 5000) requests.splice(0, 1000);
+    if (options.token && req.headers.get("authorization") !== `Bearer ${options.token}`) {
+      return json(status(401, "Unauthorized", "Unauthorized"), 401);
+    }
+    const parts = url.pathname.split("/").filter(Boolean);
+    if (parts[0] === "api" && parts.length === 1) return json({ kind: "APIVersions", versions: ["v1"] });
+    if (parts[0] === "apis" && parts.length === 1) return json(apiGroupList(served));
+    let group: string, version: string, rest: string[];
+    if (parts[0] === "api") [group, version, rest] = ["", parts[1] ?? "", parts.slice(2)];
+    else if (parts[0] === "apis") [group, version, rest] = [parts[1] ?? "", parts[2] ?? "", parts.slice(3)];
+    else return json(status(404, "NotFound", "the server could not find the requested resource"), 404);
+    if (!groupVersions(group, served).includes(version)) {
+      return json(status(404, "NotFound", "the server could not find the requested resource"), 404);
+    }
+    if (rest.length === 0) return json(apiResourceList(group, version));
+    let ns: string | undefined;
+    if (rest[0] === "namespaces" && rest.length === 3) [ns, rest] = [rest[1], rest.slice(2)];
+    const def = RESOURCES.find((r) => r.group === group && r.plural === rest[0]);
+    if (!def || rest.length !== 1 || req.method !== "GET") {
+      return json(status(404, "NotFound", "the server could not find the requested resource"), 404);
+    }
+    if (q.get("watch") === "true" || q.get("watch") === "1") {
+      return hub.watch(def, version, q, ns, objects.get(def.kind)!, options.goneAs ?? "event");
+    }
+    return list(def, version, q, ns);
+  };
+
+  let server: ReturnType<typeof Bun.serve> | undefined;
+  let port = options.port ?? 0;
+  const serve = () => {
+    const tls = options.tls
+      ? { cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca,
+          requestCert: options.tls.requireClientCert ?? false, rejectUnauthorized: options.tls.requireClientCert ?? false }
+      : undefined;
+    // idleTimeout 0: a watch may legitimately stay silent for minutes.
+    server = Bun.serve({ hostname: "127.0.0.1", port, idleTimeout: 0, tls, fetch: route });
+    port = server.port!;
+  };
+  serve();
+  const scheme = options.tls ? "https" : "http";
+
+  const api: StandInApiServer = {
+    get url() { return `${scheme}://127.0.0.1:${port}`; },
+    get port() { return port; },
+    get resourceVersion() { return rv; },
+    requests,
+    served,
+    add(kind, obj) {
+      if (objects.get(kind)!.has(key(obj.metadata.namespace, obj.metadata.name))) throw new Error(`stand-in: ${kind} ${obj.metadata.name} exists`);
+      return change(kind, "ADDED", obj);
+    },
+    update(kind, obj) {
+      if (!objects.get(kind)!.has(key(obj.metadata.namespace, obj.metadata.name))) throw new Error(`stand-in: ${kind} ${obj.metadata.name} missing`);
+      return change(kind, "MODIFIED", obj);
+    },
+    upsert(kind, obj) {
+      const exists = objects.get(kind)!.has(key(obj.metadata.namespace, obj.metadata.name));
+      return change(kind, exists ? "MODIFIED" : "ADDED", obj);
+    },
+    remove(kind, namespace, name) {
+      const obj = objects.get(kind)!.get(key(namespace, name));
+      if (!obj) throw new Error(`stand-in: ${kind} ${namespace}/${name} missing`);
+      change(kind, "DELETED", obj);
+    },
+    get: (kind, namespace, name) => objects.get(kind)!.get(key(namespace, name)),
+    count: (kind) => objects.get(kind)!.size,
+    compact() {
+      hub.compact(rv);
+      pages.clear();
+    },
+    dropWatches: (midEvent = false) => hub.dropAll(midEvent),
+    activeWatches: () => hub.size(),
+    async down() {
+      hub.dropAll(false);
+      await server?.stop(true);
+      server = undefined;
+    },
+    async up() {
+      if (!server) serve();
+    },
+    async stop() {
+      hub.close();
+      await server?.stop(true);
+      server = undefined;
+    },
+  };
+  return api;
+}
+
+export { ISTIO_GROUP };
