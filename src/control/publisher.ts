@@ -1,0 +1,117 @@
+// The publisher: the one writer of the current RouteTable. Store changes request a sync from a
+// bounded-frequency runner (bursts merge into one compile per minInterval); a sync compiles the
+// store's snapshot into version N+1, swaps one reference and tells subscribers. Consumers read
+// current() as a plain field; they never wait on the control plane.
+
+import type { Logger } from "../log/index.ts";
+import type { MetricsRegistry } from "../metrics/index.ts";
+import type { Clock } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import { compile, type CompileOptions } from "./compile/index.ts";
+import { createRunner } from "./runner.ts";
+import type { ObjectStore } from "./store.ts";
+import { EMPTY_TABLE, type RouteTable, type TableSource } from "./table.ts";
+
+/** Default merge window for store-change bursts: a relist of 10k objects compiles once. */
+export const DEFAULT_PUBLISH_MIN_INTERVAL_MS = 100;
+
+export interface PublisherOptions {
+  store: ObjectStore;
+  /** compile() options; warnings also go to `log` (each distinct one once while it persists). */
+  compileOptions: CompileOptions;
+  log: Logger;
+  clock?: Clock;
+  minIntervalMs?: number;
+  metrics?: MetricsRegistry;
+}
+
+export interface Publisher extends TableSource {
+  /** Compile and publish now if the store changed since the last publish; returns current(). */
+  flush(): RouteTable;
+  /** Stop listening to the store and cancel pending syncs; current() stays readable. */
+  stop(): void;
+}
+
+export function createPublisher(options: PublisherOptions): Publisher {
+  const { store, log } = options;
+  const clock = options.clock ?? systemClock;
+  const listeners = new Set<(table: RouteTable) => void>();
+  const m = options.metrics;
+  const compiles = m?.counter("control_compiles_total", "Route tables compiled and published");
+  const compileMs = m?.gauge("control_compile_last_ms", "Duration of the last compile in ms");
+  const versionGauge = m?.gauge("control_table_version", "Version of the published route table");
+  const subscriberErrors = m?.counter("control_subscriber_errors_total", "Table subscribers that threw");
+
+  let current: RouteTable = EMPTY_TABLE;
+  let publishedRevision = -1;
+  let lastWarnings = new Set<string>();
+
+  const sync = (): void => {
+    const revision = store.revision;
+    if (revision === publishedRevision) return;
+    const warnings = new Set<string>();
+    const started = performance.now();
+    const next = compile(
+      store.snapshot(),
+      {
+        serviceFilterMode: options.compileOptions.serviceFilterMode,
+        warn: (msg) => {
+          warnings.add(msg);
+          options.compileOptions.warn?.(msg);
+        },
+      },
+      current.version + 1,
+      clock.now(),
+    );
+    const elapsed = performance.now() - started;
+    // A warning repeats on every compile while its object is unchanged: log only new ones.
+    for (const w of warnings) if (!lastWarnings.has(w)) log.warn(w);
+    lastWarnings = warnings;
+    publishedRevision = revision;
+    current = next;
+    if (compiles) compiles.value++;
+    if (compileMs) compileMs.value = Math.round(elapsed * 1000) / 1000;
+    if (versionGauge) versionGauge.value = next.version;
+    log.debug("published route table", { version: next.version, ports: next.ports.length, ms: elapsed.toFixed(1) });
+    // Copy: a listener may unsubscribe (or subscribe) while being notified.
+    for (const listener of Array.from(listeners)) {
+      try {
+        listener(next);
+      } catch (err) {
+        if (subscriberErrors) subscriberErrors.value++;
+        log.error("route table subscriber failed", { version: next.version, err });
+      }
+    }
+  };
+
+  const runner = createRunner({
+    run: sync,
+    minIntervalMs: options.minIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS,
+    clock,
+    onError: (err) => log.error("route table compile failed; keeping the last table", { version: current.version, err }),
+  });
+  const unsubscribeStore = store.onChange(() => runner.request());
+  runner.request(); // the store may already hold objects
+
+  return {
+    current: () => current,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    flush() {
+      try {
+        sync();
+      } catch (err) {
+        log.error("route table compile failed; keeping the last table", { version: current.version, err });
+      }
+      return current;
+    },
+    stop() {
+      unsubscribeStore();
+      runner.stop();
+    },
+  };
+}
