@@ -4,3 +4,4 @@ export { parseFloors, FloorsError } from "./floors.ts";
 export { evaluate, gatedNumber, meets, type Verdict } from "./evaluate.ts";
 export { renderTable, num } from "./render.ts";
 export { summarize, ratioResult, median } from "./stats.ts";
+export { lastJson, normalizeExternal } from "./external.ts";

@@ -1,0 +1,151 @@
+// The benchmark gate.
+//   bun bench/check.ts --short     CI: ~2 minutes, 2 repeats of 2 s, 256 MiB heap push
+//   bun bench/check.ts             full: 3 repeats of 5 s, 1 GiB heap push, naive Bun reference
+// Options: --no-micro, --no-macro, --no-external, --with-naive, --repeats N, --seconds S.
+// Runs the micro benchmarks (one process per file), the macro benchmarks (see macro/suite.ts) and
+// the benchmarks other modules own (bench/dns.bench.ts, bench/kube-scale.bench.ts) when present;
+// writes bench/results/latest.json and latest.txt; prints the table; exits 1 when a gated number
+// is on the wrong side of its floor in bench/floors.json (or a benchmark crashed or is missing).
+
+import { existsSync, mkdirSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { parseArgs } from "node:util";
+import { evaluate, lastJson, normalizeExternal, parseFloors, renderTable, type Result } from "./gate/index.ts";
+import { spawnChild, stopAll } from "./macro/procs.ts";
+import { runMacro } from "./macro/suite.ts";
+
+const { values } = parseArgs({
+  options: {
+    short: { type: "boolean", default: false },
+    "no-micro": { type: "boolean", default: false },
+    "no-macro": { type: "boolean", default: false },
+    "no-external": { type: "boolean", default: false },
+    "with-naive": { type: "boolean", default: false },
+    repeats: { type: "string" },
+    seconds: { type: "string" },
+  },
+});
+
+const MiB = 1024 * 1024;
+const short = values.short;
+const bench = (p: string) => new URL(p, import.meta.url).pathname;
+const log = (line: string) => console.error(`[bench] ${line}`);
+
+/** Result names per micro file, so a file that cannot run still shows every row it owns. */
+const MICRO: readonly { file: string; names: readonly string[] }[] = [
+  { file: "micro/lb.bench.ts", names: ["lb.round_robin", "lb.random", "lb.consistent_hash_source_ip", "lb.header_hash", "lb.affinity"] },
+  { file: "micro/table.bench.ts", names: ["table.lookup_hit", "table.lookup_miss"] },
+  { file: "micro/compile.bench.ts", names: ["compile.10k_services"] },
+];
+
+/** Benchmarks owned by other modules; run when the file exists. */
+const EXTERNAL: readonly { file: string; prefix: string; timeoutS: number }[] = [
+  { file: "dns.bench.ts", prefix: "dns", timeoutS: short ? 120 : 300 },
+  { file: "kube-scale.bench.ts", prefix: "kube", timeoutS: short ? 180 : 400 },
+];
+
+/** A failure to even load a module means it has not landed: NOT MEASURED, not ERROR. */
+function missingModule(stderr: string): string | undefined {
+  const m = stderr.match(/(Cannot find module [^\n]+|Could not resolve[^\n]+|Export named '[^']+' not found in module '[^']+')/);
+  return m?.[1];
+}
+
+async function runMicro(): Promise<Result[]> {
+  const out: Result[] = [];
+  for (const { file, names } of MICRO) {
+    log(`micro ${file}`);
+    const child = spawnChild([process.execPath, bench(file), "--json"]);
+    const code = await child.exited(180_000);
+    const doc = lastJson(child.stdoutText());
+    if (code === 0 && Array.isArray(doc)) {
+      out.push(...(doc as Result[]));
+      continue;
+    }
+    const stderr = child.stderrText();
+    const missing = missingModule(stderr);
+    for (const name of names) {
+      out.push(
+        missing
+          ? { name, unit: "", value: null, notMeasured: `${file}: ${missing}` }
+          : { name, unit: "", value: null, error: `${file} exit ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}` },
+      );
+    }
+  }
+  return out;
+}
+
+async function runExternal(): Promise<Result[]> {
+  const out: Result[] = [];
+  for (const ext of EXTERNAL) {
+    const path = bench(ext.file);
+    if (!existsSync(path)) {
+      out.push({ name: `${ext.prefix}.bench`, unit: "", value: null, notMeasured: `bench/${ext.file} does not exist yet` });
+      continue;
+    }
+    log(`external ${ext.file}`);
+    const child = spawnChild([process.execPath, path, ...(short ? ["--short"] : [])]);
+    const code = await child.exited(ext.timeoutS * 1000);
+    const results = normalizeExternal(ext.prefix, lastJson(child.stdoutText()));
+    if (code !== 0 || results.length === 0) {
+      const missing = missingModule(child.stderrText());
+      const why = `bench/${ext.file} exit ${code}, ${results.length} results: ${child.stderrText().trim().split("\n").slice(-3).join(" | ")}`;
+      out.push({ name: `${ext.prefix}.bench`, unit: "", value: null, ...(missing ? { notMeasured: `${ext.file}: ${missing}` } : { error: why }) });
+    }
+    out.push(...results);
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const floors = parseFloors(await Bun.file(bench("floors.json")).text());
+  const started = new Date();
+  const t0 = performance.now();
+  const results: Result[] = [];
+  if (!values["no-micro"]) results.push(...(await runMicro()));
+  if (!values["no-macro"]) {
+    results.push(
+      ...(await runMacro({
+        seconds: Number(values.seconds ?? (short ? 2 : 5)),
+        repeats: Number(values.repeats ?? (short ? 2 : 3)),
+        heapBytes: short ? 256 * MiB : 1024 * MiB,
+        withNaive: values["with-naive"] || !short,
+        log,
+      })),
+    );
+  }
+  if (!values["no-external"]) results.push(...(await runExternal()));
+  // A partial run (--no-*) only judges what it ran.
+  const partial = values["no-micro"] || values["no-macro"] || values["no-external"];
+  const judged = partial ? new Map([...floors].filter(([name]) => results.some((r) => r.name === name))) : floors;
+  const verdict = evaluate(results, judged);
+  const table = renderTable(verdict);
+  const seconds = (performance.now() - t0) / 1000;
+  const header =
+    `edgemesh-bun benchmarks, ${short ? "short (CI)" : "full"} mode, ${started.toISOString()}, ${seconds.toFixed(0)} s, ` +
+    `${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, bun ${Bun.version}`;
+  mkdirSync(bench("results"), { recursive: true });
+  await Bun.write(
+    bench("results/latest.json"),
+    JSON.stringify({ mode: short ? "short" : "full", startedAt: started.toISOString(), seconds, header, ok: verdict.ok, results, verdict: verdict.rows.map((r) => ({ name: r.name, status: r.status, gated: r.gated, floor: r.floor, targetMet: r.targetMet })) }, null, 2) + "\n",
+  );
+  await Bun.write(bench("results/latest.txt"), `${header}\n\n${table}\n`);
+  console.log(`${header}\n\n${table}`);
+  return verdict.ok ? 0 : 1;
+}
+
+let code = 1;
+const onSignal = async () => {
+  await stopAll();
+  process.exit(130);
+};
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
+try {
+  code = await main();
+} catch (err) {
+  console.error(`bench/check.ts: ${(err as Error).stack ?? err}`);
+  code = 2;
+} finally {
+  await stopAll();
+}
+process.exit(code);

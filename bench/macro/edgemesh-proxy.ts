@@ -1,0 +1,83 @@
+// Our proxy (src/hotpath createProxy) behind a fixed RouteTable: one service port per bench
+// backend, one endpoint each, on loopback as in dev mode. The table is built by hand (not by
+// compile()) so the macro numbers measure the data plane only.
+
+import { deepFreeze, portKey, type RouteTable, type ServicePort, type TableSource } from "../../src/control/index.ts";
+import { createLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+import type { Proxy, ProxyOptions } from "../../src/hotpath/types.ts";
+import type { Backend } from "./naive-forwarder.ts";
+
+/** Where createProxy lives; a variable so this file type-checks before src/hotpath/index.ts lands. */
+const HOTPATH = "../../src/hotpath/index.ts";
+
+export function benchTable(backends: readonly Backend[]): RouteTable {
+  const ports: ServicePort[] = backends.map((b) => ({
+    key: portKey("bench", b.name, 80, b.protocol),
+    namespace: "bench",
+    name: b.name,
+    portName: "",
+    port: 80,
+    protocol: b.protocol,
+    clusterIPs: [],
+    nodePort: 0,
+    externalIPs: [],
+    policy: { kind: "ROUND_ROBIN" },
+    affinity: { clientIP: false, timeoutSeconds: 10_800 },
+    endpoints: [{ ip: b.host, port: b.port, node: "bench-node", ready: true, hostname: "", zone: "" }],
+  }));
+  ports.sort((a, b) => (a.key < b.key ? -1 : 1));
+  const byKey: Record<string, ServicePort> = Object.create(null);
+  for (const p of ports) byKey[p.key] = p;
+  return deepFreeze({
+    version: 1,
+    compiledAt: 0,
+    ports,
+    byKey,
+    services: backends.map((b) => ({
+      namespace: "bench",
+      name: b.name,
+      type: "ClusterIP" as const,
+      clusterIPs: [],
+      externalName: "",
+      ports: [{ name: "", port: 80, protocol: b.protocol }],
+      endpoints: [],
+    })),
+  });
+}
+
+export async function startEdgemesh(backends: readonly Backend[]) {
+  const mod = (await import(HOTPATH)) as { createProxy(options: ProxyOptions): Proxy };
+  const table = benchTable(backends);
+  const source: TableSource = { current: () => table, subscribe: () => () => {} };
+  const metrics = createMetrics();
+  const proxy = mod.createProxy({
+    table: source,
+    bindHost: "127.0.0.1",
+    nodeName: "bench-node",
+    maxConnections: 10_000,
+    maxConnectionsPerPort: 0,
+    udpIdleTimeoutMs: 30_000,
+    consistentHash: { partitionCount: 100, replicationFactor: 10, load: 1.25 },
+    metrics,
+    log: createLogger({ level: "warn", component: "bench-proxy" }),
+  });
+  proxy.start();
+  // UDP listeners bind asynchronously: wait (bounded) until every service port has one.
+  const deadline = Date.now() + 10_000;
+  while (proxy.listeners().size < backends.length) {
+    if (Date.now() > deadline) throw new Error(`proxy has ${proxy.listeners().size} of ${backends.length} listeners after 10 s`);
+    await Bun.sleep(10);
+  }
+  const listeners = new Map<string, { port: number; protocol: string }>();
+  for (const b of backends) {
+    const info = proxy.listeners().get(portKey("bench", b.name, 80, b.protocol));
+    if (!info) throw new Error(`proxy has no listener for ${b.name}`);
+    listeners.set(b.name, { port: info.port, protocol: info.protocol });
+  }
+  return {
+    listeners,
+    stop: () => proxy.stop(),
+    metrics: () => ({ ...metrics.snapshot(), ...proxy.stats() }) as Record<string, number>,
+  };
+}

@@ -1,0 +1,171 @@
+// The macro benchmarks, each against its reference measured in the same run, repeats
+// interleaved (direct, proxy, socat, direct, proxy, socat, ...) so that drifting background load
+// hits ours and the reference alike. Every process is its own: backends, proxy, load generators.
+//   tcp.bulk.*   iperf3 direct vs through our proxy vs through socat (256 KiB buffers)
+//   http.rps.*   wrk, 64 connections, 1 KiB each way, direct vs through our proxy
+//   udp.pps.*    512-byte echo, 32 in flight, direct vs through our proxy's UDP listener
+//   rss.*        VmRSS of the proxy process idle, VmHWM after all of the above
+//   heap.*       see heap.ts
+
+import { existsSync } from "node:fs";
+import { ratioResult, summarize, type Result } from "../gate/index.ts";
+import { measureHeap } from "./heap.ts";
+import { iperf3, udpEcho, wrk } from "./load.ts";
+import { type Child, freePort, haveTool, memoryOf, spawnBun, spawnChild, waitTcp } from "./procs.ts";
+
+export interface MacroOptions {
+  seconds: number;
+  repeats: number;
+  heapBytes: number;
+  /** Also measure the naive Bun forwarder (an extra reference row per benchmark). */
+  withNaive: boolean;
+  log: (line: string) => void;
+}
+
+const HOTPATH_INDEX = new URL("../../src/hotpath/index.ts", import.meta.url).pathname;
+
+/** Why our proxy cannot be measured, or "" when it can. */
+export async function proxyMissing(): Promise<string> {
+  if (!existsSync(HOTPATH_INDEX)) return "src/hotpath/index.ts does not exist yet (createProxy not landed)";
+  try {
+    const mod = await import(HOTPATH_INDEX);
+    if (typeof mod.createProxy !== "function") return "src/hotpath/index.ts does not export createProxy yet";
+  } catch (err) {
+    return `src/hotpath/index.ts does not load: ${(err as Error).message}`;
+  }
+  return "";
+}
+
+interface ProxyProc {
+  child: Child;
+  ports: Record<string, { port: number; protocol: string }>;
+}
+
+async function startProxy(impl: "edgemesh" | "naive", backends: string[]): Promise<ProxyProc> {
+  const child = spawnBun("./proxy-server.ts", ["--impl", impl, ...backends.flatMap((b) => ["--backend", b])]);
+  const hello = await child.nextJson<{ listeners: ProxyProc["ports"] }>(20_000);
+  return { child, ports: hello.listeners };
+}
+
+export async function runMacro(options: MacroOptions): Promise<Result[]> {
+  const { seconds, repeats, log } = options;
+  const results: Result[] = [];
+  const missing = await proxyMissing();
+  const notMeasured = (name: string, unit: string, why: string): Result => ({ name, unit, value: null, ratio: null, notMeasured: why });
+
+  // Backends.
+  const iperfPort = freePort();
+  const haveIperf = haveTool("iperf3");
+  const haveSocat = haveTool("socat");
+  const haveWrk = haveTool("wrk");
+  if (haveIperf) {
+    spawnChild(["iperf3", "-s", "-p", String(iperfPort)]);
+    await waitTcp(iperfPort);
+  }
+  const http = spawnBun("./http-backend.ts");
+  const httpPort = (await http.nextJson<{ port: number }>()).port;
+  const udp = spawnBun("./udp-echo.ts");
+  const udpPort = (await udp.nextJson<{ port: number }>()).port;
+  const backends = [`iperf=TCP:127.0.0.1:${iperfPort}`, `http=TCP:127.0.0.1:${httpPort}`, `udp=UDP:127.0.0.1:${udpPort}`];
+
+  let socatPort = 0;
+  if (haveIperf && haveSocat) {
+    socatPort = freePort();
+    spawnChild(["socat", "-b262144", `TCP-LISTEN:${socatPort},reuseaddr,fork,bind=127.0.0.1`, `TCP:127.0.0.1:${iperfPort}`]);
+    await waitTcp(socatPort);
+  }
+
+  let proxy: ProxyProc | null = null;
+  let proxyError = missing;
+  if (!missing) {
+    try {
+      proxy = await startProxy("edgemesh", backends);
+    } catch (err) {
+      proxyError = "";
+      results.push({ name: "proxy.start", unit: "", value: null, error: (err as Error).message });
+    }
+  }
+  const naive = options.withNaive ? await startProxy("naive", backends) : null;
+  const proxyUnavailable = (name: string, unit: string): Result =>
+    proxyError ? notMeasured(name, unit, proxyError) : { name, unit, value: null, error: "proxy did not start (see proxy.start)" };
+
+  if (proxy) {
+    await Bun.sleep(1000);
+    const idle = await memoryOf(proxy.child.pid);
+    results.push(summarize("rss.idle", "MiB", [idle.rssMiB], "VmRSS of the proxy process 1 s after its listeners are up"));
+  } else results.push(proxyUnavailable("rss.idle", "MiB"));
+
+  // TCP bulk.
+  if (haveIperf) {
+    const direct: number[] = [];
+    const ours: number[] = [];
+    const socat: number[] = [];
+    const naiveRuns: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      direct.push(await iperf3(iperfPort, seconds));
+      if (proxy) ours.push(await iperf3(proxy.ports.iperf!.port, seconds));
+      if (socatPort) socat.push(await iperf3(socatPort, seconds));
+      if (naive) naiveRuns.push(await iperf3(naive.ports.iperf!.port, seconds));
+      log(`tcp bulk repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(1)} proxy ${ours.at(-1)?.toFixed(1) ?? "-"} socat ${socat.at(-1)?.toFixed(1) ?? "-"} Gbit/s`);
+    }
+    const ref = { name: "direct", runs: direct };
+    results.push(proxy ? ratioResult("tcp.bulk.proxy", "Gbit/s", ours, ref) : proxyUnavailable("tcp.bulk.proxy", "Gbit/s"));
+    results.push(socatPort ? ratioResult("tcp.bulk.socat", "Gbit/s", socat, ref, { note: "socat -b262144: the second proxy the issue compares against (measured there at 0.21x)" }) : notMeasured("tcp.bulk.socat", "Gbit/s", "socat not installed"));
+    if (naive) results.push(ratioResult("tcp.bulk.naive_bun", "Gbit/s", naiveRuns, ref));
+    if (proxy && socatPort) results.push(ratioResult("tcp.bulk.proxy_vs_socat", "Gbit/s", ours, { name: "socat", runs: socat }));
+  } else results.push(notMeasured("tcp.bulk.proxy", "Gbit/s", "iperf3 not installed"));
+
+  // Request rate.
+  if (haveWrk) {
+    const direct: number[] = [];
+    const ours: number[] = [];
+    const naiveRuns: number[] = [];
+    let errors = 0;
+    for (let r = 0; r < repeats; r++) {
+      direct.push((await wrk(httpPort, seconds)).rps);
+      if (proxy) {
+        const run = await wrk(proxy.ports.http!.port, seconds);
+        ours.push(run.rps);
+        errors += run.errors;
+      }
+      if (naive) naiveRuns.push((await wrk(naive.ports.http!.port, seconds)).rps);
+      log(`request rate repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(0)} proxy ${ours.at(-1)?.toFixed(0) ?? "-"} req/s`);
+    }
+    const ref = { name: "direct", runs: direct };
+    const note = errors ? `${errors} wrk errors through the proxy` : undefined;
+    results.push(proxy ? ratioResult("http.rps.proxy", "req/s", ours, ref, { note }) : proxyUnavailable("http.rps.proxy", "req/s"));
+    if (naive) results.push(ratioResult("http.rps.naive_bun", "req/s", naiveRuns, ref));
+  } else results.push(notMeasured("http.rps.proxy", "req/s", "wrk not installed"));
+
+  // UDP.
+  {
+    const direct: number[] = [];
+    const ours: number[] = [];
+    const naiveRuns: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      direct.push(await udpEcho(udpPort, seconds));
+      if (proxy) ours.push(await udpEcho(proxy.ports.udp!.port, seconds));
+      if (naive) naiveRuns.push(await udpEcho(naive.ports.udp!.port, seconds));
+      log(`udp repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(0)} proxy ${ours.at(-1)?.toFixed(0) ?? "-"} pkt/s`);
+    }
+    const ref = { name: "direct", runs: direct };
+    results.push(proxy ? ratioResult("udp.pps.proxy", "pkt/s", ours, ref) : proxyUnavailable("udp.pps.proxy", "pkt/s"));
+    if (naive) results.push(ratioResult("udp.pps.naive_bun", "pkt/s", naiveRuns, ref));
+  }
+
+  if (proxy) {
+    const mem = await memoryOf(proxy.child.pid);
+    results.push(summarize("rss.peak", "MiB", [mem.peakMiB], "VmHWM of the proxy process after the bulk, request-rate and UDP runs"));
+    await proxy.child.stop();
+  } else results.push(proxyUnavailable("rss.peak", "MiB"));
+  if (naive) {
+    const mem = await memoryOf(naive.child.pid);
+    results.push(summarize("rss.peak_naive_bun", "MiB", [mem.peakMiB], "the naive Bun forwarder, same load"));
+    await naive.child.stop();
+  }
+
+  // Heap objects per chunk, in a fresh proxy process with the chunk counter installed.
+  if (proxy) results.push(...(await measureHeap(options.heapBytes, log)));
+  else results.push(proxyUnavailable("heap.objects_per_chunk", "objects/chunk"));
+  return results;
+}

@@ -1,0 +1,163 @@
+// The benchmark gate's own logic: floors parsing, the comparison, and the table. The benchmarks
+// are not run here (timing belongs in bench/); these tests make sure the gate cannot pass by
+// accident: typos in floors.json, crashed or missing benchmarks and inverted bounds all fail.
+
+import { describe, expect, test } from "bun:test";
+import { evaluate, FloorsError, median, parseFloors, ratioResult, renderTable, summarize, type Result } from "../../bench/gate/index.ts";
+
+const floorsText = JSON.stringify({
+  floors: {
+    "tcp.bulk.proxy": { min: 0.4, target: 0.75, comment: "measured 0.6x" },
+    "compile.10k_services": { max: 100, target: 100, comment: "measured 60 ms" },
+    "rss.peak": { max: 80, on: "value", target: 30, comment: "measured 45 MB" },
+  },
+});
+
+const bulk = (ratio: number): Result => ({
+  name: "tcp.bulk.proxy",
+  unit: "Gbit/s",
+  value: ratio * 20,
+  reference: { name: "direct", value: 20 },
+  ratio,
+  runs: [ratio],
+});
+const compile = (ms: number): Result => ({ name: "compile.10k_services", unit: "ms", value: ms, runs: [ms] });
+const rss = (mb: number): Result => ({ name: "rss.peak", unit: "MB", value: mb });
+
+describe("parseFloors", () => {
+  test("reads min and max floors with their defaults for what is gated", () => {
+    const floors = parseFloors(floorsText);
+    expect(floors.get("tcp.bulk.proxy")).toEqual({ on: "ratio", direction: "min", limit: 0.4, target: 0.75, comment: "measured 0.6x" });
+    expect(floors.get("compile.10k_services")).toMatchObject({ on: "value", direction: "max", limit: 100 });
+  });
+
+  test("refuses a typo in a key, naming it", () => {
+    const text = JSON.stringify({ floors: { "a.b": { mni: 0.4, comment: "x" } } });
+    expect(() => parseFloors(text)).toThrow(/floors\.a\.b\.mni: unknown key/);
+  });
+
+  test("refuses both or neither of min and max", () => {
+    expect(() => parseFloors(JSON.stringify({ floors: { a: { min: 1, max: 2, comment: "x" } } }))).toThrow(FloorsError);
+    expect(() => parseFloors(JSON.stringify({ floors: { a: { comment: "x" } } }))).toThrow(/exactly one/);
+  });
+
+  test("refuses a floor without a comment saying what was measured", () => {
+    expect(() => parseFloors(JSON.stringify({ floors: { a: { min: 1 } } }))).toThrow(/floors\.a\.comment/);
+  });
+
+  test("refuses a non-number limit and a bad 'on'", () => {
+    expect(() => parseFloors(JSON.stringify({ floors: { a: { min: "0.4", comment: "x" } } }))).toThrow(/floors\.a\.min: expected a finite number/);
+    expect(() => parseFloors(JSON.stringify({ floors: { a: { min: 1, on: "rate", comment: "x" } } }))).toThrow(/floors\.a\.on/);
+  });
+
+  test("refuses text that is not JSON or has no floors object", () => {
+    expect(() => parseFloors("{")).toThrow(/not JSON/);
+    expect(() => parseFloors("[]")).toThrow(/"floors" object/);
+  });
+
+  test("the floors file in the repo parses and every floor has a comment", async () => {
+    const floors = parseFloors(await Bun.file(new URL("../../bench/floors.json", import.meta.url)).text());
+    expect(floors.size).toBeGreaterThan(5);
+    for (const floor of floors.values()) expect(floor.comment.length).toBeGreaterThan(10);
+  });
+});
+
+describe("evaluate", () => {
+  const floors = parseFloors(floorsText);
+
+  test("passes when every gated number is on the right side of its floor", () => {
+    const v = evaluate([bulk(0.5), compile(60), rss(45)], floors);
+    expect(v.ok).toBe(true);
+    expect(v.rows.map((r) => r.status)).toEqual(["PASS", "PASS", "PASS"]);
+  });
+
+  test("fails a ratio below its floor and a time above its ceiling", () => {
+    expect(evaluate([bulk(0.39), compile(60), rss(45)], floors).ok).toBe(false);
+    const v = evaluate([bulk(0.5), compile(101), rss(45)], floors);
+    expect(v.ok).toBe(false);
+    expect(v.rows.find((r) => r.name === "compile.10k_services")!.status).toBe("FAIL");
+  });
+
+  test("a number exactly on the floor passes", () => {
+    expect(evaluate([bulk(0.4), compile(100), rss(80)], floors).ok).toBe(true);
+  });
+
+  test("a floor whose benchmark reported nothing is MISSING and fails", () => {
+    const v = evaluate([bulk(0.5), compile(60)], floors);
+    expect(v.ok).toBe(false);
+    expect(v.rows.find((r) => r.name === "rss.peak")!.status).toBe("MISSING");
+  });
+
+  test("a crashed benchmark fails even without a floor", () => {
+    const v = evaluate([bulk(0.5), compile(60), rss(45), { name: "udp.pps", unit: "pkt/s", value: null, error: "boom" }], floors);
+    expect(v.ok).toBe(false);
+    expect(v.counts.ERROR).toBe(1);
+  });
+
+  test("NOT MEASURED is reported but does not fail the gate", () => {
+    const v = evaluate([{ name: "tcp.bulk.proxy", unit: "Gbit/s", value: null, ratio: null, notMeasured: "hotpath missing" }, compile(60), rss(45)], floors);
+    expect(v.ok).toBe(true);
+    expect(v.counts["NOT MEASURED"]).toBe(1);
+  });
+
+  test("a result lacking the number its floor gates is an error, not a pass", () => {
+    const v = evaluate([{ name: "tcp.bulk.proxy", unit: "Gbit/s", value: 10 }, compile(60), rss(45)], floors);
+    expect(v.rows[0]!.status).toBe("ERROR");
+    expect(v.ok).toBe(false);
+  });
+
+  test("results without a floor are INFO; targets are judged separately from floors", () => {
+    const v = evaluate([bulk(0.6), compile(60), rss(45), { name: "lb.rr", unit: "ns/op", value: 3 }], floors);
+    expect(v.ok).toBe(true);
+    expect(v.rows.find((r) => r.name === "lb.rr")!.status).toBe("INFO");
+    expect(v.rows.find((r) => r.name === "tcp.bulk.proxy")!.targetMet).toBe(false);
+    expect(v.rows.find((r) => r.name === "compile.10k_services")!.targetMet).toBe(true);
+    expect(v.rows.find((r) => r.name === "rss.peak")!.targetMet).toBe(false);
+  });
+});
+
+describe("stats", () => {
+  test("median of odd and even counts", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  test("ratioResult pairs repeats and inverts for lower-is-better units", () => {
+    const r = ratioResult("x", "Gbit/s", [10, 12], { name: "direct", runs: [20, 20] });
+    expect(r.runs).toEqual([0.5, 0.6]);
+    expect(r.ratio).toBeCloseTo(0.55);
+    expect(r.reference).toEqual({ name: "direct", value: 20 });
+    const ns = ratioResult("y", "ns/op", [10], { name: "baseline", runs: [5] }, { higherIsBetter: false });
+    expect(ns.ratio).toBe(0.5);
+  });
+
+  test("summarize keeps the runs and takes the median", () => {
+    expect(summarize("c", "ms", [70, 50, 60])).toEqual({ name: "c", unit: "ms", value: 60, runs: [70, 50, 60] });
+  });
+});
+
+describe("renderTable", () => {
+  const floors = parseFloors(floorsText);
+
+  test("shows value, reference, ratio, floor, target and status per row", () => {
+    const text = renderTable(evaluate([bulk(0.5), compile(60), rss(45)], floors));
+    const line = text.split("\n").find((l) => l.startsWith("tcp.bulk.proxy"))!;
+    expect(line).toContain("10.0 Gbit/s");
+    expect(line).toContain("20.0 Gbit/s (direct)");
+    expect(line).toContain("0.500x");
+    expect(line).toContain(">= 0.400x");
+    expect(line).toContain(">= 0.750x NOT met");
+    expect(line).toMatch(/PASS$/);
+    expect(text).toContain("GATE PASS");
+  });
+
+  test("prints a loud line for NOT MEASURED and for failures", () => {
+    const text = renderTable(
+      evaluate([{ name: "tcp.bulk.proxy", unit: "Gbit/s", value: null, notMeasured: "src/hotpath not landed" }, compile(150)], floors),
+    );
+    expect(text).toContain("!!! NOT MEASURED: tcp.bulk.proxy: src/hotpath not landed");
+    expect(text).toContain("!!! FAIL: compile.10k_services: 150 is not <= 100");
+    expect(text).toContain("!!! MISSING: rss.peak");
+    expect(text).toContain("GATE FAIL");
+  });
+});
