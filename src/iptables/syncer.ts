@@ -50,8 +50,9 @@ export interface IptablesSyncer {
   /** Settles when no apply is running or pending (tests, shutdown ordering). */
   idle(): Promise<void>;
   status(): IptablesSyncStatus;
-  /** Stop syncing, then remove our jumps and chains. Never rejects (errors are logged). */
-  stop(): Promise<void>;
+  /** Stop syncing, then remove our jumps and chains (unless removeRules is false, which leaves
+   * them as a crash would). Never rejects (errors are logged). */
+  stop(options?: { removeRules?: boolean }): Promise<void>;
 }
 
 export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSyncer {
@@ -182,12 +183,13 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
       while (inFlight || checking) await (inFlight ?? checking);
     },
     status: () => ({ appliedVersion, consecutiveFailures: failures, lastError }),
-    async stop() {
+    async stop(stopOptions) {
       if (stopped) return;
       stopped = true;
       runner?.stop();
       if (checkTimer !== undefined) clock.clearTimeout(checkTimer);
       while (inFlight || checking) await (inFlight ?? checking);
+      if (stopOptions?.removeRules === false) return;
       try {
         const jumps = await removeJumps(exec);
         await exec.restore(renderCleanup());

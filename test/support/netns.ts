@@ -1,0 +1,211 @@
+// The multi-node test bed: a topology of network namespaces built from a small description.
+//
+//   switch ns (one per run)        node ns (one per node)              pod ns (one per pod)
+//   br0 (LAN "a") ── vn0 ══ veth ══ eth0 10.10.0.11/24                 eth0 10.244.1.5/24
+//   br1 (LAN "b") ...               cni0 10.244.1.1/24 ── vp0 ══ veth ══ default via 10.244.1.1
+//                                   edgemesh0 169.254.96.16/32 (made by the agent)
+//
+// LAN bridges live in a dedicated "switch" namespace and every interface lives inside a
+// namespace of this run: nothing is created in the root namespace. Pods are namespaces of their
+// own behind a CNI-like bridge, so their traffic reaches the node through PREROUTING (as real pod
+// traffic does) while processes started on the node itself go through OUTPUT. Routers with NAT
+// between LANs are a later addition (RouterSpec is reserved for them).
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { spawnWatched, type Watched } from "./process.ts";
+import { deleteNamespace, newRunId, nsName, sweepStale } from "./testbed/names.ts";
+import { inNs, must, run, type RunResult } from "./testbed/sh.ts";
+
+export const BRIDGE_IP = "169.254.96.16";
+export const RESOLV_CONF = `nameserver ${BRIDGE_IP}\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`;
+
+export interface LanSpec {
+  name: string;
+  /** e.g. "10.10.0.0/24"; node IPs come from here. */
+  cidr: string;
+}
+export interface NodeSpec {
+  name: string;
+  lan: string;
+  ip: string;
+  /** e.g. "10.244.1.0/24"; the node's pod bridge takes the first address. */
+  podCidr: string;
+}
+/** Reserved: a router namespace joining LANs, MASQUERADE towards `outside`. */
+export interface RouterSpec {
+  name: string;
+  inside: string;
+  outside: string;
+}
+export interface TopologySpec {
+  lans: LanSpec[];
+  nodes: NodeSpec[];
+  routers?: RouterSpec[];
+}
+
+/** Something that can run commands inside one namespace. */
+export interface Place {
+  readonly ns: string;
+  readonly ip: string;
+  exec(argv: readonly string[], options?: { stdin?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<RunResult>;
+  must(argv: readonly string[], options?: { stdin?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<RunResult>;
+  /** A long-running process in this namespace; killed at teardown if still running. */
+  spawn(argv: readonly string[], options?: { env?: Record<string, string>; cwd?: string }): Watched;
+}
+export interface Pod extends Place {
+  readonly name: string;
+  readonly node: TestNode;
+}
+export interface TestNode extends Place {
+  readonly name: string;
+  readonly podCidr: string;
+  readonly podGateway: string;
+  addPod(name: string, ip: string): Promise<Pod>;
+}
+export interface Testbed {
+  readonly runId: string;
+  node(name: string): TestNode;
+  /** Kill every process, delete every namespace of this run. Safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+export function prefixLength(cidr: string): number {
+  return Number(cidr.split("/")[1] ?? 32);
+}
+export function firstHost(cidr: string): string {
+  const [base] = cidr.split("/");
+  const o = base!.split(".").map(Number);
+  o[3] = o[3]! + 1;
+  return o.join(".");
+}
+
+/** Build a topology. On any failure the partial topology is removed before the error surfaces. */
+export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
+  await sweepStale();
+  const runId = newRunId();
+  const namespaces: string[] = [];
+  const processes: Watched[] = [];
+  let destroyed = false;
+
+  const addNs = async (label: string, resolv: boolean): Promise<string> => {
+    const ns = nsName(runId, label);
+    await must(["ip", "netns", "add", ns]);
+    namespaces.push(ns);
+    await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    if (resolv) {
+      mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+      writeFileSync(`/etc/netns/${ns}/resolv.conf`, RESOLV_CONF);
+    }
+    return ns;
+  };
+  const place = (ns: string, ip: string): Place => ({
+    ns,
+    ip,
+    exec: (argv, o) => run(inNs(ns, argv), o),
+    must: (argv, o) => must(inNs(ns, argv), o),
+    spawn(argv, o) {
+      const w = spawnWatched(inNs(ns, argv), { env: o?.env, cwd: o?.cwd });
+      processes.push(w);
+      return w;
+    },
+  });
+
+  const destroy = async () => {
+    if (destroyed) return;
+    destroyed = true;
+    await Promise.all(processes.map((p) => p.kill("SIGKILL").catch(() => 0)));
+    for (const ns of namespaces.reverse()) await deleteNamespace(ns);
+  };
+
+  try {
+    const sw = await addNs("sw", false);
+    const lanBridge = new Map<string, string>();
+    for (const [i, lan] of spec.lans.entries()) {
+      const br = `br${i}`;
+      await must(["ip", "-n", sw, "link", "add", br, "type", "bridge"]);
+      await must(["ip", "-n", sw, "link", "set", br, "up"]);
+      lanBridge.set(lan.name, br);
+    }
+    if (spec.routers?.length) throw new Error("test bed: routers are not implemented yet");
+
+    const nodes = new Map<string, TestNode>();
+    for (const [i, n] of spec.nodes.entries()) {
+      const lan = spec.lans.find((l) => l.name === n.lan);
+      if (!lan) throw new Error(`node ${n.name}: unknown LAN ${n.lan}`);
+      const ns = await addNs(n.name, true);
+      const peer = `vn${i}`;
+      // Created from inside the node namespace with the peer placed straight into the switch.
+      await must(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", sw]);
+      await must(["ip", "-n", sw, "link", "set", peer, "master", lanBridge.get(n.lan)!, "up"]);
+      await must(["ip", "-n", ns, "addr", "add", `${n.ip}/${prefixLength(lan.cidr)}`, "dev", "eth0"]);
+      await must(["ip", "-n", ns, "link", "set", "eth0", "up"]);
+      // Any route will do for service IPs (DNAT re-routes them locally); without one, connect()
+      // to a cluster IP fails with ENETUNREACH before OUTPUT sees the packet.
+      await must(["ip", "-n", ns, "route", "add", "default", "dev", "eth0"]);
+      const gw = firstHost(n.podCidr);
+      await must(["ip", "-n", ns, "link", "add", "cni0", "type", "bridge"]);
+      await must(["ip", "-n", ns, "addr", "add", `${gw}/${prefixLength(n.podCidr)}`, "dev", "cni0"]);
+      await must(["ip", "-n", ns, "link", "set", "cni0", "up"]);
+      await must(inNs(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+      let pods = 0;
+      const node: TestNode = {
+        ...place(ns, n.ip),
+        name: n.name,
+        podCidr: n.podCidr,
+        podGateway: gw,
+        async addPod(name, ip) {
+          const pns = await addNs(`${n.name}-${name}`, true);
+          const vp = `vp${pods++}`;
+          await must(["ip", "-n", pns, "link", "add", "eth0", "type", "veth", "peer", "name", vp, "netns", ns]);
+          await must(["ip", "-n", ns, "link", "set", vp, "master", "cni0", "up"]);
+          await must(["ip", "-n", pns, "addr", "add", `${ip}/${prefixLength(n.podCidr)}`, "dev", "eth0"]);
+          await must(["ip", "-n", pns, "link", "set", "eth0", "up"]);
+          await must(["ip", "-n", pns, "route", "add", "default", "via", gw]);
+          return { ...place(pns, ip), name, node };
+        },
+      };
+      nodes.set(n.name, node);
+    }
+    return {
+      runId,
+      node(name) {
+        const n = nodes.get(name);
+        if (!n) throw new Error(`no node ${name}`);
+        return n;
+      },
+      destroy,
+    };
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
+
+/** One bare namespace (lo up) for integration tests that need a private network stack. */
+export async function createScratchNamespace(label = "scratch"): Promise<Place & { destroy(): Promise<void> }> {
+  await sweepStale();
+  const ns = nsName(newRunId(), label);
+  await must(["ip", "netns", "add", ns]);
+  const processes: Watched[] = [];
+  try {
+    await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+  } catch (err) {
+    await deleteNamespace(ns);
+    throw err;
+  }
+  return {
+    ns,
+    ip: "127.0.0.1",
+    exec: (argv, o) => run(inNs(ns, argv), o),
+    must: (argv, o) => must(inNs(ns, argv), o),
+    spawn(argv, o) {
+      const w = spawnWatched(inNs(ns, argv), { env: o?.env, cwd: o?.cwd });
+      processes.push(w);
+      return w;
+    },
+    async destroy() {
+      await Promise.all(processes.map((p) => p.kill("SIGKILL").catch(() => 0)));
+      await deleteNamespace(ns);
+    },
+  };
+}
