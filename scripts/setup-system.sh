@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the system tools the network-namespace tests and benchmarks need (Debian/Ubuntu).
+# Idempotent: only packages whose command is missing are installed, and `apt-get update` runs
+# only when there are no package lists yet or an install could not find a package.
+set -euo pipefail
+
+# command -> package
+declare -A PKG=(
+  [ip]=iproute2
+  [iptables]=iptables
+  [iptables-legacy]=iptables
+  [dig]=dnsutils
+  [curl]=curl
+  [socat]=socat
+  [iperf3]=iperf3
+  [wrk]=wrk
+  [openssl]=openssl
+)
+
+missing=()
+for cmd in "${!PKG[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup-system: all tools present"
+  exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-system: missing ${missing[*]}; run as root to install" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' || true)" ]; then
+  apt-get update -q
+fi
+echo "setup-system: installing ${missing[*]}"
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
