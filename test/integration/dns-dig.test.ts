@@ -1,0 +1,181 @@
+// The DNS server in-process on 127.0.0.1:0, queried by the real `dig` over UDP and TCP.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { deepFreeze, type Endpoint, type RouteTable, type ServiceRecord, type TableSource } from "../../src/control/index.ts";
+import { createDnsServer, type DnsServer } from "../../src/dns/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+
+const ep = (ip: string, hostname = ""): Endpoint => ({ ip, port: 80, node: "n1", ready: true, hostname, zone: "" });
+const svc = (s: Partial<ServiceRecord> & { name: string }): ServiceRecord => ({
+  namespace: "default", type: "ClusterIP", clusterIPs: [], externalName: "", ports: [], endpoints: [], ...s,
+});
+
+function services(extra: ServiceRecord[] = []): ServiceRecord[] {
+  return [
+    svc({ name: "web", clusterIPs: ["10.96.0.10", "fd00::10"], ports: [{ name: "http", port: 80, protocol: "TCP" }] }),
+    svc({ name: "db", type: "Headless", endpoints: [ep("10.1.0.1", "db-0"), ep("10.1.0.2", "db-1")],
+      ports: [{ name: "pg", port: 5432, protocol: "TCP" }] }),
+    svc({ name: "ext", type: "ExternalName", externalName: "example.com" }),
+    svc({ name: "big", type: "Headless", endpoints: Array.from({ length: 120 }, (_, i) => ep(`10.3.0.${i + 1}`)) }),
+    ...extra,
+  ];
+}
+
+/** A TableSource the test publishes to, like the control plane does. */
+function source(initial: ServiceRecord[]) {
+  let table: RouteTable = deepFreeze({ version: 1, compiledAt: 0, ports: [], byKey: {}, services: initial });
+  const listeners = new Set<(t: RouteTable) => void>();
+  const src: TableSource & { publish(s: ServiceRecord[]): void } = {
+    current: () => table,
+    subscribe(l) {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    publish(s) {
+      table = deepFreeze({ version: table.version + 1, compiledAt: 0, ports: [], byKey: {}, services: s });
+      for (const l of listeners) l(table);
+    },
+  };
+  return src;
+}
+
+interface DigResult { status: string; flags: string[]; answer: string[][]; authority: string[][]; additional: string[][]; raw: string }
+
+async function dig(port: number, ...args: string[]): Promise<DigResult> {
+  const proc = Bun.spawn(["dig", "@127.0.0.1", "-p", String(port), "+tries=1", "+time=2", "+nocookie", ...args], { stdout: "pipe", stderr: "pipe" });
+  const raw = await new Response(proc.stdout).text();
+  await proc.exited;
+  const section = (title: string) => {
+    const i = raw.indexOf(`;; ${title} SECTION:\n`);
+    if (i < 0) return [];
+    const body = raw.slice(i).split("\n").slice(1);
+    const end = body.findIndex((l) => l.trim() === "");
+    return body.slice(0, end < 0 ? body.length : end).map((l) => l.split(/\s+/));
+  };
+  return {
+    status: /status: (\w+)/.exec(raw)?.[1] ?? "NONE",
+    flags: (/;; flags: ([^;]*);/.exec(raw)?.[1] ?? "").trim().split(" "),
+    answer: section("ANSWER"),
+    authority: section("AUTHORITY"),
+    additional: section("ADDITIONAL"),
+    raw,
+  };
+}
+const rdata = (rows: string[][]) => rows.map((r) => r.slice(4).join(" ")).sort();
+
+let server: DnsServer;
+let port = 0;
+const table = source(services());
+const metrics = createMetrics();
+
+beforeAll(async () => {
+  server = createDnsServer({
+    table, listen: { host: "127.0.0.1", port: 0 }, tcp: true, clusterDomain: "cluster.local", ttl: 30,
+    upstreams: ["127.0.0.1:9"], cacheSize: 100, metrics, log: createMemoryLogger(), forwardTimeoutMs: 200,
+  });
+  const info = await server.start();
+  expect(info.udpPort).toBe(info.tcpPort);
+  port = info.udpPort;
+});
+afterAll(() => server?.stop());
+
+for (const transport of ["+notcp", "+tcp"]) {
+  describe(`dig ${transport}`, () => {
+    test("A and AAAA of a ClusterIP service", async () => {
+      const a = await dig(port, transport, "web.default.svc.cluster.local", "A");
+      expect(a.status).toBe("NOERROR");
+      expect(a.flags).toContain("aa");
+      expect(rdata(a.answer)).toEqual(["10.96.0.10"]);
+      expect(a.answer[0]![1]).toBe("30");
+      expect(rdata((await dig(port, transport, "web.default.svc.cluster.local", "AAAA")).answer)).toEqual(["fd00::10"]);
+    });
+
+    test("headless: every endpoint, and hostname records", async () => {
+      expect(rdata((await dig(port, transport, "db.default.svc.cluster.local")).answer)).toEqual(["10.1.0.1", "10.1.0.2"]);
+      expect(rdata((await dig(port, transport, "db-1.db.default.svc.cluster.local")).answer)).toEqual(["10.1.0.2"]);
+    });
+
+    test("SRV for a named port, with target addresses in the additional section", async () => {
+      const r = await dig(port, transport, "_pg._tcp.db.default.svc.cluster.local", "SRV");
+      expect(rdata(r.answer)).toEqual([
+        "0 50 5432 db-0.db.default.svc.cluster.local.", "0 50 5432 db-1.db.default.svc.cluster.local.",
+      ]);
+      expect(r.additional.filter((x) => x[3] === "A").map((x) => x[4]).sort()).toEqual(["10.1.0.1", "10.1.0.2"]);
+    });
+
+    test("CNAME for ExternalName and PTR for ClusterIP and endpoint IPs", async () => {
+      const c = await dig(port, transport, "ext.default.svc.cluster.local");
+      expect(c.answer.map((x) => x[3])).toEqual(["CNAME"]);
+      expect(rdata(c.answer)).toEqual(["example.com."]);
+      expect(rdata((await dig(port, transport, "-x", "10.96.0.10")).answer)).toEqual(["web.default.svc.cluster.local."]);
+      expect(rdata((await dig(port, transport, "-x", "10.1.0.1")).answer)).toEqual(["db-0.db.default.svc.cluster.local."]);
+      expect(rdata((await dig(port, transport, "-x", "fd00::10")).answer)).toEqual(["web.default.svc.cluster.local."]);
+    });
+
+    test("NXDOMAIN with SOA, NODATA with SOA", async () => {
+      const nx = await dig(port, transport, "nope.default.svc.cluster.local");
+      expect(nx.status).toBe("NXDOMAIN");
+      expect(nx.authority.map((x) => x[3])).toEqual(["SOA"]);
+      const nodata = await dig(port, transport, "web.default.svc.cluster.local", "TXT");
+      expect(nodata.status).toBe("NOERROR");
+      expect(nodata.answer).toEqual([]);
+      expect(nodata.authority.map((x) => x[3])).toEqual(["SOA"]);
+    });
+
+    test("mixed case is answered and echoed", async () => {
+      const r = await dig(port, transport, "WeB.DeFault.SVC.Cluster.LOCAL");
+      expect(r.raw).toContain(";WeB.DeFault.SVC.Cluster.LOCAL.");
+      expect(r.answer[0]![0]).toBe("WeB.DeFault.SVC.Cluster.LOCAL.");
+      expect(rdata(r.answer)).toEqual(["10.96.0.10"]);
+    });
+  });
+}
+
+describe("dig: search path and truncation", () => {
+  test("a client's search path expands a short name into the full name", async () => {
+    const r = await dig(port, "+search", "+domain=default.svc.cluster.local", "+ndots=5", "web");
+    expect(r.answer[0]![0]).toBe("web.default.svc.cluster.local.");
+    expect(rdata(r.answer)).toEqual(["10.96.0.10"]);
+  });
+
+  test("short forms without a search path are answered directly", async () => {
+    expect(rdata((await dig(port, "web.default")).answer)).toEqual(["10.96.0.10"]);
+    expect(rdata((await dig(port, "web.default.svc")).answer)).toEqual(["10.96.0.10"]);
+  });
+
+  test("a large headless service: TC over UDP, the full answer over TCP", async () => {
+    const udp = await dig(port, "+notcp", "+ignore", "+bufsize=512", "big.default.svc.cluster.local");
+    expect(udp.flags).toContain("tc");
+    expect(udp.answer).toEqual([]);
+    const tcp = await dig(port, "+tcp", "big.default.svc.cluster.local");
+    expect(tcp.flags).not.toContain("tc");
+    expect(tcp.answer).toHaveLength(120);
+    const retried = await dig(port, "+bufsize=512", "big.default.svc.cluster.local"); // dig retries over TCP
+    expect(retried.answer).toHaveLength(120);
+    expect(retried.raw).toContain("Truncated, retrying in TCP mode");
+  });
+
+  test("a bigger EDNS buffer gets the whole answer over UDP", async () => {
+    const r = await dig(port, "+notcp", "+bufsize=4096", "big.default.svc.cluster.local");
+    expect(r.flags).not.toContain("tc");
+    expect(r.answer).toHaveLength(120);
+  });
+});
+
+describe("table changes", () => {
+  test("a published table is answered at once", async () => {
+    expect((await dig(port, "new.default.svc.cluster.local")).status).toBe("NXDOMAIN");
+    table.publish(services([svc({ name: "new", clusterIPs: ["10.96.7.7"] })]));
+    expect(rdata((await dig(port, "new.default.svc.cluster.local")).answer)).toEqual(["10.96.7.7"]);
+    table.publish(services());
+    expect((await dig(port, "new.default.svc.cluster.local")).status).toBe("NXDOMAIN");
+    expect(server.zone().version).toBe(3);
+  });
+
+  test("counters saw local answers and truncations, and no handler errors", () => {
+    const snap = metrics.snapshot();
+    expect(snap['dns_replies_total{kind="local"}']).toBeGreaterThan(20);
+    expect(snap['dns_replies_total{kind="truncated"}']).toBeGreaterThanOrEqual(2);
+    expect(snap["dns_handler_errors_total"]).toBe(0);
+  });
+});
