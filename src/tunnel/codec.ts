@@ -1,6 +1,7 @@
 // The two EdgeMesh stream headers (proto2, gogo-generated on the Go side), each sent as a varint
 // length prefix then the message (go-msgio protoio's delimited format). Hand-written because the
 // messages are tiny and fixed; a field is emitted only when set, like proto2 optional pointers.
+import { FIELD_ACCEPTED_FEATURES, FIELD_FEATURES } from "./constants.ts";
 import { TunnelError } from "./errors.ts";
 
 /** EdgeMesh's MaxReadSize: the largest header message a reader accepts. */
@@ -15,6 +16,10 @@ export interface ProxyMsg {
   nodeName?: string;
   ip?: string;
   port?: number;
+  /** Our extension (field 100): features the opener speaks, see FEATURE_* in constants.ts. */
+  features?: number;
+  /** Our extension (field 101): features a SUCCESS from one of our agents accepted. */
+  acceptedFeatures?: number;
 }
 
 export interface DiscoveryMsg {
@@ -67,6 +72,8 @@ export function encodeProxy(m: ProxyMsg): Uint8Array {
   w.str(3, m.nodeName);
   w.str(4, m.ip);
   w.int(5, m.port);
+  w.int(FIELD_FEATURES, m.features);
+  w.int(FIELD_ACCEPTED_FEATURES, m.acceptedFeatures);
   return w.delimited();
 }
 
@@ -90,8 +97,8 @@ export function readVarint(buf: Uint8Array, pos: number): { value: number; next:
   return undefined;
 }
 
-/** Field walker shared by both messages; calls `on` for fields 1..5, skips unknown ones. */
-function walk(body: Uint8Array, on: (field: number, v: number | string) => void): void {
+/** Field walker shared by both messages: varints as numbers, length-delimited as bytes. */
+function walk(body: Uint8Array, on: (field: number, v: number | Uint8Array) => void): void {
   let pos = 0;
   while (pos < body.length) {
     const key = readVarint(body, pos);
@@ -109,13 +116,7 @@ function walk(body: Uint8Array, on: (field: number, v: number | string) => void)
       if (!len || len.next + len.value > body.length) throw new TunnelError("MALFORMED_HEADER", "truncated bytes field");
       const bytes = body.subarray(len.next, len.next + len.value);
       pos = len.next + len.value;
-      let s: string;
-      try {
-        s = dec.decode(bytes);
-      } catch {
-        throw new TunnelError("MALFORMED_HEADER", `field ${field} is not valid UTF-8`);
-      }
-      on(field, s);
+      on(field, bytes);
     } else if (wire === 1 || wire === 5) {
       pos += wire === 1 ? 8 : 4; // unknown fixed64/fixed32: skip
       if (pos > body.length) throw new TunnelError("MALFORMED_HEADER", "truncated fixed field");
@@ -136,20 +137,31 @@ function readLongVarint(buf: Uint8Array, pos: number): { value: number; next: nu
   throw new TunnelError("MALFORMED_HEADER", "truncated varint field");
 }
 
-function expect<T>(field: number, v: number | string, kind: "number" | "string"): T {
-  if (typeof v !== kind) throw new TunnelError("MALFORMED_HEADER", `field ${field} has the wrong wire type`);
-  return v as T;
+function num(field: number, v: number | Uint8Array): number {
+  if (typeof v !== "number") throw new TunnelError("MALFORMED_HEADER", `field ${field} should be a varint`);
+  return v;
+}
+
+function str(field: number, v: number | Uint8Array): string {
+  if (typeof v === "number") throw new TunnelError("MALFORMED_HEADER", `field ${field} should be a string`);
+  try {
+    return dec.decode(v);
+  } catch {
+    throw new TunnelError("MALFORMED_HEADER", `field ${field} is not valid UTF-8`);
+  }
 }
 
 /** Decodes a Proxy message body (without its length prefix). */
 export function decodeProxyBody(body: Uint8Array): ProxyMsg {
   const m: ProxyMsg = {};
   walk(body, (f, v) => {
-    if (f === 1) m.type = expect(f, v, "number");
-    else if (f === 2) m.protocol = expect(f, v, "string");
-    else if (f === 3) m.nodeName = expect(f, v, "string");
-    else if (f === 4) m.ip = expect(f, v, "string");
-    else if (f === 5) m.port = expect(f, v, "number");
+    if (f === 1) m.type = num(f, v);
+    else if (f === 2) m.protocol = str(f, v);
+    else if (f === 3) m.nodeName = str(f, v);
+    else if (f === 4) m.ip = str(f, v);
+    else if (f === 5) m.port = num(f, v);
+    else if (f === FIELD_FEATURES) m.features = num(f, v);
+    else if (f === FIELD_ACCEPTED_FEATURES) m.acceptedFeatures = num(f, v);
   });
   return m;
 }
@@ -158,9 +170,9 @@ export function decodeProxyBody(body: Uint8Array): ProxyMsg {
 export function decodeDiscoveryBody(body: Uint8Array): DiscoveryMsg {
   const m: DiscoveryMsg = {};
   walk(body, (f, v) => {
-    if (f === 1) m.type = expect(f, v, "number");
-    else if (f === 2) m.protocol = expect(f, v, "string");
-    else if (f === 3) m.nodeName = expect(f, v, "string");
+    if (f === 1) m.type = num(f, v);
+    else if (f === 2) m.protocol = str(f, v);
+    else if (f === 3) m.nodeName = str(f, v);
   });
   return m;
 }

@@ -18,3 +18,20 @@ export {
   type DiscoveryMsg,
   type ProxyMsg,
 } from "./codec.ts";
+export { createTunnel } from "./tunnel.ts";
+export { pnetProtector, XSalsaStream } from "./pnet.ts";
+export * from "./constants.ts";
+export type { TransportKind } from "./host.ts";
+export type { NoiseAead } from "./noise.ts";
+export type {
+  IdentityOptions,
+  OpenedProxyStream,
+  PeerInfo,
+  ProxyHandler,
+  ProxyHeader,
+  ProxyTarget,
+  RelayNode,
+  Tunnel,
+  TunnelOptions,
+  TunnelStream,
+} from "./types.ts";

@@ -1,0 +1,31 @@
+// Tunables and wire constants of the tunnel, with units in their names.
+
+export const PROXY_PROTOCOL = "/libp2p/tunnel-proxy/1.0.0";
+export const DISCOVERY_PROTOCOL = "/libp2p/tunnel-discovery/1.0.0";
+
+/** EdgeMesh defaults (modules.edgeTunnel). */
+export const DEFAULT_LISTEN_PORT = 20006;
+export const DEFAULT_RENDEZVOUS = "EDGEMESH_PLAYGOUND"; // sic: EdgeMesh's spelling, peers must match
+
+/** EdgeMesh's stream limits (pkg/tunnel/limit.go): all streams, and streams to one peer. */
+export const DEFAULT_MAX_STREAMS = 10240;
+export const DEFAULT_MAX_STREAMS_PER_PEER = 1024;
+
+/** A peer that opened a proxy stream must send its CONNECT header within this time. */
+export const HEADER_TIMEOUT_MS = 10_000;
+/** Dial plus protocol negotiation plus the SUCCESS/FAILED answer, for openProxyStream. */
+export const OPEN_TIMEOUT_MS = 15_000;
+
+/** How often relay connections are checked and re-dialed (EdgeMesh's heartbeat is 120 s). */
+export const RELAY_CHECK_INTERVAL_MS = 5_000;
+export const RELAY_BACKOFF_MAX_MS = 30_000;
+
+/**
+ * Header extension (unknown to EdgeMesh, which skips unknown fields): the CONNECT carries the
+ * features the opener speaks, a SUCCESS from one of our agents the ones it accepted. EdgeMesh
+ * answers without field 101 (it may echo 100), so the opener falls back to EdgeMesh behaviour.
+ */
+export const FIELD_FEATURES = 100;
+export const FIELD_ACCEPTED_FEATURES = 101;
+/** UDP datagrams travel as 2-byte big-endian length + payload instead of raw bytes. */
+export const FEATURE_UDP_FRAMED = 1;

@@ -1,0 +1,99 @@
+// Builds the libp2p node: transports, Noise (Bun-safe AEAD), yamux, the pnet protector when a
+// PSK is set, identify, ping, circuit relay v2 (an unlimited server on relay nodes, reservations
+// elsewhere), DCUtR, mDNS, and the secure-mode gater. Pure wiring; no tunnel logic here.
+import { quic } from "@chainsafe/libp2p-quic";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { circuitRelayServer, circuitRelayTransport } from "@libp2p/circuit-relay-v2";
+import { dcutr } from "@libp2p/dcutr";
+import { identify } from "@libp2p/identify";
+import type { ConnectionGater, PeerId, PrivateKey } from "@libp2p/interface";
+import { mdns } from "@libp2p/mdns";
+import { ping } from "@libp2p/ping";
+import { tcp } from "@libp2p/tcp";
+import { createLibp2p, type Libp2p, type Libp2pOptions } from "libp2p";
+import type { Logger } from "../log/index.ts";
+import type { Counter } from "../metrics/index.ts";
+import { noiseForBun, type NoiseAead } from "./noise.ts";
+import { pnetProtector } from "./pnet.ts";
+
+export type TransportKind = "tcp" | "quic" | "both";
+
+export interface HostOptions {
+  privateKey: PrivateKey;
+  listenAddrs: string[];
+  transport: TransportKind;
+  psk?: Uint8Array;
+  isRelay: boolean;
+  /** Keep reservations on relays (adds the "/p2p-circuit" listen address). */
+  useRelays: boolean;
+  mdns: boolean;
+  rendezvous: string;
+  enableHolePunch: boolean;
+  noiseAead: NoiseAead;
+  maxStreamsPerPeer: number;
+  /** Secure mode: only these peer IDs may connect (relays included); undefined = anyone. */
+  isAllowed?: (peer: PeerId) => boolean;
+  log: Logger;
+  counters: { handshakeFailures: Counter; gaterDenied: Counter; pskMismatch: Counter };
+}
+
+export async function createHost(o: HostOptions): Promise<Libp2p> {
+  const transports: NonNullable<Libp2pOptions["transports"]> = [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
+  if (o.transport !== "quic") transports.push(tcp());
+  // libp2p-quic is built against another copy of @libp2p/interface; the shapes match at runtime.
+  if (o.transport !== "tcp") transports.push(quic() as unknown as (typeof transports)[number]);
+
+  const services: Record<string, (components: any) => unknown> = {
+    identify: identify(),
+    ping: ping(),
+  };
+  if (o.enableHolePunch) services.dcutr = dcutr();
+  if (o.isRelay) {
+    // EdgeMesh runs its relay with infinite resources; v2's defaults (128 KiB, 2 min per relayed
+    // connection) would cut every proxied stream.
+    services.relay = circuitRelayServer({
+      reservations: { applyDefaultLimit: false, maxReservations: 1024 },
+      maxInboundHopStreams: 4096,
+      maxOutboundHopStreams: 4096,
+      maxOutboundStopStreams: 4096,
+    });
+  }
+
+  const listen = [...o.listenAddrs];
+  if (o.useRelays) listen.push("/p2p-circuit");
+
+  return createLibp2p({
+    start: false,
+    privateKey: o.privateKey,
+    addresses: { listen },
+    transports,
+    connectionEncrypters: [noiseForBun({ aead: o.noiseAead, pskEnabled: o.psk !== undefined, log: o.log, failures: o.counters.handshakeFailures })],
+    streamMuxers: [yamux({ maxInboundStreams: o.maxStreamsPerPeer, maxOutboundStreams: o.maxStreamsPerPeer } as Parameters<typeof yamux>[0])],
+    connectionProtector: o.psk ? pnetProtector(o.psk, (remote) => pskMismatch(o, remote)) : undefined,
+    connectionGater: gater(o),
+    peerDiscovery: o.mdns ? [mdns({ serviceTag: `${o.rendezvous}.local` })] : [],
+    connectionManager: { maxConnections: 1024 },
+    services,
+  }) as Promise<Libp2p>;
+}
+
+function gater(o: HostOptions): ConnectionGater {
+  // Edge nodes talk over private LAN addresses (and tests over loopback): never deny by address.
+  const deny = (peer: PeerId, dir: string): boolean => {
+    if (!o.isAllowed || o.isAllowed(peer)) return false;
+    o.counters.gaterDenied.value++;
+    o.log.warn("connection refused: peer ID is not in the allowed list (secure mode)", { peer: peer.toString(), direction: dir });
+    return true;
+  };
+  return {
+    denyDialMultiaddr: () => false,
+    denyDialPeer: (peer) => deny(peer, "dial"),
+    denyInboundEncryptedConnection: (peer) => deny(peer, "inbound"),
+    denyOutboundEncryptedConnection: (peer) => deny(peer, "outbound"),
+  };
+}
+
+function pskMismatch(o: HostOptions, remote: string): void {
+  o.counters.pskMismatch.value++;
+  o.log.warn("connection refused: PSK mismatch, the peer's bytes do not decrypt with our pre-shared key (peers must share modules.edgeTunnel.psk)", { remote });
+}

@@ -1,0 +1,46 @@
+// Noise under Bun: Bun's node:crypto has no chacha20-poly1305, and noise's default crypto uses
+// it for messages of 1200 bytes or more, so that throws. We pick the AEAD explicitly and keep
+// the rest of the default (node:crypto SHA-256 and X25519, @noble HKDF).
+// We also wrap the encrypter to log one clear line when a handshake fails: behind a pnet layer
+// with a different key, the Noise handshake is the first thing that breaks.
+import { noise } from "@chainsafe/libp2p-noise";
+import { asCrypto, defaultCrypto, pureJsCrypto } from "@chainsafe/libp2p-noise/crypto";
+import type { ConnectionEncrypter } from "@libp2p/interface";
+import type { Logger } from "../log/index.ts";
+import type { Counter } from "../metrics/index.ts";
+
+/** "wasm": AssemblyScript chacha20-poly1305 (as-chacha20poly1305); "js": @noble/ciphers. */
+export type NoiseAead = "wasm" | "js";
+
+type NoiseFactory = ReturnType<typeof noise>;
+type NoiseComponents = Parameters<NoiseFactory>[0];
+
+export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logger; failures: Counter }): NoiseFactory {
+  const aead = o.aead === "wasm" ? asCrypto : pureJsCrypto;
+  const crypto = {
+    ...defaultCrypto,
+    chaCha20Poly1305Encrypt: aead.chaCha20Poly1305Encrypt,
+    chaCha20Poly1305Decrypt: aead.chaCha20Poly1305Decrypt,
+  };
+  const factory = noise({ crypto });
+  return (components: NoiseComponents) => {
+    const inner = factory(components) as ConnectionEncrypter;
+    const why = o.pskEnabled ? "the peer's identity or key exchange was rejected" : "the peer may use a PSK (private network) while this node does not";
+    const explain = (dir: string, remote: unknown, err: unknown): never => {
+      o.failures.value++;
+      o.log.warn(`connection refused: encrypted handshake failed, ${why}`, { direction: dir, remote: String(remote), error: (err as Error)?.message ?? String(err) });
+      throw err;
+    };
+    const wrapped: ConnectionEncrypter = Object.create(inner);
+    wrapped.secureInbound = (conn, opts) =>
+      inner.secureInbound(conn, opts).catch((err) => explain("inbound", remoteOf(conn), err));
+    wrapped.secureOutbound = (conn, opts) =>
+      inner.secureOutbound(conn, opts).catch((err) => explain("outbound", remoteOf(conn), err));
+    return wrapped as ReturnType<NoiseFactory>;
+  };
+}
+
+function remoteOf(conn: unknown): string {
+  const c = conn as { remoteAddr?: { toString(): string } };
+  return c.remoteAddr?.toString() ?? "unknown";
+}

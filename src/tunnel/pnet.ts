@@ -1,0 +1,150 @@
+// libp2p private networks (the "pnet" PSK layer, as go-libp2p and EdgeMesh speak it): each side
+// sends a random 24-byte nonce, then every byte in each direction is XORed with XSalsa20(psk,
+// sender's nonce). There is no authentication here; a peer with another key produces garbage
+// that makes the Noise handshake fail right after, which is how a PSK mismatch shows up.
+// Written here because @libp2p/pnet is not among the installed packages; the cipher sits behind
+// `XorStream` so a native libsodium one can replace @noble's JS XSalsa20 if it is the bottleneck.
+import { randomBytes } from "node:crypto";
+import type { AbortOptions, ConnectionProtector, MessageStream, StreamCloseEvent, StreamMessageEvent } from "@libp2p/interface";
+import { AbstractMessageStream, byteStream } from "@libp2p/utils";
+import { xsalsa20 } from "@noble/ciphers/salsa.js";
+import { PSK_KEY_BYTES } from "./psk.ts";
+
+export const PNET_NONCE_BYTES = 24;
+/** How long the nonce exchange may take before the connection is dropped (go-libp2p has none). */
+export const PNET_HANDSHAKE_TIMEOUT_MS = 5_000;
+const BLOCK = 64;
+/** The list type @libp2p/utils was built with (several uint8arraylist copies are installed). */
+type ByteList = Parameters<AbstractMessageStream["sendData"]>[0];
+
+/** XSalsa20 as a continuous key stream over calls of any length (Go's XORKeyStream). */
+export class XSalsaStream {
+  readonly #key: Uint8Array;
+  readonly #nonce: Uint8Array;
+  #counter = 0; // next 64-byte block; @noble caps it at 2^32 blocks (256 GiB per direction)
+  readonly #ks = new Uint8Array(BLOCK);
+  readonly #zero = new Uint8Array(BLOCK);
+  #ksPos = BLOCK; // unused key-stream bytes left in #ks
+
+  constructor(key: Uint8Array, nonce: Uint8Array) {
+    this.#key = key;
+    this.#nonce = nonce;
+  }
+
+  /** XORs `input` into `output` (may be the same array). */
+  update(input: Uint8Array, output: Uint8Array): Uint8Array {
+    const n = input.length;
+    let i = 0;
+    while (this.#ksPos < BLOCK && i < n) output[i] = input[i++]! ^ this.#ks[this.#ksPos++]!;
+    const full = (n - i) & ~(BLOCK - 1);
+    if (full > 0) {
+      xsalsa20(this.#key, this.#nonce, input.subarray(i, i + full), output.subarray(i, i + full), this.#counter);
+      this.#counter += full / BLOCK;
+      i += full;
+    }
+    if (i < n) {
+      xsalsa20(this.#key, this.#nonce, this.#zero, this.#ks, this.#counter++);
+      this.#ksPos = 0;
+      while (i < n) output[i] = input[i++]! ^ this.#ks[this.#ksPos++]!;
+    }
+    return output;
+  }
+}
+
+/**
+ * Both libp2p stacks (js and Go) begin every protected connection with multistream-select's
+ * header, so the first decrypted bytes tell at once whether both sides share the key.
+ */
+const MULTISTREAM_HEADER = new TextEncoder().encode("\x13/multistream/1.0.0\n");
+
+/** Called once per connection whose first bytes do not decrypt to the multistream header. */
+export type PskMismatchHandler = (remote: string) => void;
+
+class PnetMessageStream extends AbstractMessageStream {
+  readonly #inner: MessageStream;
+  readonly #in: XSalsaStream;
+  readonly #out: XSalsaStream;
+  #checked = 0; // bytes of MULTISTREAM_HEADER verified so far
+  readonly #onMismatch?: PskMismatchHandler;
+
+  constructor(inner: MessageStream, psk: Uint8Array, localNonce: Uint8Array, remoteNonce: Uint8Array, onMismatch?: PskMismatchHandler) {
+    super({ log: inner.log, inactivityTimeout: inner.inactivityTimeout, maxReadBufferLength: inner.maxReadBufferLength, direction: inner.direction });
+    this.#inner = inner;
+    this.#in = new XSalsaStream(psk, remoteNonce);
+    this.#out = new XSalsaStream(psk, localNonce);
+    this.#onMismatch = onMismatch;
+    inner.addEventListener("message", (evt: StreamMessageEvent) => {
+      // Inbound chunks are fresh buffers from the socket: decrypt in place.
+      if (evt.data instanceof Uint8Array) this.#deliver(this.#in.update(evt.data, evt.data));
+      else for (const buf of evt.data) this.#deliver(this.#in.update(buf, buf));
+    });
+    inner.addEventListener("close", (evt: StreamCloseEvent) => {
+      if (evt.error == null) this.onTransportClosed();
+      else if (evt.local === true) this.abort(evt.error);
+      else this.onRemoteReset();
+    });
+    inner.addEventListener("drain", () => this.safeDispatchEvent("drain"));
+    inner.addEventListener("remoteCloseWrite", () => this.onRemoteCloseWrite());
+  }
+
+  #deliver(plain: Uint8Array): void {
+    if (this.#checked < MULTISTREAM_HEADER.length) {
+      const n = Math.min(plain.length, MULTISTREAM_HEADER.length - this.#checked);
+      for (let i = 0; i < n; i++) {
+        if (plain[i] !== MULTISTREAM_HEADER[this.#checked + i]) {
+          this.#checked = MULTISTREAM_HEADER.length;
+          const remote = String((this.#inner as { remoteAddr?: unknown }).remoteAddr ?? "unknown");
+          this.#onMismatch?.(remote);
+          this.abort(new Error(`PSK mismatch with ${remote}`));
+          return;
+        }
+      }
+      this.#checked += n;
+    }
+    this.onData(plain);
+  }
+
+  sendData(data: ByteList) {
+    const plain = data.subarray();
+    // Not in place: the caller may still own `plain` (a single-chunk list returns its buffer).
+    const canSendMore = this.#inner.send(this.#out.update(plain, new Uint8Array(plain.length)));
+    return { sentBytes: plain.length, canSendMore };
+  }
+  sendReset(err: Error): void {
+    this.#inner.abort(err);
+  }
+  sendPause(): void {
+    this.#inner.pause();
+  }
+  sendResume(): void {
+    this.#inner.resume();
+  }
+  close(options?: AbortOptions): Promise<void> {
+    return this.#inner.close(options);
+  }
+}
+
+class PskProtector implements ConnectionProtector {
+  readonly [Symbol.toStringTag] = "edgemesh/pnet";
+  constructor(
+    private readonly psk: Uint8Array,
+    private readonly onMismatch?: PskMismatchHandler,
+  ) {}
+
+  async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+    const localNonce = new Uint8Array(randomBytes(PNET_NONCE_BYTES));
+    const signal = options?.signal ?? AbortSignal.timeout(PNET_HANDSHAKE_TIMEOUT_MS);
+    const bytes = byteStream(connection);
+    const [remote] = await Promise.all([bytes.read({ bytes: PNET_NONCE_BYTES, signal }), bytes.write(localNonce, { signal })]);
+    const remoteNonce = remote.subarray().slice(); // own copy: the list may share memory
+    const inner = bytes.unwrap(); // re-emits anything read past the nonce (already encrypted)
+    return new PnetMessageStream(inner, this.psk, localNonce, remoteNonce, this.onMismatch);
+  }
+}
+
+/** libp2p `connectionProtector` for a 32-byte pnet key (see pskKeyFromFile). */
+export function pnetProtector(psk: Uint8Array, onMismatch?: PskMismatchHandler): () => ConnectionProtector {
+  if (psk.length !== PSK_KEY_BYTES) throw new RangeError(`pnet key must be ${PSK_KEY_BYTES} bytes, got ${psk.length}`);
+  const key = psk.slice();
+  return () => new PskProtector(key, onMismatch);
+}

@@ -1,0 +1,171 @@
+// /libp2p/tunnel-proxy/1.0.0, both ends: the opener sends CONNECT and waits for SUCCESS or
+// FAILED; the receiver reads the CONNECT, asks the handler (the hot path, which checks its
+// table and dials), and answers. After SUCCESS the stream carries payload only, and it is the
+// hot path's. Bad headers, refusals and limit hits are answered FAILED and counted.
+import type { Connection, PeerId, Stream } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
+import type { Libp2p } from "libp2p";
+import type { Logger } from "../log/index.ts";
+import type { Counter, MetricsRegistry } from "../metrics/index.ts";
+import { decodeProxyBody, encodeProxy, MsgType } from "./codec.ts";
+import { FEATURE_UDP_FRAMED, HEADER_TIMEOUT_MS, OPEN_TIMEOUT_MS, PROXY_PROTOCOL } from "./constants.ts";
+import { TunnelError } from "./errors.ts";
+import { readHeader, replyAndClose } from "./header-io.ts";
+import type { PeerBook } from "./peers.ts";
+import type { OpenedProxyStream, ProxyHandler, ProxyHeader, ProxyTarget } from "./types.ts";
+
+const FAILED = encodeProxy({ type: MsgType.FAILED });
+
+export interface ProxyServiceOptions {
+  libp2p: Libp2p;
+  book: PeerBook;
+  maxStreams: number;
+  maxStreamsPerPeer: number;
+  log: Logger;
+  metrics: MetricsRegistry;
+}
+
+export class ProxyService {
+  #handler: ProxyHandler | undefined;
+  #open = 0;
+  readonly #perPeer = new Map<string, number>();
+  readonly #c: Record<"opened" | "openFailed" | "refused" | "badHeader" | "limit" | "accepted", Counter>;
+
+  constructor(private readonly o: ProxyServiceOptions) {
+    const m = o.metrics;
+    this.#c = {
+      opened: m.counter("tunnel_proxy_streams_opened_total", "Proxy streams opened to other agents"),
+      openFailed: m.counter("tunnel_proxy_open_failures_total", "Proxy streams that could not be opened or were refused"),
+      accepted: m.counter("tunnel_proxy_streams_accepted_total", "Proxy streams accepted from other agents"),
+      refused: m.counter("tunnel_proxy_refused_total", "Incoming CONNECTs answered FAILED by the handler"),
+      badHeader: m.counter("tunnel_proxy_bad_header_total", "Incoming proxy streams with a malformed, oversized or missing header"),
+      limit: m.counter("tunnel_proxy_stream_limit_total", "Proxy streams refused by the stream limits"),
+    };
+    m.gaugeFn("tunnel_proxy_streams_open", "Proxy streams open now", () => this.#open);
+  }
+
+  set handler(h: ProxyHandler) {
+    this.#handler = h;
+  }
+
+  streamsTo(peer: string): number {
+    return this.#perPeer.get(peer) ?? 0;
+  }
+
+  /** Counts the stream against the limits until it closes; false when a limit is reached. */
+  #track(stream: Stream, peer: string): boolean {
+    const n = this.#perPeer.get(peer) ?? 0;
+    if (this.#open >= this.o.maxStreams || n >= this.o.maxStreamsPerPeer) {
+      this.#c.limit.value++;
+      return false;
+    }
+    this.#open++;
+    this.#perPeer.set(peer, n + 1);
+    stream.addEventListener("close", () => {
+      this.#open--;
+      const left = (this.#perPeer.get(peer) ?? 1) - 1;
+      if (left > 0) this.#perPeer.set(peer, left);
+      else this.#perPeer.delete(peer);
+    });
+    return true;
+  }
+
+  async open(node: string, target: ProxyTarget, signal?: AbortSignal): Promise<OpenedProxyStream> {
+    const id = await this.o.book.peerOf(node);
+    if (!id) throw new TunnelError("NO_PEER", `no peer ID known for node ${node} (secure mode needs addPeer or discovery)`);
+    const peer = peerIdFromString(id);
+    await this.#ensureAddrs(peer);
+    const timeout = AbortSignal.timeout(OPEN_TIMEOUT_MS);
+    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let stream: Stream;
+    try {
+      stream = await this.o.libp2p.dialProtocol(peer, PROXY_PROTOCOL, { runOnLimitedConnection: true, signal: sig });
+    } catch (err) {
+      this.#c.openFailed.value++;
+      throw new TunnelError("NO_PEER", `cannot open a proxy stream to node ${node} (${id}): ${(err as Error).message}`);
+    }
+    if (!this.#track(stream, id)) {
+      stream.abort(new TunnelError("STREAM_LIMIT", "stream limit"));
+      throw new TunnelError("STREAM_LIMIT", `stream limit reached (total ${this.o.maxStreams}, per peer ${this.o.maxStreamsPerPeer}) for node ${node}`);
+    }
+    const udp = target.protocol === "udp";
+    let reply;
+    try {
+      stream.send(encodeProxy({ type: MsgType.CONNECT, protocol: target.protocol, nodeName: node, ip: target.ip, port: target.port, features: udp ? FEATURE_UDP_FRAMED : undefined }));
+      reply = await readHeader(stream, decodeProxyBody, OPEN_TIMEOUT_MS);
+    } catch (err) {
+      this.#c.openFailed.value++;
+      stream.abort(err as Error);
+      throw err instanceof TunnelError ? err : new TunnelError("CLOSED", `proxy handshake with node ${node} failed: ${(err as Error).message}`);
+    }
+    if (reply.type !== MsgType.SUCCESS) {
+      this.#c.openFailed.value++;
+      stream.abort(new TunnelError("PROXY_REFUSED", "FAILED"));
+      throw new TunnelError("PROXY_REFUSED", `node ${node} refused ${target.protocol} ${target.ip}:${target.port}`);
+    }
+    this.#c.opened.value++;
+    const udpFramed = udp && ((reply.acceptedFeatures ?? 0) & FEATURE_UDP_FRAMED) !== 0;
+    return { stream, udpFramed, relayed: isRelayed(this.o.libp2p, peer) };
+  }
+
+  /** Registered with libp2p.handle(PROXY_PROTOCOL). Never throws. */
+  onStream = async (stream: Stream, connection: Connection): Promise<void> => {
+    const remotePeer = connection.remotePeer.toString();
+    if (!this.#track(stream, remotePeer)) {
+      this.o.log.warn("proxy stream refused: stream limit reached", { peer: remotePeer });
+      await replyAndClose(stream, FAILED);
+      return;
+    }
+    let msg;
+    try {
+      msg = await readHeader(stream, decodeProxyBody, HEADER_TIMEOUT_MS);
+    } catch (err) {
+      this.#c.badHeader.value++;
+      this.o.log.warn("proxy stream refused: bad header", { peer: remotePeer, error: err as Error });
+      await replyAndClose(stream, FAILED);
+      return;
+    }
+    const protocol = msg.protocol;
+    const port = msg.port ?? -1;
+    if (msg.type !== MsgType.CONNECT || (protocol !== "tcp" && protocol !== "udp") || !msg.ip || port < 1 || port > 65535) {
+      this.#c.badHeader.value++;
+      this.o.log.warn("proxy stream refused: not a usable CONNECT", { peer: remotePeer, type: msg.type, protocol, ip: msg.ip, port: msg.port });
+      await replyAndClose(stream, FAILED);
+      return;
+    }
+    const udpFramed = protocol === "udp" && ((msg.features ?? 0) & FEATURE_UDP_FRAMED) !== 0;
+    const header: ProxyHeader = { protocol, ip: msg.ip, port, nodeName: msg.nodeName ?? "", remotePeer, remoteNode: this.o.book.nodeOf(remotePeer), udpFramed };
+    let accepted = false;
+    try {
+      // A handler that answers synchronously gets SUCCESS sent before anything it queued runs;
+      // an async one must not write to the stream before its promise resolves (see Tunnel docs).
+      const r = this.#handler ? this.#handler(header, stream) : false;
+      accepted = r instanceof Promise ? await r : r;
+    } catch (err) {
+      this.o.log.error("proxy handler threw", { peer: remotePeer, target: `${header.ip}:${header.port}`, error: err as Error });
+    }
+    if (!accepted) {
+      this.#c.refused.value++;
+      await replyAndClose(stream, FAILED);
+      return;
+    }
+    try {
+      stream.send(encodeProxy({ type: MsgType.SUCCESS, acceptedFeatures: udpFramed ? FEATURE_UDP_FRAMED : undefined }));
+      this.#c.accepted.value++;
+    } catch (err) {
+      stream.abort(err as Error);
+    }
+  };
+
+  /** Like EdgeMesh: an unknown peer is reachable through every relay. */
+  async #ensureAddrs(peer: PeerId): Promise<void> {
+    const circuits = this.o.book.circuitAddrs(peer.toString());
+    if (circuits.length === 0) return;
+    await this.o.libp2p.peerStore.merge(peer, { multiaddrs: circuits });
+  }
+}
+
+function isRelayed(libp2p: Libp2p, peer: PeerId): boolean {
+  const conns = libp2p.getConnections(peer);
+  return conns.length > 0 && conns.every((c) => c.remoteAddr.toString().includes("/p2p-circuit"));
+}

@@ -1,0 +1,209 @@
+// createTunnel: the agent's libp2p side. Identity (compat or secure), relays (kept connected
+// with backoff), discovery, and proxy streams. Splicing payload is not done here: after the
+// header exchange a stream belongs to the hot path.
+//
+// The stream the hot path gets is libp2p 3's `Stream` (@libp2p/interface, a MessageStream):
+//  - read: addEventListener("message", (e) => e.data) where data is Uint8Array | Uint8ArrayList
+//    (usually a Uint8ArrayList: iterate it or call .subarray()). Bytes that arrive before a
+//    listener is attached are buffered in the stream (up to maxReadBufferLength, 4 MiB, then
+//    the stream is reset) and dispatched when the first listener is added.
+//  - backpressure on reading: pause() / resume(). yamux tells the peer to stop; QUIC ignores it,
+//    so bound what is in flight on QUIC yourself.
+//  - write: send(buf) returns false when the stream's write buffer is full: stop and wait for
+//    the "drain" event (an event, not onDrain(), which in libp2p 3 resolves only once).
+//  - end of input: "remoteCloseWrite" (peer half-closed) then "end"; if they may have fired before
+//    you attached, read stream.remoteWriteStatus === "closed" / stream.readableEnded.
+//  - close(): half-close our side; resolves when handed to the transport, not when delivered.
+//    abort(err): reset both ways. "close" event: the stream is finished (evt.error if reset).
+import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
+import type { PeerId } from "@libp2p/interface";
+import { multiaddr } from "@multiformats/multiaddr";
+import type { Libp2p } from "libp2p";
+import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL, RELAY_BACKOFF_MAX_MS, RELAY_CHECK_INTERVAL_MS } from "./constants.ts";
+import { DiscoveryService } from "./discovery.ts";
+import { TunnelError } from "./errors.ts";
+import { createHost } from "./host.ts";
+import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
+import { PeerBook } from "./peers.ts";
+import { ProxyService } from "./proxy.ts";
+import type { OpenedProxyStream, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
+
+export function createTunnel(options: TunnelOptions): Tunnel {
+  return new EdgeTunnel(options);
+}
+
+class EdgeTunnel implements Tunnel {
+  readonly #o: TunnelOptions;
+  readonly #book: PeerBook;
+  readonly #log;
+  #libp2p?: Libp2p;
+  #proxy?: ProxyService;
+  #discovery?: DiscoveryService;
+  #handler?: ProxyHandler;
+  #peerId = "";
+  #allowed?: Set<string>;
+  #timer?: ReturnType<typeof setInterval>;
+  readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
+
+  constructor(o: TunnelOptions) {
+    this.#o = o;
+    this.#book = new PeerBook(o.identity.mode === "compat", o.listenPort, o.transport);
+    this.#log = o.log.child("tunnel");
+  }
+
+  get peerId(): string {
+    return this.#peerId;
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    const key = o.identity.mode === "compat" ? await privateKeyFromNodeName(o.nodeName) : await loadOrCreateKey(o.identity.keyFile);
+    this.#peerId = peerIdFromPrivateKey(key).toString();
+    await this.#book.setRelays(o.relayNodes);
+    if (o.identity.mode === "secure") {
+      this.#allowed = new Set([this.#peerId, ...(o.identity.allowedPeers ?? [])]);
+      for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
+    }
+    const isRelay = o.isRelay ?? o.relayNodes.some((r) => r.nodeName === o.nodeName);
+    const otherRelays = o.relayNodes.some((r) => r.nodeName !== o.nodeName);
+    const maxStreamsPerPeer = o.maxStreamsPerPeer ?? DEFAULT_MAX_STREAMS_PER_PEER;
+    const m = o.metrics;
+    const libp2p = await createHost({
+      privateKey: key,
+      listenAddrs: o.listenAddrs ?? defaultListen(o),
+      transport: o.transport,
+      psk: o.psk,
+      isRelay,
+      useRelays: !isRelay && otherRelays,
+      mdns: o.mdns,
+      rendezvous: o.rendezvous,
+      enableHolePunch: o.enableHolePunch,
+      noiseAead: o.noiseAead ?? "wasm",
+      maxStreamsPerPeer: maxStreamsPerPeer + 64, // room for discovery/identify/relay streams
+      isAllowed: this.#allowed ? (p) => this.#allowed!.has(p.toString()) : undefined,
+      log: this.#log,
+      counters: {
+        handshakeFailures: m.counter("tunnel_handshake_failures_total", "Connections whose Noise handshake failed (PSK mismatch?)"),
+        gaterDenied: m.counter("tunnel_gater_denied_total", "Connections refused because the peer ID is not allowed"),
+        pskMismatch: m.counter("tunnel_psk_mismatch_total", "Connections whose peer uses another pre-shared key (or none)"),
+      },
+    });
+    this.#libp2p = libp2p;
+    const common = { libp2p, book: this.#book, log: this.#log, metrics: m };
+    this.#proxy = new ProxyService({ ...common, maxStreams: o.maxStreams ?? DEFAULT_MAX_STREAMS, maxStreamsPerPeer });
+    if (this.#handler) this.#proxy.handler = this.#handler;
+    this.#discovery = new DiscoveryService({ ...common, nodeName: o.nodeName });
+    const streamOpts = { maxInboundStreams: maxStreamsPerPeer, maxOutboundStreams: maxStreamsPerPeer, runOnLimitedConnection: true };
+    await libp2p.handle(PROXY_PROTOCOL, this.#proxy.onStream, streamOpts);
+    await libp2p.handle(DISCOVERY_PROTOCOL, this.#discovery.onStream, { runOnLimitedConnection: true });
+    libp2p.addEventListener("peer:discovery", (evt) => {
+      const { id, multiaddrs } = evt.detail;
+      void libp2p.peerStore.merge(id, { multiaddrs }).catch(() => {});
+      void this.#discovery!.handshake(id, "MDNS");
+    });
+    libp2p.addEventListener("peer:identify", (evt) => {
+      const { peerId, protocols, connection } = evt.detail;
+      if (this.#book.nodeOf(peerId.toString()) || !protocols.includes(DISCOVERY_PROTOCOL)) return;
+      void this.#discovery!.handshake(peerId, connection.remoteAddr.toString().includes("/p2p-circuit") ? "DHT" : "MDNS");
+    });
+    await libp2p.start();
+    this.#log.info("tunnel started", { peerId: this.#peerId, relay: isRelay, psk: o.psk !== undefined, mode: o.identity.mode, addrs: this.addrs().join(",") });
+    void this.#keepRelays();
+    this.#timer = setInterval(() => void this.#keepRelays(), RELAY_CHECK_INTERVAL_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#libp2p?.stop();
+  }
+
+  addrs(): string[] {
+    return this.#libp2p?.getMultiaddrs().map(String) ?? [];
+  }
+
+  openProxyStream(node: string, target: ProxyTarget, options?: { signal?: AbortSignal }): Promise<OpenedProxyStream> {
+    if (!this.#proxy) return Promise.reject(new TunnelError("CLOSED", "tunnel not started"));
+    return this.#proxy.open(node, target, options?.signal);
+  }
+
+  handleProxy(handler: ProxyHandler): void {
+    this.#handler = handler;
+    if (this.#proxy) this.#proxy.handler = handler;
+  }
+
+  async addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void> {
+    const id = peerId ?? (await this.#book.peerOf(nodeName));
+    if (!id) throw new TunnelError("NO_PEER", `no peer ID for node ${nodeName}`);
+    this.#book.set(nodeName, id);
+    if (addrs?.length && this.#libp2p) await this.#libp2p.peerStore.merge(peerIdFromString(id), { multiaddrs: addrs.map((a) => multiaddr(a)) });
+  }
+
+  peers(): PeerInfo[] {
+    const byPeer = new Map<string, PeerInfo>();
+    for (const c of this.#libp2p?.getConnections() ?? []) {
+      const id = c.remotePeer.toString();
+      let p = byPeer.get(id);
+      if (!p) {
+        p = { peerId: id, nodeName: this.#book.nodeOf(id), connected: true, addrs: [], relayed: true, streams: this.#proxy?.streamsTo(id) ?? 0 };
+        byPeer.set(id, p);
+      }
+      const addr = c.remoteAddr.toString();
+      p.addrs.push(addr);
+      if (!addr.includes("/p2p-circuit")) p.relayed = false;
+    }
+    return [...byPeer.values()];
+  }
+
+  setRelayNodes(relays: RelayNode[]): void {
+    this.#o.relayNodes = relays;
+    void this.#book.setRelays(relays).then(() => {
+      if (this.#allowed) for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
+      return this.#keepRelays();
+    });
+  }
+
+  /** Dials relays we are not connected to, with per-relay exponential backoff. */
+  async #keepRelays(): Promise<void> {
+    const libp2p = this.#libp2p;
+    if (!libp2p) return;
+    const now = Date.now();
+    await Promise.all(
+      this.#book.relays.map(async (r) => {
+        if (r.nodeName === this.#o.nodeName || r.peerId === this.#peerId) return;
+        const key = r.nodeName;
+        const peer: PeerId | undefined = r.peerId ? peerIdFromString(r.peerId) : undefined;
+        if (peer && libp2p.getConnections(peer).length > 0) {
+          this.#backoff.delete(key);
+          return;
+        }
+        const state = this.#backoff.get(key) ?? { failures: 0, nextAt: 0 };
+        if (now < state.nextAt) return;
+        try {
+          let conn;
+          if (peer) {
+            await libp2p.peerStore.merge(peer, { multiaddrs: r.addrs });
+            conn = await libp2p.dial(peer, { signal: AbortSignal.timeout(10_000) });
+          } else {
+            conn = await libp2p.dial(r.addrs, { signal: AbortSignal.timeout(10_000) });
+            r.peerId = conn.remotePeer.toString(); // secure mode: learn the relay's ID
+          }
+          this.#backoff.delete(key);
+          this.#log.info("connected to relay", { relay: r.nodeName, addr: conn.remoteAddr.toString() });
+        } catch (err) {
+          state.failures++;
+          state.nextAt = Date.now() + Math.min(RELAY_BACKOFF_MAX_MS, 1000 * 2 ** (state.failures - 1));
+          this.#backoff.set(key, state);
+          this.#log.warn("relay unreachable", { relay: r.nodeName, failures: state.failures, error: err as Error });
+        }
+      }),
+    );
+  }
+}
+
+function defaultListen(o: TunnelOptions): string[] {
+  const out: string[] = [];
+  if (o.transport !== "quic") out.push(`/ip4/0.0.0.0/tcp/${o.listenPort}`);
+  if (o.transport !== "tcp") out.push(`/ip4/0.0.0.0/udp/${o.listenPort}/quic-v1`);
+  return out;
+}

@@ -1,0 +1,98 @@
+// Option and result types of the tunnel's public API.
+import type { Stream } from "@libp2p/interface";
+import type { Logger } from "../log/index.ts";
+import type { MetricsRegistry } from "../metrics/index.ts";
+import type { NoiseAead } from "./noise.ts";
+import type { TransportKind } from "./host.ts";
+
+/**
+ * A proxy stream after the header exchange: libp2p 3's Stream (a MessageStream). After
+ * SUCCESS only payload bytes travel on it. See the README-style notes in tunnel.ts.
+ */
+export type TunnelStream = Stream;
+
+export interface RelayNode {
+  nodeName: string;
+  /** IPs (combined with listenPort) or full multiaddrs, as in EdgeMesh's relayNodes. */
+  advertiseAddress: string[];
+  /** Needed in secure mode (no name-derived IDs); compat mode derives it from nodeName. */
+  peerId?: string;
+}
+
+export type IdentityOptions = { mode: "compat" } | { mode: "secure"; keyFile: string; allowedPeers?: string[] };
+
+export interface TunnelOptions {
+  nodeName: string;
+  listenPort: number;
+  /** Default: /ip4/0.0.0.0/tcp/{listenPort} (and /udp/{listenPort}/quic-v1 for QUIC). */
+  listenAddrs?: string[];
+  transport: TransportKind;
+  /** 32-byte pnet key (pskKeyFromFile); undefined disables the private network. */
+  psk?: Uint8Array;
+  identity: IdentityOptions;
+  relayNodes: RelayNode[];
+  /** Run the relay v2 server (without limits). Default: nodeName is among relayNodes. */
+  isRelay?: boolean;
+  mdns: boolean;
+  rendezvous: string;
+  enableHolePunch: boolean;
+  /** chacha20-poly1305 for Noise; default "wasm" (Bun's node:crypto lacks it). */
+  noiseAead?: NoiseAead;
+  maxStreams?: number;
+  maxStreamsPerPeer?: number;
+  log: Logger;
+  metrics: MetricsRegistry;
+}
+
+export interface ProxyTarget {
+  protocol: "tcp" | "udp";
+  ip: string;
+  port: number;
+}
+
+/** A CONNECT received from another agent. */
+export interface ProxyHeader extends ProxyTarget {
+  /** The node the opener believes it is talking to (EdgeMesh puts the target node here). */
+  nodeName: string;
+  /** The opener's peer ID, and its node name when discovery told us. */
+  remotePeer: string;
+  remoteNode?: string;
+  /** UDP only: both sides frame datagrams (2-byte big-endian length + payload). */
+  udpFramed: boolean;
+}
+
+export interface OpenedProxyStream {
+  stream: TunnelStream;
+  /** UDP only: the far agent frames datagrams; false for EdgeMesh peers (raw datagrams). */
+  udpFramed: boolean;
+  /** True when the stream runs over a relayed (/p2p-circuit) connection. */
+  relayed: boolean;
+}
+
+export type ProxyHandler = (header: ProxyHeader, stream: TunnelStream) => boolean | Promise<boolean>;
+
+export interface PeerInfo {
+  peerId: string;
+  nodeName?: string;
+  connected: boolean;
+  /** Remote addresses of open connections. */
+  addrs: string[];
+  relayed: boolean;
+  streams: number;
+}
+
+export interface Tunnel {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly peerId: string;
+  /** Multiaddrs this node listens on (with /p2p/<id>), available after start(). */
+  addrs(): string[];
+  /** Open a proxy stream to the agent of `node`: sends CONNECT, awaits SUCCESS/FAILED. */
+  openProxyStream(node: string, target: ProxyTarget, options?: { signal?: AbortSignal }): Promise<OpenedProxyStream>;
+  /** Incoming CONNECTs: return true to accept; the tunnel then answers SUCCESS. */
+  handleProxy(handler: ProxyHandler): void;
+  /** Teach the tunnel a node's peer ID and/or direct addresses (secure mode, tests, static). */
+  addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void>;
+  peers(): PeerInfo[];
+  setRelayNodes(relays: RelayNode[]): void;
+}

@@ -1,0 +1,253 @@
+// Two (or three) real tunnels in one process on 127.0.0.1: libp2p over TCP with pnet, Noise and
+// yamux, proxy streams with EdgeMesh's header, refusals, PSK mismatch and secure mode.
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import { peerIdFromString } from "@libp2p/peer-id";
+import type { Stream } from "@libp2p/interface";
+import { multiaddr } from "@multiformats/multiaddr";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+import { createTunnel, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+import { createHost } from "../../src/tunnel/host.ts";
+
+const PSK = new Uint8Array(32).fill(7);
+const OTHER_PSK = new Uint8Array(32).fill(8);
+const MB = 1024 * 1024;
+const counter = () => ({ name: "", help: "", labels: "", value: 0 });
+const running: { stop(): Promise<void> }[] = [];
+const dir = mkdtempSync(join(tmpdir(), "tunnel-test-"));
+
+afterEach(async () => {
+  await Promise.allSettled(running.splice(0).map((t) => t.stop()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function makeTunnel(nodeName: string, extra: Partial<TunnelOptions> = {}) {
+  const log = createMemoryLogger();
+  const metrics = createMetrics();
+  const tunnel = createTunnel({
+    nodeName,
+    listenPort: 0,
+    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
+    transport: "tcp",
+    psk: PSK,
+    identity: { mode: "compat" },
+    relayNodes: [],
+    mdns: false,
+    rendezvous: "EDGEMESH_TEST",
+    enableHolePunch: false,
+    log,
+    metrics,
+    ...extra,
+  });
+  running.push(tunnel);
+  return { tunnel, log, metrics };
+}
+
+/** Sends `total` deterministic bytes obeying backpressure ('drain'); resolves with their sha256. */
+export async function sendBytes(stream: Stream, total: number, seed: number): Promise<string> {
+  const hash = createHash("sha256");
+  const chunk = new Uint8Array(64 * 1024);
+  let sent = 0;
+  while (sent < total) {
+    const n = Math.min(chunk.length, total - sent);
+    for (let i = 0; i < n; i++) chunk[i] = (seed + sent + i * 31) & 0xff;
+    const piece = chunk.slice(0, n); // the stream may keep a reference until it is written
+    hash.update(piece);
+    sent += n;
+    if (!stream.send(piece)) await new Promise((resolve) => stream.addEventListener("drain", resolve, { once: true }));
+  }
+  return hash.digest("hex");
+}
+
+/** Resolves with the sha256 of the first `total` bytes received. */
+export function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let got = 0;
+    const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
+    stream.addEventListener("message", (evt) => {
+      const bufs = evt.data instanceof Uint8Array ? [evt.data] : [...evt.data];
+      for (const b of bufs) {
+        hash.update(b);
+        got += b.length;
+      }
+      if (got >= total) {
+        clearTimeout(timer);
+        resolve(hash.digest("hex"));
+      }
+    });
+  });
+}
+
+async function pair(extraA: Partial<TunnelOptions> = {}, extraB: Partial<TunnelOptions> = {}) {
+  const a = makeTunnel("node-a", extraA);
+  const b = makeTunnel("node-b", extraB);
+  await a.tunnel.start();
+  await b.tunnel.start();
+  await a.tunnel.addPeer("node-b", b.tunnel.peerId, b.tunnel.addrs());
+  return { a, b };
+}
+
+async function refusal(p: Promise<unknown>): Promise<TunnelError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(TunnelError);
+    return err as TunnelError;
+  }
+  throw new Error("expected a TunnelError");
+}
+
+describe("tunnel between two agents on loopback", () => {
+  test("a proxy stream carries 10 MB each way intact, with the CONNECT header seen by the far agent", async () => {
+    const { a, b } = await pair();
+    let far: Promise<[string, string]> | undefined;
+    const headers: unknown[] = [];
+    b.tunnel.handleProxy((header, stream) => {
+      headers.push(header);
+      // Write only after the handler returned (the tunnel sends SUCCESS first), as the hot path
+      // does when local socket data arrives.
+      far = Promise.all([receiveBytes(stream, 10 * MB), Bun.sleep(0).then(() => sendBytes(stream, 10 * MB, 2))]);
+      return true;
+    });
+    const { stream, relayed } = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.244.2.10", port: 8080 });
+    expect(relayed).toBe(false);
+    const [aGot, aSent] = await Promise.all([receiveBytes(stream, 10 * MB), sendBytes(stream, 10 * MB, 1)]);
+    const [bGot, bSent] = await far!;
+    expect(bGot).toBe(aSent);
+    expect(aGot).toBe(bSent);
+    expect(headers).toHaveLength(1);
+    expect(headers[0]).toMatchObject({ protocol: "tcp", ip: "10.244.2.10", port: 8080, nodeName: "node-b", remotePeer: a.tunnel.peerId, udpFramed: false });
+    expect(b.metrics.snapshot()["tunnel_proxy_streams_accepted_total"]).toBe(1);
+    await stream.close();
+  }, 60_000);
+
+  test("bytes the far side sends right after SUCCESS are not lost before the opener listens", async () => {
+    const { a, b } = await pair();
+    b.tunnel.handleProxy((_h, stream) => {
+      // Even a write queued as a microtask comes after SUCCESS when the handler answers synchronously.
+      queueMicrotask(() => stream.send(new TextEncoder().encode("SSH-2.0-banner\r\n")));
+      return true;
+    });
+    const { stream } = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 22 });
+    await Bun.sleep(100); // the banner arrives while nobody listens
+    const text = await new Promise<string>((resolve) =>
+      stream.addEventListener("message", (e) => resolve(new TextDecoder().decode(e.data instanceof Uint8Array ? e.data : e.data.subarray()))),
+    );
+    expect(text).toBe("SSH-2.0-banner\r\n");
+  });
+
+  test("a refusal by the far agent's handler reaches the opener as PROXY_REFUSED and is counted", async () => {
+    const { a, b } = await pair();
+    b.tunnel.handleProxy(async (header) => header.port === 1); // only port 1 is "an endpoint"
+    const err = await refusal(a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.9", port: 9999 }));
+    expect(err.code).toBe("PROXY_REFUSED");
+    expect(b.metrics.snapshot()["tunnel_proxy_refused_total"]).toBe(1);
+    expect(a.metrics.snapshot()["tunnel_proxy_open_failures_total"]).toBe(1);
+    const ok = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.9", port: 1 });
+    expect(ok.stream.status).toBe("open");
+  });
+
+  test("UDP streams negotiate datagram framing between our agents", async () => {
+    const { a, b } = await pair();
+    let farFramed: boolean | undefined;
+    b.tunnel.handleProxy((h) => ((farFramed = h.udpFramed), true));
+    const udp = await a.tunnel.openProxyStream("node-b", { protocol: "udp", ip: "10.96.0.10", port: 53 });
+    expect(udp.udpFramed).toBe(true);
+    expect(farFramed).toBe(true);
+    const tcp = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.96.0.10", port: 53 });
+    expect(tcp.udpFramed).toBe(false);
+  });
+
+  test("malformed and oversized headers are answered FAILED and counted; the agent keeps serving", async () => {
+    const { a, b } = await pair();
+    b.tunnel.handleProxy(() => true);
+    const raw = await createHost({
+      privateKey: await generateKeyPair("Ed25519"),
+      listenAddrs: [],
+      transport: "tcp",
+      psk: PSK,
+      isRelay: false,
+      useRelays: false,
+      mdns: false,
+      rendezvous: "x",
+      enableHolePunch: false,
+      noiseAead: "wasm",
+      maxStreamsPerPeer: 100,
+      log: createMemoryLogger(),
+      counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
+    });
+    await raw.start();
+    running.push({ stop: async () => await raw.stop() });
+    const bPeer = peerIdFromString(b.tunnel.peerId);
+    await raw.peerStore.merge(bPeer, { multiaddrs: b.tunnel.addrs().map((a) => multiaddr(a)) });
+    const answers: string[] = [];
+    const garbage = [
+      Uint8Array.from([0x05, 0x08, 0x00, 0x12, 0x09, 0x61]), // string runs past the message
+      Uint8Array.from([0xff, 0xff, 0x03]), // announces 65535 bytes > 4096
+      encodeProxy({ type: MsgType.SUCCESS }), // not a CONNECT
+      encodeProxy({ type: MsgType.CONNECT, protocol: "sctp", ip: "1.2.3.4", port: 80 }), // unknown protocol
+    ];
+    for (const bytes of garbage) {
+      const s = await raw.dialProtocol(bPeer, PROXY_PROTOCOL);
+      const reply = new Promise<string>((resolve) => {
+        const parts: Uint8Array[] = [];
+        s.addEventListener("message", (e) => parts.push(e.data instanceof Uint8Array ? e.data : e.data.subarray()));
+        s.addEventListener("close", () => resolve(Buffer.concat(parts).toString("hex")));
+        s.addEventListener("remoteCloseWrite", () => resolve(Buffer.concat(parts).toString("hex")));
+      });
+      s.send(bytes);
+      answers.push(await reply);
+      s.abort(new Error("done"));
+    }
+    expect(answers).toEqual(["020802", "020802", "020802", "020802"]);
+    expect(b.metrics.snapshot()["tunnel_proxy_bad_header_total"]).toBe(4);
+    const ok = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
+    expect(ok.stream.status).toBe("open");
+  });
+
+  test("a PSK mismatch refuses the connection and the log says why in one line", async () => {
+    const { a, b } = await pair({}, { psk: OTHER_PSK });
+    b.tunnel.handleProxy(() => true);
+    const err = await refusal(a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 }));
+    expect(err.code).toBe("NO_PEER");
+    const lines = [...a.log.lines, ...b.log.lines].filter((l) => l.includes("PSK mismatch"));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines[0]).toContain("connection refused: PSK mismatch");
+    expect(lines[0]).toContain("remote=/ip4/127.0.0.1/tcp/");
+    expect(a.metrics.snapshot()["tunnel_psk_mismatch_total"]! + b.metrics.snapshot()["tunnel_psk_mismatch_total"]!).toBeGreaterThan(0);
+    expect(b.metrics.snapshot()["tunnel_proxy_streams_accepted_total"] ?? 0).toBe(0);
+  });
+
+  test("secure mode: a peer not in the allowed list is refused, an allowed one gets through", async () => {
+    const secure = (name: string, allowedPeers: string[]) => ({ identity: { mode: "secure" as const, keyFile: join(dir, `${name}.key`), allowedPeers } });
+    // First start B to learn its (random, persisted) peer ID, and A likewise.
+    const { a, b } = await pair(secure("a", []), secure("b", []));
+    b.tunnel.handleProxy(() => true);
+    const aId = a.tunnel.peerId;
+    const bId = b.tunnel.peerId;
+    expect(aId).not.toBe(await peerIdFromNodeName("node-a"));
+    // B does not allow A yet; A allows B only after restart with the list.
+    await a.tunnel.stop();
+    const a2 = makeTunnel("node-a", secure("a", [bId]));
+    await a2.tunnel.start();
+    expect(a2.tunnel.peerId).toBe(aId); // the key file was reused
+    await a2.tunnel.addPeer("node-b", bId, b.tunnel.addrs());
+    await refusal(a2.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 }));
+    expect(b.metrics.snapshot()["tunnel_gater_denied_total"]).toBeGreaterThan(0);
+    expect(b.log.lines.some((l) => l.includes("not in the allowed list") && l.includes(aId))).toBe(true);
+    // Now B allows A.
+    await b.tunnel.stop();
+    const b2 = makeTunnel("node-b", { ...secure("b", [aId]) });
+    await b2.tunnel.start();
+    b2.tunnel.handleProxy(() => true);
+    await a2.tunnel.addPeer("node-b", bId, b2.tunnel.addrs());
+    const ok = await a2.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
+    expect(ok.stream.status).toBe("open");
+  }, 30_000);
+});
