@@ -19,7 +19,7 @@ import type { Kind, KubeObject } from "../objects.ts";
 import type { KubeFetch } from "./fetch-tls.ts";
 import { apiError, isGone, KubeSourceError } from "./errors.ts";
 import { trimObject } from "./trim.ts";
-import type { Clock, Logger, MetricsRegistry } from "./deps.ts";
+import { backoffDelay, createSleeper, type Clock, type Logger, type MetricsRegistry } from "./deps.ts";
 
 export interface ResourceRef {
   kind: Kind;
@@ -96,23 +96,9 @@ export function createInformer(o: InformerOptions): Informer {
   let failures = 0;
   let loop: Promise<void> | undefined;
   let abort: AbortController | undefined;
-  let wake: (() => void) | undefined;
-
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const handle = clock.setTimeout(() => ((wake = undefined), resolve()), ms);
-      wake = () => {
-        clock.clearTimeout(handle);
-        wake = undefined;
-        resolve();
-      };
-    });
-
-  const backoffMs = () => {
-    const base = Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failures - 1, 20));
-    // Jitter spreads the reconnects of many agents after a shared outage.
-    return Math.round(base * (0.5 + random() * 0.5));
-  };
+  const sleeper = createSleeper(clock);
+  const sleep = sleeper.sleep;
+  const backoffMs = () => backoffDelay(failures, backoffInitialMs, backoffMaxMs, random);
 
   async function list(): Promise<void> {
     const items: KubeObject[] = [];
@@ -287,7 +273,7 @@ export function createInformer(o: InformerOptions): Informer {
     async stop() {
       stopped = true;
       abort?.abort();
-      wake?.();
+      sleeper.wake();
       await loop;
     },
     get synced() { return synced; },

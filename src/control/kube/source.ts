@@ -1,0 +1,286 @@
+// The Kubernetes metadata source: discovery, one informer per kind, the object store, and the
+// offline snapshot. It writes into the same ObjectStore as the manifest source; compile() cannot
+// tell them apart.
+//
+// Store discipline (what consumers may rely on):
+// - nothing is written for a kind before its first complete list, and the first live write is
+//   ONE store.replace of every kind together, once every informer has synced, so no table is
+//   ever compiled from half the kinds;
+// - a relist (410, or a restart after an outage) replaces that kind in one call, so objects
+//   deleted while disconnected disappear;
+// - watch events are applied per tick: a burst becomes one replace instead of N map copies;
+// - transient errors change nothing in the store: the last good view stays until a new one.
+// Offline: if the API cannot be reached at start, the last snapshot is loaded (one replace) and
+// the source reports "stale metadata since T" until live data replaces it.
+
+import { KINDS, objectKey, type Kind, type KubeObject } from "../objects.ts";
+import type { ObjectStore } from "../store.ts";
+import { backoffDelay, createSleeper, systemClock, type Clock, type Logger, type MetricsRegistry } from "./deps.ts";
+import { discoverResources, DEFAULT_KINDS, type WatchedKind } from "./discovery.ts";
+import { createKubeFetch, type KubeFetch } from "./fetch-tls.ts";
+import { createInformer, type Informer, type InformerOptions, type ResourceRef } from "./informers.ts";
+import type { KubeConnection, KubeMode, KubeTls } from "./modes.ts";
+import { createPersister, type Persister } from "./persist.ts";
+import { loadSnapshot } from "./snapshot.ts";
+
+export interface KubeSourceOptions {
+  mode: KubeMode;
+  server?: string;
+  kubeConfigPath?: string;
+  tls?: KubeTls;
+  tokenFile?: string;
+  contentType?: string;
+  store: ObjectStore;
+  /** commonConfig.stateDir: where metadata.json lives; no offline snapshot without it. */
+  stateDir?: string;
+  log: Logger;
+  metrics: MetricsRegistry;
+  clock?: Clock;
+  random?: () => number;
+  kinds?: readonly WatchedKind[];
+  /** Minimum time between two snapshot writes. */
+  snapshotIntervalMs?: number;
+  /** How long start() waits for the first full sync before it returns (then: snapshot or not ready). */
+  initialSyncTimeoutMs?: number;
+  informer?: Pick<InformerOptions, "pageSize" | "backoffInitialMs" | "backoffMaxMs" | "watchTimeoutSeconds" | "watchIdleMs">;
+  /** Test hook: the fetch under the TLS layer. */
+  fetch?: NonNullable<Parameters<typeof createKubeFetch>[1]>["fetch"];
+}
+
+export interface KindStatus {
+  kind: Kind;
+  path: string;
+  synced: boolean;
+  missing: boolean;
+  resourceVersion: string;
+  objects: number;
+  error?: string;
+}
+
+export interface KubeSourceStatus {
+  ready: boolean;
+  /** True once the store holds live data from the API. */
+  live: boolean;
+  mode: KubeMode;
+  server: string;
+  /** Set while serving from the snapshot or while the API is unreachable. */
+  degraded?: string;
+  /** Why the source is not ready (no live data and no snapshot). */
+  error?: string;
+  kinds: KindStatus[];
+}
+
+export interface KubeSource {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  ready(): boolean;
+  status(): KubeSourceStatus;
+}
+
+/** Kinds this source owns in the store (Secrets: a later issue). */
+const OWNED: readonly Kind[] = KINDS.filter((k) => k !== "Secret");
+
+export function createKubeSource(o: KubeSourceOptions): KubeSource {
+  const clock = o.clock ?? systemClock;
+  const random = o.random ?? Math.random;
+  const log = o.log.child("kube");
+  const sleeper = createSleeper(clock);
+  const caches = new Map<Kind, Map<string, KubeObject>>();
+  // Changes not yet in the store, per kind: single objects (null = deleted) or "replace" the kind.
+  const pending = new Map<Kind, Map<string, KubeObject | null> | "replace">();
+  const informers: { ref: ResourceRef; informer: Informer }[] = [];
+  const failingSince = new Map<Kind | "discovery", { at: number; error: Error }>();
+  const gauges = {
+    live: o.metrics.gauge("kube_live", "1 when the store holds live data from the Kubernetes API"),
+    stale: o.metrics.gauge("kube_stale", "1 while serving the offline snapshot"),
+  };
+
+  let fetcher: KubeFetch | undefined;
+  let persister: Persister | undefined;
+  let stopped = false;
+  let live = false;
+  let staleSince: number | undefined;
+  let flushQueued = false;
+  let connectLoop: Promise<void> | undefined;
+  let settle: (() => void) | undefined;
+
+  const noteFailure = (what: Kind | "discovery", error: Error | undefined) => {
+    if (!error) failingSince.delete(what);
+    else if (!failingSince.has(what)) failingSince.set(what, { at: clock.now(), error });
+    else failingSince.get(what)!.error = error;
+    if (error) settle?.(); // start() stops waiting at the first failure
+  };
+
+  const ownedView = () => {
+    const view: Partial<Record<Kind, KubeObject[]>> = {};
+    for (const kind of OWNED) view[kind] = [...(caches.get(kind)?.values() ?? [])];
+    return view;
+  };
+
+  const goLive = () => {
+    o.store.replace(ownedView());
+    if (staleSince !== undefined) log.info("API reachable again: switched from the snapshot to live data", { staleSince: new Date(staleSince).toISOString() });
+    live = true;
+    staleSince = undefined;
+    gauges.live.value = 1;
+    gauges.stale.value = 0;
+    persister?.changed();
+    settle?.();
+  };
+
+  const flush = () => {
+    flushQueued = false;
+    if (!live) {
+      pending.clear();
+      if (informers.length > 0 && informers.every((i) => i.informer.synced)) goLive();
+      return;
+    }
+    for (const [kind, changes] of pending) {
+      const cache = caches.get(kind)!;
+      if (changes !== "replace" && changes.size <= 8) {
+        for (const [key, obj] of changes) {
+          if (obj) o.store.upsert(kind, obj);
+          else o.store.remove(kind, key);
+        }
+      } else {
+        o.store.replace({ [kind]: [...cache.values()] });
+      }
+    }
+    pending.clear();
+    persister?.changed();
+  };
+  const queueFlush = () => {
+    if (flushQueued) return;
+    flushQueued = true;
+    queueMicrotask(flush);
+  };
+
+  const handlersFor = (kind: Kind) => ({
+    onList(items: KubeObject[]) {
+      const cache = new Map<string, KubeObject>();
+      for (const obj of items) cache.set(objectKey(obj), obj);
+      caches.set(kind, cache);
+      pending.set(kind, "replace");
+      queueFlush();
+    },
+    onEvent(type: string, obj: KubeObject) {
+      const key = objectKey(obj);
+      const cache = caches.get(kind)!;
+      if (type === "DELETED") cache.delete(key);
+      else cache.set(key, obj);
+      let changes = pending.get(kind);
+      if (changes === "replace") return queueFlush(); // the replace reads the cache, change included
+      if (!changes) pending.set(kind, (changes = new Map()));
+      changes.set(key, type === "DELETED" ? null : obj);
+      queueFlush();
+    },
+    onHealth: (err: Error | undefined) => noteFailure(kind, err),
+  });
+
+  async function connect(f: KubeFetch): Promise<void> {
+    let attempt = 0;
+    let refs: ResourceRef[] | undefined;
+    while (!stopped && !refs) {
+      try {
+        refs = await discoverResources(f, o.kinds ?? DEFAULT_KINDS);
+        noteFailure("discovery", undefined);
+      } catch (err) {
+        attempt++;
+        noteFailure("discovery", err as Error);
+        const delay = backoffDelay(attempt, o.informer?.backoffInitialMs ?? 800, o.informer?.backoffMaxMs ?? 30_000, random);
+        log.warn("cannot reach the Kubernetes API, retrying", { server: f.server, error: err as Error, retryInMs: delay });
+        await sleeper.sleep(delay);
+      }
+    }
+    if (stopped || !refs) return;
+    log.info("watching", { server: f.server, resources: refs.map((r) => r.path) });
+    for (const ref of refs) {
+      const informer = createInformer({ ...o.informer, resource: ref, fetch: f, handlers: handlersFor(ref.kind), log, metrics: o.metrics, clock, random });
+      informers.push({ ref, informer });
+      informer.start();
+    }
+  }
+
+  async function fallBackToSnapshot(): Promise<void> {
+    if (live) return;
+    const first = [...failingSince.values()][0];
+    const why = first ? first.error.message : "initial sync did not finish in time";
+    if (!o.stateDir) {
+      log.error("Kubernetes API unreachable and no stateDir for a snapshot: not ready, retrying", { error: why });
+      return;
+    }
+    try {
+      const snap = await loadSnapshot(o.stateDir);
+      if (!snap) {
+        log.error("Kubernetes API unreachable and no snapshot yet: not ready, retrying", { error: why, stateDir: o.stateDir });
+        return;
+      }
+      if (live) return; // the API came back while we were reading
+      const view: Partial<Record<Kind, KubeObject[]>> = {};
+      for (const kind of OWNED) view[kind] = snap.objects[kind] ?? [];
+      o.store.replace(view);
+      staleSince = snap.savedAt;
+      gauges.stale.value = 1;
+      log.warn("Kubernetes API unreachable: serving stale metadata from the snapshot", { since: new Date(snap.savedAt).toISOString(), error: why });
+    } catch (err) {
+      log.error("offline snapshot unusable, ignored", { error: err as Error });
+    }
+  }
+
+  return {
+    async start() {
+      stopped = false;
+      fetcher = await createKubeFetch(
+        { mode: o.mode, server: o.server, kubeConfigPath: o.kubeConfigPath, tls: o.tls, tokenFile: o.tokenFile, contentType: o.contentType ?? "application/json", reason: "" },
+        { fetch: o.fetch, now: () => clock.now() },
+      );
+      if (o.stateDir) {
+        persister = createPersister({ stateDir: o.stateDir, server: fetcher.server, clock, log, metrics: o.metrics, intervalMs: o.snapshotIntervalMs ?? 5000, view: () => ownedView(), enabled: () => live });
+      }
+      const settled = new Promise<void>((resolve) => (settle = resolve));
+      const timer = clock.setTimeout(() => settle?.(), o.initialSyncTimeoutMs ?? 10_000);
+      connectLoop = connect(fetcher);
+      await settled;
+      settle = undefined;
+      clock.clearTimeout(timer);
+      if (!live) await fallBackToSnapshot();
+    },
+
+    async stop() {
+      stopped = true;
+      settle?.();
+      sleeper.wake();
+      await connectLoop;
+      await Promise.all(informers.map((i) => i.informer.stop()));
+      await persister?.close();
+      fetcher?.close();
+    },
+
+    ready: () => live || staleSince !== undefined,
+
+    status() {
+      const failing = [...failingSince.values()].sort((a, b) => a.at - b.at)[0];
+      let degraded: string | undefined;
+      if (!live && staleSince !== undefined) degraded = `stale metadata since ${new Date(staleSince).toISOString()}`;
+      else if (live && failing) degraded = `Kubernetes API unreachable since ${new Date(failing.at).toISOString()}: ${failing.error.message}`;
+      const ready = live || staleSince !== undefined;
+      return {
+        ready,
+        live,
+        mode: o.mode,
+        server: fetcher?.server ?? o.server ?? "",
+        degraded,
+        error: ready ? undefined : failing ? `Kubernetes API unreachable: ${failing.error.message}` : "initial sync in progress",
+        kinds: informers.map(({ ref, informer }) => ({
+          kind: ref.kind,
+          path: ref.path,
+          synced: informer.synced,
+          missing: informer.missing,
+          resourceVersion: informer.resourceVersion,
+          objects: caches.get(ref.kind)?.size ?? 0,
+          error: informer.lastError?.message,
+        })),
+      };
+    },
+  };
+}
