@@ -1,0 +1,3 @@
+// Public surface of the manifest-folder source.
+export { createManifestSource, type ManifestSource, type ManifestSourceOptions } from "./source.ts";
+export { parseManifest, type ManifestError, type ParsedObject, type ParseResult } from "./parse.ts";
