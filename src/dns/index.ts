@@ -91,7 +91,10 @@ export function createDnsServer(o: DnsOptions): DnsServer {
         : upstreamsFromResolvConf(readConf(), o.listen);
       const clusterUpstreams = o.cacheDNS?.enable ? o.cacheDNS.upstreamServers.map(parseUpstream) : null;
       if (upstreams.length === 0) log.warn("no DNS upstreams: names outside the cluster get SERVFAIL");
-      io = new UpstreamIO(o.metrics.counter("dns_forward_total", "DNS forwarder events", { event: "stray_reply" }));
+      io = new UpstreamIO({
+        stray: o.metrics.counter("dns_forward_total", "DNS forwarder events", { event: "stray_reply" }),
+        errors: o.metrics.counter("dns_socket_errors_total", "Socket errors reported on DNS sockets (ICMP, resets)"),
+      });
       await io.start([...upstreams, ...(clusterUpstreams ?? [])].some((u) => u.host.includes(":")));
       const s: { sockets: DnsSockets | null } = { sockets: null };
       core = new DnsCore({

@@ -37,6 +37,10 @@ export class DnsSockets {
       data(sock: Bun.udp.Socket<"uint8array">, buf: Uint8Array, rport: number, addr: string) {
         self.#onUdp(sock, buf, rport, addr);
       },
+      // ICMP port unreachable from a client that left before its answer: nothing to do.
+      error() {
+        self.#core.c.sendErrors.value++;
+      },
     };
     // Port 0: the kernel picks the UDP port, TCP must then get the same one; retry if taken.
     for (let attempt = 0; ; attempt++) {
@@ -149,7 +153,7 @@ export class DnsSockets {
         s.end();
       },
       error() {
-        self.#core.c.errors.value++;
+        self.#core.c.sendErrors.value++;
       },
     };
   }

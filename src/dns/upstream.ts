@@ -52,15 +52,21 @@ export class UpstreamIO {
   readonly #byId = new Map<number, Inflight>();
   readonly #scratch = new Query();
   readonly #stray: Counter;
+  readonly #errors: Counter;
   #v4: Bun.udp.Socket<"uint8array"> | null = null;
   #v6: Bun.udp.Socket<"uint8array"> | null = null;
 
-  constructor(stray: Counter) {
-    this.#stray = stray;
+  constructor(counters: { stray: Counter; errors: Counter }) {
+    this.#stray = counters.stray;
+    this.#errors = counters.errors;
   }
 
   async start(needV6: boolean): Promise<void> {
-    const socket = { data: (_s: unknown, buf: Uint8Array, port: number, addr: string) => this.#onUdp(buf, port, addr) };
+    const socket = {
+      data: (_s: unknown, buf: Uint8Array, port: number, addr: string) => this.#onUdp(buf, port, addr),
+      // ICMP errors (an upstream that is down) surface here; the attempt's timeout handles them.
+      error: () => void this.#errors.value++,
+    };
     this.#v4 = await Bun.udpSocket({ hostname: "0.0.0.0", port: 0, binaryType: "uint8array", socket });
     if (needV6) this.#v6 = await Bun.udpSocket({ hostname: "::", port: 0, binaryType: "uint8array", socket });
   }
