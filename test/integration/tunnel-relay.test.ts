@@ -1,0 +1,123 @@
+// A and B reach each other only through relay R (circuit relay v2) on loopback: B has no
+// listener of its own, only its reservation on R. The relay must not apply v2's default limits
+// (128 KiB / 2 min per relayed connection), as EdgeMesh's relays do not.
+import { afterEach, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import type { Stream } from "@libp2p/interface";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+import { createTunnel, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+
+const PSK = new Uint8Array(32).fill(9);
+const MB = 1024 * 1024;
+const running: Tunnel[] = [];
+
+afterEach(async () => {
+  await Promise.allSettled(running.splice(0).map((t) => t.stop()));
+});
+
+function makeTunnel(nodeName: string, extra: Partial<TunnelOptions>) {
+  const log = createMemoryLogger();
+  const metrics = createMetrics();
+  const tunnel = createTunnel({
+    nodeName,
+    listenPort: 0,
+    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
+    transport: "tcp",
+    psk: PSK,
+    identity: { mode: "compat" },
+    relayNodes: [],
+    mdns: false,
+    rendezvous: "EDGEMESH_TEST",
+    enableHolePunch: false,
+    log,
+    metrics,
+    ...extra,
+  });
+  running.push(tunnel);
+  return { tunnel, log, metrics };
+}
+
+async function sendBytes(stream: Stream, total: number, seed: number): Promise<string> {
+  const hash = createHash("sha256");
+  let sent = 0;
+  while (sent < total) {
+    const n = Math.min(32 * 1024, total - sent);
+    const piece = new Uint8Array(n);
+    for (let i = 0; i < n; i++) piece[i] = (seed + sent + i * 13) & 0xff;
+    hash.update(piece);
+    sent += n;
+    if (!stream.send(piece)) await new Promise((resolve) => stream.addEventListener("drain", resolve, { once: true }));
+  }
+  return hash.digest("hex");
+}
+
+function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let got = 0;
+    const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
+    stream.addEventListener("message", (evt) => {
+      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
+        hash.update(b);
+        got += b.length;
+      }
+      if (got >= total) {
+        clearTimeout(timer);
+        resolve(hash.digest("hex"));
+      }
+    });
+  });
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+test("a proxy stream through the relay carries 1 MB each way, beyond v2's 128 KiB default limit", async () => {
+  const r = makeTunnel("relay", { isRelay: true });
+  await r.tunnel.start();
+  const relayAddr = r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "");
+  const relayNodes = [{ nodeName: "relay", advertiseAddress: [relayAddr] }];
+  const b = makeTunnel("node-b", { relayNodes, listenAddrs: [] }); // reachable only via R
+  const a = makeTunnel("node-a", { relayNodes });
+  await b.tunnel.start();
+  await a.tunnel.start();
+  await until("B's reservation on R", () => b.tunnel.addrs().some((x) => x.includes("/p2p-circuit")));
+  expect(b.tunnel.addrs().every((x) => x.includes("/p2p-circuit"))).toBe(true);
+
+  let far: Promise<[string, string]> | undefined;
+  b.tunnel.handleProxy((_h, stream) => {
+    far = Promise.all([receiveBytes(stream, MB), Bun.sleep(0).then(() => sendBytes(stream, MB, 5))]);
+    return true;
+  });
+  // A knows nothing of B but its name: the peer ID is derived, the path goes through R.
+  const { stream, relayed } = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.244.9.9", port: 80 });
+  expect(relayed).toBe(true);
+  const [aGot, aSent] = await Promise.all([receiveBytes(stream, MB), sendBytes(stream, MB, 6)]);
+  const [bGot, bSent] = await far!;
+  expect(bGot).toBe(aSent);
+  expect(aGot).toBe(bSent);
+  const viaR = a.tunnel.peers().find((p) => p.nodeName === "node-b" || p.peerId === b.tunnel.peerId);
+  expect(viaR?.relayed).toBe(true);
+  expect(viaR?.addrs[0]).toContain(`/p2p/${r.tunnel.peerId}/p2p-circuit`);
+}, 60_000);
+
+test("a node reconnects to its relay after the relay restarts", async () => {
+  const r = makeTunnel("relay", { isRelay: true });
+  await r.tunnel.start();
+  const relayAddr = r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "");
+  const a = makeTunnel("node-a", { relayNodes: [{ nodeName: "relay", advertiseAddress: [relayAddr] }] });
+  await a.tunnel.start();
+  await until("A connected to R", () => a.tunnel.peers().some((p) => p.peerId === r.tunnel.peerId));
+  await r.tunnel.stop();
+  await until("A noticed R is gone", () => !a.tunnel.peers().some((p) => p.peerId === r.tunnel.peerId));
+  const r2 = makeTunnel("relay", { isRelay: true, listenAddrs: [relayAddr] });
+  await r2.tunnel.start();
+  await until("A reconnected to R", () => a.tunnel.peers().some((p) => p.peerId === r2.tunnel.peerId), 20_000);
+  expect(a.log.lines.some((l) => l.includes("connected to relay"))).toBe(true);
+}, 40_000);
