@@ -17,7 +17,10 @@ export const DEFAULT_PUBLISH_MIN_INTERVAL_MS = 100;
 
 export interface PublisherOptions {
   store: ObjectStore;
-  /** compile() options; warnings also go to `log` (each distinct one once while it persists). */
+  /**
+   * compile() options. Each distinct warning is reported once while it persists (not on every
+   * compile): to compileOptions.warn when given, else to log.warn.
+   */
   compileOptions: CompileOptions;
   log: Logger;
   clock?: Clock;
@@ -57,7 +60,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
         serviceFilterMode: options.compileOptions.serviceFilterMode,
         warn: (msg) => {
           warnings.add(msg);
-          options.compileOptions.warn?.(msg);
         },
       },
       current.version + 1,
@@ -65,7 +67,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
     );
     const elapsed = performance.now() - started;
     // A warning repeats on every compile while its object is unchanged: log only new ones.
-    for (const w of warnings) if (!lastWarnings.has(w)) log.warn(w);
+    const report = options.compileOptions.warn ?? ((msg: string) => log.warn(msg));
+    for (const w of warnings) if (!lastWarnings.has(w)) report(w);
     lastWarnings = warnings;
     publishedRevision = revision;
     current = next;

@@ -215,7 +215,15 @@ describe("parseManifest", () => {
       "x.yaml",
       "kind: List\nitems:\n- kind: Service\n  metadata: {name: a}\n- kind: EndpointSlice\n  metadata:\n    namespace: x\n",
     );
-    expect(r).toEqual({ ok: false, error: { file: "x.yaml", line: 5, reason: "EndpointSlice has no metadata.name" } });
+    expect(r).toEqual({
+      ok: false,
+      error: {
+        file: "x.yaml",
+        line: 5,
+        reason: "EndpointSlice has no metadata.name",
+        message: "x.yaml:5: EndpointSlice has no metadata.name",
+      },
+    });
   });
 
   test("a document that is not an object is an error", () => {

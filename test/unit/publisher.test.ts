@@ -122,6 +122,21 @@ describe("publisher", () => {
     expect(publisher.current().version).toBe(2);
   });
 
+  test("compileOptions.warn gets each distinct warning once while it persists", () => {
+    const clock = createManualClock();
+    const store = createObjectStore();
+    const warned: string[] = [];
+    const log = createMemoryLogger();
+    createPublisher({ store, clock, log, compileOptions: { serviceFilterMode: "FilterIfLabelExists", warn: (m) => warned.push(m) } });
+    store.upsert("Service", service("sig", 3868, "SCTP"));
+    clock.advance(0);
+    store.upsert("Service", service("other"));
+    clock.advance(100);
+    expect(warned.length).toBe(1);
+    expect(warned[0]).toContain("default/sig");
+    expect(log.lines.filter((l) => l.includes("SCTP")).length).toBe(0);
+  });
+
   test("a compile warning is logged once while it persists, again when it returns", () => {
     const { clock, store, log } = setup();
     const warnCount = () => log.lines.filter((l) => l.includes("SCTP")).length;

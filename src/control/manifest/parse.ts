@@ -12,6 +12,12 @@ export interface ManifestError {
   /** 1-based line of the problem; 0 when unknown. */
   readonly line: number;
   readonly reason: string;
+  /** "file:line: reason" (or "file: reason" when the line is unknown), for logs and /readyz. */
+  readonly message: string;
+}
+
+function manifestError(file: string, line: number, reason: string): ManifestError {
+  return { file, line, reason, message: line > 0 ? `${file}:${line}: ${reason}` : `${file}: ${reason}` };
 }
 
 export interface ParsedObject {
@@ -55,7 +61,7 @@ export function parseManifest(file: string, text: string): ParseResult {
     }
   } catch (err) {
     if (!(err instanceof ObjectError)) throw err;
-    return { ok: false, error: { file, line: locate(file, text, err.doc, err.item), reason: err.message } };
+    return { ok: false, error: manifestError(file, locate(file, text, err.doc, err.item), err.message) };
   }
   return { ok: true, objects, ignored };
 }
@@ -98,7 +104,7 @@ function parseJson(text: string): unknown {
 function syntaxError(file: string, text: string, err: unknown): ManifestError {
   const e = err as { reason?: string; message?: string; mark?: { line?: number } };
   if (e && typeof e.mark?.line === "number") {
-    return { file, line: e.mark.line + 1, reason: e.reason ?? String(e.message) };
+    return manifestError(file, e.mark.line + 1, e.reason ?? String(e.message));
   }
   const reason = e?.message ?? String(err);
   // JSON.parse in JSC does not say where it failed; YAML is nearly a superset of JSON, so
@@ -107,9 +113,9 @@ function syntaxError(file: string, text: string, err: unknown): ManifestError {
     loadAll(text, { filename: file, json: true });
   } catch (yamlErr) {
     const line = (yamlErr as { mark?: { line?: number } }).mark?.line;
-    if (typeof line === "number") return { file, line: line + 1, reason };
+    if (typeof line === "number") return manifestError(file, line + 1, reason);
   }
-  return { file, line: 0, reason };
+  return manifestError(file, 0, reason);
 }
 
 /**
