@@ -2,8 +2,8 @@
 // reads (time and version come in as arguments), warnings go to a callback. Called by the
 // publisher after a burst of store changes, so it must be fast at 10k services / 100k
 // endpoints: slices are indexed once per run, per-service values (policy, affinity, IP lists)
-// are built once and shared by the service's ports, and leaves are frozen as they are built so
-// deepFreeze() at the end stops at them instead of walking 100k endpoints again.
+// are built once and shared by the service's ports, and every object is frozen as it is built,
+// so the finished table is deeply frozen without a second walk over 100k endpoints.
 
 import type { StoreSnapshot } from "../store.ts";
 import type { KubeObject } from "../objects.ts";
@@ -15,12 +15,13 @@ import {
   type RouteTable,
   type ServicePort,
   type ServiceRecord,
-  type ServiceType,
-  type SessionAffinity,
 } from "../table.ts";
 import { EndpointCollector, indexSlices, NO_ENDPOINTS, sortUnique } from "./endpoints.ts";
 import { isProxied, type ServiceFilterMode } from "./filter.ts";
 import { policyFor } from "./policy.ts";
+import { affinityOf, clusterIPsOf, NO_STRINGS, type PortSpec, servicePorts, serviceType, stringList } from "./service.ts";
+
+export { DEFAULT_AFFINITY_TIMEOUT_SECONDS } from "./service.ts";
 
 export interface CompileOptions {
   serviceFilterMode: ServiceFilterMode;
@@ -28,22 +29,7 @@ export interface CompileOptions {
   warn?: (msg: string) => void;
 }
 
-/** Kubernetes' default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
-export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10_800;
-/** Kubernetes' validation upper bound for the affinity timeout (1 day). */
-const MAX_AFFINITY_TIMEOUT_SECONDS = 86_400;
-
-const NO_AFFINITY: SessionAffinity = Object.freeze({ clientIP: false, timeoutSeconds: DEFAULT_AFFINITY_TIMEOUT_SECONDS });
-const NO_STRINGS: readonly string[] = Object.freeze([]);
-const SERVICE_TYPES = new Set(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]);
 const noWarn = (_msg: string): void => {};
-
-interface PortSpec {
-  name: string;
-  port: number;
-  protocol: Protocol;
-  nodePort: number;
-}
 
 export function compile(snapshot: StoreSnapshot, options: CompileOptions, version: number, now: number): RouteTable {
   const warn = options.warn ?? noWarn;
@@ -97,16 +83,16 @@ export function compile(snapshot: StoreSnapshot, options: CompileOptions, versio
       ports.push(
         Object.freeze({
           key: portKey(namespace, name, ps.port, ps.protocol),
-        namespace,
-        name,
-        portName: ps.name,
-        port: ps.port,
-        protocol: ps.protocol,
-        clusterIPs,
-        nodePort: ps.nodePort,
-        externalIPs,
-        policy,
-        affinity,
+          namespace,
+          name,
+          portName: ps.name,
+          port: ps.port,
+          protocol: ps.protocol,
+          clusterIPs,
+          nodePort: ps.nodePort,
+          externalIPs,
+          policy,
+          affinity,
           endpoints: collector.result(),
         }),
       );
@@ -161,77 +147,6 @@ function recordPorts(specs: readonly PortSpec[]): ServiceRecord["ports"] {
     out[i] = Object.freeze({ name: p.name, port: p.port, protocol: p.protocol });
   }
   return Object.freeze(out);
-}
-
-function serviceType(spec: any, id: string, warn: (msg: string) => void): ServiceType {
-  let type: string = spec.type ?? "ClusterIP";
-  if (!SERVICE_TYPES.has(type)) {
-    warn(`Service ${id}: unknown spec.type ${JSON.stringify(spec.type)}; treated as ClusterIP`);
-    type = "ClusterIP";
-  }
-  if (type === "ExternalName") return "ExternalName";
-  const first = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0 ? spec.clusterIPs[0] : spec.clusterIP;
-  if (first === "None") return "Headless";
-  return type as ServiceType;
-}
-
-function clusterIPsOf(spec: any): readonly string[] {
-  if (Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0) return stringList(spec.clusterIPs);
-  if (typeof spec.clusterIP === "string" && spec.clusterIP !== "") return Object.freeze([spec.clusterIP]);
-  return NO_STRINGS;
-}
-
-function stringList(v: unknown): readonly string[] {
-  if (!Array.isArray(v) || v.length === 0) return NO_STRINGS;
-  const out: string[] = [];
-  for (let i = 0; i < v.length; i++) if (typeof v[i] === "string" && v[i] !== "") out.push(v[i]);
-  return out.length === 0 ? NO_STRINGS : Object.freeze(out);
-}
-
-/** Valid TCP/UDP ports of a Service; SCTP and garbage are dropped with a warning. */
-function servicePorts(raw: unknown, id: string, warn: (msg: string) => void): PortSpec[] {
-  if (!Array.isArray(raw)) return [];
-  const out: PortSpec[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const p = raw[i];
-    if (p === null || typeof p !== "object") {
-      warn(`Service ${id}: spec.ports[${i}] is not an object; ignored`);
-      continue;
-    }
-    const port = p.port;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      warn(`Service ${id}: spec.ports[${i}].port ${JSON.stringify(port)} is not a port number; ignored`);
-      continue;
-    }
-    const protocol = p.protocol ?? "TCP";
-    if (protocol !== "TCP" && protocol !== "UDP") {
-      warn(`Service ${id}: port ${port}/${protocol} is not supported (TCP and UDP only); no listener for it`);
-      continue;
-    }
-    if (out.some((o) => o.port === port && o.protocol === protocol)) {
-      warn(`Service ${id}: port ${port}/${protocol} is listed twice; the first one is used`);
-      continue;
-    }
-    const nodePort = Number.isInteger(p.nodePort) && p.nodePort > 0 && p.nodePort < 65536 ? p.nodePort : 0;
-    out.push({ name: typeof p.name === "string" ? p.name : "", port, protocol, nodePort });
-  }
-  // In port-key order ("80/TCP" < "9/TCP": string order, like the keys themselves).
-  if (out.length > 1) out.sort((a, b) => ((a.port + "/" + a.protocol) < (b.port + "/" + b.protocol) ? -1 : 1));
-  return out;
-}
-
-function affinityOf(spec: any, id: string, warn: (msg: string) => void): SessionAffinity {
-  if (spec.sessionAffinity !== "ClientIP") return NO_AFFINITY;
-  const timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds;
-  if (timeout == null) return Object.freeze({ clientIP: true, timeoutSeconds: DEFAULT_AFFINITY_TIMEOUT_SECONDS });
-  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_AFFINITY_TIMEOUT_SECONDS) {
-    warn(
-      `Service ${id}: sessionAffinityConfig.clientIP.timeoutSeconds ${JSON.stringify(timeout)} is not in ` +
-        `1..${MAX_AFFINITY_TIMEOUT_SECONDS}; using ${DEFAULT_AFFINITY_TIMEOUT_SECONDS}`,
-    );
-    return Object.freeze({ clientIP: true, timeoutSeconds: DEFAULT_AFFINITY_TIMEOUT_SECONDS });
-  }
-  return Object.freeze({ clientIP: true, timeoutSeconds: timeout });
 }
 
 /**
