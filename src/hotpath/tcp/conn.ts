@@ -1,0 +1,135 @@
+// Per-connection state of a proxied TCP connection and the shared context every handler reaches
+// through it. One Conn serves both sockets of a connection (client socket.data is the Conn; the
+// upstream's data is a Dial pointing at it), and Conns are pooled: nothing here is allocated per
+// chunk, and little per connection.
+
+import type { Socket } from "bun";
+import type { ServicePort, TableSource } from "../../control/index.ts";
+import type { Logger } from "../../log/index.ts";
+import type { Counter } from "../../metrics/index.ts";
+import type { Balancer } from "../lb/index.ts";
+import type { ByteStream, RemoteDialer } from "../types.ts";
+
+/** Lifecycle of a Conn. Plain numbers: compared on every event. */
+export const PHASE_HEAD = 0; // reading the HTTP request head to hash a header
+export const PHASE_DIALING = 1;
+export const PHASE_BACKOFF = 2;
+export const PHASE_SPLICING = 3;
+export const PHASE_CLOSED = 4;
+
+export interface TcpMetrics {
+  accepted: Counter;
+  refusedLimit: Counter;
+  refusedNoEndpoint: Counter;
+  dialFailures: Counter;
+  dialTimeouts: Counter;
+  resets: Counter;
+  bytesUp: Counter;
+  bytesDown: Counter;
+}
+
+export interface TcpContext {
+  readonly table: TableSource;
+  readonly balancer: Balancer;
+  readonly nodeName: string;
+  readonly remote: RemoteDialer | undefined;
+  readonly clock: { now(): number };
+  readonly dialTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerPort: number;
+  readonly m: TcpMetrics;
+  readonly log: Logger;
+  /** Conns with a deadline (dial timeout, backoff end, head timeout), checked by one sweep. */
+  readonly waiting: Set<Conn>;
+  /** Every Conn between accept and release, so drain/stop can close them. */
+  readonly live: Set<Conn>;
+  readonly pool: Conn[];
+  active: number;
+  accepting: boolean;
+}
+
+/** Listener data: which ServicePort a listener serves, and its own connection count. */
+export interface TcpListenerState {
+  readonly key: string;
+  readonly ctx: TcpContext;
+  active: number;
+}
+
+/**
+ * One dial attempt. Its own object because an abandoned attempt (timed out, client gone) can
+ * still complete later and must then find `conn === null` instead of a reused Conn.
+ * It is also the StreamSink a RemoteDialer drives (methods are wired in splice.ts).
+ */
+export class Dial {
+  constructor(public conn: Conn | null) {}
+}
+
+export class Conn {
+  ctx: TcpContext;
+  ls: TcpListenerState | null = null;
+  sp: ServicePort | null = null;
+  phase = PHASE_CLOSED;
+  clientIp = "";
+  client: Socket<Conn> | null = null;
+  upstream: ByteStream | null = null;
+  dial: Dial | null = null;
+  /** Clock ms when the current wait (dial, backoff, head) ends. */
+  deadline = 0;
+  /** Failover round (0-based); each round tries every endpoint once. */
+  round = 0;
+  /** Endpoint indexes (into sp.endpoints) that failed in this round. */
+  readonly tried: number[] = [];
+  hashKey = "";
+  /** Client bytes received before the upstream was connected, replayed in order. */
+  readonly early: Uint8Array[] = [];
+  earlyBytes = 0;
+
+  // client -> upstream: a partly written chunk, and chunks the runtime delivered after pause().
+  upBuf: Uint8Array | null = null;
+  upOff = 0;
+  readonly upQueue: Uint8Array[] = [];
+  /** Client sent FIN: shut the upstream's write side once everything is flushed. */
+  clientFin = false;
+
+  // upstream -> client, the same.
+  downBuf: Uint8Array | null = null;
+  downOff = 0;
+  readonly downQueue: Uint8Array[] = [];
+  upstreamFin = false;
+
+  constructor(ctx: TcpContext) {
+    this.ctx = ctx;
+  }
+}
+
+export function acquireConn(ctx: TcpContext): Conn {
+  const c = ctx.pool.pop();
+  if (c === undefined) return new Conn(ctx);
+  return c;
+}
+
+/** Back to the pool; every field reset so no bytes or sockets are retained. */
+export function recycleConn(c: Conn, poolMax: number): void {
+  c.ls = null;
+  c.sp = null;
+  c.phase = PHASE_CLOSED;
+  c.clientIp = "";
+  c.client = null;
+  c.upstream = null;
+  c.dial = null;
+  c.deadline = 0;
+  c.round = 0;
+  c.tried.length = 0;
+  c.hashKey = "";
+  c.early.length = 0;
+  c.earlyBytes = 0;
+  c.upBuf = null;
+  c.upOff = 0;
+  c.upQueue.length = 0;
+  c.clientFin = false;
+  c.downBuf = null;
+  c.downOff = 0;
+  c.downQueue.length = 0;
+  c.upstreamFin = false;
+  if (c.ctx.pool.length < poolMax) c.ctx.pool.push(c);
+}

@@ -1,0 +1,183 @@
+// Accepting a client and getting it an upstream: caps, endpoint choice, the HTTP head read for
+// header hashing, asynchronous dials with failover and backoff. No dial ever blocks another
+// connection: Bun.connect is fire-and-forget with handlers, and every wait (dial timeout, backoff,
+// head timeout) is a deadline checked by one coarse sweep instead of a timer per connection.
+
+import type { Socket } from "bun";
+import type { Endpoint } from "../../control/index.ts";
+import { BACKOFF_MS, HTTP_HEAD_MAX_BYTES, HTTP_HEAD_TIMEOUT_MS, MAX_DIALS_PER_ROUND } from "../constants.ts";
+import { headEnd, headerValue } from "../lb/index.ts";
+import {
+  acquireConn,
+  Conn,
+  PHASE_BACKOFF,
+  PHASE_CLOSED,
+  PHASE_DIALING,
+  PHASE_HEAD,
+  type TcpContext,
+  type TcpListenerState,
+} from "./conn.ts";
+import { Dial, upstreamHandler } from "./splice.ts";
+
+/** Listener `open`: the socket's data is still the listener's TcpListenerState. */
+export function accept(s: Socket<Conn>): void {
+  const ls = s.data as unknown as TcpListenerState;
+  const ctx = ls.ctx;
+  ctx.m.accepted.value++;
+  if (
+    !ctx.accepting ||
+    ctx.active >= ctx.maxConnections ||
+    (ctx.maxConnectionsPerPort > 0 && ls.active >= ctx.maxConnectionsPerPort)
+  ) {
+    ctx.m.refusedLimit.value++;
+    s.data = refusedConn(ctx);
+    s.terminate();
+    return;
+  }
+  const c = acquireConn(ctx);
+  c.ls = ls;
+  c.client = s;
+  c.clientIp = s.remoteAddress;
+  s.data = c;
+  ctx.active++;
+  ls.active++;
+  ctx.live.add(c);
+  s.setNoDelay(true);
+  // The table is read once: this connection keeps the ServicePort it started with.
+  const sp = ctx.table.current().byKey[ls.key];
+  c.sp = sp ?? null;
+  c.phase = PHASE_DIALING;
+  if (sp !== undefined && sp.policy.kind === "CONSISTENT_HASH_HEADER") {
+    c.phase = PHASE_HEAD;
+    c.deadline = ctx.clock.now() + HTTP_HEAD_TIMEOUT_MS;
+    ctx.waiting.add(c);
+    return;
+  }
+  s.pause();
+  nextDial(c);
+}
+
+const refused = new WeakMap<TcpContext, Conn>();
+/** A closed Conn every refused socket points at, so its close handler finds nothing to do. */
+function refusedConn(ctx: TcpContext): Conn {
+  let c = refused.get(ctx);
+  if (c === undefined) refused.set(ctx, (c = new Conn(ctx)));
+  return c;
+}
+
+/** More head bytes arrived (or FIN, or the head timed out): dial once the head is complete. */
+export function onHeadBytes(c: Conn): void {
+  const buf = c.early.length === 1 ? c.early[0]! : concat(c);
+  const end = headEnd(buf, buf.length);
+  if (end < 0 && c.earlyBytes < HTTP_HEAD_MAX_BYTES && !c.clientFin) return;
+  finishHead(c, buf, end);
+}
+
+export function finishHead(c: Conn, buf: Uint8Array | null, end: number): void {
+  c.ctx.waiting.delete(c);
+  c.client?.pause();
+  const sp = c.sp;
+  if (buf !== null && end >= 0 && sp !== null && sp.policy.kind === "CONSISTENT_HASH_HEADER") {
+    c.hashKey = headerValue(buf, end, sp.policy.header);
+  }
+  nextDial(c);
+}
+
+function concat(c: Conn): Uint8Array {
+  const out = new Uint8Array(c.earlyBytes);
+  let off = 0;
+  for (const chunk of c.early) {
+    out.set(chunk, off);
+    off += chunk.length;
+  }
+  c.early.length = 0;
+  c.early.push(out);
+  return out;
+}
+
+/** Dial the next endpoint of this round, or back off, or give up. */
+export function nextDial(c: Conn): void {
+  const ctx = c.ctx;
+  const sp = c.sp;
+  if (c.client === null) return;
+  const idx = sp === null || c.tried.length >= MAX_DIALS_PER_ROUND ? -1 : ctx.balancer.pick(sp, c.clientIp, c.hashKey, c.tried);
+  if (idx >= 0) {
+    c.tried.push(idx);
+    return startDial(c, sp!.endpoints[idx]!);
+  }
+  if (c.round >= BACKOFF_MS.length) {
+    ctx.m.refusedNoEndpoint.value++;
+    c.client.terminate();
+    return;
+  }
+  c.phase = PHASE_BACKOFF;
+  c.deadline = ctx.clock.now() + BACKOFF_MS[c.round]!;
+  c.round++;
+  ctx.waiting.add(c);
+}
+
+function startDial(c: Conn, ep: Endpoint): void {
+  const ctx = c.ctx;
+  const d = new Dial(c);
+  c.dial = d;
+  c.phase = PHASE_DIALING;
+  c.deadline = ctx.clock.now() + ctx.dialTimeoutMs;
+  ctx.waiting.add(c);
+  try {
+    if (ctx.remote !== undefined && ep.node !== "" && ep.node !== ctx.nodeName) {
+      ctx.remote.dial(ep.node, ep.ip, ep.port, "TCP", d);
+    } else {
+      // The promise is ignored: connectError reports failure, and with it Bun does not raise
+      // an unhandled rejection.
+      void Bun.connect<Dial>({ hostname: ep.ip, port: ep.port, allowHalfOpen: true, data: d, socket: upstreamHandler as never });
+    }
+  } catch {
+    dialFailed(d);
+  }
+}
+
+/** This attempt failed (refused, unreachable, remote FAILED): try the next endpoint now. */
+export function dialFailed(d: Dial): void {
+  const c = d.conn;
+  if (c === null || c.dial !== d) return;
+  d.conn = null;
+  c.dial = null;
+  c.ctx.waiting.delete(c);
+  c.ctx.m.dialFailures.value++;
+  nextDial(c);
+}
+
+/** Forget the in-flight dial; if it completes later, its socket is closed on open. */
+export function abandonDial(c: Conn): void {
+  const d = c.dial;
+  if (d !== null) {
+    d.conn = null;
+    c.dial = null;
+  }
+  c.ctx.waiting.delete(c);
+}
+
+/** The coarse timer: expire dials, end backoffs and head reads whose deadline passed. */
+export function sweepWaiting(ctx: TcpContext): void {
+  if (ctx.waiting.size === 0) return;
+  const now = ctx.clock.now();
+  for (const c of ctx.waiting) {
+    if (now < c.deadline) continue;
+    ctx.waiting.delete(c);
+    if (c.phase === PHASE_DIALING) {
+      ctx.m.dialTimeouts.value++;
+      abandonDial(c);
+      nextDial(c);
+    } else if (c.phase === PHASE_BACKOFF) {
+      // A new round sees the table as it is now: endpoints may have come back.
+      const sp = c.ls === null ? undefined : ctx.table.current().byKey[c.ls.key];
+      if (sp !== undefined) c.sp = sp;
+      c.tried.length = 0;
+      nextDial(c);
+    } else if (c.phase === PHASE_HEAD) {
+      finishHead(c, null, -1);
+    } else if (c.phase === PHASE_CLOSED) {
+      // released meanwhile; nothing to do
+    }
+  }
+}

@@ -1,0 +1,266 @@
+// Moving bytes between the two sides of a proxied TCP connection, kube-proxy userspace style.
+// The received chunk is written straight to the other side. A short write keeps that chunk and an
+// offset (no copy, no subarray) and pauses the source until the destination's drain; chunks the
+// runtime still delivers after pause() are queued by reference. FIN is passed on with shutdown()
+// (end() would close both ways and lose the reply); a reset on one side resets the other.
+// Handlers are two module-level objects; per-connection state lives in the pooled Conn.
+
+import type { SocketHandler } from "bun";
+import type { ByteStream, StreamSink } from "../types.ts";
+import { Conn, PHASE_CLOSED, PHASE_HEAD, PHASE_SPLICING, recycleConn } from "./conn.ts";
+import { CONN_POOL_MAX, EARLY_BYTES_MAX } from "../constants.ts";
+import { abandonDial, accept, dialFailed, onHeadBytes } from "./dial.ts";
+
+/** One dial attempt; also the sink a RemoteDialer drives. See conn.ts for why it is separate. */
+export class Dial implements StreamSink {
+  constructor(public conn: Conn | null) {}
+  open(stream: ByteStream): void {
+    upstreamOpen(this, stream);
+  }
+  fail(_error: Error): void {
+    dialFailed(this);
+  }
+  data(chunk: Uint8Array): void {
+    const c = this.conn;
+    if (c !== null) sendDown(c, chunk);
+  }
+  drain(): void {
+    const c = this.conn;
+    if (c !== null) flushUp(c);
+  }
+  end(): void {
+    upstreamEnd(this);
+  }
+  close(error?: Error): void {
+    const c = this.conn;
+    if (c !== null && c.dial === this) dialFailed(this);
+    else upstreamClose(this, error);
+  }
+}
+
+export const clientHandler: SocketHandler<Conn, "uint8array"> = {
+  binaryType: "uint8array",
+  open(s) {
+    accept(s);
+  },
+  data(s, buf) {
+    clientData(s.data, buf);
+  },
+  drain(s) {
+    flushDown(s.data);
+  },
+  end(s) {
+    clientEnd(s.data);
+  },
+  close(s, err) {
+    clientClose(s.data, err);
+  },
+  error(s) {
+    // A handler threw (a bug) or TLS failed; close follows. Never rethrow.
+    const c = s.data;
+    if (c instanceof Conn) c.ctx.m.resets.value++;
+  },
+};
+
+export const upstreamHandler: SocketHandler<Dial, "uint8array"> = {
+  binaryType: "uint8array",
+  open(s) {
+    s.setNoDelay(true);
+    upstreamOpen(s.data, s as unknown as ByteStream);
+  },
+  connectError(s) {
+    dialFailed(s.data);
+  },
+  data(s, buf) {
+    const c = s.data.conn;
+    if (c !== null) sendDown(c, buf);
+  },
+  drain(s) {
+    const c = s.data.conn;
+    if (c !== null) flushUp(c);
+  },
+  end(s) {
+    upstreamEnd(s.data);
+  },
+  close(s, err) {
+    upstreamClose(s.data, err);
+  },
+  error() {},
+};
+
+function clientData(c: Conn, buf: Uint8Array): void {
+  if (c.phase === PHASE_SPLICING) {
+    const up = c.upstream;
+    if (up === null) return; // upstream gone: nowhere to put them
+    c.ctx.m.bytesUp.value += buf.length;
+    if (c.upBuf !== null) {
+      c.upQueue.push(buf);
+      return;
+    }
+    const n = up.write(buf, 0, buf.length);
+    if (n === buf.length) return;
+    if (n < 0) return abort(c);
+    c.upBuf = buf;
+    c.upOff = n;
+    c.client!.pause();
+    return;
+  }
+  if (c.phase === PHASE_CLOSED) return;
+  // Reading the head, dialing or backing off: keep the bytes for replay.
+  c.ctx.m.bytesUp.value += buf.length;
+  c.early.push(buf);
+  c.earlyBytes += buf.length;
+  if (c.phase === PHASE_HEAD) onHeadBytes(c);
+  else if (c.earlyBytes > EARLY_BYTES_MAX) abort(c);
+}
+
+function sendDown(c: Conn, buf: Uint8Array): void {
+  const cl = c.client;
+  if (cl === null) return;
+  c.ctx.m.bytesDown.value += buf.length;
+  if (c.downBuf !== null) {
+    c.downQueue.push(buf);
+    return;
+  }
+  const n = cl.write(buf, 0, buf.length);
+  if (n === buf.length) return;
+  if (n < 0) return abort(c);
+  c.downBuf = buf;
+  c.downOff = n;
+  c.upstream?.pause();
+}
+
+/** Upstream writable again (or just connected): write what is pending toward it. */
+function flushUp(c: Conn): void {
+  const up = c.upstream;
+  if (up === null || c.upBuf === null) return;
+  let buf: Uint8Array | null = c.upBuf;
+  while (buf !== null) {
+    const len = buf.length - c.upOff;
+    const n = up.write(buf, c.upOff, len);
+    if (n < 0) return abort(c);
+    if (n < len) {
+      c.upOff += n;
+      return;
+    }
+    buf = c.upQueue.length > 0 ? c.upQueue.shift()! : null;
+    c.upBuf = buf;
+    c.upOff = 0;
+  }
+  upFlushed(c, up);
+}
+
+function upFlushed(c: Conn, up: ByteStream): void {
+  if (c.client === null) up.end();
+  else if (c.clientFin) up.shutdown();
+  else c.client.resume();
+}
+
+/** Client writable again: write what is pending toward it. */
+function flushDown(c: Conn): void {
+  const cl = c.client;
+  if (cl === null || c.downBuf === null) return;
+  let buf: Uint8Array | null = c.downBuf;
+  while (buf !== null) {
+    const len = buf.length - c.downOff;
+    const n = cl.write(buf, c.downOff, len);
+    if (n < 0) return abort(c);
+    if (n < len) {
+      c.downOff += n;
+      return;
+    }
+    buf = c.downQueue.length > 0 ? c.downQueue.shift()! : null;
+    c.downBuf = buf;
+    c.downOff = 0;
+  }
+  const up = c.upstream;
+  if (up === null) cl.end();
+  else if (c.upstreamFin) cl.shutdown();
+  else up.resume();
+}
+
+function upstreamOpen(d: Dial, stream: ByteStream): void {
+  const c = d.conn;
+  if (c === null || c.dial !== d) {
+    // Abandoned attempt (timed out, or the client left): nobody wants this connection.
+    d.conn = null;
+    stream.terminate();
+    return;
+  }
+  c.dial = null;
+  c.ctx.waiting.delete(c);
+  c.upstream = stream;
+  c.phase = PHASE_SPLICING;
+  if (c.early.length === 0) return upFlushed(c, stream);
+  // Replay what the client sent while we dialed, in order, with the normal backpressure.
+  c.upBuf = c.early[0]!;
+  c.upOff = 0;
+  for (let i = 1; i < c.early.length; i++) c.upQueue.push(c.early[i]!);
+  c.early.length = 0;
+  c.earlyBytes = 0;
+  flushUp(c);
+}
+
+function clientEnd(c: Conn): void {
+  if (c.phase === PHASE_CLOSED) return;
+  c.clientFin = true;
+  if (c.phase === PHASE_HEAD) return onHeadBytes(c);
+  if (c.phase === PHASE_SPLICING && c.upBuf === null) c.upstream?.shutdown();
+}
+
+function upstreamEnd(d: Dial): void {
+  const c = d.conn;
+  if (c === null) return;
+  c.upstreamFin = true;
+  if (c.downBuf === null) c.client?.shutdown();
+}
+
+function clientClose(c: Conn, err: Error | undefined): void {
+  if (c.phase === PHASE_CLOSED) return; // refused, or already released
+  c.client = null;
+  if (err !== undefined) c.ctx.m.resets.value++;
+  if (c.phase !== PHASE_SPLICING) {
+    abandonDial(c);
+    return maybeRelease(c);
+  }
+  const up = c.upstream;
+  if (up !== null) {
+    if (err !== undefined) up.terminate();
+    else if (c.upBuf === null) up.end(); // else flushUp ends it after the last bytes
+  }
+  maybeRelease(c);
+}
+
+function upstreamClose(d: Dial, err: Error | undefined): void {
+  const c = d.conn;
+  if (c === null) return;
+  d.conn = null;
+  c.upstream = null;
+  if (err !== undefined) c.ctx.m.resets.value++;
+  const cl = c.client;
+  if (cl !== null) {
+    if (err !== undefined) cl.terminate();
+    else if (c.downBuf === null) cl.end(); // else flushDown ends it after the last bytes
+  }
+  maybeRelease(c);
+}
+
+/** Reset both sides (a write failed, or too much early data). */
+export function abort(c: Conn): void {
+  const cl = c.client;
+  const up = c.upstream;
+  abandonDial(c);
+  if (up !== null) up.terminate();
+  if (cl !== null) cl.terminate();
+}
+
+function maybeRelease(c: Conn): void {
+  if (c.phase === PHASE_CLOSED || c.client !== null || c.upstream !== null || c.dial !== null) return;
+  const ctx = c.ctx;
+  ctx.live.delete(c);
+  ctx.waiting.delete(c);
+  ctx.active--;
+  if (c.ls !== null) c.ls.active--;
+  recycleConn(c, CONN_POOL_MAX);
+}
+

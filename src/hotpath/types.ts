@@ -1,0 +1,110 @@
+// Option and result types of the data plane, and the seam through which the tunnel plugs in.
+
+import type { Protocol, TableSource } from "../control/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { MetricsRegistry } from "../metrics/index.ts";
+import type { RingConfig } from "./lb/index.ts";
+
+/**
+ * The part of a byte stream that splicing drives. A Bun TCP socket satisfies it as is; a tunnel
+ * stream (libp2p, later issue) implements it over its own buffers.
+ */
+export interface ByteStream {
+  /**
+   * Write bytes [offset, offset + length) of `data`; returns how many were accepted now (fewer when
+   * the stream is full: the sink's drain() follows), or -1 when the stream is closed. The stream
+   * must not keep `data` beyond the bytes it accepted.
+   */
+  write(data: Uint8Array, offset?: number, length?: number): number;
+  /** Half-close: send FIN (end of our bytes); the other direction keeps flowing. */
+  shutdown(): void;
+  /** Close gracefully (both directions), after bytes already accepted. */
+  end(): void;
+  /** Abort: reset, drop anything buffered. */
+  terminate(): void;
+  /** Stop / restart delivering data() to the sink (backpressure toward the sender). */
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * What a RemoteDialer reports back to the splice, exactly as a Bun socket handler would. Calls must
+ * never throw into the dialer; they arrive on the event loop, never inside dial().
+ */
+export interface StreamSink {
+  /** The stream is ready (the remote agent answered SUCCESS). At most once, never after fail(). */
+  open(stream: ByteStream): void;
+  /** The stream could not be opened (peer unreachable, remote dial FAILED). At most once. */
+  fail(error: Error): void;
+  data(chunk: Uint8Array): void;
+  drain(): void;
+  /** The remote side sent FIN. */
+  end(): void;
+  /** The stream is gone; with an error when it was reset. */
+  close(error?: Error): void;
+}
+
+/**
+ * The tunnel seam. When a ProxyOptions.remote is given, endpoints whose `node` is set and is not
+ * this node are reached through it instead of Bun.connect: the dialer opens a byte stream to
+ * `ip:port` as seen by the agent on `node` (EdgeMesh's /libp2p/tunnel-proxy/1.0.0 header carries
+ * exactly these), then drives `sink`. The splice code is the same for both kinds of upstream.
+ * The sink stays valid after close: a late call for an abandoned dial is ignored.
+ */
+export interface RemoteDialer {
+  dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void;
+}
+
+export interface ProxyOptions {
+  table: TableSource;
+  /** "127.0.0.1" in dev mode; the bridge IP (169.254.96.16) in agent mode. */
+  bindHost: string;
+  /** This node; endpoints on other nodes go through `remote` when given. */
+  nodeName: string;
+  remote?: RemoteDialer;
+  /** Agent-wide cap on concurrent proxied TCP connections (each holds 2 descriptors). */
+  maxConnections: number;
+  /** 0 = no per-port cap. */
+  maxConnectionsPerPort: number;
+  /** UDP flow idle timeout; see UDP_IDLE_TIMEOUT_DEFAULT_MS for a sane default. */
+  udpIdleTimeoutMs: number;
+  /** Cap on concurrent UDP flows (each holds 1 descriptor); UDP_FLOWS_MAX_DEFAULT when absent. */
+  maxUdpFlows?: number;
+  consistentHash: RingConfig;
+  metrics: MetricsRegistry;
+  log: Logger;
+  clock?: { now(): number };
+  /** [0, 1) source for RANDOM; injectable for tests. */
+  random?: () => number;
+  /** Per-attempt connect timeout (DIAL_TIMEOUT_MS when absent). */
+  dialTimeoutMs?: number;
+}
+
+export interface ListenerInfo {
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export interface ProxyStats {
+  /** Proxied TCP connections open now (accepted and not yet fully closed). */
+  activeTcp: number;
+  udpFlows: number;
+  tcpAccepted: number;
+  tcpRefused: number;
+  dialFailures: number;
+  listeners: number;
+}
+
+export interface Proxy {
+  /** Opens listeners for the current table and follows table.subscribe. */
+  start(): void;
+  /** By ServicePort.key. UDP listeners appear once their socket is bound (asynchronously). */
+  listeners(): ReadonlyMap<string, ListenerInfo>;
+  onListenersChanged(cb: (listeners: ReadonlyMap<string, ListenerInfo>) => void): () => void;
+  /** Stop accepting; wait for open connections until the deadline; then close what is left. */
+  drain(deadlineMs: number): Promise<void>;
+  /** Close everything now. */
+  stop(): void;
+  stats(): ProxyStats;
+}

@@ -1,0 +1,386 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Socket, TCPSocketListener } from "bun";
+import { makeTable, startProxy, type Harness } from "./proxy-support.ts";
+
+const cleanups: (() => void)[] = [];
+afterAll(() => {
+  for (const fn of cleanups.reverse()) {
+    try {
+      fn();
+    } catch {}
+  }
+});
+
+function track<T extends { stop(force?: boolean): void }>(x: T): T {
+  cleanups.push(() => x.stop(true));
+  return x;
+}
+
+/** An echo server that respects backpressure (keeps the unsent part, pauses until drain). */
+function echoServer(tag = ""): TCPSocketListener<{ pending: Uint8Array | null }> {
+  return track(
+    Bun.listen<{ pending: Uint8Array | null }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      allowHalfOpen: true,
+      data: { pending: null },
+      socket: {
+        binaryType: "uint8array",
+        open(s) {
+          s.data = { pending: null };
+          if (tag) s.write(tag);
+        },
+        data(s, b) {
+          if (s.data.pending) {
+            const p = s.data.pending;
+            const joined = new Uint8Array(p.length + b.length);
+            joined.set(p);
+            joined.set(b, p.length);
+            s.data.pending = joined;
+            return;
+          }
+          const n = s.write(b);
+          if (n < b.length) {
+            s.data.pending = b.subarray(Math.max(0, n));
+            s.pause();
+          }
+        },
+        drain(s) {
+          const p = s.data.pending;
+          if (!p) return;
+          const n = s.write(p);
+          if (n < p.length) s.data.pending = p.subarray(Math.max(0, n));
+          else {
+            s.data.pending = null;
+            s.resume();
+          }
+        },
+        end(s) {
+          s.shutdown();
+        },
+      },
+    }),
+  );
+}
+
+interface Client {
+  socket: Socket<undefined>;
+  received: () => string;
+  closed: Promise<Error | undefined>;
+}
+
+async function connect(port: number): Promise<Client> {
+  let text = "";
+  let done!: (e: Error | undefined) => void;
+  const closed = new Promise<Error | undefined>((r) => (done = r));
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    allowHalfOpen: true,
+    socket: {
+      data(_s, b) {
+        text += b.toString();
+      },
+      close(_s, err) {
+        done(err);
+      },
+      connectError(_s, err) {
+        done(err);
+      },
+    },
+  });
+  return { socket, received: () => text, closed };
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await Bun.sleep(5);
+  }
+}
+
+function harness(...args: Parameters<typeof startProxy>): Harness {
+  const h = startProxy(...args);
+  cleanups.push(() => h.proxy.stop());
+  return h;
+}
+
+describe("TCP splice", () => {
+  test("echoes 100 MB of random data intact (sha256)", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "echo", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("echo");
+    const total = 100 * 1024 * 1024;
+    const data = new Uint8Array(total);
+    for (let off = 0; off < total; off += 65536) crypto.getRandomValues(data.subarray(off, off + 65536));
+    const sent = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+    const hasher = new Bun.CryptoHasher("sha256");
+    let received = 0;
+    let off = 0;
+    let finished!: () => void;
+    const done = new Promise<void>((r) => (finished = r));
+    const pump = (s: Socket<undefined>) => {
+      while (off < total) {
+        const len = Math.min(1 << 20, total - off);
+        const n = s.write(data, off, len);
+        if (n > 0) off += n;
+        if (n < len) return;
+      }
+      s.shutdown();
+    };
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      allowHalfOpen: true,
+      socket: {
+        binaryType: "uint8array",
+        open: pump,
+        drain: pump,
+        data(_s, b) {
+          hasher.update(b);
+          received += b.length;
+          if (received === total) finished();
+        },
+        close() {
+          finished();
+        },
+      },
+    });
+    await done;
+    expect(received).toBe(total);
+    expect(hasher.digest("hex")).toBe(sent);
+  }, 60_000);
+
+  test("serves HTTP through fetch, keep-alive and POST bodies included", async () => {
+    const server = track(
+      Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => new Response(`${req.method} ${new URL(req.url).pathname} ${await req.text()}`) }),
+    );
+    const h = harness([{ name: "http", endpoints: [{ port: server.port! }] }]);
+    const { port } = await h.addr("http");
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/p${i}`, { method: "POST", body: `body-${i}` });
+      expect(await r.text()).toBe(`POST /p${i} body-${i}`);
+    }
+    expect(h.proxy.stats().tcpAccepted).toBeGreaterThanOrEqual(1);
+  });
+
+  test("passes a WebSocket session through", async () => {
+    const server = track(
+      Bun.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("no", { status: 400 })),
+        websocket: { message: (ws, msg) => void ws.send(`echo:${msg}`) },
+      }),
+    );
+    const h = harness([{ name: "ws", endpoints: [{ port: server.port! }] }]);
+    const { port } = await h.addr("ws");
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const got: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => {
+        for (let i = 0; i < 10; i++) ws.send(`m${i}`);
+      };
+      ws.onmessage = (ev) => {
+        got.push(String(ev.data));
+        if (got.length === 10) resolve();
+      };
+      ws.onerror = () => reject(new Error("websocket error"));
+    });
+    ws.close();
+    expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `echo:m${i}`));
+  });
+
+  test("half-close: the server's reply sent after the client's FIN arrives", async () => {
+    const server = track(
+      Bun.listen<{ n: number }>({
+        hostname: "127.0.0.1",
+        port: 0,
+        allowHalfOpen: true,
+        data: { n: 0 },
+        socket: {
+          open(s) {
+            s.data = { n: 0 };
+          },
+          data(s, b) {
+            s.data.n += b.length;
+          },
+          end(s) {
+            setTimeout(() => {
+              s.write(`got ${s.data.n} bytes, bye`);
+              s.shutdown();
+            }, 50);
+          },
+        },
+      }),
+    );
+    const h = harness([{ name: "half", endpoints: [{ port: server.port }] }]);
+    const { port } = await h.addr("half");
+    const c = await connect(port);
+    c.socket.write("x".repeat(1000));
+    await Bun.sleep(20);
+    c.socket.shutdown();
+    const err = await c.closed;
+    expect(err).toBeUndefined();
+    expect(c.received()).toBe("got 1000 bytes, bye");
+    await until(() => h.proxy.stats().activeTcp === 0);
+  });
+
+  test("a refusing endpoint is skipped and counted", async () => {
+    const echo = echoServer();
+    const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const deadPort = dead.port;
+    dead.stop(true); // nothing listens there now: connections are refused
+    const h = harness([{ name: "mixed", endpoints: [{ port: deadPort }, { port: echo.port }] }]);
+    const { port } = await h.addr("mixed");
+    for (let i = 0; i < 6; i++) {
+      const c = await connect(port);
+      c.socket.write(`hello ${i}`);
+      await until(() => c.received() === `hello ${i}`);
+      c.socket.end();
+    }
+    expect(h.proxy.stats().dialFailures).toBeGreaterThanOrEqual(3);
+  });
+
+  test("when every endpoint refuses, the client is closed after the backoff rounds", async () => {
+    const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const deadPort = dead.port;
+    dead.stop(true);
+    const h = harness([{ name: "dead", endpoints: [{ port: deadPort }] }]);
+    const { port } = await h.addr("dead");
+    const c = await connect(port);
+    c.socket.write("anyone?");
+    await c.closed;
+    expect(c.received()).toBe("");
+    expect(h.metrics.snapshot()['proxy_tcp_refused_total{reason="no_endpoint"}']).toBe(1);
+    expect(h.proxy.stats().dialFailures).toBe(4);
+    await until(() => h.proxy.stats().activeTcp === 0);
+  }, 10_000);
+
+  test("bytes sent while the upstream is still connecting are replayed", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "early", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("early");
+    const c = await connect(port);
+    for (let i = 0; i < 50; i++) c.socket.write(`${i},`);
+    const want = Array.from({ length: 50 }, (_, i) => `${i},`).join("");
+    await until(() => c.received() === want);
+    c.socket.end();
+  });
+
+  test("existing connections survive endpoint churn and removal of their service", async () => {
+    const a = echoServer("A");
+    const b = echoServer("B");
+    const h = harness([{ name: "churn", endpoints: [{ port: a.port }] }]);
+    const { port } = await h.addr("churn");
+    const c1 = await connect(port);
+    await until(() => c1.received() === "A");
+    // New endpoint set: new connections go to B, the open one stays on A.
+    h.table.publish(makeTable([{ name: "churn", endpoints: [{ port: b.port }] }]));
+    expect((await h.addr("churn")).port).toBe(port); // same key keeps its listener
+    const c2 = await connect(port);
+    await until(() => c2.received() === "B");
+    c1.socket.write("still-here");
+    await until(() => c1.received() === "Astill-here");
+    // The service disappears: its listener closes, open connections keep working.
+    h.table.publish(makeTable([]));
+    expect(h.proxy.listeners().size).toBe(0);
+    const refused = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+      () => "connected",
+      () => "refused",
+    );
+    expect(refused).toBe("refused");
+    c1.socket.write("!");
+    c2.socket.write("?");
+    await until(() => c1.received() === "Astill-here!" && c2.received() === "B?");
+    c1.socket.end();
+    c2.socket.end();
+    await until(() => h.proxy.stats().activeTcp === 0);
+  });
+
+  test("the per-port cap refuses connections past it, and frees slots when they close", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 3 });
+    const { port } = await h.addr("capped");
+    const held: Client[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await connect(port);
+      c.socket.write("k");
+      await until(() => c.received() === "k");
+      held.push(c);
+    }
+    const over = await connect(port);
+    await over.closed;
+    expect(over.received()).toBe("");
+    expect(h.metrics.snapshot()['proxy_tcp_refused_total{reason="limit"}']).toBe(1);
+    held[0]!.socket.end();
+    await until(() => h.proxy.stats().activeTcp === 2);
+    const again = await connect(port);
+    again.socket.write("ok");
+    await until(() => again.received() === "ok");
+    for (const c of [...held, again]) c.socket.end();
+  });
+
+  test("round robin alternates endpoints per connection", async () => {
+    const a = echoServer("A");
+    const b = echoServer("B");
+    const h = harness([{ name: "rr", endpoints: [{ port: a.port }, { port: b.port }] }]);
+    const { port } = await h.addr("rr");
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await connect(port);
+      await until(() => c.received().length === 1);
+      seen.push(c.received());
+      c.socket.end();
+    }
+    expect(seen.join("")).toMatch(/^(AB){3}$|^(BA){3}$/);
+  });
+
+  test("header hashing reads the request head, sticks per value and replays the request", async () => {
+    const mk = (id: string) =>
+      track(Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => new Response(`${id}:${await req.text()}`) }));
+    const servers = [mk("s0"), mk("s1"), mk("s2")];
+    const h = harness([
+      {
+        name: "hh",
+        policy: { kind: "CONSISTENT_HASH_HEADER", header: "x-user" },
+        endpoints: servers.map((s) => ({ port: s.port! })),
+      },
+    ]);
+    const { port } = await h.addr("hh");
+    const owners = new Set<string>();
+    for (const user of ["alice", "bob", "carol", "dave", "erin", "frank"]) {
+      const ids = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        // A fresh connection each time: the choice is made per connection.
+        const r = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: `b${i}`, headers: { "x-user": user, connection: "close" } });
+        const [id, body] = (await r.text()).split(":");
+        expect(body).toBe(`b${i}`);
+        ids.add(id!);
+      }
+      expect(ids.size).toBe(1);
+      owners.add([...ids][0]!);
+    }
+    expect(owners.size).toBeGreaterThan(1);
+  });
+
+  test("drain stops accepting and waits for open connections", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("drain");
+    const c = await connect(port);
+    c.socket.write("x");
+    await until(() => c.received() === "x");
+    const drained = h.proxy.drain(2000);
+    await Bun.sleep(50);
+    expect(h.proxy.listeners().size).toBe(0);
+    c.socket.write("y");
+    await until(() => c.received() === "xy");
+    c.socket.end();
+    const t0 = Date.now();
+    await drained;
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(h.proxy.stats().activeTcp).toBe(0);
+  });
+});
