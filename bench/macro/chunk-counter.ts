@@ -8,10 +8,12 @@ export const chunks = { count: 0, bytes: 0 };
 function wrapHandlers<T extends { data?: (...args: any[]) => unknown }>(handlers: T | undefined): T | undefined {
   if (!handlers || typeof handlers.data !== "function") return handlers;
   const inner = handlers.data;
-  const counted = function (this: unknown, socket: unknown, buf: Uint8Array, ...rest: unknown[]) {
+  // Fixed parameters, no rest/spread: the wrapper itself must allocate nothing per chunk (UDP
+  // handlers take (socket, buf, port, address); TCP ones (socket, buf)).
+  const counted = function (this: unknown, socket: unknown, buf: Uint8Array, a: unknown, b: unknown) {
     chunks.count++;
     chunks.bytes += buf.byteLength;
-    return inner.call(this, socket, buf, ...rest);
+    return inner.call(this, socket, buf, a, b);
   };
   return { ...handlers, data: counted };
 }

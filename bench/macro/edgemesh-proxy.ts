@@ -5,11 +5,8 @@
 import { deepFreeze, portKey, type RouteTable, type ServicePort, type TableSource } from "../../src/control/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import type { Proxy, ProxyOptions } from "../../src/hotpath/types.ts";
+import { createProxy } from "../../src/hotpath/index.ts";
 import type { Backend } from "./naive-forwarder.ts";
-
-/** Where createProxy lives; a variable so this file type-checks before src/hotpath/index.ts lands. */
-const HOTPATH = "../../src/hotpath/index.ts";
 
 export function benchTable(backends: readonly Backend[]): RouteTable {
   const ports: ServicePort[] = backends.map((b) => ({
@@ -47,11 +44,10 @@ export function benchTable(backends: readonly Backend[]): RouteTable {
 }
 
 export async function startEdgemesh(backends: readonly Backend[]) {
-  const mod = (await import(HOTPATH)) as { createProxy(options: ProxyOptions): Proxy };
   const table = benchTable(backends);
   const source: TableSource = { current: () => table, subscribe: () => () => {} };
   const metrics = createMetrics();
-  const proxy = mod.createProxy({
+  const proxy = createProxy({
     table: source,
     bindHost: "127.0.0.1",
     nodeName: "bench-node",

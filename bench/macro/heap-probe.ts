@@ -16,9 +16,16 @@ interface Window {
 
 let open: Window | null = null;
 
+/**
+ * VM bookkeeping cells (shapes, property tables, compiled code), not objects a program allocates:
+ * their counts move with JIT activity and with the probe's own heapStats() result, so they are
+ * reported apart and not counted as allocations.
+ */
+export const VM_METADATA = /^(Structure|PropertyTable|StructureRareData|StructureChain|SymbolTable|SparseArrayValueMap|.*CodeBlock.*|.*Executable.*|Unlinked.*)$/;
+
 function sumCounts(types: Record<string, number>): number {
   let n = 0;
-  for (const k in types) n += types[k]!;
+  for (const k in types) if (!VM_METADATA.test(k)) n += types[k]!;
   return n;
 }
 

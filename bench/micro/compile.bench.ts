@@ -1,8 +1,10 @@
 // compile() at cluster scale: 10,000 Services with 100,000 endpoints (EndpointSlices), the size
 // the issue sets a 100 ms budget for. No in-run reference exists for this, so the gate holds an
-// absolute ceiling on the median time. `--scale N` divides the size (quick local runs).
+// absolute ceiling on the median time. What is gated is the compiling thread's CPU time: on a
+// shared 2-core machine wall time also counts the time other processes held the core, which is
+// the noise the gate must not fail on; on a quiet machine the two agree (wall time is shown too).
 
-import { bench, do_not_optimize } from "mitata";
+import { bench, do_not_optimize, measure } from "mitata";
 import { compile } from "../../src/control/compile/index.ts";
 import { emit, get, jsonMode, runScenarios } from "./harness.ts";
 import { syntheticStore } from "./synthetic.ts";
@@ -24,20 +26,29 @@ if (table.ports.length !== SERVICES || endpoints !== SERVICES * ENDPOINTS_PER_SE
   throw new Error(`compile produced ${table.ports.length} ports / ${endpoints} endpoints, expected ${SERVICES} / ${SERVICES * ENDPOINTS_PER_SERVICE}`);
 }
 
-bench("compile 10k services / 100k endpoints", () => {
-  do_not_optimize(compile(snapshot, options, version++, 0));
-}).gc("inner");
+const run = () => do_not_optimize(compile(snapshot, options, version++, 0));
+bench("compile 10k services / 100k endpoints", run).gc("inner");
+
+/** This thread's CPU time in ns (µs resolution, plenty for a ~100 ms operation). */
+function threadCpuNs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) * 1000;
+}
 
 const stats = await runScenarios();
-const s = get(stats, "compile 10k services / 100k endpoints");
-const ms = s.p50 / 1e6;
+const wall = get(stats, "compile 10k services / 100k endpoints");
+const cpu = await measure(run, { now: threadCpuNs, inner_gc: true, min_samples: 12, min_cpu_time: 1e9 });
+const ms = (ns: number) => ns / 1e6;
 emit([
   {
     name: "compile.10k_services",
     unit: "ms",
-    value: ms,
-    runs: [s.p25 / 1e6, s.p50 / 1e6, s.p75 / 1e6],
-    note: `median of mitata samples (range = p25..p75), GC outside the timing; store of ${SERVICES} services built in ${buildMs.toFixed(0)} ms`,
+    value: ms(cpu.p50),
+    runs: [ms(cpu.p25), ms(cpu.p50), ms(cpu.p75)],
+    note:
+      `thread CPU time, median of ${cpu.samples.length} samples (range p25..p75), GC outside the timing; wall time median ` +
+      `${ms(wall.p50).toFixed(0)} ms (p25..p75 ${ms(wall.p25).toFixed(0)}..${ms(wall.p75).toFixed(0)}); store of ${SERVICES} services built in ${buildMs.toFixed(0)} ms`,
   },
+  { name: "compile.10k_services_wall", unit: "ms", value: ms(wall.p50), runs: [ms(wall.p25), ms(wall.p50), ms(wall.p75)] },
 ]);
 if (!jsonMode) process.exit(0);
