@@ -60,6 +60,8 @@ export interface StandInApiServer {
   update(kind: StandInKind, obj: StandInObject): StandInObject;
   upsert(kind: StandInKind, obj: StandInObject): StandInObject;
   remove(kind: StandInKind, namespace: string | undefined, name: string): void;
+  /** Bulk-load objects that existed "before any watch": no history, one resourceVersion each. */
+  load(kind: StandInKind, objs: readonly StandInObject[]): void;
   get(kind: StandInKind, namespace: string | undefined, name: string): StandInObject | undefined;
   count(kind: StandInKind): number;
   /** Forget history: watches resuming from an older resourceVersion get 410. */
@@ -208,6 +210,15 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
       const obj = objects.get(kind)!.get(key(namespace, name));
       if (!obj) throw new Error(`stand-in: ${kind} ${namespace}/${name} missing`);
       change(kind, "DELETED", obj);
+    },
+    load(kind, objs) {
+      const map = objects.get(kind)!;
+      for (const obj of objs) {
+        rv++;
+        const stored: StandInObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(rv), uid: crypto.randomUUID() } };
+        map.set(key(stored.metadata.namespace, stored.metadata.name), stored);
+      }
+      hub.compact(rv); // nothing before this point can be replayed
     },
     get: (kind, namespace, name) => objects.get(kind)!.get(key(namespace, name)),
     count: (kind) => objects.get(kind)!.size,
