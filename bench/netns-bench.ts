@@ -32,7 +32,7 @@ try {
   const server = await n1.addPod("server", SERVER_IP);
   const client = await n1.addPod("client", "10.244.1.100");
   await c.startApp(server);
-  const iperf = server.spawn(["iperf3", "-s", "-B", SERVER_IP, "-p", "5201"]);
+  const iperf = server.spawn(["iperf3", "-s", "--forceflush", "-B", SERVER_IP, "-p", "5201"]);
   await iperf.waitFor(/Server listening/);
   c.writeManifest("iperf.yaml", serviceYaml({ name: "iperf", clusterIP: IPERF_SVC, ports: [{ name: "iperf", port: 5201, targetPort: 5201 }], endpoints: [{ ip: SERVER_IP, node: "n1" }] }));
   c.writeManifest("web.yaml", serviceYaml({ name: "web", clusterIP: HTTP_SVC, ports: [{ name: "http", port: 80, targetPort: 8080 }], endpoints: [{ ip: SERVER_IP, node: "n1" }] }));

@@ -88,11 +88,12 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
     if (!force && text === appliedText) return;
     const version = table.version;
     try {
+      const first = appliedText === null;
       await exec.restore(text);
       appliedText = text;
       appliedVersion = version;
       const changed = await ensureJumps(exec);
-      if (changed.length > 0) log.info("jumps repaired", { changes: changed });
+      if (changed.length > 0) log.info(first ? "jumps installed" : "jumps repaired", { changes: changed });
       needsFullSync = false;
       failures = 0;
       lastError = "";
