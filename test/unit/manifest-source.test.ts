@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtemp, rm, writeFile, unlink, rename, mkdir } from "node:fs/promises";
+import { symlink, mkdtemp, rm, writeFile, unlink, rename, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createManualClock } from "../../src/control/clock.ts";
@@ -164,6 +164,19 @@ items:
     expect(byFile["b.json"]).toMatchObject({ line: 1, reason: "object has no kind" });
     expect(byFile["c.json"]!.line).toBe(3);
     expect(names()).toEqual([]); // a file that never parsed contributes nothing
+  });
+
+  test("an unreadable file is reported and keeps its last good content", async () => {
+    await writeFile(join(dir, "web.yaml"), SERVICE("web"));
+    const s = manual();
+    await s.start();
+    // A symlink to itself fails to read with ELOOP, even for root.
+    await unlink(join(dir, "web.yaml"));
+    await symlink("web.yaml", join(dir, "web.yaml"));
+    await s.rescan();
+    expect(s.errors.length).toBe(1);
+    expect(s.errors[0]!.reason).toContain("cannot read");
+    expect(names()).toEqual(["default/web"]);
   });
 
   test("start rejects when the folder does not exist", async () => {

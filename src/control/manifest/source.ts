@@ -85,7 +85,18 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "ENOENT" || code === "EISDIR") continue; // gone since readdir, or a folder
-        throw err;
+        // Unreadable (permissions, I/O): like a malformed file, keep what it held before.
+        present.add(name);
+        const prev = files.get(name);
+        const reason = `cannot read: ${(err as Error).message}`;
+        if (prev?.error?.reason !== reason) log.error("manifest unreadable, keeping its last good content", { file: path, reason });
+        files.set(name, {
+          text: prev?.text ?? "",
+          objects: prev?.objects ?? [],
+          ignored: prev?.ignored ?? 0,
+          error: { file: path, line: 0, reason, message: `${path}: ${reason}` },
+        });
+        continue;
       }
       present.add(name);
       const prev = files.get(name);
