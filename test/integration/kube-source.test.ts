@@ -190,4 +190,43 @@ describe("kubernetes source", () => {
     expect(h.source.status().kinds.find((k) => k.kind === "VirtualService")!.path).toBe("/apis/networking.istio.io/v1alpha3/virtualservices");
     expect(h.store.snapshot().VirtualService.get("default/vs")?.apiVersion).toBe("networking.istio.io/v1alpha3");
   });
+
+  test("a continue token that expires mid-list falls back to one unpaged list", async () => {
+    api = await startStandInApiServer();
+    for (let i = 0; i < 25; i++) api.add("Service", fx.service("default", `s${i}`, `10.96.0.${i + 1}`));
+    let compacted = false;
+    const s = api;
+    h = makeSource(api.url, {
+      kinds: ["Service"],
+      informer: { pageSize: 10 },
+      // Under the TLS layer: expire the token right before the second page is asked for.
+      fetch: (url, init) => {
+        if (url.includes("continue=") && !compacted) {
+          compacted = true;
+          s.compact();
+        }
+        return fetch(url, init as RequestInit);
+      },
+    });
+    await h.source.start();
+    expect(compacted).toBe(true);
+    expect(h.store.snapshot().Service.size).toBe(25);
+    const lists = api.requests.filter((r) => r.path === "/api/v1/services" && r.query.watch !== "true");
+    expect(lists.map((r) => r.query.limit ?? "none")).toEqual(["10", "10", "none"]);
+  });
+
+  test("an Istio CRD removed while watched empties its kind instead of reporting an outage", async () => {
+    api = await startStandInApiServer({ istioVersions: ["v1beta1"] });
+    api.add("Service", fx.service("default", "web", "10.96.0.10"));
+    api.add("Gateway", fx.gateway("default", "gw"));
+    h = makeSource(api.url, { informer: { backoffMaxMs: 50 } });
+    await h.source.start();
+    expect(h.store.snapshot().Gateway.size).toBe(1);
+    api.served.istioVersions = [];
+    api.dropWatches();
+    await waitFor("gateways emptied", () => h!.store.snapshot().Gateway.size === 0);
+    expect(h.source.status().kinds.find((k) => k.kind === "Gateway")!.missing).toBe(true);
+    await waitFor("no outage reported", () => h!.source.status().degraded === undefined);
+    expect(h.store.snapshot().Service.size).toBe(1);
+  });
 });

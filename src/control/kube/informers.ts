@@ -253,6 +253,10 @@ export function createInformer(o: InformerOptions): Informer {
           rv = "";
           continue;
         }
+        if (resource.optional && err instanceof KubeSourceError && err.status === 404) {
+          rv = ""; // the CRD went away while watched: the relist reports it missing (and empty)
+          continue;
+        }
         failures++;
         m.errors.value++;
         lastError = err as Error;

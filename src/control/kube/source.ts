@@ -193,7 +193,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       }
     }
     if (stopped || !refs) return;
-    log.info("watching", { server: f.server, resources: refs.map((r) => r.path) });
+    log.info("watching", { server: f.server, mode: o.mode, resources: refs.map((r) => r.path) });
     for (const ref of refs) {
       const informer = createInformer({ ...o.informer, resource: ref, fetch: f, handlers: handlersFor(ref.kind), log, metrics: o.metrics, clock, random });
       informers.push({ ref, informer });
@@ -236,6 +236,11 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       );
       if (o.stateDir) {
         persister = createPersister({ stateDir: o.stateDir, server: fetcher.server, clock, log, metrics: o.metrics, intervalMs: o.snapshotIntervalMs ?? 5000, view: () => ownedView(), enabled: () => live });
+      }
+      if (o.contentType?.includes("protobuf")) {
+        // EdgeMesh asks for protobuf in the cloud; this client decodes JSON only, which every
+        // apiserver and the MetaServer serve. The setting is accepted for compatibility.
+        log.info("contentType protobuf requested; using application/json", { contentType: o.contentType });
       }
       const settled = new Promise<void>((resolve) => (settle = resolve));
       const timer = clock.setTimeout(() => settle?.(), o.initialSyncTimeoutMs ?? 10_000);
