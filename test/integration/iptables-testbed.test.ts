@@ -76,6 +76,31 @@ describe("netns test bed", () => {
     expect(left.filter((n) => n.startsWith(`emtb-${bed.runId}`)).length).toBe(5);
   });
 
+  test("a node behind a NAT router reaches the outside LAN, seen as the router's address", async () => {
+    const nat = await createTestbed({
+      lans: [
+        { name: "site", cidr: "192.168.1.0/24" },
+        { name: "wan", cidr: "10.20.0.0/24" },
+      ],
+      routers: [{ name: "gw", inside: "site", insideIP: "192.168.1.1", outside: "wan", outsideIP: "10.20.0.1" }],
+      nodes: [
+        { name: "edge", lan: "site", ip: "192.168.1.10", podCidr: "10.244.5.0/24" },
+        { name: "cloud", lan: "wan", ip: "10.20.0.10", podCidr: "10.244.6.0/24" },
+      ],
+    });
+    try {
+      const app = nat.node("cloud").spawn([process.execPath, APP, "--name", "cloud", "--ip", "10.20.0.10", "--http", "8080"]);
+      await app.waitFor(/ready/);
+      const r = await nat.node("edge").exec(["curl", "-s", "--max-time", "2", "http://10.20.0.10:8080/ip"]);
+      expect(r.stdout).toBe("10.20.0.1");
+      // The cloud side cannot reach the site directly: no route into the NATed LAN.
+      const back = await nat.node("cloud").exec(["curl", "-s", "--max-time", "1", "http://192.168.1.10:8080/"]);
+      expect(back.code).not.toBe(0);
+    } finally {
+      await nat.destroy();
+    }
+  }, 30_000);
+
   test("destroy removes every namespace and /etc/netns folder of the run", async () => {
     const mine = (await listNamespaces()).filter((n) => n.startsWith(`emtb-${bed.runId}`));
     await bed.destroy();

@@ -8,8 +8,8 @@
 // LAN bridges live in a dedicated "switch" namespace and every interface lives inside a
 // namespace of this run: nothing is created in the root namespace. Pods are namespaces of their
 // own behind a CNI-like bridge, so their traffic reaches the node through PREROUTING (as real pod
-// traffic does) while processes started on the node itself go through OUTPUT. Routers with NAT
-// between LANs are a later addition (RouterSpec is reserved for them).
+// traffic does) while processes started on the node itself go through OUTPUT. A router joins two
+// LANs and masquerades the inside one, like the NAT gateway of an edge site.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { spawnWatched, type Watched } from "./process.ts";
@@ -31,11 +31,16 @@ export interface NodeSpec {
   /** e.g. "10.244.1.0/24"; the node's pod bridge takes the first address. */
   podCidr: string;
 }
-/** Reserved: a router namespace joining LANs, MASQUERADE towards `outside`. */
+/** A router namespace joining two LANs: nodes of `inside` route through it by default, and
+ * their traffic leaves towards `outside` masqueraded to `outsideIP` (a home/NAT gateway). */
 export interface RouterSpec {
   name: string;
   inside: string;
+  insideIP: string;
   outside: string;
+  outsideIP: string;
+  /** MASQUERADE on the outside interface (default true); false = a plain router. */
+  nat?: boolean;
 }
 export interface TopologySpec {
   lans: LanSpec[];
@@ -126,7 +131,26 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
       await must(["ip", "-n", sw, "link", "set", br, "up"]);
       lanBridge.set(lan.name, br);
     }
-    if (spec.routers?.length) throw new Error("test bed: routers are not implemented yet");
+    const routerFor = new Map<string, string>();
+    for (const [i, r] of (spec.routers ?? []).entries()) {
+      const ns = await addNs(`r-${r.name}`, false);
+      const sides = [
+        { lan: r.inside, ip: r.insideIP, dev: "in0", peer: `ri${i}` },
+        { lan: r.outside, ip: r.outsideIP, dev: "out0", peer: `ro${i}` },
+      ];
+      for (const side of sides) {
+        const lan = spec.lans.find((l) => l.name === side.lan);
+        if (!lan) throw new Error(`router ${r.name}: unknown LAN ${side.lan}`);
+        await must(["ip", "-n", ns, "link", "add", side.dev, "type", "veth", "peer", "name", side.peer, "netns", sw]);
+        await must(["ip", "-n", sw, "link", "set", side.peer, "master", lanBridge.get(side.lan)!, "up"]);
+        await must(["ip", "-n", ns, "addr", "add", `${side.ip}/${prefixLength(lan.cidr)}`, "dev", side.dev]);
+        await must(["ip", "-n", ns, "link", "set", side.dev, "up"]);
+      }
+      await must(inNs(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+      // The router's own iptables, inside its own namespace.
+      if (r.nat !== false) await must(inNs(ns, ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "out0", "-j", "MASQUERADE"]));
+      routerFor.set(r.inside, r.insideIP);
+    }
 
     const nodes = new Map<string, TestNode>();
     for (const [i, n] of spec.nodes.entries()) {
@@ -141,7 +165,8 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
       await must(["ip", "-n", ns, "link", "set", "eth0", "up"]);
       // Any route will do for service IPs (DNAT re-routes them locally); without one, connect()
       // to a cluster IP fails with ENETUNREACH before OUTPUT sees the packet.
-      await must(["ip", "-n", ns, "route", "add", "default", "dev", "eth0"]);
+      const router = routerFor.get(n.lan);
+      await must(["ip", "-n", ns, "route", "add", "default", ...(router ? ["via", router] : ["dev", "eth0"])]);
       const gw = firstHost(n.podCidr);
       await must(["ip", "-n", ns, "link", "add", "cni0", "type", "bridge"]);
       await must(["ip", "-n", ns, "addr", "add", `${gw}/${prefixLength(n.podCidr)}`, "dev", "cni0"]);

@@ -24,6 +24,7 @@ const host = a.ip!;
 const fetchHandler = (req: Request, server: import("bun").Server<undefined>): Response | undefined => {
   const url = new URL(req.url);
   if (url.pathname === "/ws" && server.upgrade(req)) return undefined;
+  if (url.pathname === "/ip") return new Response(server.requestIP(req)?.address ?? "");
   if (url.pathname === "/headers") return Response.json(Object.fromEntries(req.headers));
   if (url.pathname === "/size") return new Response("x".repeat(Number(url.searchParams.get("n") ?? 0)));
   return new Response(name, { headers: { "x-app": name } });
