@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
+import type { ByteStream, RemoteDialer } from "../../src/hotpath/index.ts";
 import { makeTable, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
@@ -224,6 +225,87 @@ describe("TCP splice", () => {
     const err = await c.closed;
     expect(err).toBeUndefined();
     expect(c.received()).toBe("got 1000 bytes, bye");
+    await until(() => h.proxy.stats().activeTcp === 0);
+  });
+
+  test("half-close from the server: the client keeps sending after the server's FIN", async () => {
+    let counted = -1;
+    const server = track(
+      Bun.listen<{ n: number }>({
+        hostname: "127.0.0.1",
+        port: 0,
+        allowHalfOpen: true,
+        data: { n: 0 },
+        socket: {
+          open(s) {
+            s.data = { n: 0 };
+            s.write("hello, I am done talking");
+            s.shutdown();
+          },
+          data(s, b) {
+            s.data.n += b.length;
+          },
+          // Having shut down first, Bun reports the client's FIN as a clean close (no end()).
+          close(s, err) {
+            counted = err === undefined ? s.data.n : -2;
+          },
+        },
+      }),
+    );
+    const h = harness([{ name: "srvfin", endpoints: [{ port: server.port }] }]);
+    const { port } = await h.addr("srvfin");
+    let sawEnd = false;
+    let text = "";
+    const c = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      allowHalfOpen: true,
+      socket: {
+        data: (_s, b) => void (text += b.toString()),
+        end: () => void (sawEnd = true),
+      },
+    });
+    await until(() => sawEnd);
+    expect(text).toBe("hello, I am done talking");
+    c.write("y".repeat(5000));
+    await Bun.sleep(20);
+    c.shutdown();
+    await until(() => counted >= 0);
+    expect(counted).toBe(5000);
+    await until(() => h.proxy.stats().activeTcp === 0);
+  });
+
+  test("endpoints on another node go through the RemoteDialer seam", async () => {
+    const echo = echoServer();
+    const dials: string[] = [];
+    // A stand-in tunnel: reaches the "remote" endpoint over a plain local socket and adapts
+    // Bun's socket events to the StreamSink, as the libp2p stream adapter will.
+    const remote: RemoteDialer = {
+      dial(node, ip, p, protocol, sink) {
+        dials.push(`${node}/${ip}:${p}/${protocol}`);
+        Bun.connect({
+          hostname: "127.0.0.1",
+          port: echo.port,
+          allowHalfOpen: true,
+          socket: {
+            binaryType: "uint8array",
+            open: (s) => sink.open(s as unknown as ByteStream),
+            connectError: (_s, e) => sink.fail(e),
+            data: (_s, b) => sink.data(b),
+            drain: () => sink.drain(),
+            end: () => sink.end(),
+            close: (_s, e) => sink.close(e),
+          },
+        }).catch(() => {});
+      },
+    };
+    const h = harness([{ name: "remote", endpoints: [{ ip: "10.244.9.9", port: 8080, node: "node-b" }] }], { remote });
+    const { port } = await h.addr("remote");
+    const c = await connect(port);
+    c.socket.write("through the tunnel");
+    await until(() => c.received() === "through the tunnel");
+    c.socket.end();
+    expect(dials).toEqual(["node-b/10.244.9.9:8080/TCP"]);
     await until(() => h.proxy.stats().activeTcp === 0);
   });
 
