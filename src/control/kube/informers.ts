@@ -18,6 +18,7 @@
 import type { Kind, KubeObject } from "../objects.ts";
 import type { KubeFetch } from "./fetch-tls.ts";
 import { apiError, isGone, KubeSourceError } from "./errors.ts";
+import { listAll } from "./list.ts";
 import { trimObject } from "./trim.ts";
 import { backoffDelay, createSleeper, type Clock, type Logger, type MetricsRegistry } from "./deps.ts";
 
@@ -101,41 +102,18 @@ export function createInformer(o: InformerOptions): Informer {
   const backoffMs = () => backoffDelay(failures, backoffInitialMs, backoffMaxMs, random);
 
   async function list(): Promise<void> {
-    const items: KubeObject[] = [];
-    let cont = "";
-    let limit = pageSize;
-    let listRv = "";
-    for (;;) {
-      const q = new URLSearchParams();
-      if (limit > 0) q.set("limit", String(limit));
-      if (cont) q.set("continue", cont);
-      const qs = q.toString();
-      abort = new AbortController();
-      const res = await o.fetch.request(`${resource.path}${qs ? "?" + qs : ""}`, { signal: abort.signal });
-      if (res.status === 410 && cont) {
-        // The continue token expired mid-list: start over with one unpaged list, as client-go's pager does.
-        await res.body?.cancel();
-        items.length = 0;
-        cont = "";
-        limit = 0;
-        continue;
-      }
-      if (res.status === 404 && resource.optional) {
-        await res.body?.cancel();
-        if (!missing) log.info("resource not served, treating as empty", { kind: resource.kind, path: resource.path });
-        missing = true;
-        handlers.onList([]);
-        synced = true;
-        rv = "";
-        return;
-      }
-      if (res.status !== 200) throw await apiError(`list ${resource.path}`, res);
-      const body = (await res.json()) as { metadata?: { resourceVersion?: string; continue?: string }; items?: any[] };
-      for (const item of body.items ?? []) items.push(trimObject(item, resource.kind, resource.apiVersion));
-      listRv = body.metadata?.resourceVersion ?? "";
-      cont = body.metadata?.continue ?? "";
-      if (!cont) break;
+    abort = new AbortController();
+    const result = await listAll(o.fetch, resource, pageSize, abort.signal);
+    if (result === "missing") {
+      if (!missing) log.info("resource not served, treating as empty", { kind: resource.kind, path: resource.path });
+      missing = true;
+      rv = "";
+      handlers.onList([]);
+      synced = true;
+      healthy(); // "not installed" is an answer, not an outage
+      return;
     }
+    const { items, resourceVersion: listRv } = result;
     if (missing) log.info("resource served again", { kind: resource.kind });
     missing = false;
     rv = listRv;

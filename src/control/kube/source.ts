@@ -2,23 +2,18 @@
 // offline snapshot. It writes into the same ObjectStore as the manifest source; compile() cannot
 // tell them apart.
 //
-// Store discipline (what consumers may rely on):
-// - nothing is written for a kind before its first complete list, and the first live write is
-//   ONE store.replace of every kind together, once every informer has synced, so no table is
-//   ever compiled from half the kinds;
-// - a relist (410, or a restart after an outage) replaces that kind in one call, so objects
-//   deleted while disconnected disappear;
-// - watch events are applied per tick: a burst becomes one replace instead of N map copies;
-// - transient errors change nothing in the store: the last good view stays until a new one.
+// The store is written only through mirror.ts (first sync in one replace, relists as one
+// replace, events batched per tick); transient errors change nothing in the store.
 // Offline: if the API cannot be reached at start, the last snapshot is loaded (one replace) and
 // the source reports "stale metadata since T" until live data replaces it.
 
-import { KINDS, objectKey, type Kind, type KubeObject } from "../objects.ts";
+import { KINDS, type Kind, type KubeObject } from "../objects.ts";
 import type { ObjectStore } from "../store.ts";
 import { backoffDelay, createSleeper, systemClock, type Clock, type Logger, type MetricsRegistry } from "./deps.ts";
 import { discoverResources, DEFAULT_KINDS, type WatchedKind } from "./discovery.ts";
 import { createKubeFetch, type KubeFetch } from "./fetch-tls.ts";
 import { createInformer, type Informer, type InformerOptions, type ResourceRef } from "./informers.ts";
+import { createStoreMirror } from "./mirror.ts";
 import type { KubeConnection, KubeMode, KubeTls } from "./modes.ts";
 import { createPersister, type Persister } from "./persist.ts";
 import { loadSnapshot } from "./snapshot.ts";
@@ -85,9 +80,6 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
   const random = o.random ?? Math.random;
   const log = o.log.child("kube");
   const sleeper = createSleeper(clock);
-  const caches = new Map<Kind, Map<string, KubeObject>>();
-  // Changes not yet in the store, per kind: single objects (null = deleted) or "replace" the kind.
-  const pending = new Map<Kind, Map<string, KubeObject | null> | "replace">();
   const informers: { ref: ResourceRef; informer: Informer }[] = [];
   const failingSince = new Map<Kind | "discovery", { at: number; error: Error }>();
   const gauges = {
@@ -98,9 +90,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
   let fetcher: KubeFetch | undefined;
   let persister: Persister | undefined;
   let stopped = false;
-  let live = false;
   let staleSince: number | undefined;
-  let flushQueued = false;
   let connectLoop: Promise<void> | undefined;
   let settle: (() => void) | undefined;
 
@@ -111,70 +101,19 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
     if (error) settle?.(); // start() stops waiting at the first failure
   };
 
-  const ownedView = () => {
-    const view: Partial<Record<Kind, KubeObject[]>> = {};
-    for (const kind of OWNED) view[kind] = [...(caches.get(kind)?.values() ?? [])];
-    return view;
-  };
-
-  const goLive = () => {
-    o.store.replace(ownedView());
-    if (staleSince !== undefined) log.info("API reachable again: switched from the snapshot to live data", { staleSince: new Date(staleSince).toISOString() });
-    live = true;
-    staleSince = undefined;
-    gauges.live.value = 1;
-    gauges.stale.value = 0;
-    persister?.changed();
-    settle?.();
-  };
-
-  const flush = () => {
-    flushQueued = false;
-    if (!live) {
-      pending.clear();
-      if (informers.length > 0 && informers.every((i) => i.informer.synced)) goLive();
-      return;
-    }
-    for (const [kind, changes] of pending) {
-      const cache = caches.get(kind)!;
-      if (changes !== "replace" && changes.size <= 8) {
-        for (const [key, obj] of changes) {
-          if (obj) o.store.upsert(kind, obj);
-          else o.store.remove(kind, key);
-        }
-      } else {
-        o.store.replace({ [kind]: [...cache.values()] });
-      }
-    }
-    pending.clear();
-    persister?.changed();
-  };
-  const queueFlush = () => {
-    if (flushQueued) return;
-    flushQueued = true;
-    queueMicrotask(flush);
-  };
-
-  const handlersFor = (kind: Kind) => ({
-    onList(items: KubeObject[]) {
-      const cache = new Map<string, KubeObject>();
-      for (const obj of items) cache.set(objectKey(obj), obj);
-      caches.set(kind, cache);
-      pending.set(kind, "replace");
-      queueFlush();
+  const mirror = createStoreMirror({
+    store: o.store,
+    owned: OWNED,
+    allSynced: () => informers.length > 0 && informers.every((i) => i.informer.synced),
+    onLive() {
+      if (staleSince !== undefined) log.info("API reachable again: switched from the snapshot to live data", { staleSince: new Date(staleSince).toISOString() });
+      staleSince = undefined;
+      gauges.live.value = 1;
+      gauges.stale.value = 0;
+      persister?.changed();
+      settle?.();
     },
-    onEvent(type: string, obj: KubeObject) {
-      const key = objectKey(obj);
-      const cache = caches.get(kind)!;
-      if (type === "DELETED") cache.delete(key);
-      else cache.set(key, obj);
-      let changes = pending.get(kind);
-      if (changes === "replace") return queueFlush(); // the replace reads the cache, change included
-      if (!changes) pending.set(kind, (changes = new Map()));
-      changes.set(key, type === "DELETED" ? null : obj);
-      queueFlush();
-    },
-    onHealth: (err: Error | undefined) => noteFailure(kind, err),
+    onChanged: () => persister?.changed(),
   });
 
   async function connect(f: KubeFetch): Promise<void> {
@@ -195,14 +134,14 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
     if (stopped || !refs) return;
     log.info("watching", { server: f.server, mode: o.mode, resources: refs.map((r) => r.path) });
     for (const ref of refs) {
-      const informer = createInformer({ ...o.informer, resource: ref, fetch: f, handlers: handlersFor(ref.kind), log, metrics: o.metrics, clock, random });
+      const informer = createInformer({ ...o.informer, resource: ref, fetch: f, handlers: { ...mirror.handlers(ref.kind), onHealth: (err) => noteFailure(ref.kind, err) }, log, metrics: o.metrics, clock, random });
       informers.push({ ref, informer });
       informer.start();
     }
   }
 
   async function fallBackToSnapshot(): Promise<void> {
-    if (live) return;
+    if (mirror.live) return;
     const first = [...failingSince.values()][0];
     const why = first ? first.error.message : "initial sync did not finish in time";
     if (!o.stateDir) {
@@ -215,7 +154,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
         log.error("Kubernetes API unreachable and no snapshot yet: not ready, retrying", { error: why, stateDir: o.stateDir });
         return;
       }
-      if (live) return; // the API came back while we were reading
+      if (mirror.live) return; // the API came back while we were reading
       const view: Partial<Record<Kind, KubeObject[]>> = {};
       for (const kind of OWNED) view[kind] = snap.objects[kind] ?? [];
       o.store.replace(view);
@@ -235,7 +174,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
         { fetch: o.fetch, now: () => clock.now() },
       );
       if (o.stateDir) {
-        persister = createPersister({ stateDir: o.stateDir, server: fetcher.server, clock, log, metrics: o.metrics, intervalMs: o.snapshotIntervalMs ?? 5000, view: () => ownedView(), enabled: () => live });
+        persister = createPersister({ stateDir: o.stateDir, server: fetcher.server, clock, log, metrics: o.metrics, intervalMs: o.snapshotIntervalMs ?? 5000, view: () => mirror.view(), enabled: () => mirror.live });
       }
       if (o.contentType?.includes("protobuf")) {
         // EdgeMesh asks for protobuf in the cloud; this client decodes JSON only, which every
@@ -248,7 +187,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       await settled;
       settle = undefined;
       clock.clearTimeout(timer);
-      if (!live) await fallBackToSnapshot();
+      if (!mirror.live) await fallBackToSnapshot();
     },
 
     async stop() {
@@ -261,9 +200,10 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       fetcher?.close();
     },
 
-    ready: () => live || staleSince !== undefined,
+    ready: () => mirror.live || staleSince !== undefined,
 
     status() {
+      const live = mirror.live;
       const failing = [...failingSince.values()].sort((a, b) => a.at - b.at)[0];
       let degraded: string | undefined;
       if (!live && staleSince !== undefined) degraded = `stale metadata since ${new Date(staleSince).toISOString()}`;
@@ -282,7 +222,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
           synced: informer.synced,
           missing: informer.missing,
           resourceVersion: informer.resourceVersion,
-          objects: caches.get(ref.kind)?.size ?? 0,
+          objects: mirror.count(ref.kind),
           error: informer.lastError?.message,
         })),
       };
