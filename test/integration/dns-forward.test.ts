@@ -88,7 +88,7 @@ async function start(upstreams: string[], extra: Partial<DnsOptions> = {}): Prom
   const server = createDnsServer({
     table: { current: () => emptyTable, subscribe: () => () => {} }, listen: { host: "127.0.0.1", port: 0 }, tcp: true,
     clusterDomain: "cluster.local", ttl: 30, upstreams, cacheSize: 1000, metrics, log: createMemoryLogger(),
-    clock, forwardTimeoutMs: 300, ...extra,
+    clock, forwardTimeoutMs: 1000, ...extra,
   });
   running.push(server);
   return { port: (await server.start()).udpPort, metrics };

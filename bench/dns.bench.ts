@@ -1,0 +1,107 @@
+// DNS queries/s and CPU per query: our server vs dnsmasq, same machine, same run, same dnsperf.
+//   bun bench/dns.bench.ts --short   CI: 2 repeats of 2 s per scenario (~20 s)
+//   bun bench/dns.bench.ts           3 repeats of 5 s
+// Scenarios: a cluster name (ours: template answer; dnsmasq: --host-record) and a cached forwarded
+// name (both forward x.fwd.test once to a third process, an upstream dnsmasq, and then answer from
+// their caches). Every server is its own process, like dnsperf. Prints a JSON array of results
+// (name, value, reference, ratio, runs) on stdout for bench/check.ts; logs to stderr.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cpuSeconds, firstJson, freePort, spawn, stopAll, waitForDns } from "./dns/procs.ts";
+
+const short = process.argv.includes("--short");
+const REPEATS = short ? 2 : 3;
+const SECONDS = short ? 2 : 5;
+const CLUSTER_NAME = "web.default.svc.cluster.local";
+const FORWARD_NAME = "x.fwd.test";
+const log = (line: string) => console.error(`[dns-bench] ${line}`);
+
+interface Run { qps: number; cpuUsPerQuery: number; lost: number }
+
+/** One dnsperf run at saturation against 127.0.0.1:port, with the server's CPU time over it. */
+async function dnsperf(port: number, pid: number, name: string): Promise<Run> {
+  const file = join(tmpdir(), `dnsperf-${process.pid}-${name}.txt`);
+  await Bun.write(file, `${name} A\n`);
+  const cpu0 = cpuSeconds(pid);
+  const p = spawn(["dnsperf", "-s", "127.0.0.1", "-p", String(port), "-d", file, "-l", String(SECONDS), "-c", "4", "-q", "256", "-t", "2"]);
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  const cpu = cpuSeconds(pid) - cpu0;
+  const completed = Number(/Queries completed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
+  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? NaN);
+  if (!Number.isFinite(qps) || !(completed > 0)) throw new Error(`dnsperf output not understood: ${out.slice(-400)}`);
+  return { qps, cpuUsPerQuery: (cpu * 1e6) / completed, lost };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const [upPort, refPort] = [await freePort(), await freePort()];
+  const dnsmasq = (port: number, extra: string[]) =>
+    spawn(["dnsmasq", "--no-daemon", `--port=${port}`, "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+      "--no-hosts", "--cache-size=10000", "--pid-file=", ...extra]);
+  const upstream = dnsmasq(upPort, [`--address=/fwd.test/10.0.0.2`]);
+  const reference = dnsmasq(refPort, [`--host-record=${CLUSTER_NAME},10.96.0.0`, `--server=/fwd.test/127.0.0.1#${upPort}`]);
+  const ours = spawn([process.execPath, new URL("./dns/server.ts", import.meta.url).pathname, "--port", "0", "--upstream", `127.0.0.1:${upPort}`]);
+  const { port: ourPort } = await firstJson<{ port: number }>(ours, 10_000);
+  for (const port of [upPort, refPort, ourPort]) await waitForDns(port, FORWARD_NAME);
+  await waitForDns(refPort, CLUSTER_NAME);
+  log(`ours :${ourPort} (pid ${ours.pid}), dnsmasq :${refPort} (pid ${reference.pid}), upstream dnsmasq :${upPort}`);
+
+  const scenarios = [
+    { key: "cluster", name: CLUSTER_NAME },
+    { key: "cached_forward", name: FORWARD_NAME },
+  ];
+  const runs: Record<string, { ours: Run[]; ref: Run[] }> = {};
+  for (let r = 0; r < REPEATS; r++) {
+    for (const s of scenarios) {
+      const slot = (runs[s.key] ??= { ours: [], ref: [] });
+      // Alternate who goes first so drift (thermal, other load) does not favour one side.
+      const order = r % 2 === 0 ? (["ours", "ref"] as const) : (["ref", "ours"] as const);
+      for (const who of order) {
+        const run = who === "ours" ? await dnsperf(ourPort, ours.pid, s.name) : await dnsperf(refPort, reference.pid, s.name);
+        slot[who].push(run);
+        log(`${s.key} ${who === "ours" ? "ours   " : "dnsmasq"} ${Math.round(run.qps)} q/s, ${run.cpuUsPerQuery.toFixed(2)} CPU-us/q, lost ${run.lost}`);
+      }
+    }
+  }
+
+  const results: object[] = [];
+  for (const s of scenarios) {
+    const { ours: o, ref } = runs[s.key]!;
+    const qps = median(o.map((x) => x.qps));
+    const refQps = median(ref.map((x) => x.qps));
+    results.push({
+      name: `dns.${s.key}.qps_ratio`, unit: "x", value: qps, ratio: qps / refQps,
+      reference: { name: "dnsmasq q/s", value: refQps },
+      runs: o.map((x, i) => x.qps / ref[i]!.qps),
+      note: `ours ${Math.round(qps)} q/s vs dnsmasq ${Math.round(refQps)} q/s (${s.name}, dnsperf -c 4 -q 256, ${SECONDS} s x ${REPEATS})`,
+    });
+    const cpu = median(o.map((x) => x.cpuUsPerQuery));
+    const refCpu = median(ref.map((x) => x.cpuUsPerQuery));
+    results.push({
+      name: `dns.${s.key}.cpu_ratio`, unit: "x", value: cpu, ratio: refCpu / cpu,
+      reference: { name: "dnsmasq CPU-us/query", value: refCpu },
+      runs: o.map((x, i) => ref[i]!.cpuUsPerQuery / x.cpuUsPerQuery),
+      note: `ours ${cpu.toFixed(2)} CPU-us/query vs dnsmasq ${refCpu.toFixed(2)} (ratio = dnsmasq/ours, higher is better)`,
+    });
+  }
+  console.log(JSON.stringify(results));
+  upstream.kill();
+  reference.kill();
+  ours.kill();
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`[dns-bench] failed: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  stopAll();
+}
