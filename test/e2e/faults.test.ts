@@ -32,7 +32,9 @@ describe("e2e: faults", () => {
     await c?.destroy();
   });
 
-  const get = (url: string) => client.exec(["curl", "-s", "--max-time", "1", "-o", "/dev/null", "-w", "%{http_code}", url]);
+  // Before a rule exists a SYN to a service IP goes unanswered, so polls use a short timeout: a
+  // long one would be counted as reaction time.
+  const get = (url: string, maxTime = "0.25") => client.exec(["curl", "-s", "--max-time", maxTime, "-o", "/dev/null", "-w", "%{http_code}", url]);
   const ok = (r: { stdout: string }) => r.stdout === "200";
   /** 10 requests/s from the client pod for `seconds`, in the background. */
   const steadyLoad = (seconds: number) =>
@@ -47,6 +49,7 @@ describe("e2e: faults", () => {
     await Bun.sleep(1000);
     c.writeManifest("web.yaml", serviceYaml(web(endpoints.filter((e) => e.name !== "web1"))));
     const r = await running;
+    console.log("endpoint killed under 10 req/s:", JSON.stringify({ ok: r.ok, failed: r.failed }));
     expect(r.errors).toEqual([]);
     expect(r.failed).toBe(0);
     expect(r.ok).toBe(60);
@@ -61,6 +64,7 @@ describe("e2e: faults", () => {
     agent = await c.startAgent("n1");
     const back = await until(async () => ok(await get("http://10.96.0.10/")), 5000, 20);
     const tookMs = Date.now() - restartAt;
+    console.log(`agent restart -> service answering: ${tookMs} ms`);
     expect(back).toBe(true);
     expect(tookMs).toBeLessThanOrEqual(2000);
     const rules = (await natRules()).split("\n");
@@ -74,28 +78,37 @@ describe("e2e: faults", () => {
 
   test("manifest edits (service added, port changed, service deleted) take effect within a second", async () => {
     const added = serviceYaml({ name: "late", clusterIP: "10.96.0.30", ports: [{ name: "http", port: 80, targetPort: 8080 }], endpoints: [endpoints[0]!] });
+    const timings: Record<string, number> = {};
     let t = Date.now();
     c.writeManifest("late.yaml", added);
     expect(await until(async () => ok(await get("http://10.96.0.30/")), 3000, 20)).toBe(true);
-    expect(Date.now() - t).toBeLessThanOrEqual(1000);
+    timings.added = Date.now() - t;
+    expect(timings.added).toBeLessThanOrEqual(1000);
 
     t = Date.now();
     c.writeManifest("late.yaml", added.replace("port: 80,", "port: 8081,"));
     expect(await until(async () => ok(await get("http://10.96.0.30:8081/")), 3000, 20)).toBe(true);
-    expect(Date.now() - t).toBeLessThanOrEqual(1000);
+    timings.portChanged = Date.now() - t;
+    expect(timings.portChanged).toBeLessThanOrEqual(1000);
     expect(ok(await get("http://10.96.0.30/"))).toBe(false);
 
+    // A deleted service's traffic is not refused but goes unanswered (nothing owns the IP), so
+    // "gone" is timed on the rules, then traffic is checked once.
     t = Date.now();
     c.removeManifest("late.yaml");
-    expect(await until(async () => !ok(await get("http://10.96.0.30:8081/")), 3000, 20)).toBe(true);
-    expect(Date.now() - t).toBeLessThanOrEqual(1000);
-    expect(await natRules()).not.toContain("10.96.0.30");
+    expect(await until(async () => !(await natRules()).includes("10.96.0.30"), 3000, 20)).toBe(true);
+    timings.deleted = Date.now() - t;
+    expect(timings.deleted).toBeLessThanOrEqual(1000);
+    expect(ok(await get("http://10.96.0.30:8081/"))).toBe(false);
+    console.log("manifest edit -> effect (ms)", JSON.stringify(timings));
   }, 30_000);
 
   test("our chain flushed by someone else is repaired", async () => {
     await n1.must(["iptables", "-t", "nat", "-F", "EDGEMESH-PORTALS-CONTAINER"]);
+    const t = Date.now();
     expect(ok(await get("http://10.96.0.10/"))).toBe(false);
     expect(await until(async () => ok(await get("http://10.96.0.10/")), 10_000, 100)).toBe(true);
+    console.log(`flushed chain repaired after ${Date.now() - t} ms`);
     expect((await natRules()).split("\n").filter((l) => l.startsWith("-A PREROUTING") && l.includes("EDGEMESH")).length).toBe(1);
   }, 20_000);
 
