@@ -101,6 +101,18 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
+async function readPort(p: { stdout: ReadableStream<Uint8Array> }): Promise<number> {
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  reader.releaseLock();
+  return Number(text.trim());
+}
+
 function harness(...args: Parameters<typeof startProxy>): Harness {
   const h = startProxy(...args);
   cleanups.push(() => h.proxy.stop());
@@ -323,6 +335,41 @@ describe("TCP splice", () => {
       c.socket.end();
     }
     expect(h.proxy.stats().dialFailures).toBeGreaterThanOrEqual(3);
+  });
+
+  test("a blackholed endpoint times out and fails over without stalling other connections", async () => {
+    // A listener that never accepts, with its backlog filled: further SYNs are dropped, so a
+    // dial to it hangs until our dial timeout (the kernel alone would retry for minutes).
+    const py = Bun.spawn(
+      ["python3", "-c", "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)"],
+      { stdout: "pipe" },
+    );
+    cleanups.push(() => py.kill());
+    const holePort = await readPort(py);
+    const fillers: Socket<undefined>[] = [];
+    for (let i = 0; i < 3; i++) {
+      const f = await Promise.race([
+        Bun.connect({ hostname: "127.0.0.1", port: holePort, socket: { data() {} } }).catch(() => null),
+        Bun.sleep(200).then(() => null),
+      ]);
+      if (f) fillers.push(f);
+    }
+    cleanups.push(() => fillers.forEach((f) => f.terminate()));
+    const echo = echoServer();
+    const h = harness([{ name: "hole", endpoints: [{ port: holePort }, { port: echo.port }] }], { dialTimeoutMs: 400 });
+    const { port } = await h.addr("hole");
+    const t0 = Date.now();
+    const stuck = await connect(port); // round robin sends this one to the blackhole first
+    stuck.socket.write("late");
+    const quick = await connect(port); // and this one to the echo server
+    quick.socket.write("quick");
+    await until(() => quick.received() === "quick");
+    expect(Date.now() - t0).toBeLessThan(300);
+    await until(() => stuck.received() === "late");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(380);
+    expect(h.metrics.snapshot()['proxy_tcp_dial_failures_total{reason="timeout"}']).toBe(1);
+    stuck.socket.end();
+    quick.socket.end();
   });
 
   test("when every endpoint refuses, the client is closed after the backoff rounds", async () => {
