@@ -101,7 +101,7 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-async function readPort(p: { stdout: ReadableStream<Uint8Array> }): Promise<number> {
+async function readPort(p: { stdout: ReadableStream<Uint8Array<ArrayBuffer>> }): Promise<number> {
   const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("\n")) {
