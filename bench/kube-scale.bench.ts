@@ -60,7 +60,7 @@ try {
   const heapAfter = process.memoryUsage().heapUsed;
 
   const c0 = performance.now();
-  const table = compile(store.snapshot(), { serviceFilterMode: "FilterIfLabelExists" } as never, 1, Date.now());
+  const table = compile(store.snapshot(), { serviceFilterMode: "FilterIfLabelExists" }, 1, Date.now());
   const compileMs = performance.now() - c0;
 
   const s0 = performance.now();

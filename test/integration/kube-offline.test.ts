@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createObjectStore } from "../../src/control/store.ts";
+import { compile } from "../../src/control/compile/index.ts";
+import { createObjectStore, type ObjectStore } from "../../src/control/store.ts";
 import { SNAPSHOT_FILE } from "../../src/control/kube/index.ts";
 import { startStandInApiServer, type StandInApiServer } from "../support/apiserver.ts";
 import * as fx from "../support/apiserver/fixtures.ts";
@@ -20,6 +21,12 @@ afterEach(async () => {
   api = undefined;
   for (const d of dirs.splice(0)) removeDir(d);
 });
+
+/** What the data plane would serve for default/web:80 from the store right now. */
+function webRoute(store: ObjectStore) {
+  const port = compile(store.snapshot(), { serviceFilterMode: "FilterIfLabelExists" }, 1, Date.now()).byKey["default/web:80/TCP"];
+  return port && { clusterIPs: port.clusterIPs, endpoints: port.endpoints.map((e) => `${e.ip}:${e.port}`) };
+}
 
 function track(h: Harness): Harness {
   sources.push(h);
@@ -58,6 +65,8 @@ describe("kubernetes source offline", () => {
     expect([...h.store.snapshot().Service.keys()].sort()).toEqual(["default/db", "default/web"]);
     expect(h.store.snapshot().EndpointSlice.get("default/web-abcde")?.endpoints[0].addresses[0]).toBe("10.244.0.5");
     expect(h.log.lines.some((l) => l.includes("serving stale metadata from the snapshot"))).toBe(true);
+    // The table compiled from the snapshot routes the service: traffic can flow during the outage.
+    expect(webRoute(h.store)).toEqual({ clusterIPs: ["10.96.0.10"], endpoints: ["10.244.0.5:8080"] });
     await Bun.sleep(120); // several snapshot intervals: stale data must not be written back as fresh
     expect(readFileSync(join(stateDir, SNAPSHOT_FILE), "utf8")).toBe(savedText);
 
@@ -66,6 +75,8 @@ describe("kubernetes source offline", () => {
     expect(h.source.status().degraded).toBeUndefined();
     expect([...h.store.snapshot().Service.keys()].sort()).toEqual(["default/new", "default/web"]);
     expect(h.log.lines.some((l) => l.includes("switched from the snapshot to live data"))).toBe(true);
+    api.update("EndpointSlice", fx.endpointSlice("default", "web", ["10.244.0.9"]));
+    await waitFor("live endpoint change routed", () => webRoute(h.store)?.endpoints[0] === "10.244.0.9:8080");
     const savedServices = () => JSON.parse(readFileSync(join(stateDir, SNAPSHOT_FILE), "utf8")).objects.Service.map((o: any) => o.metadata.name).sort();
     await waitFor("snapshot rewritten with live data", () => savedServices().join() === "new,web");
   });
