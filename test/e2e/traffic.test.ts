@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Pod, TestNode } from "../support/netns.ts";
-import { BUN, createCluster, makeTestCA, serviceYaml, until, type Cluster } from "./harness.ts";
+import { BUN, createCluster, makeTestCA, serviceYaml, until, type Agent, type Cluster } from "./harness.ts";
 
 const PROBE = join(import.meta.dir, "../support/apps/probe.ts");
 const WEB_NAME = "web.default.svc.cluster.local";
@@ -16,6 +16,7 @@ describe("e2e: traffic through the agent on one node", () => {
   let n1: TestNode;
   let client: Pod;
   let ca = "";
+  let agent: Agent;
 
   beforeAll(async () => {
     c = await createCluster({
@@ -54,7 +55,7 @@ describe("e2e: traffic through the agent on one node", () => {
         endpoints: [{ ip: web0.ip, node: "n1" }],
       }),
     );
-    await c.startAgent("n1");
+    agent = await c.startAgent("n1");
     // The first sync may trail "running" by a moment.
     await until(async () => (await client.exec(["curl", "-s", "--max-time", "1", "http://10.96.0.10/"])).stdout === "web0", 5000);
   }, 60_000);
@@ -109,5 +110,12 @@ describe("e2e: traffic through the agent on one node", () => {
   test("NodePort on the node's address, from a pod and from the node", async () => {
     expect(await curl(client, "http://10.10.0.11:30080/")).toEqual({ body: "web0", status: "200" });
     expect(await curl(n1, "http://10.10.0.11:30080/")).toEqual({ body: "web0", status: "200" });
+  });
+
+  test("SIGTERM: the agent removes its chains, its jumps and the device it created, and exits 0", async () => {
+    expect((await n1.exec(["ip", "link", "show", "edgemesh0"])).code).toBe(0);
+    expect(await agent.proc.kill("SIGTERM")).toBe(0);
+    expect((await n1.must(["iptables-save", "-t", "nat"])).stdout).not.toContain("EDGEMESH");
+    expect((await n1.exec(["ip", "link", "show", "edgemesh0"])).code).not.toBe(0);
   });
 });
