@@ -5,7 +5,8 @@ import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { writeRcodeReply, writeTemplateReply } from "./answer.ts";
 import { DnsCache, writeCachedReply } from "./cache.ts";
 import { Forwarder, type Waiter } from "./forward.ts";
-import { lookup, type Zone } from "./templates.ts";
+import { writeChasedReply } from "./chase.ts";
+import { lookup, type Template, type Zone } from "./templates.ts";
 import type { Upstream, UpstreamIO } from "./upstream.ts";
 import {
   CLASS_IN, inZone, mixHash, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
@@ -61,6 +62,8 @@ export type DnsCounters = ReturnType<typeof dnsCounters>;
 export class DnsCore {
   zone: Zone;
   readonly q = new Query();
+  /** The CNAME target's question when an ExternalName answer is chased. */
+  readonly #cq = new Query();
   readonly cache: DnsCache;
   readonly forwarder: Forwarder;
   readonly c: DnsCounters;
@@ -112,6 +115,7 @@ export class DnsCore {
       const t = lookup(this.zone, q);
       if (t !== null) {
         c.local.value++;
+        if (t.chase !== null) return this.#chase(t, buf, out, limit, conn, port, address);
         return writeTemplateReply(t, buf, q, out, limit, c.truncated);
       }
     } else if (inZone(q, this.zone.domain)) {
@@ -125,8 +129,35 @@ export class DnsCore {
       return writeCachedReply(e, buf, q.questionEnd, q.hasOpt, limit, now, out, c.truncated);
     }
     c.cacheMiss.value++;
-    const w: Waiter = { head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address };
+    const w: Waiter = {
+      head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address, chase: null,
+    };
     this.forwarder.forward(q, key, group, w, tcp);
+    return 0;
+  }
+
+  /** ExternalName A/AAAA: CNAME plus the target's records, from the cache or the forwarder. */
+  #chase(t: Template, buf: Uint8Array, out: Uint8Array, limit: number, conn: object | null, port: number, address: string): number {
+    const q = this.q;
+    const cq = this.#cq;
+    const target = t.chase!;
+    cq.name.set(target.name);
+    cq.nameLen = target.name.length;
+    cq.hash = target.hash;
+    cq.qtype = q.qtype;
+    cq.qclass = q.qclass;
+    const key = mixHash(mixHash(cq.hash, cq.qtype), cq.qclass);
+    const now = this.#now();
+    const e = this.cache.get(cq, key, now);
+    if (e !== null) {
+      this.c.cacheHit.value++;
+      return writeChasedReply(t, e, buf, q.questionEnd, q.hasOpt, limit, now, out, this.c.truncated);
+    }
+    this.c.cacheMiss.value++;
+    const w: Waiter = {
+      head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address, chase: t,
+    };
+    this.forwarder.forward(cq, key, this.#upstreams, w, conn !== null);
     return 0;
   }
 }

@@ -6,6 +6,8 @@ import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { writeRcodeReply } from "./answer.ts";
 import { type CacheEntry, DnsCache, prepareReply, writeCachedReply } from "./cache.ts";
+import { writeChasedReply } from "./chase.ts";
+import type { Template } from "./templates.ts";
 import type { Upstream, UpstreamIO } from "./upstream.ts";
 import { Query, RCODE_SERVFAIL, sameName } from "./wire.ts";
 
@@ -21,6 +23,8 @@ export interface Waiter {
   readonly conn: object | null;
   readonly port: number;
   readonly address: string;
+  /** ExternalName: the CNAME template to put in front of the target's answer. */
+  readonly chase: Template | null;
 }
 
 export interface ForwarderCounters {
@@ -139,7 +143,9 @@ export class Forwarder {
     if (prepared.cacheTtl > 0) o.cache.set(p.key, entry);
     for (const w of p.waiters) {
       try {
-        const len = writeCachedReply(entry, w.head, w.qEnd, w.hasOpt, w.limit, now, this.#out, o.counters.truncated);
+        const len = w.chase !== null
+          ? writeChasedReply(w.chase, entry, w.head, w.qEnd, w.hasOpt, w.limit, now, this.#out, o.counters.truncated)
+          : writeCachedReply(entry, w.head, w.qEnd, w.hasOpt, w.limit, now, this.#out, o.counters.truncated);
         o.deliver(w, this.#out, len);
       } catch (err) {
         o.log.warn("delivering forwarded reply failed", { err });

@@ -16,6 +16,8 @@ export interface Template {
   readonly ns: number;
   readonly ar: number;
   readonly body: Uint8Array;
+  /** ExternalName A/AAAA: the CNAME target to resolve and append (see chase.ts), else null. */
+  readonly chase: { readonly name: Uint8Array; readonly hash: number } | null;
 }
 
 interface Entry {
@@ -65,7 +67,7 @@ export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
   const { names, aliases, skipped } = collectRecords(table, { domain, serviceIP: o.serviceIP });
   const ttl = o.ttl >>> 0;
   const soa = soaRecord(domain, table.version, ttl);
-  const nodata: Template = { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa };
+  const nodata: Template = { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa, chase: null };
   const entries = new Map<number, Entry>();
   let count = 0;
   const put = (dotted: string, qtype: number, tpl: Template) => {
@@ -75,7 +77,7 @@ export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
     count++;
   };
   const byName = new Map<string, Map<number, Template>>();
-  for (const [name, data] of names) byName.set(name, templatesFor(data, names, ttl, nodata));
+  for (const [name, data] of names) byName.set(name, templatesFor(data, names, ttl, nodata, domain));
   // Empty non-terminals (ns.svc.<domain>, _tcp.svc.ns...) exist: NODATA, not NXDOMAIN (RFC 8020).
   for (const name of [...names.keys(), domain]) {
     if (!name.endsWith(domain)) continue;
@@ -84,17 +86,19 @@ export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
       if (p === domain) break;
     }
   }
-  byName.get(domain)!.set(TYPE_SOA, { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, table.version, ttl, true) });
+  byName.get(domain)!.set(TYPE_SOA, { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, table.version, ttl, true), chase: null });
   for (const [name, byType] of byName) for (const [qtype, tpl] of byType) put(name, qtype, tpl);
   for (const [alias, full] of aliases) {
     const byType = byName.get(full);
     if (byType && !byName.has(alias)) for (const [qtype, tpl] of byType) put(alias, qtype, tpl);
   }
-  const nxdomain: Template = { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa };
+  const nxdomain: Template = { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa, chase: null };
   return { version: table.version, domain: encodeName(domain), entries, nxdomain, names: count, skipped };
 }
 
-function templatesFor(d: NameData, names: Map<string, NameData>, ttl: number, nodata: Template): Map<number, Template> {
+function templatesFor(
+  d: NameData, names: Map<string, NameData>, ttl: number, nodata: Template, domain: string,
+): Map<number, Template> {
   const out = new Map<number, Template>([[0, nodata]]);
   if (d.cname) {
     // A CNAME owner has no other data: every type gets the CNAME (clients chase it).
@@ -103,6 +107,13 @@ function templatesFor(d: NameData, names: Map<string, NameData>, ttl: number, no
     const tpl = w.template(1, 0);
     out.set(0, tpl);
     out.set(TYPE_CNAME, tpl);
+    // Targets outside the cluster are resolved for the client; in-cluster ones it asks us again.
+    if (d.cname !== domain && !d.cname.endsWith(`.${domain}`)) {
+      const name = encodeName(d.cname);
+      const chase = { name, hash: hashName(name) };
+      out.set(TYPE_A, { ...tpl, chase });
+      out.set(TYPE_AAAA, { ...tpl, chase });
+    }
     return out;
   }
   const addr = (w: Writer, owner: Uint8Array | null, ips: Iterable<string>) => {
@@ -179,6 +190,6 @@ class Writer {
     return Uint8Array.from(this.#buf);
   }
   template(an: number, ar: number): Template {
-    return { rcode: RCODE_NOERROR, an, ns: 0, ar, body: this.bytes() };
+    return { rcode: RCODE_NOERROR, an, ns: 0, ar, body: this.bytes(), chase: null };
   }
 }

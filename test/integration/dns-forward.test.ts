@@ -79,6 +79,7 @@ async function dig(port: number, ...args: string[]) {
 
 const emptyTable: RouteTable = deepFreeze({ version: 1, compiledAt: 0, ports: [], byKey: {}, services: [
   { namespace: "default", name: "web", type: "ClusterIP", clusterIPs: ["10.96.0.10"], externalName: "", ports: [], endpoints: [] },
+  { namespace: "default", name: "ext", type: "ExternalName", clusterIPs: [], externalName: "target.example", ports: [], endpoints: [] },
 ] });
 const clock = { t: 1_000_000, now() { return this.t; } };
 const running: DnsServer[] = [];
@@ -173,6 +174,23 @@ describe("forwarding", () => {
     } finally {
       cluster.stop();
     }
+  });
+});
+
+describe("ExternalName", () => {
+  test("A questions get the CNAME and the target's addresses, resolved through the forwarder and cache", async () => {
+    const { port } = await start([`127.0.0.1:${up.port}`]);
+    for (const transport of ["+notcp", "+tcp"]) {
+      const r = await dig(port, transport, "Ext.Default.svc.cluster.local");
+      expect(r.status).toBe("NOERROR");
+      expect(r.answer.map((x) => [x[0], x[3], x[4]])).toEqual([
+        ["Ext.Default.svc.cluster.local.", "CNAME", "target.example."],
+        ["target.example.", "A", "192.0.2.1"],
+      ]);
+    }
+    expect(up.udpSeen).toEqual(["target.example"]); // the second came from the cache
+    const c = await dig(port, "ext.default.svc.cluster.local", "CNAME");
+    expect(c.answer.map((x) => x[3])).toEqual(["CNAME"]);
   });
 });
 
