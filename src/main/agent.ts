@@ -1,0 +1,136 @@
+// `edgemesh agent`: the DaemonSet. Wires the planes together on a real node: bridge device,
+// metadata source (manifest folder or Kubernetes API), publisher, proxy listeners on the bridge
+// IP, DNS, iptables interception, admin endpoint; and takes it all down again on SIGTERM.
+
+import { startAdminServer, type Readiness } from "../admin/index.ts";
+import {
+  createObjectStore,
+  createManifestSource,
+  createPublisher,
+  loadConfig,
+  requireNodeName,
+  systemClock,
+  type EdgeMeshAgentConfig,
+  type RouteTable,
+} from "../control/index.ts";
+import { createDnsServer } from "../dns/index.ts";
+import { requireRoot, ensureBridge, removeBridge, raiseNofileLimit } from "../host/index.ts";
+import { createProxy } from "../hotpath/index.ts";
+import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
+import { createLogger, type Logger } from "../log/index.ts";
+import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
+import { onShutdown } from "./shutdown.ts";
+import { startMetadataSource } from "./metadata.ts";
+
+/** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
+const RESERVED_FDS = 512;
+/** A proxied TCP connection holds two descriptors (client + upstream). */
+const FDS_PER_CONNECTION = 2;
+const DRAIN_DEADLINE_MS = 5000;
+
+export async function runAgent(configPath: string): Promise<number> {
+  const log = createLogger({ component: "agent" });
+  const metrics = createMetrics();
+  const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
+  requireNodeName(config);
+  requireRoot("edgemesh agent");
+
+  const limits = raiseNofileLimit();
+  const maxConnections = config.modules.edgeProxy.maxConnections || autoMaxConnections(limits.soft);
+  log.info("starting", { node: config.nodeName, nofile: limits.soft, maxConnections });
+
+  const { bridgeDeviceName, bridgeDeviceIP } = config.commonConfig;
+  const bridge = await ensureBridge(bridgeDeviceName, bridgeDeviceIP);
+
+  const store = createObjectStore();
+  const metadata = await startMetadataSource(config, store, log, metrics);
+  const publisher = createPublisher({
+    store,
+    compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m) },
+    clock: systemClock,
+    log: log.child("control"),
+  });
+  publisher.flush();
+
+  const proxy = config.modules.edgeProxy.enable
+    ? createProxy({
+        table: publisher,
+        bindHost: bridgeDeviceIP,
+        nodeName: config.nodeName,
+        maxConnections,
+        maxConnectionsPerPort: config.modules.edgeProxy.maxConnectionsPerPort,
+        udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
+        consistentHash: config.modules.edgeProxy.loadBalancer.consistentHash,
+        metrics,
+        log: log.child("proxy"),
+      })
+    : undefined;
+  proxy?.start();
+
+  const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;
+
+  const backend = await detectIptablesBackend();
+  const iptables = proxy
+    ? createIptablesSyncer({ exec: createIptablesExec(backend), clock: systemClock, log: log.child("iptables"), metrics })
+    : undefined;
+  if (iptables && proxy) {
+    const sync = () => iptables.update(publisher.current(), proxy.listeners());
+    publisher.subscribe(sync);
+    proxy.onListenersChanged(sync);
+    iptables.start();
+    sync();
+  }
+
+  const readiness = (): Readiness => {
+    const m = metadata.status();
+    const reasons = [...m.reasons];
+    return { ready: m.ready, reasons };
+  };
+  const admin = startAdminServer({
+    address: config.commonConfig.adminAddress,
+    table: publisher,
+    listeners: () => proxy?.listeners() ?? new Map(),
+    readiness,
+    metrics,
+  });
+  log.info("running", { admin: `${admin.host}:${admin.port}`, iptables: backend, bridge: bridgeDeviceName });
+
+  return onShutdown(log, async () => {
+    await proxy?.drain(DRAIN_DEADLINE_MS);
+    await iptables?.stop();
+    dns?.stop();
+    proxy?.stop();
+    admin.stop();
+    await metadata.stop();
+    publisher.stop();
+    if (bridge.created) await removeBridge(bridgeDeviceName);
+  });
+}
+
+function autoMaxConnections(softLimit: number): number {
+  return Math.max(64, Math.floor((softLimit - RESERVED_FDS) / FDS_PER_CONNECTION));
+}
+
+async function startDns(
+  config: EdgeMeshAgentConfig,
+  table: { current(): RouteTable; subscribe(l: (t: RouteTable) => void): () => void },
+  host: string,
+  metrics: MetricsRegistry,
+  log: Logger,
+) {
+  const d = config.modules.edgeDNS;
+  const dns = createDnsServer({
+    table,
+    listen: { host, port: d.listenPort },
+    tcp: true,
+    clusterDomain: d.clusterDomain,
+    ttl: d.ttl,
+    upstreams: [...d.upstreamResolvers],
+    cacheSize: d.cacheSize,
+    cacheDNS: d.cacheDNS.enable ? { enable: true, upstreamServers: [...d.cacheDNS.upstreamServers] } : undefined,
+    metrics,
+    log,
+  });
+  await dns.start();
+  return dns;
+}

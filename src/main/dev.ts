@@ -1,0 +1,116 @@
+// `edgemesh dev`: the single-node mode for a laptop. No root and no cluster: a manifest folder is
+// the metadata source, every service port listens on loopback, DNS answers on a loopback port,
+// and every endpoint is dialed directly. With the bundled examples it also starts the demo
+// backends they point at, so the first command of the README shows traffic flowing.
+
+import { resolve } from "node:path";
+import { startAdminServer, parseHostPort, joinHostPort, routesJson } from "../admin/index.ts";
+import {
+  createObjectStore,
+  createManifestSource,
+  createPublisher,
+  defaultConfig,
+  loadConfig,
+  systemClock,
+} from "../control/index.ts";
+import { createDnsServer } from "../dns/index.ts";
+import { createProxy } from "../hotpath/index.ts";
+import { createLogger } from "../log/index.ts";
+import { createMetrics } from "../metrics/index.ts";
+import type { Command } from "./args.ts";
+import { formatRoutes } from "./status.ts";
+import { onShutdown } from "./shutdown.ts";
+
+export const BUNDLED_MANIFESTS = resolve(import.meta.dir, "../../examples/manifests");
+const LOOPBACK = "127.0.0.1";
+/** Dev mode has one node; endpoints are all "local". */
+const DEV_NODE = "";
+const PRINT_DEBOUNCE_MS = 200;
+
+export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<number> {
+  const log = createLogger({ component: "dev" });
+  const metrics = createMetrics();
+  const config = cmd.config ? loadConfig({ path: cmd.config, env: {} }) : defaultConfig();
+  const dir = resolve(cmd.manifests ?? BUNDLED_MANIFESTS);
+  const dnsAddress = parseHostPort(cmd.dns, "--dns");
+
+  const store = createObjectStore();
+  const source = createManifestSource({ dir, store, log: log.child("manifests") });
+  const publisher = createPublisher({
+    store,
+    compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m) },
+    clock: systemClock,
+    log: log.child("control"),
+  });
+  await source.start();
+  publisher.flush();
+
+  const demo = dir === BUNDLED_MANIFESTS ? (await import("../../examples/demo/backends.ts")).startDemoBackends(log) : undefined;
+
+  const proxy = createProxy({
+    table: publisher,
+    bindHost: LOOPBACK,
+    nodeName: DEV_NODE,
+    maxConnections: config.modules.edgeProxy.maxConnections || 4096,
+    maxConnectionsPerPort: config.modules.edgeProxy.maxConnectionsPerPort,
+    udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
+    consistentHash: config.modules.edgeProxy.loadBalancer.consistentHash,
+    metrics,
+    log: log.child("proxy"),
+  });
+  proxy.start();
+
+  const dnsConfig = config.modules.edgeDNS;
+  const dns = createDnsServer({
+    table: publisher,
+    listen: dnsAddress,
+    tcp: true,
+    clusterDomain: dnsConfig.clusterDomain,
+    ttl: dnsConfig.ttl,
+    upstreams: [...dnsConfig.upstreamResolvers],
+    cacheSize: dnsConfig.cacheSize,
+    serviceIP: LOOPBACK,
+    metrics,
+    log,
+  });
+  const dnsBound = await dns.start();
+
+  const admin = startAdminServer({
+    address: cmd.admin,
+    table: publisher,
+    listeners: () => proxy.listeners(),
+    readiness: () => ({ ready: true, reasons: source.errors.map((e) => String(e.message ?? e)) }),
+    metrics,
+  });
+
+  console.log(`edgemesh dev: manifests ${dir}`);
+  console.log(`edgemesh dev: admin http://${joinHostPort(admin.host, admin.port)} (/routes, /metrics, /readyz)`);
+  console.log(`edgemesh dev: dns ${joinHostPort(dnsBound.host, dnsBound.udpPort)} udp, ${joinHostPort(dnsBound.host, dnsBound.tcpPort)} tcp`);
+
+  // Print the service table now and whenever routes or listeners change (bursts merged).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastPrinted = "";
+  const print = () => {
+    timer = undefined;
+    const text = formatRoutes(routesJson(publisher.current(), proxy.listeners()));
+    if (text === lastPrinted) return;
+    lastPrinted = text;
+    console.log(`\nroutes v${publisher.current().version}:\n${text}\n`);
+  };
+  const schedule = () => {
+    timer ??= setTimeout(print, PRINT_DEBOUNCE_MS);
+  };
+  publisher.subscribe(schedule);
+  proxy.onListenersChanged(schedule);
+  print();
+
+  return onShutdown(log, async () => {
+    source.stop();
+    admin.stop();
+    dns.stop();
+    await proxy.drain(2000);
+    proxy.stop();
+    publisher.stop();
+    demo?.stop();
+  });
+}
