@@ -1,7 +1,14 @@
 // Picks the metadata source the config asks for: a manifest folder (kubeAPIConfig.manifestDir)
-// or the Kubernetes API / KubeEdge MetaServer. Both feed the same store.
+// or the Kubernetes API / KubeEdge MetaServer (with the offline snapshot under stateDir). Both
+// feed the same store, so nothing downstream knows which one ran.
 
-import { createManifestSource, type EdgeMeshAgentConfig, type ObjectStore } from "../control/index.ts";
+import {
+  createKubeSource,
+  createManifestSource,
+  resolveMode,
+  type EdgeMeshAgentConfig,
+  type ObjectStore,
+} from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 
@@ -14,16 +21,28 @@ export async function startMetadataSource(
   config: EdgeMeshAgentConfig,
   store: ObjectStore,
   log: Logger,
-  _metrics: MetricsRegistry,
+  metrics: MetricsRegistry,
 ): Promise<MetadataSource> {
   const dir = config.kubeAPIConfig.manifestDir;
   if (dir) {
     const source = createManifestSource({ dir, store, log: log.child("manifests") });
     await source.start();
     return {
-      status: () => ({ ready: true, reasons: source.errors.map((e) => String(e.message ?? e)) }),
+      status: () => ({ ready: true, reasons: source.errors.map((e) => e.message) }),
       stop: async () => source.stop(),
     };
   }
-  throw new Error("kubeAPIConfig: the Kubernetes API source is not wired yet; set kubeAPIConfig.manifestDir");
+  const connection = resolveMode(config.kubeAPIConfig);
+  const kube = createKubeSource({ ...connection, store, stateDir: config.commonConfig.stateDir, log, metrics });
+  await kube.start();
+  return {
+    status() {
+      const s = kube.status();
+      const reasons: string[] = [];
+      if (s.degraded) reasons.push(`degraded: ${s.degraded}`);
+      if (s.error) reasons.push(s.error);
+      return { ready: s.ready, reasons };
+    },
+    stop: () => kube.stop(),
+  };
 }
