@@ -2,6 +2,7 @@
 // watch drops, 410 relists, bookmarks, and API discovery fallbacks.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { resolveMode } from "../../src/control/kube/index.ts";
 import { startStandInApiServer, type StandInApiServer } from "../support/apiserver.ts";
 import * as fx from "../support/apiserver/fixtures.ts";
 import { makeSource, removeDir, waitFor, type Harness } from "../support/apiserver/harness.ts";
@@ -169,7 +170,7 @@ describe("kubernetes source", () => {
   test("missing Istio CRDs are fine: ready, empty, logged once", async () => {
     api = await startStandInApiServer({ istioVersions: [] });
     api.add("Service", fx.service("default", "web", "10.96.0.10"));
-    h = makeSource(api.url, { informer: { backoffMaxMs: 50 } });
+    h = makeSource(api.url, { informer: { missingPollMs: 50 } });
     await h.source.start();
     expect(h.source.ready()).toBe(true);
     const dr = h.source.status().kinds.find((k) => k.kind === "DestinationRule")!;
@@ -219,7 +220,7 @@ describe("kubernetes source", () => {
     api = await startStandInApiServer({ istioVersions: ["v1beta1"] });
     api.add("Service", fx.service("default", "web", "10.96.0.10"));
     api.add("Gateway", fx.gateway("default", "gw"));
-    h = makeSource(api.url, { informer: { backoffMaxMs: 50 } });
+    h = makeSource(api.url, { informer: { missingPollMs: 50 } });
     await h.source.start();
     expect(h.store.snapshot().Gateway.size).toBe(1);
     api.served.istioVersions = [];
@@ -228,5 +229,15 @@ describe("kubernetes source", () => {
     expect(h.source.status().kinds.find((k) => k.kind === "Gateway")!.missing).toBe(true);
     await waitFor("no outage reported", () => h!.source.status().degraded === undefined);
     expect(h.store.snapshot().Service.size).toBe(1);
+  });
+
+  test("resolveMode's result wires straight into the source (edge mode, MetaServer address from the config)", async () => {
+    api = await startStandInApiServer();
+    api.add("Service", fx.service("default", "web", "10.96.0.10"));
+    const conn = resolveMode({ metaServer: { server: api.url } }, {});
+    h = makeSource("unused", { ...conn });
+    await h.source.start();
+    expect(h.source.status()).toMatchObject({ live: true, mode: "edge", server: api.url });
+    expect(h.log.lines.some((l) => l.includes("watching") && l.includes("KubeEdge MetaServer"))).toBe(true);
   });
 });

@@ -57,6 +57,8 @@ export interface InformerOptions {
   watchTimeoutSeconds?: readonly [number, number];
   /** Reconnect when a watch says nothing (not even a bookmark) for this long. */
   watchIdleMs?: number;
+  /** How often an optional resource that is not served (a CRD not installed) is looked for again. */
+  missingPollMs?: number;
 }
 
 export interface Informer {
@@ -79,6 +81,7 @@ export function createInformer(o: InformerOptions): Informer {
   const backoffMaxMs = o.backoffMaxMs ?? 30 * second;
   const [tMin, tMax] = o.watchTimeoutSeconds ?? [300, 600];
   const watchIdleMs = o.watchIdleMs ?? 5 * minute;
+  const missingPollMs = o.missingPollMs ?? minute;
   const labels = { kind: resource.kind };
   const m = {
     lists: o.metrics.counter("kube_lists_total", "Complete lists of a kind from the Kubernetes API", labels),
@@ -213,7 +216,7 @@ export function createInformer(o: InformerOptions): Informer {
           await list();
           if (missing) {
             // Not installed: look again now and then (a CRD may be added later).
-            await sleep(backoffMaxMs);
+            await sleep(missingPollMs);
             continue;
           }
         }

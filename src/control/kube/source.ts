@@ -37,7 +37,12 @@ export interface KubeSourceOptions {
   snapshotIntervalMs?: number;
   /** How long start() waits for the first full sync before it returns (then: snapshot or not ready). */
   initialSyncTimeoutMs?: number;
-  informer?: Pick<InformerOptions, "pageSize" | "backoffInitialMs" | "backoffMaxMs" | "watchTimeoutSeconds" | "watchIdleMs">;
+  /** Informer tunables. backoffMaxMs defaults to 5 s in edge mode (the MetaServer is local and a
+   * refused connection costs nothing, so the agent notices its return within seconds) and to
+   * client-go's 30 s otherwise (many agents share one cloud apiserver). */
+  informer?: Pick<InformerOptions, "pageSize" | "backoffInitialMs" | "backoffMaxMs" | "watchTimeoutSeconds" | "watchIdleMs" | "missingPollMs">;
+  /** Why this mode was chosen (resolveMode().reason), logged at start. */
+  reason?: string;
   /** Test hook: the fetch under the TLS layer. */
   fetch?: NonNullable<Parameters<typeof createKubeFetch>[1]>["fetch"];
 }
@@ -80,6 +85,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
   const random = o.random ?? Math.random;
   const log = o.log.child("kube");
   const sleeper = createSleeper(clock);
+  const tunables = { backoffInitialMs: 800, backoffMaxMs: o.mode === "edge" ? 5_000 : 30_000, ...o.informer };
   const informers: { ref: ResourceRef; informer: Informer }[] = [];
   const failingSince = new Map<Kind | "discovery", { at: number; error: Error }>();
   const gauges = {
@@ -126,15 +132,15 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       } catch (err) {
         attempt++;
         noteFailure("discovery", err as Error);
-        const delay = backoffDelay(attempt, o.informer?.backoffInitialMs ?? 800, o.informer?.backoffMaxMs ?? 30_000, random);
+        const delay = backoffDelay(attempt, tunables.backoffInitialMs, tunables.backoffMaxMs, random);
         log.warn("cannot reach the Kubernetes API, retrying", { server: f.server, error: err as Error, retryInMs: delay });
         await sleeper.sleep(delay);
       }
     }
     if (stopped || !refs) return;
-    log.info("watching", { server: f.server, mode: o.mode, resources: refs.map((r) => r.path) });
+    log.info("watching", { server: f.server, mode: o.mode, why: o.reason, resources: refs.map((r) => r.path) });
     for (const ref of refs) {
-      const informer = createInformer({ ...o.informer, resource: ref, fetch: f, handlers: { ...mirror.handlers(ref.kind), onHealth: (err) => noteFailure(ref.kind, err) }, log, metrics: o.metrics, clock, random });
+      const informer = createInformer({ ...tunables, resource: ref, fetch: f, handlers: { ...mirror.handlers(ref.kind), onHealth: (err) => noteFailure(ref.kind, err) }, log, metrics: o.metrics, clock, random });
       informers.push({ ref, informer });
       informer.start();
     }
