@@ -11,6 +11,7 @@ import { createRunner, type Runner } from "../control/runner.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import {
+  CHECK_COST_FACTOR,
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_MIN_SYNC_INTERVAL_MS,
   DEFAULT_RESYNC_INTERVAL_MS,
@@ -152,11 +153,16 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
     }
   };
 
+  let lastCheckMs = 0;
   const scheduleCheck = (): void => {
     if (stopped || checkInterval <= 0) return;
     checkTimer = clock.setTimeout(() => {
-      void check().finally(scheduleCheck);
-    }, checkInterval);
+      const began = clock.now();
+      void check().finally(() => {
+        lastCheckMs = clock.now() - began;
+        scheduleCheck();
+      });
+    }, Math.max(checkInterval, CHECK_COST_FACTOR * lastCheckMs));
   };
 
   return {

@@ -19,6 +19,8 @@ import { parseNat, trace } from "../support/testbed/iptables-trace.ts";
 import { listenersFor, tableOf } from "../support/testbed/tables.ts";
 
 const APP = new URL("../support/apps/server.ts", import.meta.url).pathname;
+/** Where "kube-proxy" sends the web service: nothing listens there. */
+const KUBE_TARGET = "10.244.9.9:80";
 const t1 = tableOf(1, [
   { name: "web", port: 80, clusterIPs: ["10.96.0.10"], nodePort: 30080 },
   { name: "echo", port: 7, protocol: "UDP", clusterIPs: ["10.96.0.11"] },
@@ -66,6 +68,8 @@ for (const backend of ["nft", "legacy"] as const) {
       await ns.must([bin, "-t", "nat", "-N", "KUBE-SERVICES"]);
       await ns.must([bin, "-t", "nat", "-A", "PREROUTING", "-j", "KUBE-SERVICES"]);
       await ns.must([bin, "-t", "nat", "-A", "OUTPUT", "-j", "KUBE-SERVICES"]);
+      // kube-proxy's own rule for the same service (hybrid proxy): ours must be seen first.
+      await ns.must([bin, "-t", "nat", "-A", "KUBE-SERVICES", "-d", "10.96.0.10/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", KUBE_TARGET]);
       exec = createIptablesExec(backend, { prefix });
     });
 
@@ -101,7 +105,7 @@ for (const backend of ["nft", "legacy"] as const) {
       expect(await findProblems(exec)).toEqual([]);
     });
 
-    test("a real TCP connection to the cluster IP reaches the listener on the bridge IP", async () => {
+    test("a real TCP connection to the cluster IP reaches our listener, not kube-proxy's target", async () => {
       const port = listenersFor(t1).get("default/web:80/TCP")!.port;
       const app = ns.spawn(["bun", APP, "--name", "listener", "--ip", BRIDGE_IP, "--http", String(port)]);
       await app.waitFor(/ready/);
@@ -116,8 +120,11 @@ for (const backend of ["nft", "legacy"] as const) {
       const bin = backend === "nft" ? "iptables-nft" : "iptables-legacy";
       await ns.must([bin, "-t", "nat", "-F", "EDGEMESH-PORTALS-CONTAINER"]);
       await ns.must([bin, "-t", "nat", "-D", "OUTPUT", "-m", "comment", "--comment", "edgemesh service portals", "-j", "EDGEMESH-PORTALS-HOST"]);
-      expect(await dnat("PREROUTING", "10.96.0.10", 80)).toBeNull();
-      expect(await until(async () => (await dnat("PREROUTING", "10.96.0.10", 80)) !== null, 5000)).toBe(true);
+      // With our chain empty, kube-proxy's rule takes the traffic, as it would without us.
+      expect(await dnat("PREROUTING", "10.96.0.10", 80)).toBe(KUBE_TARGET);
+      const ours = `${BRIDGE_IP}:${listenersFor(t1).get("default/web:80/TCP")!.port}`;
+      expect(await until(async () => (await dnat("PREROUTING", "10.96.0.10", 80)) === ours, 5000)).toBe(true);
+      expect(await dnat("OUTPUT", "10.96.0.10", 80)).toBe(ours);
       expect(await until(async () => (await findProblems(exec)).length === 0, 5000)).toBe(true);
     });
 
@@ -131,11 +138,11 @@ for (const backend of ["nft", "legacy"] as const) {
       expect(syncer.status().lastError).toContain("iptables");
       expect(log.lines.some((l) => l.includes("ERROR") && l.includes("last good rules"))).toBe(true);
       // t1's rules are still in place, t2's new service is not.
-      expect(await dnat("PREROUTING", "10.96.0.10", 80)).not.toBeNull();
+      expect(await dnat("PREROUTING", "10.96.0.10", 80)).toBe(`${BRIDGE_IP}:${listenersFor(t1).get("default/web:80/TCP")!.port}`);
       expect(await dnat("PREROUTING", "10.96.0.12", 8080)).toBeNull();
       // Stop it without cleanup: its rules stay as after a crash, which the next test recovers from.
       await syncer.stop({ removeRules: false });
-      expect(await dnat("PREROUTING", "10.96.0.10", 80)).not.toBeNull();
+      expect(await dnat("PREROUTING", "10.96.0.10", 80)).toBe(`${BRIDGE_IP}:${listenersFor(t1).get("default/web:80/TCP")!.port}`);
     });
 
     test("a new syncer after a crash replaces stale rules without duplicating jumps", async () => {
@@ -157,6 +164,7 @@ for (const backend of ["nft", "legacy"] as const) {
       expect(text).not.toContain("EDGEMESH");
       expect(text).toContain("-A PREROUTING -j KUBE-SERVICES");
       expect(text).toContain("-A OUTPUT -j KUBE-SERVICES");
+      expect(await dnat("PREROUTING", "10.96.0.10", 80)).toBe(KUBE_TARGET);
       await removeBridge("edgemesh0", { prefix });
       expect((await ns.exec(["ip", "link", "show", "edgemesh0"])).code).not.toBe(0);
       await removeBridge("edgemesh0", { prefix });

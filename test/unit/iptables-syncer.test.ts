@@ -175,6 +175,41 @@ describe("iptables syncer", () => {
     expect(exec.restores.length).toBe(n);
   });
 
+  test("expensive checks (huge chains) are spaced out so checking takes at most a tenth of the time", async () => {
+    const exec = createFakeIptables();
+    const manual = createManualClock(0);
+    let spent = 0;
+    // Each iptables call "takes" 100 ms of the clock the syncer reads.
+    const clock = { ...manual, now: () => manual.now() + spent };
+    let checks = 0;
+    const slow = {
+      ...exec,
+      backend: exec.backend,
+      restore: (t: string) => exec.restore(t),
+      run: (args: readonly string[]) => {
+        spent += 100;
+        if (args.includes("-C")) checks++;
+        return exec.run(args);
+      },
+    };
+    const syncer = createIptablesSyncer({ exec: slow, clock, log: createMemoryLogger(), metrics: createMetrics(), minIntervalMs: 200, resyncIntervalMs: 0, checkIntervalMs: 2_000 });
+    syncer.start();
+    syncer.update(t1, listenersFor(t1));
+    manual.advance(0);
+    await syncer.idle();
+    const step = async (ms: number) => {
+      manual.advance(ms);
+      await syncer.idle();
+    };
+    await step(2_000); // first check: 6 calls, 600 ms
+    expect(checks).toBe(4);
+    await step(2_000);
+    expect(checks).toBe(4); // the next one waits 10 x 600 ms
+    await step(4_000);
+    expect(checks).toBe(8);
+    await syncer.stop();
+  });
+
   test("ensureJumps and removeJumps are idempotent", async () => {
     const exec = createFakeIptables();
     await exec.restore(renderRules({ table: t1, listeners: listenersFor(t1) }));
