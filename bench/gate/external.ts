@@ -2,7 +2,8 @@
 // JSON in their own shape. This turns what they print into Results: an array of Result-like
 // objects is taken as is; an object is flattened, every finite number becoming one Result named
 // "<prefix>.<path>" (a key that already starts with the prefix keeps its name), with keys that
-// say "ratio" gated as ratios.
+// say "ratio" gated as ratios. A "targets" object is the benchmark restating its goals, not a
+// measurement: it is left out (the goals live in floors.json's target column).
 
 import type { Result } from "./types.ts";
 
@@ -54,7 +55,7 @@ function asResult(prefix: string, item: Record<string, unknown> & { name: string
   const ref = item.reference as { name?: unknown; value?: unknown } | undefined;
   return {
     name: named(prefix, item.name),
-    unit: typeof item.unit === "string" ? item.unit : ratio !== undefined ? "x" : "",
+    unit: typeof item.unit === "string" ? item.unit : value === ratio && ratio !== undefined ? "x" : "",
     value,
     ...(ratio !== undefined ? { ratio } : {}),
     ...(ref && typeof ref.name === "string" && num(ref.value) !== undefined ? { reference: { name: ref.name, value: num(ref.value)! } } : {}),
@@ -67,6 +68,7 @@ function asResult(prefix: string, item: Record<string, unknown> & { name: string
 
 function flatten(prefix: string, path: string, obj: Record<string, unknown>, out: Result[]): void {
   for (const [key, v] of Object.entries(obj)) {
+    if (key === "targets") continue;
     const name = path ? `${path}.${key}` : key;
     if (typeof v === "number" && Number.isFinite(v)) {
       const isRatio = /ratio/i.test(key);

@@ -3,7 +3,7 @@
 // accident: typos in floors.json, crashed or missing benchmarks and inverted bounds all fail.
 
 import { describe, expect, test } from "bun:test";
-import { evaluate, FloorsError, median, parseFloors, ratioResult, renderTable, summarize, type Result } from "../../bench/gate/index.ts";
+import { evaluate, FloorsError, lastJson, median, normalizeExternal, parseFloors, ratioResult, renderTable, summarize, type Result } from "../../bench/gate/index.ts";
 
 const floorsText = JSON.stringify({
   floors: {
@@ -159,5 +159,30 @@ describe("renderTable", () => {
     expect(text).toContain("!!! FAIL: compile.10k_services: 150 is not <= 100");
     expect(text).toContain("!!! MISSING: rss.peak");
     expect(text).toContain("GATE FAIL");
+  });
+});
+
+describe("results of benchmarks other modules own", () => {
+  test("an array of result-like objects is taken as is, prefixed once", () => {
+    const out = normalizeExternal("dns", [
+      { name: "dns.cluster.qps_ratio", unit: "q/s", value: 90000, ratio: 1.1, reference: { name: "dnsmasq", value: 81818 }, runs: [1.1, 1.2] },
+      { name: "warm", value: 3 },
+    ]);
+    expect(out[0]).toEqual({ name: "dns.cluster.qps_ratio", unit: "q/s", value: 90000, ratio: 1.1, reference: { name: "dnsmasq", value: 81818 }, runs: [1.1, 1.2] });
+    expect(out[1]!.name).toBe("dns.warm");
+  });
+
+  test("a flat object becomes one result per number; ratio keys are ratios; targets are left out", () => {
+    const out = normalizeExternal("kube", { bench: "kube-scale", syncMs: 827, rssAfterSyncMiB: 98.5, change: { p99: 1.9 }, qps_ratio: 0.9, targets: { syncMs: 5000 }, pass: true });
+    expect(out.map((r) => r.name)).toEqual(["kube.syncMs", "kube.rssAfterSyncMiB", "kube.change.p99", "kube.qps_ratio"]);
+    expect(out[0]).toMatchObject({ unit: "ms", value: 827 });
+    expect(out[1]).toMatchObject({ unit: "MiB" });
+    expect(out[3]).toMatchObject({ value: 0.9, ratio: 0.9 });
+  });
+
+  test("lastJson finds the JSON after log lines, single-line or pretty-printed", () => {
+    expect(lastJson('starting\n[{"name":"a","value":1}]\n')).toEqual([{ name: "a", value: 1 }]);
+    expect(lastJson('log line\n{\n  "syncMs": 5\n}\n')).toEqual({ syncMs: 5 });
+    expect(lastJson("no json here")).toBeUndefined();
   });
 });
