@@ -110,8 +110,22 @@ try {
     // The source's own targets; compileFullTableMs is reported for the publisher (not this module).
     pass: syncMs < 5000 && mib(rssAfter) < 256 && pct(0.99) < 50,
   };
+  await source.stop(); // writes the last snapshot
+
+  // Restart while the API is unreachable: how long until the agent serves from the snapshot.
+  const offline = createKubeSource({
+    mode: "manual", server: "http://127.0.0.1:1", store: createObjectStore(), stateDir, metrics: createMetrics(),
+    log: createLogger({ level: "error" }), initialSyncTimeoutMs: 60_000,
+  });
+  const o0 = performance.now();
+  await offline.start();
+  const offlineReadyMs = performance.now() - o0;
+  const offlineStatus = offline.status();
+  await offline.stop();
+  Object.assign(result, {
+    restartWithApiDown: { readyFromSnapshotMs: Math.round(offlineReadyMs), ready: offlineStatus.ready, degraded: offlineStatus.degraded },
+  });
   console.log(JSON.stringify(result, null, 2));
-  await source.stop();
 } finally {
   child.kill("SIGTERM");
   await child.exited;
