@@ -13,7 +13,7 @@ import {
 } from "./constants.ts";
 import { createBalancer } from "./lb/index.ts";
 import { PHASE_CLOSED, type Conn, type TcpContext, type TcpListenerState } from "./tcp/conn.ts";
-import { sweepWaiting } from "./tcp/dial.ts";
+import { acceptStream, sweepWaiting } from "./tcp/dial.ts";
 import { abort, clientHandler } from "./tcp/splice.ts";
 import type { ListenerInfo, Proxy, ProxyOptions } from "./types.ts";
 import { closeUdpListener, openUdpListener, sweepUdp, type UdpContext, type UdpListener } from "./udp/forwarder.ts";
@@ -209,6 +209,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       stop();
     },
     stop,
+    spliceInbound: (ip, port, stream, result) => acceptStream(tcp, ip, port, stream, result),
     stats: () => ({
       activeTcp: tcp.active,
       udpFlows: udp.flows,

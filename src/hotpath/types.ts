@@ -49,7 +49,8 @@ export interface StreamSink {
  * this node are reached through it instead of Bun.connect: the dialer opens a byte stream to
  * `ip:port` as seen by the agent on `node` (EdgeMesh's /libp2p/tunnel-proxy/1.0.0 header carries
  * exactly these), then drives `sink`. The splice code is the same for both kinds of upstream.
- * The sink stays valid after close: a late call for an abandoned dial is ignored.
+ * The sink stays valid after close: a late call for an abandoned dial is ignored. As with a Bun
+ * socket, after end() or terminate() the stream must still report close() once.
  */
 export interface RemoteDialer {
   dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void;
@@ -106,5 +107,15 @@ export interface Proxy {
   drain(deadlineMs: number): Promise<void>;
   /** Close everything now. */
   stop(): void;
+  /**
+   * The other end of the tunnel: a stream that arrived from a peer agent for local endpoint
+   * ip:port. Dials it (directly, once; the peer does LB and failover) and splices with the same
+   * code as service connections. `result(true)` comes once connected, before any byte is written
+   * to `stream` (EdgeMesh answers SUCCESS then); `result(false)` when the dial failed, after which
+   * `stream` is terminated. Returns the sink the tunnel must drive with the stream's events, or
+   * null when the agent is at its connection cap (answer FAILED). The stream is paused until the
+   * dial completes.
+   */
+  spliceInbound(ip: string, port: number, stream: ByteStream, result: (ok: boolean) => void): StreamSink | null;
   stats(): ProxyStats;
 }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import type { ByteStream, RemoteDialer } from "../../src/hotpath/index.ts";
+import type { ByteStream, RemoteDialer, StreamSink } from "../../src/hotpath/index.ts";
 import { makeTable, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
@@ -318,6 +318,54 @@ describe("TCP splice", () => {
     await until(() => c.received() === "through the tunnel");
     c.socket.end();
     expect(dials).toEqual(["node-b/10.244.9.9:8080/TCP"]);
+    await until(() => h.proxy.stats().activeTcp === 0);
+  });
+
+  test("streams arriving from a peer are spliced into the local endpoint (spliceInbound)", async () => {
+    const echo = echoServer();
+    const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const deadPort = dead.port;
+    dead.stop(true);
+    const h = harness([]);
+    const results: boolean[] = [];
+    // A stand-in tunnel: each accepted socket plays the stream a peer opened; its first byte
+    // says which local endpoint it wants ("e" echo, "d" dead), the way the proxy header would.
+    const tunnel = track(
+      Bun.listen<{ sink: StreamSink | null }>({
+        hostname: "127.0.0.1",
+        port: 0,
+        allowHalfOpen: true,
+        data: { sink: null },
+        socket: {
+          binaryType: "uint8array",
+          open(s) {
+            s.data = { sink: null };
+          },
+          data(s, b) {
+            if (s.data.sink) return s.data.sink.data(b);
+            const port = b[0] === 101 ? echo.port : deadPort;
+            s.data.sink = h.proxy.spliceInbound("127.0.0.1", port, s as unknown as ByteStream, (ok) => {
+              results.push(ok);
+              if (ok) s.write("SUCCESS;");
+            });
+            if (b.length > 1) s.data.sink?.data(b.subarray(1));
+          },
+          drain: (s) => s.data.sink?.drain(),
+          end: (s) => s.data.sink?.end(),
+          close: (s, e) => s.data.sink?.close(e),
+        },
+      }),
+    );
+    const ok = await connect(tunnel.port);
+    ok.socket.write("ehello from a peer");
+    await until(() => ok.received() === "SUCCESS;hello from a peer");
+    ok.socket.shutdown();
+    await ok.closed;
+    const bad = await connect(tunnel.port);
+    bad.socket.write("d");
+    await bad.closed;
+    expect(bad.received()).toBe("");
+    expect(results).toEqual([true, false]);
     await until(() => h.proxy.stats().activeTcp === 0);
   });
 

@@ -3,8 +3,7 @@
 // upstream's data is a Dial pointing at it), and Conns are pooled: nothing here is allocated per
 // chunk, and little per connection.
 
-import type { Socket } from "bun";
-import type { ServicePort, TableSource } from "../../control/index.ts";
+import type { Endpoint, ServicePort, TableSource } from "../../control/index.ts";
 import type { Logger } from "../../log/index.ts";
 import type { Counter } from "../../metrics/index.ts";
 import type { Balancer } from "../lb/index.ts";
@@ -70,7 +69,12 @@ export class Conn {
   sp: ServicePort | null = null;
   phase = PHASE_CLOSED;
   clientIp = "";
-  client: Socket<Conn> | null = null;
+  /** A Bun socket for service clients; a tunnel stream for connections arriving from a peer. */
+  client: ByteStream | null = null;
+  /** Inbound tunnel connections: the one local endpoint to dial (no LB, no failover). */
+  target: Endpoint | null = null;
+  /** Inbound tunnel connections: told once whether the local dial worked (SUCCESS/FAILED). */
+  onResult: ((ok: boolean) => void) | null = null;
   upstream: ByteStream | null = null;
   dial: Dial | null = null;
   /** Clock ms when the current wait (dial, backoff, head) ends. */
@@ -115,6 +119,8 @@ export function recycleConn(c: Conn, poolMax: number): void {
   c.phase = PHASE_CLOSED;
   c.clientIp = "";
   c.client = null;
+  c.target = null;
+  c.onResult = null;
   c.upstream = null;
   c.dial = null;
   c.deadline = 0;

@@ -17,7 +17,8 @@ import {
   type TcpContext,
   type TcpListenerState,
 } from "./conn.ts";
-import { Dial, upstreamHandler } from "./splice.ts";
+import type { ByteStream, StreamSink } from "../types.ts";
+import { Dial, Inbound, upstreamHandler } from "./splice.ts";
 
 /** Listener `open`: the socket's data is still the listener's TcpListenerState. */
 export function accept(s: Socket<Conn>): void {
@@ -36,7 +37,7 @@ export function accept(s: Socket<Conn>): void {
   }
   const c = acquireConn(ctx);
   c.ls = ls;
-  c.client = s;
+  c.client = s as unknown as ByteStream;
   c.clientIp = s.remoteAddress;
   s.data = c;
   ctx.active++;
@@ -100,6 +101,17 @@ export function nextDial(c: Conn): void {
   const ctx = c.ctx;
   const sp = c.sp;
   if (c.client === null) return;
+  if (c.target !== null) {
+    // Inbound from the tunnel: one local endpoint; the peer agent does the failover.
+    if (c.tried.length === 0) {
+      c.tried.push(0);
+      return startDial(c, c.target);
+    }
+    ctx.m.refusedNoEndpoint.value++;
+    reportResult(c, false);
+    c.client.terminate();
+    return;
+  }
   const idx = sp === null || c.tried.length >= MAX_DIALS_PER_ROUND ? -1 : ctx.balancer.pick(sp, c.clientIp, c.hashKey, c.tried);
   if (idx >= 0) {
     c.tried.push(idx);
@@ -179,5 +191,46 @@ export function sweepWaiting(ctx: TcpContext): void {
     } else if (c.phase === PHASE_CLOSED) {
       // released meanwhile; nothing to do
     }
+  }
+}
+
+/**
+ * A stream that arrived from another agent's tunnel, for local endpoint ip:port: dial it and
+ * splice. Returns the sink the tunnel drives, or null when the agent is at its connection cap.
+ */
+export function acceptStream(
+  ctx: TcpContext,
+  ip: string,
+  port: number,
+  stream: ByteStream,
+  result: (ok: boolean) => void,
+): StreamSink | null {
+  ctx.m.accepted.value++;
+  if (!ctx.accepting || ctx.active >= ctx.maxConnections) {
+    ctx.m.refusedLimit.value++;
+    return null;
+  }
+  const c = acquireConn(ctx);
+  c.client = stream;
+  c.target = { ip, port, node: "", ready: true, hostname: "", zone: "" };
+  c.onResult = result;
+  c.phase = PHASE_DIALING;
+  ctx.active++;
+  ctx.live.add(c);
+  stream.pause();
+  const sink = new Inbound(c);
+  nextDial(c);
+  return sink;
+}
+
+/** Tell an inbound tunnel connection how its local dial went (at most once). */
+export function reportResult(c: Conn, ok: boolean): void {
+  const cb = c.onResult;
+  if (cb === null) return;
+  c.onResult = null;
+  try {
+    cb(ok);
+  } catch (err) {
+    c.ctx.log.error("inbound result callback failed", { err });
   }
 }

@@ -9,7 +9,7 @@ import type { SocketHandler } from "bun";
 import type { ByteStream, StreamSink } from "../types.ts";
 import { Conn, PHASE_CLOSED, PHASE_HEAD, PHASE_SPLICING, recycleConn } from "./conn.ts";
 import { CONN_POOL_MAX, EARLY_BYTES_MAX } from "../constants.ts";
-import { abandonDial, accept, dialFailed, onHeadBytes } from "./dial.ts";
+import { abandonDial, accept, dialFailed, onHeadBytes, reportResult } from "./dial.ts";
 
 /** One dial attempt; also the sink a RemoteDialer drives. See conn.ts for why it is separate. */
 export class Dial implements StreamSink {
@@ -35,6 +35,31 @@ export class Dial implements StreamSink {
     const c = this.conn;
     if (c !== null && c.dial === this) dialFailed(this);
     else upstreamClose(this, error);
+  }
+}
+
+/** The sink a tunnel drives for a stream that arrived from a peer (the client side of a Conn). */
+export class Inbound implements StreamSink {
+  constructor(public conn: Conn | null) {}
+  open(): void {}
+  fail(): void {}
+  data(chunk: Uint8Array): void {
+    const c = this.conn;
+    if (c !== null) clientData(c, chunk);
+  }
+  drain(): void {
+    const c = this.conn;
+    if (c !== null) flushDown(c);
+  }
+  end(): void {
+    const c = this.conn;
+    if (c !== null) clientEnd(c);
+  }
+  close(error?: Error): void {
+    const c = this.conn;
+    if (c === null) return;
+    this.conn = null;
+    clientClose(c, error);
   }
 }
 
@@ -191,6 +216,7 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   c.ctx.waiting.delete(c);
   c.upstream = stream;
   c.phase = PHASE_SPLICING;
+  if (c.onResult !== null) reportResult(c, true); // the tunnel answers SUCCESS before any byte
   if (c.early.length === 0) return upFlushed(c, stream);
   // Replay what the client sent while we dialed, in order, with the normal backpressure.
   c.upBuf = c.early[0]!;
