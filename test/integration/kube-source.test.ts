@@ -132,6 +132,10 @@ describe("kubernetes source", () => {
       await waitFor("relisted services", () => !h!.store.snapshot().Service.has("default/db") && h!.store.snapshot().Service.has("default/new"));
       await waitFor("relisted slices", () => h!.store.snapshot().EndpointSlice.size === 0);
       expect(h.metrics.snapshot()['kube_relists_total{kind="Service"}']).toBeGreaterThanOrEqual(1);
+      // First list from the watch cache (resourceVersion=0, as client-go); the relist after 410 is a consistent read.
+      const lists = api.requests.filter((r) => r.path === "/api/v1/services" && r.query.watch !== "true");
+      expect(lists[0]!.query.resourceVersion).toBe("0");
+      expect(lists.at(-1)!.query.resourceVersion).toBeUndefined();
       expect(h.store.snapshot().Service.has("default/web")).toBe(true);
       await waitFor("every informer healthy again", () => h!.source.status().degraded === undefined);
     });

@@ -93,6 +93,8 @@ export function createInformer(o: InformerOptions): Informer {
   };
 
   let rv = "";
+  /** The last resourceVersion expired (410): the next list must be a consistent read. */
+  let expired = false;
   let synced = false;
   let missing = false;
   let lastError: Error | undefined;
@@ -106,7 +108,7 @@ export function createInformer(o: InformerOptions): Informer {
 
   async function list(): Promise<void> {
     abort = new AbortController();
-    const result = await listAll(o.fetch, resource, pageSize, abort.signal);
+    const result = await listAll(o.fetch, resource, pageSize, abort.signal, !expired);
     if (result === "missing") {
       if (!missing) log.info("resource not served, treating as empty", { kind: resource.kind, path: resource.path });
       missing = true;
@@ -117,6 +119,7 @@ export function createInformer(o: InformerOptions): Informer {
       return;
     }
     const { items, resourceVersion: listRv } = result;
+    expired = false;
     if (missing) log.info("resource served again", { kind: resource.kind });
     missing = false;
     rv = listRv;
@@ -226,12 +229,14 @@ export function createInformer(o: InformerOptions): Informer {
           m.relists.value++;
           log.info("resourceVersion expired, relisting", { kind: resource.kind, resourceVersion: rv });
           rv = "";
+          expired = true;
         }
       } catch (err) {
         if (stopped) break;
         if (isGone(err)) {
           m.relists.value++;
           rv = "";
+          expired = true;
           continue;
         }
         if (resource.optional && err instanceof KubeSourceError && err.status === 404) {

@@ -1,5 +1,8 @@
 // A complete list of one resource, paged with limit/continue like client-go's pager. Nothing is
 // handed on until the last page arrived, so a list that fails halfway changes nothing.
+// `fromCache` asks for resourceVersion=0, as client-go's reflector does for its first list: the
+// apiserver answers from its watch cache instead of a quorum read from etcd, which matters when
+// thousands of edge agents (re)start at once. After a 410 the relist is a consistent read ("").
 
 import type { KubeObject } from "../objects.ts";
 import type { KubeFetch } from "./fetch-tls.ts";
@@ -9,7 +12,7 @@ import { trimObject } from "./trim.ts";
 
 export type ListResult = { items: KubeObject[]; resourceVersion: string } | "missing";
 
-export async function listAll(f: KubeFetch, resource: ResourceRef, pageSize: number, signal: AbortSignal): Promise<ListResult> {
+export async function listAll(f: KubeFetch, resource: ResourceRef, pageSize: number, signal: AbortSignal, fromCache: boolean): Promise<ListResult> {
   const items: KubeObject[] = [];
   let cont = "";
   let limit = pageSize;
@@ -17,6 +20,7 @@ export async function listAll(f: KubeFetch, resource: ResourceRef, pageSize: num
     const q = new URLSearchParams();
     if (limit > 0) q.set("limit", String(limit));
     if (cont) q.set("continue", cont);
+    else if (fromCache) q.set("resourceVersion", "0");
     const qs = q.toString();
     const res = await f.request(`${resource.path}${qs ? "?" + qs : ""}`, { signal });
     if (res.status === 410 && cont) {
