@@ -2,17 +2,25 @@
 
 /** 4 bytes, or null when `ip` is not dotted-quad IPv4. */
 export function parseIPv4(ip: string): Uint8Array | null {
-  const parts = ip.split(".");
-  if (parts.length !== 4) return null;
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
+  let part = 0;
+  let digits = 0;
+  let v = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i === ip.length ? 46 : ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 3 || v > 255) return null;
+      out[part++] = v;
+      v = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      v = v * 10 + (c - 48);
+      digits++;
+    } else {
+      return null;
+    }
   }
-  return out;
+  return part === 4 ? out : null;
 }
 
 /** 16 bytes, or null when `ip` is not IPv6 (with :: and an optional trailing dotted quad). */

@@ -70,27 +70,34 @@ export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
   const nodata: Template = { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa, chase: null };
   const entries = new Map<number, Entry>();
   let count = 0;
-  const put = (dotted: string, qtype: number, tpl: Template) => {
+  const putAll = (dotted: string, byType: Map<number, Template>) => {
     const name = encodeName(dotted);
-    const key = mixHash(hashName(name), qtype);
-    entries.set(key, { name, qtype, tpl, next: entries.get(key) ?? null });
-    count++;
+    const h = hashName(name);
+    for (const [qtype, tpl] of byType) {
+      const key = mixHash(h, qtype);
+      entries.set(key, { name, qtype, tpl, next: entries.get(key) ?? null });
+      count++;
+    }
   };
   const byName = new Map<string, Map<number, Template>>();
   for (const [name, data] of names) byName.set(name, templatesFor(data, names, ttl, nodata, domain));
   // Empty non-terminals (ns.svc.<domain>, _tcp.svc.ns...) exist: NODATA, not NXDOMAIN (RFC 8020).
-  for (const name of [...names.keys(), domain]) {
-    if (!name.endsWith(domain)) continue;
-    for (let p = name; p.length >= domain.length; p = p.slice(p.indexOf(".") + 1)) {
+  const suffix = `.${domain}`;
+  const walked = new Set<string>([domain]);
+  byName.has(domain) || byName.set(domain, new Map([[0, nodata]]));
+  for (const name of names.keys()) {
+    if (!name.endsWith(suffix)) continue;
+    // Each ancestor is visited once: stop where an earlier walk already went.
+    for (let p = name.slice(name.indexOf(".") + 1); !walked.has(p); p = p.slice(p.indexOf(".") + 1)) {
+      walked.add(p);
       if (!byName.has(p)) byName.set(p, new Map([[0, nodata]]));
-      if (p === domain) break;
     }
   }
   byName.get(domain)!.set(TYPE_SOA, { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, table.version, ttl, true), chase: null });
-  for (const [name, byType] of byName) for (const [qtype, tpl] of byType) put(name, qtype, tpl);
+  for (const [name, byType] of byName) putAll(name, byType);
   for (const [alias, full] of aliases) {
     const byType = byName.get(full);
-    if (byType && !byName.has(alias)) for (const [qtype, tpl] of byType) put(alias, qtype, tpl);
+    if (byType && !byName.has(alias)) putAll(alias, byType);
   }
   const nxdomain: Template = { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa, chase: null };
   return { version: table.version, domain: encodeName(domain), entries, nxdomain, names: count, skipped };
@@ -174,22 +181,45 @@ function soaRecord(domain: string, serial: number, ttl: number, pointerOwner = f
 
 /** Appends resource records; owner null = pointer to the question name at offset 12. */
 class Writer {
-  #buf: number[] = [];
+  #buf = new Uint8Array(128);
+  #len = 0;
   rr(owner: Uint8Array | null, type: number, ttl: number, rdata: Uint8Array): void {
+    this.#reserve((owner ? owner.length : 2) + 10 + rdata.length);
     const b = this.#buf;
-    if (owner) for (const x of owner) b.push(x);
-    else b.push(0xc0, 0x0c);
-    b.push(type >>> 8, type & 0xff, 0, 1, ttl >>> 24, (ttl >>> 16) & 0xff, (ttl >>> 8) & 0xff, ttl & 0xff);
-    b.push(rdata.length >>> 8, rdata.length & 0xff);
-    for (const x of rdata) b.push(x);
+    let o = this.#len;
+    if (owner) {
+      b.set(owner, o);
+      o += owner.length;
+    } else {
+      b[o++] = 0xc0;
+      b[o++] = 0x0c;
+    }
+    b[o++] = type >>> 8;
+    b[o++] = type & 0xff;
+    b[o++] = 0;
+    b[o++] = 1;
+    b[o++] = ttl >>> 24;
+    b[o++] = (ttl >>> 16) & 0xff;
+    b[o++] = (ttl >>> 8) & 0xff;
+    b[o++] = ttl & 0xff;
+    b[o++] = rdata.length >>> 8;
+    b[o++] = rdata.length & 0xff;
+    b.set(rdata, o);
+    this.#len = o + rdata.length;
   }
   fits(extra: number): boolean {
-    return this.#buf.length + extra <= MAX_BODY_BYTES;
+    return this.#len + extra <= MAX_BODY_BYTES;
   }
   bytes(): Uint8Array {
-    return Uint8Array.from(this.#buf);
+    return this.#buf.slice(0, this.#len);
   }
   template(an: number, ar: number): Template {
     return { rcode: RCODE_NOERROR, an, ns: 0, ar, body: this.bytes(), chase: null };
+  }
+  #reserve(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    grown.set(this.#buf.subarray(0, this.#len));
+    this.#buf = grown;
   }
 }
