@@ -14,7 +14,7 @@ import { createLibp2p, type Libp2p, type Libp2pOptions } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { noiseForBun, type NoiseAead } from "./noise.ts";
-import { pnetProtector } from "./pnet.ts";
+import { defaultXSalsaXor, nobleXSalsaXor, pnetProtector } from "./pnet.ts";
 
 export type TransportKind = "tcp" | "quic" | "both";
 
@@ -30,6 +30,7 @@ export interface HostOptions {
   rendezvous: string;
   enableHolePunch: boolean;
   noiseAead: NoiseAead;
+  pnetCipher: "auto" | "js";
   maxStreamsPerPeer: number;
   /** Secure mode: only these peer IDs may connect (relays included); undefined = anyone. */
   isAllowed?: (peer: PeerId) => boolean;
@@ -69,7 +70,7 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
     transports,
     connectionEncrypters: [noiseForBun({ aead: o.noiseAead, pskEnabled: o.psk !== undefined, log: o.log, failures: o.counters.handshakeFailures })],
     streamMuxers: [yamux({ maxInboundStreams: o.maxStreamsPerPeer, maxOutboundStreams: o.maxStreamsPerPeer } as Parameters<typeof yamux>[0])],
-    connectionProtector: o.psk ? pnetProtector(o.psk, (remote) => pskMismatch(o, remote)) : undefined,
+    connectionProtector: o.psk ? pnetProtector(o.psk, (remote) => pskMismatch(o, remote), o.pnetCipher === "js" ? nobleXSalsaXor : defaultXSalsaXor()) : undefined,
     connectionGater: gater(o),
     peerDiscovery: o.mdns ? [mdns({ serviceTag: `${o.rendezvous}.local` })] : [],
     connectionManager: { maxConnections: 1024 },

@@ -8,15 +8,38 @@ import { asCrypto, defaultCrypto, pureJsCrypto } from "@chainsafe/libp2p-noise/c
 import type { ConnectionEncrypter } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
+import { loadSodium } from "./sodium.ts";
 
-/** "wasm": AssemblyScript chacha20-poly1305 (as-chacha20poly1305); "js": @noble/ciphers. */
-export type NoiseAead = "wasm" | "js";
+/**
+ * "native": the system libsodium via bun:ffi (about 1 GiB/s); "wasm": AssemblyScript
+ * as-chacha20poly1305; "js": @noble/ciphers. "auto": native when libsodium loads, else wasm.
+ */
+export type NoiseAead = "auto" | "native" | "wasm" | "js";
+
+type Aead = Pick<typeof asCrypto, "chaCha20Poly1305Encrypt" | "chaCha20Poly1305Decrypt">;
+
+export function pickAead(kind: NoiseAead): { name: "native" | "wasm" | "js"; aead: Aead } {
+  if (kind === "auto" || kind === "native") {
+    const sodium = loadSodium();
+    if (sodium) {
+      return {
+        name: "native",
+        aead: {
+          chaCha20Poly1305Encrypt: (plain, nonce, ad, k) => sodium.aeadEncrypt(plain.subarray(), nonce, ad, k),
+          chaCha20Poly1305Decrypt: (cipher, nonce, ad, k, dst) => sodium.aeadDecrypt(cipher.subarray(), nonce, ad, k, dst),
+        },
+      };
+    }
+    if (kind === "native") throw new Error("libsodium not found (install libsodium23) but noise AEAD 'native' was asked for");
+  }
+  return kind === "js" ? { name: "js", aead: pureJsCrypto } : { name: "wasm", aead: asCrypto };
+}
 
 type NoiseFactory = ReturnType<typeof noise>;
 type NoiseComponents = Parameters<NoiseFactory>[0];
 
 export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logger; failures: Counter }): NoiseFactory {
-  const aead = o.aead === "wasm" ? asCrypto : pureJsCrypto;
+  const { aead } = pickAead(o.aead);
   const crypto = {
     ...defaultCrypto,
     chaCha20Poly1305Encrypt: aead.chaCha20Poly1305Encrypt,

@@ -78,7 +78,8 @@ class EdgeTunnel implements Tunnel {
       mdns: o.mdns,
       rendezvous: o.rendezvous,
       enableHolePunch: o.enableHolePunch,
-      noiseAead: o.noiseAead ?? "wasm",
+      noiseAead: o.noiseAead ?? "auto",
+      pnetCipher: o.pnetCipher ?? "auto",
       maxStreamsPerPeer: maxStreamsPerPeer + 64, // room for discovery/identify/relay streams
       isAllowed: this.#allowed ? (p) => this.#allowed!.has(p.toString()) : undefined,
       log: this.#log,

@@ -36,8 +36,10 @@ export interface TunnelOptions {
   mdns: boolean;
   rendezvous: string;
   enableHolePunch: boolean;
-  /** chacha20-poly1305 for Noise; default "wasm" (Bun's node:crypto lacks it). */
+  /** chacha20-poly1305 for Noise; default "auto" (libsodium if present, else WASM). */
   noiseAead?: NoiseAead;
+  /** XSalsa20 for the PSK layer; default "auto" (libsodium if present, else @noble JS). */
+  pnetCipher?: "auto" | "js";
   maxStreams?: number;
   maxStreamsPerPeer?: number;
   log: Logger;
