@@ -123,4 +123,24 @@ describe("informer stream handling", () => {
     expect(timeout).toBeGreaterThanOrEqual(300);
     expect(timeout).toBeLessThanOrEqual(600);
   });
+
+  test("events split across chunks, even inside a multi-byte character, are reassembled", async () => {
+    const line = JSON.stringify({ type: "ADDED", object: { kind: "Service", metadata: { name: "caf\u00e9-\u6771\u4eac", namespace: "d", resourceVersion: "11" } } }) + "\n";
+    const bytes = new TextEncoder().encode(line + line.replace('"11"', '"12"').replace("caf", "bar"));
+    const cut = bytes.indexOf(0xc3) + 1; // between the two bytes of "é"
+    const r = run({
+      list: () => list("10", []),
+      watch: [(q, s) => new Response(new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(bytes.slice(0, 5));
+          c.enqueue(bytes.slice(5, cut));
+          c.enqueue(bytes.slice(cut));
+          s.addEventListener("abort", () => c.error(new DOMException("aborted", "AbortError")));
+        },
+      }))],
+    });
+    await until(() => r.events.length === 3);
+    expect(r.events).toEqual(["list ", "ADDED caf\u00e9-\u6771\u4eac", "ADDED bar\u00e9-\u6771\u4eac"]);
+    expect(informer!.resourceVersion).toBe("12");
+  });
 });

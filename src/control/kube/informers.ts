@@ -157,10 +157,12 @@ export function createInformer(o: InformerOptions): Informer {
         clock.clearTimeout(idle);
         idle = clock.setTimeout(() => ctl.abort(), watchIdleMs);
         buffered += decoder.decode(chunk, { stream: true });
+        // Walk the lines with an index and cut the buffer once per chunk, not once per line.
+        let start = 0;
         let nl: number;
-        while ((nl = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, nl).trim();
-          buffered = buffered.slice(nl + 1);
+        while ((nl = buffered.indexOf("\n", start)) >= 0) {
+          const line = buffered.slice(start, nl).trim();
+          start = nl + 1;
           if (!line) continue;
           const outcome = apply(line);
           if (outcome === "expired") return "expired";
@@ -168,6 +170,7 @@ export function createInformer(o: InformerOptions): Informer {
           // dropped at once, over and over, must still slow down.
           if (delivered++ === 0) failures = 0;
         }
+        buffered = buffered.slice(start);
       }
       // A server that closes at once, again and again, must not make us spin.
       if (delivered === 0 && clock.now() - started < second) {
