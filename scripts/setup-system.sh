@@ -15,6 +15,7 @@ declare -A PKG=(
   [iperf3]=iperf3
   [wrk]=wrk
   [openssl]=openssl
+  [conntrack]=conntrack
 )
 
 missing=()

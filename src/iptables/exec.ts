@@ -18,6 +18,8 @@ export interface IptablesExec {
   restore(text: string): Promise<void>;
   /** `iptables -w 5 ARGS`; never rejects for a non-zero exit (the caller reads `code`). */
   run(args: readonly string[]): Promise<ExecResult>;
+  /** `conntrack ARGS`, when the conntrack tool is installed (UDP flow cleanup); else absent. */
+  conntrack?(args: readonly string[]): Promise<ExecResult>;
 }
 
 export interface ExecOptions {
@@ -72,5 +74,6 @@ export function createIptablesExec(backend: IptablesBackend, options: ExecOption
     run(args) {
       return spawnCommand([...prefix, bins.iptables, "-w", wait, ...args]);
     },
+    ...(Bun.which("conntrack") ? { conntrack: (args: readonly string[]) => spawnCommand([...prefix, "conntrack", ...args]) } : {}),
   };
 }

@@ -5,5 +5,6 @@ export { createIptablesSyncer, type IptablesSyncer, type IptablesSyncerOptions, 
 export { createIptablesExec, spawnCommand, type IptablesBackend, type IptablesExec, type ExecOptions, type ExecResult } from "./exec.ts";
 export { detectIptablesBackend, type DetectOptions } from "./detect.ts";
 export { ensureJumps, removeJumps, findProblems } from "./jumps.ts";
+export { udpTargets, staleUdpDestinations, clearUdpFlows, type UdpTargets } from "./conntrack.ts";
 export { IptablesError } from "./errors.ts";
 export * from "./constants.ts";

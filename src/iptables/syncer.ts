@@ -18,6 +18,7 @@ import {
   RETRY_INITIAL_MS,
   RETRY_MAX_MS,
 } from "./constants.ts";
+import { clearUdpFlows, staleUdpDestinations, udpTargets, type UdpTargets } from "./conntrack.ts";
 import type { IptablesExec } from "./exec.ts";
 import { ensureJumps, findProblems, removeJumps } from "./jumps.ts";
 import { renderCleanup, renderRules, type ListenerAddress, type RenderInput } from "./render.ts";
@@ -69,6 +70,8 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
   let listeners: ReadonlyMap<string, ListenerAddress> = new Map();
   let appliedText: string | null = null;
   let appliedVersion = -1;
+  let appliedUdp: UdpTargets | null = null;
+  let warnedNoConntrack = false;
   let needsFullSync = true;
   let requested = false;
   let failures = 0;
@@ -88,6 +91,7 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
     const text = renderRules({ table, listeners, dns: options.dns });
     if (!force && text === appliedText) return;
     const version = table.version;
+    const udp = udpTargets(table, listeners);
     try {
       const first = appliedText === null;
       await exec.restore(text);
@@ -95,6 +99,16 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
       appliedVersion = version;
       const changed = await ensureJumps(exec);
       if (changed.length > 0) log.info(first ? "jumps installed" : "jumps repaired", { changes: changed });
+      const stale = staleUdpDestinations(appliedUdp, udp);
+      appliedUdp = udp;
+      if (stale.length > 0) {
+        if (!exec.conntrack && !warnedNoConntrack) {
+          warnedNoConntrack = true;
+          log.warn("conntrack tool not installed: UDP flows keep their old target until their conntrack entry expires");
+        }
+        const bad = await clearUdpFlows(exec, stale);
+        if (bad > 0) log.warn("clearing UDP conntrack entries failed", { destinations: stale.length, failed: bad });
+      }
       needsFullSync = false;
       failures = 0;
       lastError = "";

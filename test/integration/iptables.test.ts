@@ -158,6 +158,37 @@ for (const backend of ["nft", "legacy"] as const) {
       expect(await dnat("PREROUTING", "10.96.0.11", 7, "udp")).toBeNull();
     });
 
+    test("a UDP flow that keeps sending follows its service to a new listener (conntrack cleared)", async () => {
+      const { syncer } = syncerFor(exec);
+      syncers.push(syncer);
+      const udp = tableOf(5, [{ name: "echo", port: 7, protocol: "UDP", clusterIPs: ["10.96.0.11"] }]);
+      const at = (port: number) => new Map([["default/echo:7/UDP", { host: BRIDGE_IP, port, protocol: "UDP" as const }]]);
+      const named = (name: string, port: number) =>
+        ns.spawn(["bun", "-e", `await Bun.udpSocket({ hostname: "${BRIDGE_IP}", port: ${port}, socket: { data(s, d, p, a) { s.send("${name}", p, a); } } }); console.log("ready");`]);
+      const a = named("A", 41001);
+      const b = named("B", 41002);
+      await Promise.all([a.waitFor(/ready/), b.waitFor(/ready/)]);
+      syncer.start();
+      syncer.update(udp, at(41001));
+      expect(await until(async () => syncer.status().appliedVersion === 5, 5000)).toBe(true);
+      // One client socket (one conntrack flow), a datagram every 50 ms for 2 s.
+      const client = ns.spawn(["bun", "-e", `
+        const got = [];
+        const s = await Bun.udpSocket({ port: 40999, socket: { data(_s, d) { got.push(Buffer.from(d).toString()); } } });
+        for (let i = 0; i < 40; i++) { s.send("x", 7, "10.96.0.11"); await Bun.sleep(50); }
+        console.log("result " + JSON.stringify(got));`]);
+      await Bun.sleep(700);
+      syncer.update(tableOf(6, [{ name: "echo", port: 7, protocol: "UDP", clusterIPs: ["10.96.0.11"] }]), at(41002));
+      const got = JSON.parse((await client.waitFor(/result (.*)/, 10_000))[1]!) as string[];
+      expect(got[0]).toBe("A");
+      expect(got.at(-1)).toBe("B");
+      expect(got.indexOf("A", got.indexOf("B"))).toBe(-1);
+      await syncer.stop();
+      syncers.splice(syncers.indexOf(syncer), 1);
+      await a.kill("SIGKILL");
+      await b.kill("SIGKILL");
+    });
+
     test("stop removes our chains and jumps and nothing else; the device can be removed", async () => {
       for (const s of syncers.splice(0)) await s.stop();
       const text = await save();

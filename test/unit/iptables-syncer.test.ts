@@ -210,6 +210,63 @@ describe("iptables syncer", () => {
     await syncer.stop();
   });
 
+  test("UDP flows are forgotten for every UDP destination on the first apply, then only where the target moved", async () => {
+    const exec = createFakeIptables(undefined, { conntrack: true });
+    const clock = createManualClock(0);
+    const syncer = createIptablesSyncer({ exec, clock, log: createMemoryLogger(), metrics: createMetrics(), minIntervalMs: 0, resyncIntervalMs: 0, checkIntervalMs: 0 });
+    const t = tableOf(1, [
+      { name: "dns", port: 53, protocol: "UDP", clusterIPs: ["10.96.0.53"], nodePort: 30053 },
+      { name: "echo", port: 7, protocol: "UDP", clusterIPs: ["10.96.0.7"] },
+      { name: "web", port: 80, clusterIPs: ["10.96.0.10"] },
+    ]);
+    const l = listenersFor(t);
+    const run = async () => {
+      clock.advance(0);
+      await syncer.idle();
+    };
+    syncer.start();
+    syncer.update(t, l);
+    await run();
+    expect(exec.conntrackCalls.map((a) => a.join(" "))).toEqual([
+      "-D -p udp --orig-dst 10.96.0.53 --orig-port-dst 53",
+      "-D -p udp --orig-dst 10.96.0.7 --orig-port-dst 7",
+      "-D -p udp --orig-port-dst 30053",
+    ]);
+    exec.conntrackCalls.length = 0;
+    // echo's listener moves, web's (TCP) too; dns stays.
+    const moved = new Map(l);
+    moved.set("default/echo:7/UDP", { host: "169.254.96.16", port: 50007, protocol: "UDP" });
+    moved.set("default/web:80/TCP", { host: "169.254.96.16", port: 50080, protocol: "TCP" });
+    syncer.update(tableOf(2, [...t.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, clusterIPs: [...p.clusterIPs], nodePort: p.nodePort }))]), moved);
+    await run();
+    expect(exec.conntrackCalls.map((a) => a.join(" "))).toEqual(["-D -p udp --orig-dst 10.96.0.7 --orig-port-dst 7"]);
+    exec.conntrackCalls.length = 0;
+    // dns deleted: its flows go too.
+    syncer.update(tableOf(3, [{ name: "echo", port: 7, protocol: "UDP", clusterIPs: ["10.96.0.7"] }]), moved);
+    await run();
+    expect(exec.conntrackCalls.map((a) => a.join(" "))).toEqual(["-D -p udp --orig-dst 10.96.0.53 --orig-port-dst 53", "-D -p udp --orig-port-dst 30053"]);
+    await syncer.stop();
+  });
+
+  test("without the conntrack tool the syncer warns once and carries on", async () => {
+    const exec = createFakeIptables();
+    const clock = createManualClock(0);
+    const log = createMemoryLogger();
+    const syncer = createIptablesSyncer({ exec, clock, log, metrics: createMetrics(), minIntervalMs: 0, resyncIntervalMs: 0, checkIntervalMs: 0 });
+    const t = tableOf(1, [{ name: "echo", port: 7, protocol: "UDP", clusterIPs: ["10.96.0.7"] }]);
+    syncer.start();
+    syncer.update(t, listenersFor(t));
+    clock.advance(0);
+    await syncer.idle();
+    syncer.update(t, listenersFor(t, "169.254.96.16", 41000));
+    clock.advance(0);
+    await syncer.idle();
+    expect(log.lines.filter((l) => l.includes("conntrack tool not installed")).length).toBe(1);
+    expect(syncer.status().appliedVersion).toBe(1);
+    expect(trace(exec.chains, { hook: "PREROUTING", dst: "10.96.0.7", dport: 7, proto: "udp" }, () => false).dnat).toBe("169.254.96.16:41000");
+    await syncer.stop();
+  });
+
   test("ensureJumps and removeJumps are idempotent", async () => {
     const exec = createFakeIptables();
     await exec.restore(renderRules({ table: t1, listeners: listenersFor(t1) }));

@@ -9,6 +9,8 @@ import { parseNat, type Chains } from "./iptables-trace.ts";
 export interface FakeIptables extends IptablesExec {
   chains: Chains;
   restores: string[];
+  /** Arguments of every conntrack call (when created with conntrack: true). */
+  conntrackCalls: string[][];
   /** Make the next n restores fail with this message. */
   failRestores(n: number, message?: string): void;
   /** The table as iptables-save would print it (nat only). */
@@ -17,12 +19,13 @@ export interface FakeIptables extends IptablesExec {
 
 const BUILTINS = ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"];
 
-export function createFakeIptables(initial?: string): FakeIptables {
+export function createFakeIptables(initial?: string, options: { conntrack?: boolean } = {}): FakeIptables {
   let chains: Chains = new Map(BUILTINS.map((c) => [c, [] as string[][]]));
   if (initial) chains = parseNat(initial, chains);
   let failures = 0;
   let failMessage = "";
   const restores: string[] = [];
+  const conntrackCalls: string[][] = [];
 
   const ok = (stdout = ""): ExecResult => ({ code: 0, stdout, stderr: "" });
   const err = (stderr: string, code = 1): ExecResult => ({ code, stdout: "", stderr });
@@ -38,6 +41,15 @@ export function createFakeIptables(initial?: string): FakeIptables {
       chains = c;
     },
     restores,
+    conntrackCalls,
+    ...(options.conntrack
+      ? {
+          async conntrack(args: readonly string[]) {
+            conntrackCalls.push([...args]);
+            return { code: 1, stdout: "", stderr: "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n" };
+          },
+        }
+      : {}),
     failRestores(n, message = "iptables-restore: line 3 failed") {
       failures = n;
       failMessage = message;
