@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createKubeFetch } from "../../src/control/kube/index.ts";
+import { createKubeFetch, makeApiClient } from "../../src/control/kube/index.ts";
 import { startStandInApiServer, type StandInApiServer } from "../support/apiserver.ts";
 import * as fx from "../support/apiserver/fixtures.ts";
 import { makeSource, removeDir, waitFor, type Harness } from "../support/apiserver/harness.ts";
@@ -114,5 +114,20 @@ describe("kubernetes source over TLS", () => {
     api = await mtlsServer();
     h = makeSource(api.url, { mode: "edge", tls: { caFile: join(pki.dir, "missing.crt") } });
     await expect(h.source.start()).rejects.toThrow(/cannot read CA file .*missing\.crt/);
+  });
+
+  test("the client library's generated API classes work over mTLS through makeApiClient (the stock client cannot under Bun)", async () => {
+    api = await mtlsServer();
+    const { CoreV1Api } = await import("@kubernetes/client-node");
+    const right = await createKubeFetch({ mode: "edge", server: api.url, tls: { caFile: pki.ca.file, certFile: pki.client.certFile, keyFile: pki.client.keyFile }, contentType: "", reason: "" });
+    const core = await makeApiClient(right, CoreV1Api);
+    const list = await core.listServiceForAllNamespaces();
+    expect(list.items.map((s) => s.metadata?.name)).toEqual(["web"]);
+    expect(api.requests.at(-1)?.path).toBe("/api/v1/services");
+    right.close();
+
+    const wrong = await createKubeFetch({ mode: "edge", server: api.url, tls: { caFile: pki.wrongCa.file, certFile: pki.client.certFile, keyFile: pki.client.keyFile }, contentType: "", reason: "" });
+    await expect((await makeApiClient(wrong, CoreV1Api)).listServiceForAllNamespaces()).rejects.toThrow(/certificate/i);
+    wrong.close();
   });
 });

@@ -34,9 +34,16 @@ interface Credentials {
 
 export interface KubeFetch {
   readonly server: string;
-  /** Request `pathAndQuery` (starting with "/") on the API server. */
-  request(pathAndQuery: string, init?: { signal?: AbortSignal }): Promise<Response>;
+  /** Request `pathAndQuery` (starting with "/") on the API server (GET unless told). */
+  request(pathAndQuery: string, init?: KubeRequestInit): Promise<Response>;
   close(): void;
+}
+
+export interface KubeRequestInit {
+  signal?: AbortSignal;
+  method?: string;
+  body?: string | Uint8Array | null;
+  headers?: Record<string, string>;
 }
 
 /** Re-read a rotating service-account token at most this often (client-go does the same). */
@@ -77,8 +84,8 @@ export async function createKubeFetch(conn: KubeConnection, deps: { fetch?: Fetc
     async request(pathAndQuery, init = {}) {
       const creds = await provider.credentials();
       const session = sessionFor(creds.tls);
-      const headers = { accept: "application/json", "user-agent": "edgemesh-bun", ...creds.headers };
-      return session.fetch(server + pathAndQuery, { method: "GET", headers, signal: init.signal });
+      const headers = { accept: "application/json", "user-agent": "edgemesh-bun", ...init.headers, ...creds.headers };
+      return session.fetch(server + pathAndQuery, { method: init.method ?? "GET", headers, body: init.body, signal: init.signal });
     },
     close() {
       for (const s of sessions.values()) s.close();
