@@ -114,6 +114,7 @@ describe("kubernetes source offline", () => {
       await h.source.start();
       expect(h.source.ready()).toBe(false);
       expect(h.log.lines.some((l) => l.includes("offline snapshot unusable, ignored"))).toBe(true);
+      expect(h.source.status().error).toMatch(/^Kubernetes API unreachable: .*; offline snapshot unusable: .*metadata\.json/);
       expect(h.store.snapshot().Service.size).toBe(0);
     });
   }

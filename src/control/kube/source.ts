@@ -97,6 +97,8 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
   let persister: Persister | undefined;
   let stopped = false;
   let staleSince: number | undefined;
+  /** Why the snapshot could not be used (for status), when that happened. */
+  let snapshotProblem: string | undefined;
   let connectLoop: Promise<void> | undefined;
   let settle: (() => void) | undefined;
 
@@ -168,6 +170,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       gauges.stale.value = 1;
       log.warn("Kubernetes API unreachable: serving stale metadata from the snapshot", { since: new Date(snap.savedAt).toISOString(), error: why });
     } catch (err) {
+      snapshotProblem = (err as Error).message;
       log.error("offline snapshot unusable, ignored", { error: err as Error });
     }
   }
@@ -221,7 +224,10 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
         mode: o.mode,
         server: fetcher?.server ?? o.server ?? "",
         degraded,
-        error: ready ? undefined : failing ? `Kubernetes API unreachable: ${failing.error.message}` : "initial sync in progress",
+        error: ready
+          ? undefined
+          : (failing ? `Kubernetes API unreachable: ${failing.error.message}` : "initial sync in progress") +
+            (snapshotProblem ? `; offline snapshot unusable: ${snapshotProblem}` : ""),
         kinds: informers.map(({ ref, informer }) => ({
           kind: ref.kind,
           path: ref.path,
