@@ -83,7 +83,7 @@ export async function measureHeap(totalBytes: number, log: (line: string) => voi
     }
     const live1 = (await ask<{ objectCount: number }>("heap-live")).objectCount;
     const top = Object.entries(byType)
-      .filter(([k]) => !VM_METADATA.test(k))
+      .filter(([k, v]) => !VM_METADATA.test(k) && Math.abs(v) >= 0.005 * Math.max(1, chunks))
       .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
       .slice(0, 6)
       .map(([k, v]) => `${k} ${(v / Math.max(1, chunks)).toFixed(2)}`)
