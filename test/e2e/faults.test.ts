@@ -4,7 +4,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Pod, TestNode } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
+import { join } from "node:path";
 import { BUN, CLIENT, createCluster, serviceYaml, until, type Agent, type Cluster, type ServiceSpec } from "./harness.ts";
+
+const PROBE = join(import.meta.dir, "../support/apps/probe.ts");
 
 describe("e2e: faults", () => {
   let c: Cluster;
@@ -24,6 +27,10 @@ describe("e2e: faults", () => {
     for (const e of endpoints) apps.set(e.name, await c.startApp(await n1.addPod(e.name, e.ip)));
     client = await n1.addPod("client", "10.244.1.100");
     c.writeManifest("web.yaml", serviceYaml(web()));
+    c.writeManifest(
+      "echo.yaml",
+      serviceYaml({ name: "echo", clusterIP: "10.96.0.20", ports: [{ name: "udp", port: 7, targetPort: 9001, protocol: "UDP" }], endpoints: [endpoints[0]!] }),
+    );
     agent = await c.startAgent("n1");
     await until(async () => ok(await get("http://10.96.0.10/")), 5000);
   }, 60_000);
@@ -57,6 +64,8 @@ describe("e2e: faults", () => {
 
   test("agent killed -9 under load and restarted: no duplicated rules, service back within 2 s", async () => {
     const running = steadyLoad(8);
+    // A UDP flow that never pauses: its conntrack entry would pin it to the dead agent's port.
+    const udpFlow = client.exec([BUN, PROBE, "udpflow", "10.96.0.20", "7", "120", "50"], { timeoutMs: 30_000 });
     await Bun.sleep(1500);
     agent.proc.proc.kill("SIGKILL");
     await agent.proc.proc.exited;
@@ -74,6 +83,10 @@ describe("e2e: faults", () => {
     const r = await running;
     // Requests during the gap may fail; the ones after the restart must not.
     expect(r.ok).toBeGreaterThan(0);
+    const flow = JSON.parse((await udpFlow).stdout) as { answered: string };
+    console.log("UDP flow across the restart (1 = echoed):", flow.answered);
+    expect(flow.answered.startsWith("1")).toBe(true);
+    expect(flow.answered.endsWith("1111111111")).toBe(true);
   }, 40_000);
 
   test("manifest edits (service added, port changed, service deleted) take effect within a second", async () => {

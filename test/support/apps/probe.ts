@@ -3,6 +3,7 @@ export {};
 // Prints one JSON line.
 //   bun probe.ts ws URL MESSAGE...           -> { ok, echoes: [...] }
 //   bun probe.ts udp HOST PORT SIZE...       -> { ok, sizes: [...] }  (each reply's length)
+//   bun probe.ts udpflow HOST PORT COUNT MS  -> { ok, answered: "0110..." } (one socket, one flow)
 
 const [mode, ...rest] = process.argv.slice(2);
 const deadline = setTimeout(() => {
@@ -54,6 +55,28 @@ if (mode === "ws") {
   }
   console.log(JSON.stringify({ ok: got.every((n, i) => n === sizes[i]), sizes: got }));
   clearTimeout(deadline);
+  sock.close();
+  process.exit(0);
+} else if (mode === "udpflow") {
+  // One socket (one conntrack flow) sending a datagram every INTERVAL ms; reports which got echoed.
+  const [host, port, countText, intervalText] = rest;
+  const count = Math.min(Number(countText), 10_000);
+  const answered: boolean[] = new Array(count).fill(false);
+  const sock = await Bun.udpSocket({
+    socket: {
+      data(_s, data) {
+        const i = Number(Buffer.from(data).toString());
+        if (i >= 0 && i < count) answered[i] = true;
+      },
+    },
+  });
+  clearTimeout(deadline);
+  for (let i = 0; i < count; i++) {
+    sock.send(String(i), Number(port), host!);
+    await Bun.sleep(Number(intervalText));
+  }
+  await Bun.sleep(500);
+  console.log(JSON.stringify({ ok: answered.every(Boolean), answered: answered.map((a) => (a ? 1 : 0)).join("") }));
   sock.close();
   process.exit(0);
 } else {
