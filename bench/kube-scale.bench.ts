@@ -35,7 +35,7 @@ if (recovery) {
 const CHANGE_TIMEOUT_MS = 5000;
 const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
 
-const child = Bun.spawn(["bun", join(import.meta.dir, "../test/support/apiserver/main.ts")], { stdout: "pipe", stderr: "inherit" });
+const child = Bun.spawn([process.execPath, join(import.meta.dir, "../test/support/apiserver/main.ts")], { stdout: "pipe", stderr: "inherit" });
 const stateDir = mkdtempSync(join(tmpdir(), "edgemesh-kube-bench-"));
 try {
   const reader = child.stdout.getReader();
