@@ -4,10 +4,7 @@
 // bursts of updates and resyncs periodically; a separate check looks for flushed chains and
 // missing or displaced jumps and asks for a full sync when it finds any.
 
-import { EMPTY_TABLE, type RouteTable } from "../control/index.ts";
-// Not yet re-exported by control/index.ts; switch to it once it is.
-import { systemClock, type Clock } from "../control/clock.ts";
-import { createRunner, type Runner } from "../control/runner.ts";
+import { createRunner, EMPTY_TABLE, systemClock, type Clock, type RouteTable, type Runner } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import {

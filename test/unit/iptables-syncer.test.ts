@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createManualClock } from "../../src/control/clock.ts";
+import { createManualClock } from "../../src/control/index.ts";
 import { createIptablesSyncer, ensureJumps, findProblems, removeJumps, renderRules } from "../../src/iptables/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
