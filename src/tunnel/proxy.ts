@@ -52,13 +52,17 @@ export class ProxyService {
     return this.#perPeer.get(peer) ?? 0;
   }
 
+  #full(peer: string): boolean {
+    return this.#open >= this.o.maxStreams || (this.#perPeer.get(peer) ?? 0) >= this.o.maxStreamsPerPeer;
+  }
+
   /** Counts the stream against the limits until it closes; false when a limit is reached. */
   #track(stream: Stream, peer: string): boolean {
-    const n = this.#perPeer.get(peer) ?? 0;
-    if (this.#open >= this.o.maxStreams || n >= this.o.maxStreamsPerPeer) {
+    if (this.#full(peer)) {
       this.#c.limit.value++;
       return false;
     }
+    const n = this.#perPeer.get(peer) ?? 0;
     this.#open++;
     this.#perPeer.set(peer, n + 1);
     stream.addEventListener("close", () => {
@@ -73,6 +77,10 @@ export class ProxyService {
   async open(node: string, target: ProxyTarget, signal?: AbortSignal): Promise<OpenedProxyStream> {
     const id = await this.o.book.peerOf(node);
     if (!id) throw new TunnelError("NO_PEER", `no peer ID known for node ${node} (secure mode needs addPeer or discovery)`);
+    if (this.#full(id)) {
+      this.#c.limit.value++;
+      throw new TunnelError("STREAM_LIMIT", `stream limit reached (total ${this.o.maxStreams}, per peer ${this.o.maxStreamsPerPeer}) for node ${node}`);
+    }
     const peer = peerIdFromString(id);
     await this.#ensureAddrs(peer);
     const timeout = AbortSignal.timeout(OPEN_TIMEOUT_MS);

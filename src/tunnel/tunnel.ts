@@ -57,6 +57,14 @@ class EdgeTunnel implements Tunnel {
 
   async start(): Promise<void> {
     const o = this.#o;
+    // QUIC brings its own TLS and no libp2p connection protector can wrap it, so a private
+    // network cannot run over it (go-libp2p refuses the combination too).
+    let transport = o.transport;
+    if (o.psk && transport === "quic") throw new TunnelError("BAD_KEY", "a PSK (private network) cannot run over QUIC: use transport tcp or disable psk");
+    if (o.psk && transport === "both") {
+      this.#log.warn("PSK set: QUIC disabled, a private network runs over TCP only");
+      transport = "tcp";
+    }
     const key = o.identity.mode === "compat" ? await privateKeyFromNodeName(o.nodeName) : await loadOrCreateKey(o.identity.keyFile);
     this.#peerId = peerIdFromPrivateKey(key).toString();
     await this.#book.setRelays(o.relayNodes);
@@ -65,16 +73,15 @@ class EdgeTunnel implements Tunnel {
       for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
     }
     const isRelay = o.isRelay ?? o.relayNodes.some((r) => r.nodeName === o.nodeName);
-    const otherRelays = o.relayNodes.some((r) => r.nodeName !== o.nodeName);
     const maxStreamsPerPeer = o.maxStreamsPerPeer ?? DEFAULT_MAX_STREAMS_PER_PEER;
     const m = o.metrics;
     const libp2p = await createHost({
       privateKey: key,
-      listenAddrs: o.listenAddrs ?? defaultListen(o),
-      transport: o.transport,
+      listenAddrs: (o.listenAddrs ?? defaultListen(o.listenPort, transport)).filter((a) => transport !== "tcp" || !a.includes("/quic")),
+      transport,
       psk: o.psk,
       isRelay,
-      useRelays: !isRelay && otherRelays,
+      useRelays: !isRelay, // always: relayNodes may be given later (setRelayNodes)
       mdns: o.mdns,
       rendezvous: o.rendezvous,
       enableHolePunch: o.enableHolePunch,
@@ -202,9 +209,9 @@ class EdgeTunnel implements Tunnel {
   }
 }
 
-function defaultListen(o: TunnelOptions): string[] {
+function defaultListen(port: number, transport: TunnelOptions["transport"]): string[] {
   const out: string[] = [];
-  if (o.transport !== "quic") out.push(`/ip4/0.0.0.0/tcp/${o.listenPort}`);
-  if (o.transport !== "tcp") out.push(`/ip4/0.0.0.0/udp/${o.listenPort}/quic-v1`);
+  if (transport !== "quic") out.push(`/ip4/0.0.0.0/tcp/${port}`);
+  if (transport !== "tcp") out.push(`/ip4/0.0.0.0/udp/${port}/quic-v1`);
   return out;
 }

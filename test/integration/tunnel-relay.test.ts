@@ -121,3 +121,15 @@ test("a node reconnects to its relay after the relay restarts", async () => {
   await until("A reconnected to R", () => a.tunnel.peers().some((p) => p.peerId === r2.tunnel.peerId), 20_000);
   expect(a.log.lines.some((l) => l.includes("connected to relay"))).toBe(true);
 }, 40_000);
+
+test("relay nodes changed while running are dialed without a restart", async () => {
+  const r = makeTunnel("relay", { isRelay: true });
+  await r.tunnel.start();
+  const a = makeTunnel("node-a", {});
+  await a.tunnel.start();
+  expect(a.tunnel.peers()).toEqual([]);
+  a.tunnel.setRelayNodes([{ nodeName: "relay", advertiseAddress: [r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "")] }]);
+  await until("A connected to the new relay", () => a.tunnel.peers().some((p) => p.peerId === r.tunnel.peerId));
+  await until("A learned the relay's node name", () => a.tunnel.peers().some((p) => p.nodeName === "relay"));
+  await until("A holds a reservation on the new relay", () => a.tunnel.addrs().some((x) => x.includes(`/p2p/${r.tunnel.peerId}/p2p-circuit`)));
+}, 20_000);

@@ -11,7 +11,7 @@ import type { Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { createTunnel, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+import { createTunnel, DISCOVERY_PROTOCOL, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
 import { createHost } from "../../src/tunnel/host.ts";
 
 const PSK = new Uint8Array(32).fill(7);
@@ -93,6 +93,46 @@ async function pair(extraA: Partial<TunnelOptions> = {}, extraB: Partial<TunnelO
   return { a, b };
 }
 
+/** A bare libp2p node with the same PSK, to speak raw bytes on the tunnel's protocols. */
+async function rawHost(target: Tunnel) {
+  const raw = await createHost({
+    privateKey: await generateKeyPair("Ed25519"),
+    listenAddrs: [],
+    transport: "tcp",
+    psk: PSK,
+    isRelay: false,
+    useRelays: false,
+    mdns: false,
+    rendezvous: "x",
+    enableHolePunch: false,
+    noiseAead: "auto",
+    pnetCipher: "auto",
+    maxStreamsPerPeer: 100,
+    log: createMemoryLogger(),
+    counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
+  });
+  await raw.start();
+  running.push({ stop: async () => await raw.stop() });
+  await raw.peerStore.merge(peerIdFromString(target.peerId), { multiaddrs: target.addrs().map((a) => multiaddr(a)) });
+  return raw;
+}
+
+/** Sends `bytes` on a new stream of `protocol` and resolves with everything answered (hex). */
+async function exchange(raw: Awaited<ReturnType<typeof rawHost>>, target: Tunnel, protocol: string, bytes: Uint8Array): Promise<string> {
+  const s = await raw.dialProtocol(peerIdFromString(target.peerId), protocol);
+  const reply = new Promise<string>((resolve) => {
+    const parts: Uint8Array[] = [];
+    const done = () => resolve(Buffer.concat(parts).toString("hex"));
+    s.addEventListener("message", (e) => parts.push(e.data instanceof Uint8Array ? e.data : e.data.subarray()));
+    s.addEventListener("close", done);
+    s.addEventListener("remoteCloseWrite", done);
+  });
+  s.send(bytes);
+  const hex = await reply;
+  s.abort(new Error("done"));
+  return hex;
+}
+
 async function refusal(p: Promise<unknown>): Promise<TunnelError> {
   try {
     await p;
@@ -167,26 +207,7 @@ describe("tunnel between two agents on loopback", () => {
   test("malformed and oversized headers are answered FAILED and counted; the agent keeps serving", async () => {
     const { a, b } = await pair();
     b.tunnel.handleProxy(() => true);
-    const raw = await createHost({
-      privateKey: await generateKeyPair("Ed25519"),
-      listenAddrs: [],
-      transport: "tcp",
-      psk: PSK,
-      isRelay: false,
-      useRelays: false,
-      mdns: false,
-      rendezvous: "x",
-      enableHolePunch: false,
-      noiseAead: "auto",
-      pnetCipher: "auto",
-      maxStreamsPerPeer: 100,
-      log: createMemoryLogger(),
-      counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
-    });
-    await raw.start();
-    running.push({ stop: async () => await raw.stop() });
-    const bPeer = peerIdFromString(b.tunnel.peerId);
-    await raw.peerStore.merge(bPeer, { multiaddrs: b.tunnel.addrs().map((a) => multiaddr(a)) });
+    const raw = await rawHost(b.tunnel);
     const answers: string[] = [];
     const garbage = [
       Uint8Array.from([0x05, 0x08, 0x00, 0x12, 0x09, 0x61]), // string runs past the message
@@ -194,18 +215,7 @@ describe("tunnel between two agents on loopback", () => {
       encodeProxy({ type: MsgType.SUCCESS }), // not a CONNECT
       encodeProxy({ type: MsgType.CONNECT, protocol: "sctp", ip: "1.2.3.4", port: 80 }), // unknown protocol
     ];
-    for (const bytes of garbage) {
-      const s = await raw.dialProtocol(bPeer, PROXY_PROTOCOL);
-      const reply = new Promise<string>((resolve) => {
-        const parts: Uint8Array[] = [];
-        s.addEventListener("message", (e) => parts.push(e.data instanceof Uint8Array ? e.data : e.data.subarray()));
-        s.addEventListener("close", () => resolve(Buffer.concat(parts).toString("hex")));
-        s.addEventListener("remoteCloseWrite", () => resolve(Buffer.concat(parts).toString("hex")));
-      });
-      s.send(bytes);
-      answers.push(await reply);
-      s.abort(new Error("done"));
-    }
+    for (const bytes of garbage) answers.push(await exchange(raw, b.tunnel, PROXY_PROTOCOL, bytes));
     expect(answers).toEqual(["020802", "020802", "020802", "020802"]);
     expect(b.metrics.snapshot()["tunnel_proxy_bad_header_total"]).toBe(4);
     const ok = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
@@ -251,4 +261,47 @@ describe("tunnel between two agents on loopback", () => {
     const ok = await a2.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
     expect(ok.stream.status).toBe("open");
   }, 30_000);
+
+  test("the discovery handshake answers EdgeMesh's CONNECT byte for byte and records the node name", async () => {
+    const b = makeTunnel("node2");
+    await b.tunnel.start();
+    const raw = await rawHost(b.tunnel);
+    // Discovery { CONNECT, "MDNS", "node1" } -> Discovery { SUCCESS, "MDNS", "node2" } (vectors)
+    const answer = await exchange(raw, b.tunnel, DISCOVERY_PROTOCOL, Buffer.from("0f080012044d444e531a056e6f646531", "hex"));
+    expect(answer).toBe("0f080112044d444e531a056e6f646532");
+    expect(b.tunnel.peers().find((p) => p.peerId === raw.peerId.toString())?.nodeName).toBe("node1");
+  });
+
+  test("the per-peer stream limit refuses the extra stream and frees its slot when a stream closes", async () => {
+    const { a, b } = await pair({ maxStreamsPerPeer: 2 }, { maxStreamsPerPeer: 100 });
+    b.tunnel.handleProxy(() => true);
+    const target = { protocol: "tcp" as const, ip: "10.0.0.1", port: 80 };
+    const first = await a.tunnel.openProxyStream("node-b", target);
+    await a.tunnel.openProxyStream("node-b", target);
+    const err = await refusal(a.tunnel.openProxyStream("node-b", target));
+    expect(err.code).toBe("STREAM_LIMIT");
+    expect(a.metrics.snapshot()["tunnel_proxy_stream_limit_total"]).toBe(1);
+    expect(a.metrics.snapshot()["tunnel_proxy_streams_open"]).toBe(2);
+    first.stream.abort(new Error("done with it"));
+    await Bun.sleep(20);
+    const again = await a.tunnel.openProxyStream("node-b", target);
+    expect(again.stream.status).toBe("open");
+  });
+
+  test("the total stream limit on the receiving agent answers FAILED", async () => {
+    const { a, b } = await pair({}, { maxStreams: 1 });
+    b.tunnel.handleProxy(() => true);
+    const target = { protocol: "tcp" as const, ip: "10.0.0.1", port: 80 };
+    await a.tunnel.openProxyStream("node-b", target);
+    const err = await refusal(a.tunnel.openProxyStream("node-b", target));
+    expect(err.code).toBe("PROXY_REFUSED");
+    expect(b.metrics.snapshot()["tunnel_proxy_stream_limit_total"]).toBe(1);
+  });
+
+  test("a PSK with the QUIC-only transport is refused at start with a message that says why", async () => {
+    const q = makeTunnel("node-q", { transport: "quic", listenAddrs: [] });
+    const err = await refusal(q.tunnel.start());
+    expect(err.code).toBe("BAD_KEY");
+    expect(err.message).toContain("QUIC");
+  });
 });
