@@ -283,11 +283,16 @@ describe("compile: services", () => {
         svc("badports", { ports: "80" }),
         svc("badport", { ports: [{ port: 0 }, { port: 70000 }, { port: "80" }, null, { port: 80 }, { port: 80 }] }),
         svc("weird", { type: "Bogus", ports: [{ port: 80 }] }),
+        svc("Bad_Name", { ports: [{ port: 80 }] }),
+        svc("a:b", { ports: [{ port: 80 }] }),
+        { kind: "Service", metadata: { name: "weird" }, spec: { ports: [{ port: 81 }] } },
       ],
     });
     expect(table.ports.map((p) => p.key)).toEqual(["default/badport:80/TCP", "default/weird:80/TCP"]);
     expect(table.services.map((s) => s.name)).toEqual(["badport", "badports", "weird"]);
-    expect(warnings.length).toBeGreaterThanOrEqual(6);
+    expect(warnings.length).toBeGreaterThanOrEqual(9);
+    expect(warnings.some((w) => w.includes("Bad_Name") && w.includes("DNS labels"))).toBe(true);
+    expect(warnings.some((w) => w.includes("default/weird is defined twice"))).toBe(true);
   });
 
   test("ports and services come out sorted by key even where numeric and string order differ", () => {

@@ -30,11 +30,13 @@ export interface CompileOptions {
 }
 
 const noWarn = (_msg: string): void => {};
+/** RFC 1123 label, as Kubernetes requires for namespaces (and, stricter, for Service names). */
+const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function compile(snapshot: StoreSnapshot, options: CompileOptions, version: number, now: number): RouteTable {
   const warn = options.warn ?? noWarn;
   const slicesByService = indexSlices(snapshot.EndpointSlice);
-  const services = sortedServices(snapshot.Service);
+  const services = sortedServices(snapshot.Service, warn);
   const ports: ServicePort[] = [];
   const records: ServiceRecord[] = [];
   const portLists = new Map<string, ServiceRecord["ports"]>();
@@ -121,15 +123,29 @@ export function compile(snapshot: StoreSnapshot, options: CompileOptions, versio
  * two services' keys first differ where their "namespace/name:" prefixes do. One sort of 10k
  * precomputed strings instead of a second sort of all ports.
  */
-function sortedServices(map: ReadonlyMap<string, KubeObject>): KubeObject[] {
+function sortedServices(map: ReadonlyMap<string, KubeObject>, warn: (msg: string) => void): KubeObject[] {
   const keyed: { key: string; svc: KubeObject }[] = [];
   for (const svc of map.values()) {
-    if (typeof svc.metadata?.name !== "string" || svc.metadata.name === "") continue;
-    keyed.push({ key: `${svc.metadata.namespace || "default"}/${svc.metadata.name}:`, svc });
+    const name = svc.metadata?.name;
+    const namespace = svc.metadata?.namespace || "default";
+    // Kubernetes validates these as DNS labels; manifests are not validated by anyone else, and
+    // the names end up in DNS answers and in the ordering argument above.
+    if (typeof name !== "string" || !DNS_LABEL.test(name) || !DNS_LABEL.test(namespace)) {
+      warn(`Service ${JSON.stringify(namespace)}/${JSON.stringify(name)}: name and namespace must be DNS labels; ignored`);
+      continue;
+    }
+    keyed.push({ key: `${namespace}/${name}:`, svc });
   }
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const list = new Array<KubeObject>(keyed.length);
-  for (let i = 0; i < keyed.length; i++) list[i] = keyed[i]!.svc;
+  const list: KubeObject[] = [];
+  for (let i = 0; i < keyed.length; i++) {
+    // Two store entries for one service (a source that sent it with and without namespace).
+    if (i > 0 && keyed[i]!.key === keyed[i - 1]!.key) {
+      warn(`Service ${keyed[i]!.key.slice(0, -1)} is defined twice; the first one is used`);
+      continue;
+    }
+    list.push(keyed[i]!.svc);
+  }
   return list;
 }
 
