@@ -91,10 +91,23 @@ async function main(): Promise<void> {
       note: `ours ${cpu.toFixed(2)} CPU-us/query vs dnsmasq ${refCpu.toFixed(2)} (ratio = dnsmasq/ours, higher is better)`,
     });
   }
-  console.log(JSON.stringify(results));
   upstream.kill();
   reference.kill();
   ours.kill();
+  results.push(...(await micro()));
+  console.log(JSON.stringify(results));
+}
+
+/** The in-process answer micro-benchmark (bench/dns/answer.bench.ts), in its own process. */
+async function micro(): Promise<object[]> {
+  const p = spawn([process.execPath, new URL("./dns/answer.bench.ts", import.meta.url).pathname, "--json"]);
+  const [out, err] = [await new Response(p.stdout).text(), await new Response(p.stderr).text()];
+  const code = await p.exited;
+  const line = out.trim().split("\n").reverse().find((l) => l.startsWith("["));
+  if (code !== 0 || !line) return [{ name: "dns.answer_template", unit: "ns/op", value: null, error: `answer.bench.ts exit ${code}: ${err.slice(-300)}` }];
+  const results = JSON.parse(line) as { name: string; value: number; ratio?: number }[];
+  for (const r of results) log(`${r.name} ${r.value.toFixed(1)}${r.ratio ? ` (ratio ${r.ratio.toFixed(2)})` : ""}`);
+  return results;
 }
 
 try {

@@ -45,6 +45,7 @@ export function dnsCounters(m: MetricsRegistry) {
     notimp: bad("notimp"),
     dropped: bad("dropped"),
     errors: m.counter("dns_handler_errors_total", "Exceptions caught in DNS socket handlers"),
+    tcpRejected: m.counter("dns_tcp_rejected_total", "TCP connections closed at once: too many open"),
     sendErrors: m.counter("dns_socket_errors_total", "Socket errors reported on DNS sockets (ICMP, resets)"),
     cacheMiss: fwd("cache_miss"),
     forwarded: fwd("upstream_query"),

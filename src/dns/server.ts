@@ -10,6 +10,10 @@ const UDP_OUT_BYTES = 4096 + 512;
 const UDP_BATCH = 128;
 /** Idle TCP connections are closed after this long (RFC 7766 suggests seconds, not minutes). */
 const TCP_IDLE_S = 10;
+/** Open TCP connections beyond this are closed at once: a flood must not exhaust memory. */
+const MAX_TCP_CONNECTIONS = 1000;
+/** A client that does not read its answers is dropped once this much output waits for it. */
+const MAX_TCP_PENDING_BYTES = 1 << 20;
 
 export class TcpConn {
   buf = new Uint8Array(512);
@@ -34,6 +38,7 @@ export class DnsSockets {
   readonly #tcpBody = this.#tcpOut.subarray(2);
   #udp: Bun.udp.Socket<"uint8array"> | null = null;
   #tcp: Bun.TCPSocketListener<TcpConn> | null = null;
+  #tcpOpen = 0;
 
   constructor(core: DnsCore) {
     this.#core = core;
@@ -155,6 +160,7 @@ export class DnsSockets {
 
   #write(conn: TcpConn, data: Uint8Array): void {
     if (conn.pending !== null) {
+      if (conn.pending.length + data.length > MAX_TCP_PENDING_BYTES) return void conn.socket.end();
       const joined = new Uint8Array(conn.pending.length + data.length);
       joined.set(conn.pending);
       joined.set(data, conn.pending.length);
@@ -170,7 +176,14 @@ export class DnsSockets {
     return {
       open(s) {
         s.data = new TcpConn(s);
+        if (++self.#tcpOpen > MAX_TCP_CONNECTIONS) {
+          self.#core.c.tcpRejected.value++;
+          return void s.end();
+        }
         s.timeout(TCP_IDLE_S);
+      },
+      close() {
+        self.#tcpOpen--;
       },
       data(s, chunk) {
         try {

@@ -1,5 +1,6 @@
 // The DNS server in-process on 127.0.0.1:0, queried by the real `dig` over UDP and TCP.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as packet from "dns-packet";
 import { deepFreeze, type Endpoint, type RouteTable, type ServiceRecord, type TableSource } from "../../src/control/index.ts";
 import { createDnsServer, type DnsServer } from "../../src/dns/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
@@ -159,6 +160,39 @@ describe("dig: search path and truncation", () => {
     const r = await dig(port, "+notcp", "+bufsize=4096", "big.default.svc.cluster.local");
     expect(r.flags).not.toContain("tc");
     expect(r.answer).toHaveLength(120);
+  });
+});
+
+describe("TCP framing", () => {
+  test("pipelined queries in one segment and a query split across segments are all answered", async () => {
+    const frame = (id: number, name: string) => {
+      const body = packet.encode({ id, flags: packet.RECURSION_DESIRED, questions: [{ name, type: "A" }] });
+      const out = Buffer.alloc(body.length + 2);
+      out.writeUInt16BE(body.length, 0);
+      body.copy(out, 2);
+      return out;
+    };
+    let got = Buffer.alloc(0);
+    const replies: packet.DecodedPacket[] = [];
+    const done = Promise.withResolvers<void>();
+    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data(_s, chunk) {
+      got = Buffer.concat([got, chunk]);
+      while (got.length >= 2 && got.length >= got.readUInt16BE(0) + 2) {
+        replies.push(packet.decode(got.subarray(2, got.readUInt16BE(0) + 2)));
+        got = got.subarray(got.readUInt16BE(0) + 2);
+      }
+      if (replies.length === 3) done.resolve();
+    } } });
+    const third = frame(3, "db.default.svc.cluster.local");
+    sock.write(Buffer.concat([frame(1, "web.default.svc.cluster.local"), frame(2, "nope.default.svc.cluster.local"), third.subarray(0, 5)]));
+    await Bun.sleep(50);
+    sock.write(third.subarray(5));
+    await Promise.race([done.promise, Bun.sleep(3000)]);
+    sock.end();
+    expect(replies.map((r) => r.id)).toEqual([1, 2, 3]);
+    expect((replies[0]!.answers![0] as { data: string }).data).toBe("10.96.0.10");
+    expect((replies[1] as { rcode?: string }).rcode).toBe("NXDOMAIN");
+    expect(replies[2]!.answers).toHaveLength(2);
   });
 });
 
