@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { defaultConfig } from "../../src/control/config/index.ts";
 import { resolveMode } from "../../src/control/kube/index.ts";
 
 describe("resolveMode (EdgeMesh's Manual / Cloud / Edge rules)", () => {
@@ -34,5 +35,23 @@ describe("resolveMode (EdgeMesh's Manual / Cloud / Edge rules)", () => {
     expect(verified.tls).toEqual({ caFile: "/ca", certFile: "/c", keyFile: "/k" });
     const defaults = resolveMode({ metaServer: { security: { requireAuthorization: true, insecureSkipTLSVerify: false } } }, {});
     expect(defaults.tls).toEqual({ caFile: "/etc/edgemesh/metaserver/rootCA.crt", certFile: "/etc/edgemesh/metaserver/server.crt", keyFile: "/etc/edgemesh/metaserver/server.key" });
+  });
+
+  test("kubeAPIConfig.mode, when given, wins over the environment (EdgeMesh lets the file override it)", () => {
+    expect(resolveMode({ mode: "EdgeMode" }, { KUBERNETES_PORT: "tcp://10.96.0.1:443" }).mode).toBe("edge");
+    expect(resolveMode({ mode: "CloudMode" }, { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" })).toMatchObject({ mode: "cloud", server: "https://10.96.0.1:443" });
+    expect(resolveMode({ mode: "ManualMode" }, {}).mode).toBe("cloud");
+    expect(resolveMode({ mode: "EdgeMode", master: "http://m:8080" }, {}).mode).toBe("manual");
+  });
+
+  test("requireAuthorization without insecureSkipTLSVerify verifies with the CA and client certificate (EdgeMesh's default)", () => {
+    expect(resolveMode({ metaServer: { security: { requireAuthorization: true } } }, {}).tls?.caFile).toBe("/etc/edgemesh/metaserver/rootCA.crt");
+  });
+
+  test("the config module's kubeAPIConfig feeds resolveMode as is", () => {
+    const edgeEnv = {};
+    expect(resolveMode(defaultConfig(edgeEnv).kubeAPIConfig, edgeEnv)).toMatchObject({ mode: "edge", server: "http://127.0.0.1:10550", contentType: "application/json" });
+    const cloudEnv = { KUBERNETES_PORT: "tcp://10.96.0.1:443", KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
+    expect(resolveMode(defaultConfig(cloudEnv).kubeAPIConfig, cloudEnv)).toMatchObject({ mode: "cloud", server: "https://10.96.0.1:443" });
   });
 });

@@ -2,6 +2,8 @@
 // pkg/apis/config/v1alpha1 DetectRunningMode + cmd prepareRun + util.GenerateKubeClientConfig):
 // - Manual: kubeAPIConfig.master or kubeAPIConfig.kubeConfig is set; master overrides the server
 //   of the kubeconfig (client-go BuildConfigFromFlags).
+// - Otherwise kubeAPIConfig.mode decides when given (EdgeMesh fills it from DetectRunningMode
+//   and lets the config file override it), else the environment does:
 // - Cloud: the KUBERNETES_PORT variable exists (kubelet injects it, KubeEdge's edged does not):
 //   in-cluster service account (KUBERNETES_SERVICE_HOST/PORT, token and CA under
 //   /var/run/secrets/kubernetes.io/serviceaccount).
@@ -14,6 +16,8 @@ export type KubeMode = "manual" | "cloud" | "edge";
 
 /** The part of EdgeMesh's kubeAPIConfig this module reads (the config module maps it). */
 export interface KubeApiConfigLike {
+  /** EdgeMesh's RunningMode: "EdgeMode" | "CloudMode" | "ManualMode". */
+  mode?: string;
   master?: string;
   kubeConfig?: string;
   contentType?: string;
@@ -71,7 +75,9 @@ export function resolveMode(config: KubeApiConfigLike, env: Record<string, strin
       reason: config.kubeConfig ? `kubeAPIConfig.kubeConfig=${config.kubeConfig}` : `kubeAPIConfig.master=${config.master}`,
     };
   }
-  if (env.KUBERNETES_PORT !== undefined) {
+  // "ManualMode" without master/kubeConfig leaves client-go with in-cluster settings: cloud.
+  const cloud = config.mode ? config.mode !== "EdgeMode" : env.KUBERNETES_PORT !== undefined;
+  if (cloud) {
     const host = env.KUBERNETES_SERVICE_HOST ?? "";
     const port = env.KUBERNETES_SERVICE_PORT ?? "443";
     const hostPart = host.includes(":") ? `[${host}]` : host;
@@ -81,7 +87,7 @@ export function resolveMode(config: KubeApiConfigLike, env: Record<string, strin
       tls: { caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt` },
       tokenFile: `${SERVICE_ACCOUNT_DIR}/token`,
       contentType,
-      reason: "KUBERNETES_PORT is set (kubelet-managed pod): in-cluster service account",
+      reason: config.mode ? `kubeAPIConfig.mode=${config.mode}: in-cluster service account` : "KUBERNETES_PORT is set (kubelet-managed pod): in-cluster service account",
     };
   }
   const meta = config.metaServer ?? {};
@@ -91,13 +97,13 @@ export function resolveMode(config: KubeApiConfigLike, env: Record<string, strin
     mode: "edge",
     server,
     contentType: CONTENT_TYPE_JSON,
-    reason: "no KUBERNETES_PORT (edged-managed pod): KubeEdge MetaServer",
+    reason: config.mode ? `kubeAPIConfig.mode=${config.mode}: KubeEdge MetaServer` : "no KUBERNETES_PORT (edged-managed pod): KubeEdge MetaServer",
   };
   if (security.requireAuthorization) {
     server = server.replace(/^http:\/\//, "https://");
     edge.server = server;
     edge.tokenFile = `${SERVICE_ACCOUNT_DIR}/token`;
-    edge.tls = (security.insecureSkipTLSVerify ?? true)
+    edge.tls = security.insecureSkipTLSVerify
       ? { insecureSkipVerify: true }
       : {
           caFile: security.tlsCaFile || `${META_SERVER_CERT_DIR}rootCA.crt`,
