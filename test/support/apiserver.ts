@@ -19,7 +19,7 @@
 
 import { createWatchHub, type WatchHub } from "./apiserver/watch.ts";
 import {
-  apiGroupList, apiResourceList, groupVersions, ISTIO_GROUP, RESOURCES, resourceByKind, status,
+  apiGroupList, apiResourceList, groupVersions, RESOURCES, resourceByKind, status,
   type ResourceDef, type Served, type StandInKind,
 } from "./apiserver/resources.ts";
 
@@ -245,4 +245,3 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
   return api;
 }
 
-export { ISTIO_GROUP };
