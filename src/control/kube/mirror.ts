@@ -3,15 +3,18 @@
 // - nothing reaches the store before every informer has its first complete list; then ONE
 //   store.replace writes every owned kind, so no table is compiled from half the kinds;
 // - a relist replaces its kind in one call, so objects deleted while disconnected disappear;
-// - watch events are applied once per tick: a burst becomes one replace of the kind instead of
-//   N copies of its map (store.upsert copies the kind's map to keep snapshots immutable).
+// - watch events are applied once per tick: one event is one upsert/remove, a burst one replace
+//   of the kind instead of N copies of its map (store.upsert copies the map to keep snapshots
+//   immutable).
 
 import { objectKey, type Kind, type KubeObject } from "../objects.ts";
 import type { ObjectStore } from "../store.ts";
 import type { InformerHandlers, WatchEventType } from "./informers.ts";
 
-/** Up to this many changes of a kind in one tick are applied one by one, more as one replace. */
-const MAX_SINGLE_CHANGES = 8;
+/** One change of a kind in a tick is an upsert/remove; more are one replace. Each upsert copies
+ * the kind's map anyway, so from two changes on a single rebuild is cheaper, and consumers see
+ * one store change per tick either way. */
+const MAX_SINGLE_CHANGES = 1;
 
 export interface StoreMirror {
   handlers(kind: Kind): Pick<InformerHandlers, "onList" | "onEvent">;
