@@ -196,7 +196,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       await settled;
       settle = undefined;
       clock.clearTimeout(timer);
-      if (!mirror.live) await fallBackToSnapshot();
+      if (!mirror.live && !stopped) await fallBackToSnapshot();
     },
 
     async stop() {
