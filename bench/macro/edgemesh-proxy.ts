@@ -2,7 +2,10 @@
 // backend, one endpoint each, on loopback as in dev mode. The table is built by hand (not by
 // compile()) so the macro numbers measure the data plane only.
 
-import { deepFreeze, portKey, type RouteTable, type ServicePort, type TableSource } from "../../src/control/index.ts";
+// table.ts, not control/index.ts: the index also loads the config and manifest code and js-yaml
+// (~10 MiB of RSS), which would be charged to the data plane in rss.* (the hot path itself
+// imports control's types only).
+import { deepFreeze, portKey, type RouteTable, type ServicePort, type TableSource } from "../../src/control/table.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
 import { createProxy } from "../../src/hotpath/index.ts";

@@ -1,6 +1,8 @@
 // Request-rate backend: a Bun HTTP server that answers every request with the same 1 KiB body
 // (wrk sends a 1 KiB POST body, so 1 KiB travels each way). Prints {"port"} and runs until killed.
 
+export {};
+
 const BODY = new Uint8Array(1024).fill(0x61);
 
 const server = Bun.serve({

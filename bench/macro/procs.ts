@@ -160,3 +160,18 @@ export async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: 
 export function haveTool(name: string): boolean {
   return Bun.which(name) !== null;
 }
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/**
+ * CPU seconds used by a process so far, including its reaped children (socat forks one per
+ * connection). From /proc/PID/stat: utime + stime + cutime + cstime.
+ */
+export async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await Bun.file(`/proc/${pid}/stat`).text();
+  // Fields after the parenthesised command name (which may contain spaces).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state); utime is field 14 -> index 11.
+  const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  return ticks / TICKS_PER_SECOND;
+}

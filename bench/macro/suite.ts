@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { ratioResult, summarize, type Result } from "../gate/index.ts";
 import { measureHeap } from "./heap.ts";
 import { iperf3, udpEcho, wrk } from "./load.ts";
-import { type Child, freePort, haveTool, memoryOf, spawnBun, spawnChild, waitTcp } from "./procs.ts";
+import { type Child, cpuSecondsOf, freePort, haveTool, memoryOf, spawnBun, spawnChild, waitTcp } from "./procs.ts";
 
 export interface MacroOptions {
   seconds: number;
@@ -69,9 +69,10 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
   const backends = [`iperf=TCP:127.0.0.1:${iperfPort}`, `http=TCP:127.0.0.1:${httpPort}`, `udp=UDP:127.0.0.1:${udpPort}`];
 
   let socatPort = 0;
+  let socatPid = 0;
   if (haveIperf && haveSocat) {
     socatPort = freePort();
-    spawnChild(["socat", "-b262144", `TCP-LISTEN:${socatPort},reuseaddr,fork,bind=127.0.0.1`, `TCP:127.0.0.1:${iperfPort}`]);
+    socatPid = spawnChild(["socat", "-b262144", `TCP-LISTEN:${socatPort},reuseaddr,fork,bind=127.0.0.1`, `TCP:127.0.0.1:${iperfPort}`]).pid;
     await waitTcp(socatPort);
   }
 
@@ -90,9 +91,18 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     proxyError ? notMeasured(name, unit, proxyError) : { name, unit, value: null, error: "proxy did not start (see proxy.start)" };
 
   if (proxy) {
+    const bare = spawnBun("./bare-bun.ts");
+    await bare.nextJson();
     await Bun.sleep(1000);
     const idle = await memoryOf(proxy.child.pid);
-    results.push(summarize("rss.idle", "MiB", [idle.rssMiB], "VmRSS of the proxy process 1 s after its listeners are up"));
+    const base = await memoryOf(bare.pid);
+    await bare.stop();
+    results.push(
+      ratioResult("rss.idle", "MiB", [idle.rssMiB], { name: "bare Bun listener", runs: [base.rssMiB] }, {
+        higherIsBetter: false,
+        note: "VmRSS of the proxy process 1 s after its listeners are up; reference: a Bun process holding one listener (the runtime's own share)",
+      }),
+    );
   } else results.push(proxyUnavailable("rss.idle", "MiB"));
 
   // TCP bulk.
@@ -101,10 +111,23 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     const ours: number[] = [];
     const socat: number[] = [];
     const naiveRuns: number[] = [];
+    // CPU seconds per GiB forwarded: what the bytes cost, less sensitive to other load than rates.
+    const oursCpu: number[] = [];
+    const socatCpu: number[] = [];
+    const perGiB = async (pid: number, port: number, rates: number[], cpu: number[]) => {
+      const c0 = await cpuSecondsOf(pid);
+      const t0 = performance.now();
+      const gbps = await iperf3(port, seconds);
+      const c1 = await cpuSecondsOf(pid);
+      // iperf3 runs `seconds` + 1 omitted second; bytes over the whole run at the measured rate.
+      const gib = (gbps * 1e9 * ((performance.now() - t0) / 1000 - 0.3)) / 8 / 2 ** 30;
+      rates.push(gbps);
+      cpu.push(((c1 - c0) * 1000) / gib);
+    };
     for (let r = 0; r < repeats; r++) {
       direct.push(await iperf3(iperfPort, seconds));
-      if (proxy) ours.push(await iperf3(proxy.ports.iperf!.port, seconds));
-      if (socatPort) socat.push(await iperf3(socatPort, seconds));
+      if (proxy) await perGiB(proxy.child.pid, proxy.ports.iperf!.port, ours, oursCpu);
+      if (socatPort) await perGiB(socatPid, socatPort, socat, socatCpu);
       if (naive) naiveRuns.push(await iperf3(naive.ports.iperf!.port, seconds));
       log(`tcp bulk repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(1)} proxy ${ours.at(-1)?.toFixed(1) ?? "-"} socat ${socat.at(-1)?.toFixed(1) ?? "-"} Gbit/s`);
     }
@@ -112,7 +135,15 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     results.push(proxy ? ratioResult("tcp.bulk.proxy", "Gbit/s", ours, ref) : proxyUnavailable("tcp.bulk.proxy", "Gbit/s"));
     results.push(socatPort ? ratioResult("tcp.bulk.socat", "Gbit/s", socat, ref, { note: "socat -b262144: the second proxy the issue compares against (measured there at 0.21x)" }) : notMeasured("tcp.bulk.socat", "Gbit/s", "socat not installed"));
     if (naive) results.push(ratioResult("tcp.bulk.naive_bun", "Gbit/s", naiveRuns, ref));
-    if (proxy && socatPort) results.push(ratioResult("tcp.bulk.proxy_vs_socat", "Gbit/s", ours, { name: "socat", runs: socat }));
+    if (proxy && socatPort) {
+      results.push(ratioResult("tcp.bulk.proxy_vs_socat", "Gbit/s", ours, { name: "socat", runs: socat }));
+      results.push(
+        ratioResult("tcp.bulk.cpu_per_gib", "CPU-ms/GiB", oursCpu, { name: "socat", runs: socatCpu }, {
+          higherIsBetter: false,
+          note: "CPU time of the forwarding process per GiB carried (approximate: /proc ticks over the whole iperf3 run); ratio = socat's / ours",
+        }),
+      );
+    }
   } else results.push(notMeasured("tcp.bulk.proxy", "Gbit/s", "iperf3 not installed"));
 
   // Request rate.
