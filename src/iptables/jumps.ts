@@ -14,10 +14,10 @@ export async function ensureJumps(exec: IptablesExec): Promise<string[]> {
     const rules = await listChain(exec, jump.from);
     const ours = rules.filter(isOurJump);
     const first = rules[0];
-    if (ours.length === 1 && first !== undefined && isExactJump(first, jump)) continue;
+    if (ours.length === 1 && isExactJump(first, jump)) continue;
     for (const rule of ours) await deleteRule(exec, rule);
     await must(exec, ["-t", "nat", "-I", jump.from, "1", ...jumpSpec(jump)]);
-    changes.push(`${jump.from} -> ${jump.to} (had ${ours.length}, first: ${first !== undefined && isExactJump(first, jump)})`);
+    changes.push(`${jump.from} -> ${jump.to} (had ${ours.length}, first: ${isExactJump(first, jump)})`);
   }
   return changes;
 }
@@ -42,8 +42,8 @@ export async function findProblems(exec: IptablesExec): Promise<string[]> {
   for (const jump of JUMPS) {
     const rules = await listChain(exec, jump.from);
     const ours = rules.filter(isOurJump).length;
-    if (ours !== 1 || rules[0] === undefined || !isExactJump(rules[0], jump)) {
-      problems.push(`${jump.from}: ${ours} jump(s) to our chains, ours first: ${rules[0] !== undefined && isExactJump(rules[0], jump)}`);
+    if (ours !== 1 || !isExactJump(rules[0], jump)) {
+      problems.push(`${jump.from}: ${ours} jump(s) to our chains, ours first: ${isExactJump(rules[0], jump)}`);
     }
   }
   for (const chain of OWN_CHAINS) {
@@ -57,30 +57,34 @@ export function jumpSpec(jump: Jump): string[] {
   return ["-m", "comment", "--comment", jump.comment, "-j", jump.to];
 }
 
-/** `iptables -t nat -S CHAIN` as argument vectors, without the leading "-A CHAIN". */
-async function listChain(exec: IptablesExec, chain: string): Promise<string[][]> {
+/** One rule of a listed chain: its arguments without the leading "-A CHAIN". */
+interface ListedRule {
+  readonly chain: string;
+  readonly args: string[];
+}
+
+/** `iptables -t nat -S CHAIN`, parsed. */
+async function listChain(exec: IptablesExec, chain: string): Promise<ListedRule[]> {
   const res = await must(exec, ["-t", "nat", "-S", chain]);
-  const rules: string[][] = [];
+  const rules: ListedRule[] = [];
   for (const line of res.stdout.split("\n")) {
-    if (!line.startsWith("-A ")) continue;
-    rules.push(splitArgs(line).slice(2));
+    if (line.startsWith("-A ")) rules.push({ chain, args: splitArgs(line).slice(2) });
   }
-  return rules.map((r, i) => Object.assign(r, { chain, index: i + 1 }));
+  return rules;
 }
 
-async function deleteRule(exec: IptablesExec, rule: string[]): Promise<void> {
-  const chain = (rule as string[] & { chain: string }).chain;
+async function deleteRule(exec: IptablesExec, rule: ListedRule): Promise<void> {
   // Delete by spec, not by number: a rule inserted meanwhile by someone else cannot be hit.
-  await must(exec, ["-t", "nat", "-D", chain, ...rule]);
+  await must(exec, ["-t", "nat", "-D", rule.chain, ...rule.args]);
 }
 
-function isOurJump(rule: readonly string[]): boolean {
-  const j = rule.indexOf("-j");
-  return j >= 0 && OWN_CHAINS.includes(rule[j + 1] ?? "");
+function isOurJump(rule: ListedRule): boolean {
+  const j = rule.args.indexOf("-j");
+  return j >= 0 && OWN_CHAINS.includes(rule.args[j + 1] ?? "");
 }
 
-function isExactJump(rule: readonly string[], jump: Jump): boolean {
-  return rule.join("\u0000") === jumpSpec(jump).join("\u0000");
+function isExactJump(rule: ListedRule | undefined, jump: Jump): boolean {
+  return rule !== undefined && rule.args.join("\u0000") === jumpSpec(jump).join("\u0000");
 }
 
 async function must(exec: IptablesExec, args: string[]) {
