@@ -46,6 +46,10 @@ export interface TopologySpec {
   lans: LanSpec[];
   nodes: NodeSpec[];
   routers?: RouterSpec[];
+  /** Route each node's pod CIDR via its node IP on every other node of the same LAN, as a
+   * host-gw CNI does. Off by default: edge nodes usually cannot reach each other's pods, which
+   * is what the tunnel is for. */
+  podRoutes?: boolean;
 }
 
 /** Something that can run commands inside one namespace. */
@@ -190,6 +194,13 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
         },
       };
       nodes.set(n.name, node);
+    }
+    if (spec.podRoutes) {
+      for (const a of spec.nodes) {
+        for (const b of spec.nodes) {
+          if (a !== b && a.lan === b.lan) await must(["ip", "-n", nodes.get(a.name)!.ns, "route", "add", b.podCidr, "via", b.ip]);
+        }
+      }
     }
     return {
       runId,
