@@ -69,7 +69,12 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
     addresses: { listen },
     transports,
     connectionEncrypters: [noiseForBun({ aead: o.noiseAead, pskEnabled: o.psk !== undefined, log: o.log, failures: o.counters.handshakeFailures })],
-    streamMuxers: [yamux({ maxInboundStreams: o.maxStreamsPerPeer, maxOutboundStreams: o.maxStreamsPerPeer } as Parameters<typeof yamux>[0])],
+    // maxEarlyStreams: a burst of proxy streams to a peer with no connection yet opens them all
+    // on the fresh connection; past the default 10 that arrive before the far side listens,
+    // yamux aborts the whole connection.
+    streamMuxers: [
+      yamux({ maxInboundStreams: o.maxStreamsPerPeer, maxOutboundStreams: o.maxStreamsPerPeer, maxEarlyStreams: o.maxStreamsPerPeer } as Parameters<typeof yamux>[0]),
+    ],
     connectionProtector: o.psk ? pnetProtector(o.psk, (remote) => pskMismatch(o, remote), o.pnetCipher === "js" ? nobleXSalsaXor : defaultXSalsaXor()) : undefined,
     connectionGater: gater(o),
     peerDiscovery: o.mdns ? [mdns({ serviceTag: `${o.rendezvous}.local` })] : [],

@@ -304,4 +304,37 @@ describe("tunnel between two agents on loopback", () => {
     expect(err.code).toBe("BAD_KEY");
     expect(err.message).toContain("QUIC");
   });
+
+  test("20,000 short-lived UDP flows leave no stream behind and TCP still gets through (EdgeMesh #567)", async () => {
+    const { a, b } = await pair();
+    b.tunnel.handleProxy((_h, stream) => {
+      // The far side closes its half when the opener closes (as the hot path does on idle-out).
+      stream.addEventListener("remoteCloseWrite", () => void stream.close().catch(() => {}));
+      return true;
+    });
+    const flows = 20_000;
+    const batch = 100;
+    for (let i = 0; i < flows; i += batch) {
+      await Promise.all(
+        Array.from({ length: batch }, async (_, j) => {
+          const { stream } = await a.tunnel.openProxyStream("node-b", { protocol: "udp", ip: "10.96.0.10", port: 1024 + ((i + j) % 60000) });
+          stream.send(Uint8Array.of(0, 1, 42));
+          await stream.close();
+        }),
+      );
+    }
+    await until(() => a.metrics.snapshot()["tunnel_proxy_streams_open"] === 0 && b.metrics.snapshot()["tunnel_proxy_streams_open"] === 0);
+    expect(a.metrics.snapshot()["tunnel_proxy_streams_opened_total"]).toBe(flows);
+    expect(b.metrics.snapshot()["tunnel_proxy_streams_accepted_total"]).toBe(flows);
+    const tcp = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
+    expect(tcp.stream.status).toBe("open");
+  }, 120_000);
 });
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(20);
+  }
+}
