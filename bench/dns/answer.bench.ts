@@ -7,7 +7,7 @@ import { bench, do_not_optimize } from "mitata";
 import { deepFreeze, type RouteTable, type ServiceRecord } from "../../src/control/index.ts";
 import { prepareReply } from "../../src/dns/cache.ts";
 import { DnsCore } from "../../src/dns/core.ts";
-import { compileZone } from "../../src/dns/templates.ts";
+import { compileZone } from "../../src/dns/zone.ts";
 import { UpstreamIO } from "../../src/dns/upstream.ts";
 import { mixHash, parseQuery, Query } from "../../src/dns/wire.ts";
 import { createLogger } from "../../src/log/index.ts";

@@ -19,10 +19,12 @@ import type { MetricsRegistry } from "../metrics/index.ts";
 import { DnsCore } from "./core.ts";
 import { parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
 import { DnsSockets } from "./server.ts";
-import { compileZone, type Zone } from "./templates.ts";
+import type { Zone } from "./templates.ts";
 import { UpstreamIO } from "./upstream.ts";
+import { createZoneCompiler } from "./zone.ts";
 
-export { compileZone, lookup, type Template, type Zone } from "./templates.ts";
+export { lookup, type Template, type Zone } from "./templates.ts";
+export { compileZone, createZoneCompiler, type ZoneCompiler, type ZoneOptions } from "./zone.ts";
 export { parseResolvConf, parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
 export type { Upstream } from "./upstream.ts";
 
@@ -64,17 +66,17 @@ export interface DnsServer {
 export function createDnsServer(o: DnsOptions): DnsServer {
   const log = o.log.child("dns");
   const now = o.clock ? () => o.clock!.now() : Date.now;
-  const zoneOptions = { domain: o.clusterDomain, ttl: o.ttl, serviceIP: o.serviceIP };
+  const compiler = createZoneCompiler({ domain: o.clusterDomain, ttl: o.ttl, serviceIP: o.serviceIP });
   let core: DnsCore | null = null;
   let sockets: DnsSockets | null = null;
   let io: UpstreamIO | null = null;
   let unsubscribe: (() => void) | null = null;
-  let zone = compileZone(o.table.current(), zoneOptions);
+  let zone = compiler.compile(o.table.current());
   const zoneErrors = o.metrics.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS");
 
   const rebuild = () => {
     try {
-      zone = compileZone(o.table.current(), zoneOptions);
+      zone = compiler.compile(o.table.current());
       if (core) core.zone = zone;
       if (zone.skipped.length) log.warn("services without DNS names", { skipped: zone.skipped.join(",") });
     } catch (err) {

@@ -1,6 +1,6 @@
-// Step 1 of compiling a table for DNS: the logical records of the cluster zone, by lower-cased
-// dotted name. Pure; no wire format yet (templates.ts does that).
-import type { RouteTable, ServiceRecord } from "../control/index.ts";
+// Step 1 of compiling a table for DNS: the logical records of one service, by lower-cased dotted
+// name. Pure; no wire format yet (templates.ts does that, zone.ts puts services together).
+import type { ServiceRecord } from "../control/index.ts";
 import { dashedIP, parseIPv4, parseIPv6, reverseName } from "./ip.ts";
 
 export interface Srv {
@@ -18,13 +18,16 @@ export interface NameData {
   cname: string;
 }
 
-export interface ZoneRecords {
-  /** Full names in the zone and reverse (PTR) names, dotted, lower-cased, no trailing dot. */
+/** The forward names one service owns, and the PTR records it contributes. */
+export interface ServiceNames {
+  /** <name>.<ns>.svc.<domain> */
+  readonly full: string;
+  readonly name: string;
+  readonly namespace: string;
+  /** Full name, endpoint names and SRV owners, dotted, lower-cased, no trailing dot. */
   readonly names: Map<string, NameData>;
-  /** Short forms answered directly (alias -> full name); see index.ts for the rules. */
-  readonly aliases: Map<string, string>;
-  /** Services skipped because their names cannot be DNS names. */
-  readonly skipped: string[];
+  /** [reverse name, target]: merged across services by the zone compiler. */
+  readonly ptrs: [string, string][];
 }
 
 export interface RecordOptions {
@@ -33,45 +36,39 @@ export interface RecordOptions {
   readonly serviceIP?: string;
 }
 
-export function collectRecords(table: RouteTable, o: RecordOptions): ZoneRecords {
-  const domain = o.domain.toLowerCase().replace(/\.$/, "");
+/** The records of one service, or null when its names cannot be DNS names. */
+export function serviceNames(svc: ServiceRecord, o: RecordOptions): ServiceNames | null {
+  const ns = svc.namespace.toLowerCase();
+  const name = svc.name.toLowerCase();
+  if (!validLabel(ns) || !validLabel(name)) return null;
+  const full = `${name}.${ns}.svc.${o.domain}`;
   const names = new Map<string, NameData>();
-  const aliases = new Map<string, string>();
-  const skipped: string[] = [];
-  const get = (name: string): NameData => {
-    let d = names.get(name);
-    if (!d) names.set(name, (d = { a: new Set(), aaaa: new Set(), srv: [], ptr: new Set(), cname: "" }));
+  const ptrs: [string, string][] = [];
+  const get = (n: string): NameData => {
+    let d = names.get(n);
+    if (!d) names.set(n, (d = { a: new Set(), aaaa: new Set(), srv: [], ptr: new Set(), cname: "" }));
     return d;
   };
-  const addIP = (name: string, ip: string) => {
-    if (parseIPv4(ip)) get(name).a.add(ip);
-    else if (parseIPv6(ip)) get(name).aaaa.add(ip);
+  const addIP = (n: string, ip: string) => {
+    if (parseIPv4(ip)) get(n).a.add(ip);
+    else if (parseIPv6(ip)) get(n).aaaa.add(ip);
   };
   const addPtr = (ip: string, target: string) => {
     const bytes = parseIPv4(ip) ?? parseIPv6(ip);
-    if (bytes) get(reverseName(bytes)).ptr.add(target);
+    if (bytes) ptrs.push([reverseName(bytes), target]);
   };
-  const byShortName = new Map<string, string[]>();
-  for (const svc of table.services) {
-    const ns = svc.namespace.toLowerCase();
-    const name = svc.name.toLowerCase();
-    if (!validLabel(ns) || !validLabel(name)) {
-      skipped.push(`${svc.namespace}/${svc.name}`);
-      continue;
-    }
-    const full = `${name}.${ns}.svc.${domain}`;
-    get(full);
-    aliases.set(`${name}.${ns}.svc`, full);
-    aliases.set(`${name}.${ns}`, full);
-    const list = byShortName.get(name) ?? [];
-    list.push(full);
-    byShortName.set(name, list);
-    addService(svc, full, o, get, addIP, addPtr);
-  }
-  // A single label is answered only when exactly one namespace has a service of that name;
-  // otherwise the answer would depend on which namespace we guessed.
-  for (const [short, fulls] of byShortName) if (fulls.length === 1) aliases.set(short, fulls[0]!);
-  return { names, aliases, skipped };
+  get(full);
+  addService(svc, full, o, get, addIP, addPtr);
+  return { full, name, namespace: ns, names, ptrs };
+}
+
+/** Everything serviceNames() reads, as one string: equal strings give equal records. */
+export function fingerprint(svc: ServiceRecord): string {
+  let s = `${svc.type}|${svc.externalName}|${svc.clusterIPs.join(",")}|`;
+  for (const p of svc.ports) s += `${p.name}:${p.port}/${p.protocol},`;
+  s += "|";
+  for (const e of svc.endpoints) s += `${e.ip}@${e.hostname},`;
+  return s;
 }
 
 function addService(

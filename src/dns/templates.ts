@@ -1,10 +1,10 @@
-// Step 2 of compiling a table for DNS: wire-format answer templates keyed by lower-cased name and
-// qtype. A template holds only the sections after the question; answer owners are a compression
-// pointer to the question (offset 12), so one template serves every spelling and alias of a name
-// and the reply echoes the client's own question bytes (and case) unchanged.
-import type { RouteTable } from "../control/index.ts";
+// Step 2 of compiling a table for DNS: wire-format answer templates for one name, by qtype, and
+// the hot-path lookup over the zone's entries (zone.ts builds them). A template holds only the
+// sections after the question; answer owners are a compression pointer to the question (offset
+// 12), so one template serves every spelling and alias of a name and the reply echoes the
+// client's own question bytes (and case) unchanged.
 import { parseIPv4, parseIPv6 } from "./ip.ts";
-import { collectRecords, type NameData } from "./records.ts";
+import type { NameData } from "./records.ts";
 import {
   encodeName, hashName, inZone, mixHash, sameName, type Query, RCODE_NOERROR, RCODE_NXDOMAIN,
   TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_PTR, TYPE_SOA, TYPE_SRV,
@@ -20,7 +20,7 @@ export interface Template {
   readonly chase: { readonly name: Uint8Array; readonly hash: number } | null;
 }
 
-interface Entry {
+export interface Entry {
   readonly name: Uint8Array;
   readonly qtype: number;
   readonly tpl: Template;
@@ -36,12 +36,6 @@ export interface Zone {
   readonly nxdomain: Template;
   readonly names: number;
   readonly skipped: readonly string[];
-}
-
-export interface ZoneOptions {
-  readonly domain: string;
-  readonly ttl: number;
-  readonly serviceIP?: string;
 }
 
 /** Keep a body under what a TCP message can carry (65535 minus header, question, OPT). */
@@ -62,51 +56,24 @@ export function lookup(zone: Zone, q: Query): Template | null {
   return inZone(q, zone.domain) ? zone.nxdomain : null;
 }
 
-export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
-  const domain = o.domain.toLowerCase().replace(/\.$/, "");
-  const { names, aliases, skipped } = collectRecords(table, { domain, serviceIP: o.serviceIP });
-  const ttl = o.ttl >>> 0;
-  const soa = soaRecord(domain, table.version, ttl);
-  const nodata: Template = { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa, chase: null };
-  const entries = new Map<number, Entry>();
-  let count = 0;
-  const putAll = (dotted: string, byType: Map<number, Template>) => {
-    const name = encodeName(dotted);
-    const h = hashName(name);
-    for (const [qtype, tpl] of byType) {
-      const key = mixHash(h, qtype);
-      entries.set(key, { name, qtype, tpl, next: entries.get(key) ?? null });
-      count++;
-    }
+/**
+ * Stands for "NODATA with this zone's SOA" inside per-service template maps, which outlive one
+ * table version; the zone compiler swaps in the current NODATA template when it builds entries.
+ */
+export const NODATA_MARK: Template = { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: new Uint8Array(0), chase: null };
+
+export function negativeTemplates(domain: string, serial: number, ttl: number) {
+  const soa = soaRecord(domain, serial, ttl);
+  return {
+    nodata: { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa, chase: null } as Template,
+    nxdomain: { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa, chase: null } as Template,
+    apexSoa: { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, serial, ttl, true), chase: null } as Template,
   };
-  const byName = new Map<string, Map<number, Template>>();
-  for (const [name, data] of names) byName.set(name, templatesFor(data, names, ttl, nodata, domain));
-  // Empty non-terminals (ns.svc.<domain>, _tcp.svc.ns...) exist: NODATA, not NXDOMAIN (RFC 8020).
-  const suffix = `.${domain}`;
-  const walked = new Set<string>([domain]);
-  byName.has(domain) || byName.set(domain, new Map([[0, nodata]]));
-  for (const name of names.keys()) {
-    if (!name.endsWith(suffix)) continue;
-    // Each ancestor is visited once: stop where an earlier walk already went.
-    for (let p = name.slice(name.indexOf(".") + 1); !walked.has(p); p = p.slice(p.indexOf(".") + 1)) {
-      walked.add(p);
-      if (!byName.has(p)) byName.set(p, new Map([[0, nodata]]));
-    }
-  }
-  byName.get(domain)!.set(TYPE_SOA, { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, table.version, ttl, true), chase: null });
-  for (const [name, byType] of byName) putAll(name, byType);
-  for (const [alias, full] of aliases) {
-    const byType = byName.get(full);
-    if (byType && !byName.has(alias)) putAll(alias, byType);
-  }
-  const nxdomain: Template = { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa, chase: null };
-  return { version: table.version, domain: encodeName(domain), entries, nxdomain, names: count, skipped };
 }
 
-function templatesFor(
-  d: NameData, names: Map<string, NameData>, ttl: number, nodata: Template, domain: string,
-): Map<number, Template> {
-  const out = new Map<number, Template>([[0, nodata]]);
+/** Templates by qtype for one name; qtype 0 = every other type (NODATA_MARK, or the CNAME). */
+export function templatesFor(d: NameData, names: Map<string, NameData>, ttl: number, domain: string): Map<number, Template> {
+  const out = new Map<number, Template>([[0, NODATA_MARK]]);
   if (d.cname) {
     // A CNAME owner has no other data: every type gets the CNAME (clients chase it).
     const w = new Writer();

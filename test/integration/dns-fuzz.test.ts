@@ -6,7 +6,7 @@ import * as packet from "dns-packet";
 import { deepFreeze, type RouteTable } from "../../src/control/index.ts";
 import { DnsCore } from "../../src/dns/core.ts";
 import { createDnsServer, type DnsServer } from "../../src/dns/index.ts";
-import { compileZone } from "../../src/dns/templates.ts";
+import { compileZone } from "../../src/dns/zone.ts";
 import { UpstreamIO } from "../../src/dns/upstream.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";

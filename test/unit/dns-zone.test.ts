@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import * as packet from "dns-packet";
 import { deepFreeze, type Endpoint, type RouteTable, type ServiceRecord } from "../../src/control/index.ts";
 import { writeTemplateReply } from "../../src/dns/answer.ts";
-import { compileZone, lookup, type Zone } from "../../src/dns/templates.ts";
+import { lookup, type Zone } from "../../src/dns/templates.ts";
+import { compileZone, createZoneCompiler } from "../../src/dns/zone.ts";
 import { parseQuery, PARSE_OK, Query } from "../../src/dns/wire.ts";
 
 const ep = (ip: string, hostname = ""): Endpoint => ({ ip, port: 8080, node: "n1", ready: true, hostname, zone: "" });
@@ -143,5 +144,37 @@ describe("compileZone + writeTemplateReply", () => {
     expect(data(ask(next, "new.default.svc.cluster.local"))).toEqual(["10.96.9.9"]);
     expect(rcode(ask(next, "web.default.svc.cluster.local"))).toBe("NXDOMAIN");
     expect(data(ask(zone, "web.default.svc.cluster.local"))).toEqual(["10.96.0.10"]);
+  });
+});
+
+describe("createZoneCompiler", () => {
+  const question = (name: string, type: packet.RecordType = "A") => {
+    const buf = new Uint8Array(packet.encode({ id: 1, questions: [{ name, type }] }));
+    const q = new Query();
+    parseQuery(buf, buf.length, q);
+    return q;
+  };
+
+  test("unchanged services keep their templates, changed ones are rebuilt, the SOA follows the version", () => {
+    const c = createZoneCompiler({ domain: "cluster.local", ttl: 30 });
+    const z1 = c.compile(TABLE);
+    const changed = table(TABLE.services.map((s) => (s.name === "db" ? { ...s, endpoints: [ep("10.1.0.9")] } : s)), 7);
+    const z2 = c.compile(changed);
+    expect(lookup(z2, question("web.default.svc.cluster.local"))).toBe(lookup(z1, question("web.default.svc.cluster.local")));
+    expect(lookup(z2, question("db.default.svc.cluster.local"))).not.toBe(lookup(z1, question("db.default.svc.cluster.local")));
+    expect(data(ask(z2, "db.default.svc.cluster.local"))).toEqual(["10.1.0.9"]);
+    expect(ask(z2, "db-0.db.default.svc.cluster.local")!.answers).toEqual([]);
+    expect(rcode(ask(z2, "db-0.db.default.svc.cluster.local"))).toBe("NXDOMAIN");
+    const soaOf = (z: Zone) => (ask(z, "web.default.svc.cluster.local", "TXT")!.authorities![0] as packet.SoaAnswer).data.serial;
+    expect(soaOf(z1)).toBe(1);
+    expect(soaOf(z2)).toBe(7);
+  });
+
+  test("a removed service disappears and a short name becomes unambiguous again", () => {
+    const c = createZoneCompiler({ domain: "cluster.local", ttl: 30 });
+    c.compile(TABLE);
+    const z = c.compile(table(TABLE.services.filter((s) => !(s.name === "web" && s.namespace === "prod")), 2));
+    expect(rcode(ask(z, "web.prod.svc.cluster.local"))).toBe("NXDOMAIN");
+    expect(data(ask(z, "web"))).toEqual(["10.96.0.10"]);
   });
 });
