@@ -8,6 +8,7 @@ export type TunnelErrorCode =
   | "NO_PEER" // no known address / peer ID for a node
   | "STREAM_LIMIT" // too many streams in total or to one peer
   | "BAD_KEY" // a key or PSK file that cannot be used
+  | "BAD_CONFIG" // an option that cannot work (unknown interface, PSK over QUIC)
   | "CLOSED"; // the stream or tunnel closed before the exchange finished
 
 export class TunnelError extends Error {

@@ -35,3 +35,4 @@ export type {
   TunnelOptions,
   TunnelStream,
 } from "./types.ts";
+export { FILTERED_INTERFACE_PREFIXES, listenAddrsFromInterfaces, type ListenAddrOptions } from "./listen.ts";

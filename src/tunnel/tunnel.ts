@@ -60,7 +60,7 @@ class EdgeTunnel implements Tunnel {
     // QUIC brings its own TLS and no libp2p connection protector can wrap it, so a private
     // network cannot run over it (go-libp2p refuses the combination too).
     let transport = o.transport;
-    if (o.psk && transport === "quic") throw new TunnelError("BAD_KEY", "a PSK (private network) cannot run over QUIC: use transport tcp or disable psk");
+    if (o.psk && transport === "quic") throw new TunnelError("BAD_CONFIG", "a PSK (private network) cannot run over QUIC: use transport tcp or disable psk");
     if (o.psk && transport === "both") {
       this.#log.warn("PSK set: QUIC disabled, a private network runs over TCP only");
       transport = "tcp";

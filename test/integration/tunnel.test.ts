@@ -301,7 +301,7 @@ describe("tunnel between two agents on loopback", () => {
   test("a PSK with the QUIC-only transport is refused at start with a message that says why", async () => {
     const q = makeTunnel("node-q", { transport: "quic", listenAddrs: [] });
     const err = await refusal(q.tunnel.start());
-    expect(err.code).toBe("BAD_KEY");
+    expect(err.code).toBe("BAD_CONFIG");
     expect(err.message).toContain("QUIC");
   });
 
