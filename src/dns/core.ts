@@ -29,6 +29,7 @@ export interface CoreOptions {
   deliver: (w: Waiter, buf: Uint8Array, len: number) => void;
   timeoutMs: number;
   maxPending: number;
+  maxCacheTtlS: number;
 }
 
 export function dnsCounters(m: MetricsRegistry) {
@@ -69,7 +70,8 @@ export class DnsCore {
   readonly forwarder: Forwarder;
   readonly c: DnsCounters;
   readonly #upstreams: readonly Upstream[];
-  readonly #cluster: readonly Upstream[] | null;
+  /** cacheDNS mode: where cluster names go (null = answer them locally). */
+  cluster: readonly Upstream[] | null;
   readonly #now: () => number;
 
   constructor(o: CoreOptions) {
@@ -77,11 +79,11 @@ export class DnsCore {
     this.c = dnsCounters(o.metrics);
     this.cache = new DnsCache(o.cacheSize);
     this.#upstreams = o.upstreams;
-    this.#cluster = o.clusterUpstreams;
+    this.cluster = o.clusterUpstreams;
     this.#now = o.now;
     this.forwarder = new Forwarder({
       cache: this.cache, io: o.io, log: o.log, now: o.now, deliver: o.deliver, timeoutMs: o.timeoutMs,
-      maxPending: o.maxPending, counters: this.c,
+      maxPending: o.maxPending, maxCacheTtlS: o.maxCacheTtlS, counters: this.c,
     });
     o.metrics.gaugeFn("dns_cache_entries", "Entries in the DNS forward cache", () => this.cache.size);
     o.metrics.gaugeFn("dns_forward_pending", "Questions waiting on an upstream", () => this.forwarder.pending);
@@ -112,7 +114,7 @@ export class DnsCore {
       return writeRcodeReply(buf, q.questionEnd, q.hasOpt, RCODE_REFUSED, out);
     }
     let group = this.#upstreams;
-    if (this.#cluster === null) {
+    if (this.cluster === null) {
       const t = lookup(this.zone, q);
       if (t !== null) {
         c.local.value++;
@@ -120,7 +122,7 @@ export class DnsCore {
         return writeTemplateReply(t, buf, q, out, limit, c.truncated);
       }
     } else if (inZone(q, this.zone.domain)) {
-      group = this.#cluster;
+      group = this.cluster;
     }
     const key = mixHash(mixHash(q.hash, q.qtype), q.qclass);
     const now = this.#now();

@@ -46,6 +46,8 @@ export interface ForwarderOptions {
   readonly deliver: (w: Waiter, buf: Uint8Array, len: number) => void;
   readonly timeoutMs: number;
   readonly maxPending: number;
+  /** Cap on how long any forwarded answer is cached, seconds (cacheDNS.cacheTTL). */
+  readonly maxCacheTtlS: number;
 }
 
 /** Waiters per coalesced question beyond which new ones get SERVFAIL (a flood, not clients). */
@@ -138,9 +140,9 @@ export class Forwarder {
     const now = o.now();
     const entry: CacheEntry = {
       name: p.name, qtype: p.qtype, qclass: p.qclass, wire: prepared.wire, ttlOffsets: prepared.ttlOffsets,
-      ttls: prepared.ttls, storedAt: now, expiresAt: now + prepared.cacheTtl * 1000,
+      ttls: prepared.ttls, storedAt: now, expiresAt: now + Math.min(prepared.cacheTtl, o.maxCacheTtlS) * 1000,
     };
-    if (prepared.cacheTtl > 0) o.cache.set(p.key, entry);
+    if (entry.expiresAt > now) o.cache.set(p.key, entry);
     for (const w of p.waiters) {
       try {
         const len = w.chase !== null

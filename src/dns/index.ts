@@ -16,11 +16,12 @@ import { readFileSync } from "node:fs";
 import type { TableSource } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
+import { CACHE_MAX_TTL_S } from "./cache.ts";
 import { DnsCore } from "./core.ts";
 import { parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
 import { DnsSockets } from "./server.ts";
 import type { Zone } from "./templates.ts";
-import { UpstreamIO } from "./upstream.ts";
+import { type Upstream, UpstreamIO } from "./upstream.ts";
 import { createZoneCompiler } from "./zone.ts";
 
 export { lookup, type Template, type Zone } from "./templates.ts";
@@ -41,8 +42,12 @@ export interface DnsOptions {
   upstreams: string[];
   /** Entries in the forward cache. */
   cacheSize: number;
-  /** EdgeMesh's NodeLocal-DNSCache mode: cluster names forwarded (and cached) too. */
-  cacheDNS?: { enable: boolean; upstreamServers: string[] };
+  /**
+   * EdgeMesh's NodeLocal-DNSCache mode: cluster names are forwarded to the cluster DNS (and
+   * cached) instead of answered locally. autoDetect: use kube-system/kube-dns's ClusterIP from the
+   * table (upstreamServers when there is none). cacheTTL caps every cached TTL, seconds.
+   */
+  cacheDNS?: { enable: boolean; upstreamServers: string[]; autoDetect?: boolean; cacheTTL?: number };
   /** Dev mode: A/AAAA of ClusterIP-like services is this IP (the proxy's listen host). */
   serviceIP?: string;
   metrics: MetricsRegistry;
@@ -74,10 +79,25 @@ export function createDnsServer(o: DnsOptions): DnsServer {
   let zone = compiler.compile(o.table.current());
   const zoneErrors = o.metrics.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS");
 
+  /** cacheDNS mode: where cluster names go; null = answer them from the zone. */
+  const clusterUpstreams = (): Upstream[] | null => {
+    const c = o.cacheDNS;
+    if (!c?.enable) return null;
+    if (c.autoDetect) {
+      const found = o.table.current().services.find((s) => s.namespace === "kube-system" && (s.name === "kube-dns" || s.name === "coredns"));
+      const ip = found?.clusterIPs.find((x) => x && x !== "None");
+      if (ip) return [{ host: ip, port: 53 }];
+    }
+    return c.upstreamServers.length > 0 ? c.upstreamServers.map(parseUpstream) : null;
+  };
+
   const rebuild = () => {
     try {
       zone = compiler.compile(o.table.current());
-      if (core) core.zone = zone;
+      if (core) {
+        core.zone = zone;
+        core.cluster = clusterUpstreams();
+      }
       if (zone.skipped.length) log.warn("services without DNS names", { skipped: zone.skipped.join(",") });
     } catch (err) {
       zoneErrors.value++;
@@ -91,18 +111,20 @@ export function createDnsServer(o: DnsOptions): DnsServer {
       const upstreams = o.upstreams.length > 0
         ? o.upstreams.map(parseUpstream)
         : upstreamsFromResolvConf(readConf(), o.listen);
-      const clusterUpstreams = o.cacheDNS?.enable ? o.cacheDNS.upstreamServers.map(parseUpstream) : null;
+      const cluster = clusterUpstreams();
+      if (o.cacheDNS?.enable && cluster === null) log.warn("cacheDNS: no cluster DNS found; answering cluster names locally");
       if (upstreams.length === 0) log.warn("no DNS upstreams: names outside the cluster get SERVFAIL");
       io = new UpstreamIO({
         stray: o.metrics.counter("dns_forward_total", "DNS forwarder events", { event: "stray_reply" }),
         errors: o.metrics.counter("dns_socket_errors_total", "Socket errors reported on DNS sockets (ICMP, resets)"),
       });
-      await io.start([...upstreams, ...(clusterUpstreams ?? [])].some((u) => u.host.includes(":")));
+      await io.start();
       const s: { sockets: DnsSockets | null } = { sockets: null };
       core = new DnsCore({
-        zone, upstreams, clusterUpstreams, cacheSize: o.cacheSize, io, metrics: o.metrics, log, now,
+        zone, upstreams, clusterUpstreams: cluster, cacheSize: o.cacheSize, io, metrics: o.metrics, log, now,
         deliver: (w, buf, len) => s.sockets?.deliver(w, buf, len),
         timeoutMs: o.forwardTimeoutMs ?? 2000, maxPending: o.maxPending ?? 4096,
+        maxCacheTtlS: o.cacheDNS?.enable && o.cacheDNS.cacheTTL ? o.cacheDNS.cacheTTL : CACHE_MAX_TTL_S,
       });
       sockets = s.sockets = new DnsSockets(core);
       unsubscribe = o.table.subscribe(rebuild);

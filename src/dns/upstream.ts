@@ -61,14 +61,18 @@ export class UpstreamIO {
     this.#errors = counters.errors;
   }
 
-  async start(needV6: boolean): Promise<void> {
+  async start(): Promise<void> {
     const socket = {
       data: (_s: unknown, buf: Uint8Array, port: number, addr: string) => this.#onUdp(buf, port, addr),
       // ICMP errors (an upstream that is down) surface here; the attempt's timeout handles them.
       error: () => void this.#errors.value++,
     };
     this.#v4 = await Bun.udpSocket({ hostname: "0.0.0.0", port: 0, binaryType: "uint8array", socket });
-    if (needV6) this.#v6 = await Bun.udpSocket({ hostname: "::", port: 0, binaryType: "uint8array", socket });
+    try {
+      this.#v6 = await Bun.udpSocket({ hostname: "::", port: 0, binaryType: "uint8array", socket });
+    } catch {
+      this.#v6 = null; // no IPv6 on this host: IPv6 upstreams then fail over like timeouts
+    }
   }
 
   stop(): void {

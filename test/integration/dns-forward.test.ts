@@ -17,7 +17,7 @@ interface Upstream {
 }
 
 /** Answers A for *.example: 60 s TTL; "nx.example" NXDOMAIN (SOA minimum 40); "big.example" TC over UDP. */
-async function startUpstream(opts: { silent?: boolean } = {}): Promise<Upstream> {
+async function startUpstream(opts: { silent?: boolean; host?: string; port?: number } = {}): Promise<Upstream> {
   const answer = (query: Buffer, tcp: boolean): Buffer => {
     const q = packet.decode(query);
     const name = q.questions![0]!.name.toLowerCase();
@@ -34,8 +34,9 @@ async function startUpstream(opts: { silent?: boolean } = {}): Promise<Upstream>
     return packet.encode({ ...base, flags: packet.RECURSION_AVAILABLE, answers });
   };
   const up: Upstream = { port: 0, udpSeen: [], tcpSeen: [], delayMs: 0, stop: () => {} };
+  const hostname = opts.host ?? "127.0.0.1";
   const udp = await Bun.udpSocket({
-    hostname: "127.0.0.1", port: 0,
+    hostname, port: opts.port ?? 0,
     socket: {
       data(sock, buf, port, addr) {
         const name = packet.decode(buf).questions![0]!.name;
@@ -47,7 +48,7 @@ async function startUpstream(opts: { silent?: boolean } = {}): Promise<Upstream>
     },
   });
   const tcp = Bun.listen({
-    hostname: "127.0.0.1", port: udp.port,
+    hostname, port: udp.port,
     socket: {
       data(s, buf) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
@@ -84,10 +85,10 @@ const emptyTable: RouteTable = deepFreeze({ version: 1, compiledAt: 0, ports: []
 const clock = { t: 1_000_000, now() { return this.t; } };
 const running: DnsServer[] = [];
 
-async function start(upstreams: string[], extra: Partial<DnsOptions> = {}): Promise<{ port: number; metrics: MetricsRegistry }> {
+async function start(upstreams: string[], extra: Partial<DnsOptions> = {}, table = emptyTable): Promise<{ port: number; metrics: MetricsRegistry }> {
   const metrics = createMetrics();
   const server = createDnsServer({
-    table: { current: () => emptyTable, subscribe: () => () => {} }, listen: { host: "127.0.0.1", port: 0 }, tcp: true,
+    table: { current: () => table, subscribe: () => () => {} }, listen: { host: "127.0.0.1", port: 0 }, tcp: true,
     clusterDomain: "cluster.local", ttl: 30, upstreams, cacheSize: 1000, metrics, log: createMemoryLogger(),
     clock, forwardTimeoutMs: 1000, ...extra,
   });
@@ -174,6 +175,34 @@ describe("forwarding", () => {
     } finally {
       cluster.stop();
     }
+  });
+});
+
+describe("cacheDNS details", () => {
+  test("autoDetect forwards cluster names to kube-system/kube-dns's ClusterIP, port 53", async () => {
+    // A loopback address of our own for the "cluster DNS": 127/8 is all local, and we are root.
+    const kubeDns = await startUpstream({ host: "127.53.0.10", port: 53 });
+    try {
+      const table: RouteTable = deepFreeze({ ...emptyTable, services: [...emptyTable.services,
+        { namespace: "kube-system", name: "kube-dns", type: "ClusterIP", clusterIPs: ["127.53.0.10"], externalName: "",
+          ports: [{ name: "dns", port: 53, protocol: "UDP" }], endpoints: [] }] });
+      const { port } = await start([`127.0.0.1:${up.port}`], { cacheDNS: { enable: true, autoDetect: true, upstreamServers: [] } }, table);
+      expect((await dig(port, "web.default.svc.cluster.local")).answer.map((x) => x[4])).toEqual(["192.0.2.1"]);
+      expect(kubeDns.udpSeen).toEqual(["web.default.svc.cluster.local"]);
+    } finally {
+      kubeDns.stop();
+    }
+  });
+
+  test("cacheTTL caps how long forwarded answers are cached", async () => {
+    const { port } = await start([`127.0.0.1:${up.port}`], { cacheDNS: { enable: true, upstreamServers: [`127.0.0.1:${up.port}`], cacheTTL: 5 } });
+    await dig(port, "short.example");
+    clock.t += 4_000;
+    await dig(port, "short.example");
+    expect(up.udpSeen).toEqual(["short.example"]);
+    clock.t += 1_000;
+    await dig(port, "short.example");
+    expect(up.udpSeen).toEqual(["short.example", "short.example"]);
   });
 });
 

@@ -94,7 +94,7 @@ test("the handler answers 100,000 fuzzed packets without throwing, every reply w
     zone: compileZone(table, { domain: "cluster.local", ttl: 30 }), upstreams: [{ host: "127.0.0.1", port: 9 }],
     clusterUpstreams: null, cacheSize: 100, io: new UpstreamIO({ stray: m.counter("s", ""), errors: m.counter("e", "") }),
     metrics: m, log: createMemoryLogger(), now: () => 0, deliver: (_w, _b, len) => void delivered.push(len),
-    timeoutMs: 100, maxPending: 64,
+    timeoutMs: 100, maxPending: 64, maxCacheTtlS: 3600,
   });
   const r = rng(0xdecaf);
   const out = new Uint8Array(70000);
