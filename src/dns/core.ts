@@ -9,7 +9,7 @@ import { writeChasedReply } from "./chase.ts";
 import { lookup, type Template, type Zone } from "./templates.ts";
 import type { Upstream, UpstreamIO } from "./upstream.ts";
 import {
-  CLASS_IN, inZone, mixHash, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
+  CLASS_IN, inZone, mixHash, PARSE_BADVERS, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
   writeErrorReply,
 } from "./wire.ts";
 
@@ -45,6 +45,7 @@ export function dnsCounters(m: MetricsRegistry) {
     formerr: bad("formerr"),
     notimp: bad("notimp"),
     dropped: bad("dropped"),
+    badvers: bad("badvers"),
     errors: m.counter("dns_handler_errors_total", "Exceptions caught in DNS socket handlers"),
     tcpRejected: m.counter("dns_tcp_rejected_total", "TCP connections closed at once: too many open"),
     sendErrors: m.counter("dns_socket_errors_total", "Socket errors reported on DNS sockets (ICMP, resets)"),
@@ -103,6 +104,12 @@ export class DnsCore {
       if (st === PARSE_DROP) {
         c.dropped.value++;
         return 0;
+      }
+      if (st === PARSE_BADVERS) {
+        c.badvers.value++;
+        const n = writeRcodeReply(buf, q.questionEnd, true, 0, out);
+        out[q.questionEnd + 5] = 1; // extended RCODE 16 = BADVERS: upper 8 bits live in the OPT TTL
+        return n;
       }
       (st === RCODE_NOTIMP ? c.notimp : c.formerr).value++;
       return writeErrorReply(buf, st, out);

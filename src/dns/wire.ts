@@ -22,6 +22,8 @@ export const RCODE_REFUSED = 5;
 /** parseQuery result: the packet is not worth a reply (too short for an ID, or a response). */
 export const PARSE_DROP = -1;
 export const PARSE_OK = 0;
+/** parseQuery result: EDNS version we do not speak (RFC 6891 6.1.3: answer BADVERS). */
+export const PARSE_BADVERS = 16;
 
 /** RFC 1035 limits. */
 export const MAX_NAME_LEN = 255;
@@ -83,6 +85,7 @@ export function parseQuery(buf: Uint8Array, len: number, q: Query): number {
       const rdlen = (buf[o + 9]! << 8) | buf[o + 10]!;
       if (o + OPT_RR_LEN + rdlen > len) return RCODE_FORMERR;
       q.hasOpt = true;
+      if (buf[o + 6] !== 0) return PARSE_BADVERS;
       const size = (buf[o + 3]! << 8) | buf[o + 4]!;
       q.udpSize = size < UDP_LEGACY_SIZE ? UDP_LEGACY_SIZE : size > UDP_MAX_REPLY ? UDP_MAX_REPLY : size;
     }

@@ -156,6 +156,12 @@ describe("dig: search path and truncation", () => {
     expect(retried.raw).toContain("Truncated, retrying in TCP mode");
   });
 
+  test("an unknown EDNS version gets BADVERS", async () => {
+    const r = await dig(port, "+edns=1", "+noednsnegotiation", "web.default.svc.cluster.local");
+    expect(r.status).toBe("BADVERS");
+    expect(r.answer).toEqual([]);
+  });
+
   test("a bigger EDNS buffer gets the whole answer over UDP", async () => {
     const r = await dig(port, "+notcp", "+bufsize=4096", "big.default.svc.cluster.local");
     expect(r.flags).not.toContain("tc");

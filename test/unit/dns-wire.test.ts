@@ -3,7 +3,7 @@ import * as packet from "dns-packet";
 import { dashedIP, parseIPv4, parseIPv6, reverseName } from "../../src/dns/ip.ts";
 import { parseResolvConf, parseUpstream, upstreamsFromResolvConf } from "../../src/dns/resolvconf.ts";
 import {
-  encodeName, hashName, inZone, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_FORMERR, RCODE_NOTIMP,
+  encodeName, hashName, inZone, PARSE_BADVERS, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_FORMERR, RCODE_NOTIMP,
 } from "../../src/dns/wire.ts";
 
 const query = (name: string, opts: Partial<packet.Packet> = {}) =>
@@ -32,6 +32,12 @@ describe("parseQuery", () => {
       expect(q.hasOpt).toBe(true);
       expect(q.udpSize).toBe(want);
     }
+  });
+
+  test("an EDNS version other than 0 is refused with BADVERS", () => {
+    const buf = query("a.b", { additionals: [{ type: "OPT", name: ".", udpPayloadSize: 1232 } as packet.Answer] });
+    buf[buf.length - 5] = 1; // OPT TTL: ext-rcode, VERSION, flags
+    expect(parseQuery(buf, buf.length, new Query())).toBe(PARSE_BADVERS);
   });
 
   test("packets shorter than a header and responses are dropped", () => {
