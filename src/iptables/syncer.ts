@@ -93,8 +93,9 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
       const first = appliedText === null;
       await exec.restore(text);
       appliedText = text;
-      appliedVersion = version;
       const changed = await ensureJumps(exec);
+      // Only now is the version fully in force (chains and the jumps into them).
+      appliedVersion = version;
       if (changed.length > 0) log.info(first ? "jumps installed" : "jumps repaired", { changes: changed });
       const stale = staleUdpDestinations(appliedUdp, udp);
       appliedUdp = udp;
