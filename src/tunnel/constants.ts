@@ -16,6 +16,14 @@ export const HEADER_TIMEOUT_MS = 10_000;
 /** Dial plus protocol negotiation plus the SUCCESS/FAILED answer, for openProxyStream. */
 export const OPEN_TIMEOUT_MS = 15_000;
 
+/**
+ * yamux grows a stream's receive window up to this (its default is 16 MiB). What a paused
+ * stream can receive is bounded by the window, so it must stay below the read buffer.
+ */
+export const YAMUX_MAX_WINDOW_BYTES = 4 * 1024 * 1024;
+/** libp2p resets a stream whose unread bytes exceed this (its default is 4 MiB). */
+export const STREAM_READ_BUFFER_BYTES = 6 * 1024 * 1024;
+
 /** How often relay connections are checked and re-dialed (EdgeMesh's heartbeat is 120 s). */
 export const RELAY_CHECK_INTERVAL_MS = 5_000;
 export const RELAY_BACKOFF_MAX_MS = 30_000;

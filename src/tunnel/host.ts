@@ -13,6 +13,7 @@ import { tcp } from "@libp2p/tcp";
 import { createLibp2p, type Libp2p, type Libp2pOptions } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
+import { STREAM_READ_BUFFER_BYTES, YAMUX_MAX_WINDOW_BYTES } from "./constants.ts";
 import { noiseForBun, type NoiseAead } from "./noise.ts";
 import { defaultXSalsaXor, nobleXSalsaXor, pnetProtector } from "./pnet.ts";
 
@@ -73,7 +74,14 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
     // on the fresh connection; past the default 10 that arrive before the far side listens,
     // yamux aborts the whole connection.
     streamMuxers: [
-      yamux({ maxInboundStreams: o.maxStreamsPerPeer, maxOutboundStreams: o.maxStreamsPerPeer, maxEarlyStreams: o.maxStreamsPerPeer } as Parameters<typeof yamux>[0]),
+      yamux({
+        maxInboundStreams: o.maxStreamsPerPeer,
+        maxOutboundStreams: o.maxStreamsPerPeer,
+        maxEarlyStreams: o.maxStreamsPerPeer,
+        // While a stream is paused the peer may still send one full window; if that exceeds
+        // the read buffer, libp2p resets the stream. Keep the window below the buffer.
+        streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES },
+      } as Parameters<typeof yamux>[0]),
     ],
     connectionProtector: o.psk ? pnetProtector(o.psk, (remote) => pskMismatch(o, remote), o.pnetCipher === "js" ? nobleXSalsaXor : defaultXSalsaXor()) : undefined,
     connectionGater: gater(o),

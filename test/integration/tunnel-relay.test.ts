@@ -3,7 +3,7 @@
 // (128 KiB / 2 min per relayed connection), as EdgeMesh's relays do not.
 import { afterEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import type { Stream } from "@libp2p/interface";
+import type { Stream, StreamMessageEvent } from "@libp2p/interface";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
 import { createTunnel, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
@@ -57,16 +57,19 @@ function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000): Promis
     const hash = createHash("sha256");
     let got = 0;
     const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
-    stream.addEventListener("message", (evt) => {
+    const onMessage = (evt: StreamMessageEvent) => {
       for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
-        hash.update(b);
-        got += b.length;
+        const take = Math.min(b.length, total - got); // later bytes belong to the next reader
+        hash.update(b.subarray(0, take));
+        got += take;
       }
       if (got >= total) {
         clearTimeout(timer);
+        stream.removeEventListener("message", onMessage);
         resolve(hash.digest("hex"));
       }
-    });
+    };
+    stream.addEventListener("message", onMessage);
   });
 }
 

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromString } from "@libp2p/peer-id";
-import type { Stream } from "@libp2p/interface";
+import type { Stream, StreamMessageEvent } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
@@ -70,17 +70,19 @@ export function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000):
     const hash = createHash("sha256");
     let got = 0;
     const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
-    stream.addEventListener("message", (evt) => {
-      const bufs = evt.data instanceof Uint8Array ? [evt.data] : [...evt.data];
-      for (const b of bufs) {
-        hash.update(b);
-        got += b.length;
+    const onMessage = (evt: StreamMessageEvent) => {
+      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
+        const take = Math.min(b.length, total - got); // later bytes belong to the next reader
+        hash.update(b.subarray(0, take));
+        got += take;
       }
       if (got >= total) {
         clearTimeout(timer);
+        stream.removeEventListener("message", onMessage);
         resolve(hash.digest("hex"));
       }
-    });
+    };
+    stream.addEventListener("message", onMessage);
   });
 }
 
@@ -165,6 +167,45 @@ describe("tunnel between two agents on loopback", () => {
     expect(headers[0]).toMatchObject({ protocol: "tcp", ip: "10.244.2.10", port: 8080, nodeName: "node-b", remotePeer: a.tunnel.peerId, udpFramed: false });
     expect(b.metrics.snapshot()["tunnel_proxy_streams_accepted_total"]).toBe(1);
     await stream.close();
+  }, 60_000);
+
+  test("a reader paused after a fast transfer holds the sender back instead of resetting the stream", async () => {
+    const { a, b } = await pair();
+    let far: Stream | undefined;
+    let warmup: Promise<string> | undefined;
+    b.tunnel.handleProxy((_h, stream) => {
+      far = stream;
+      warmup = receiveBytes(stream, 32 * MB);
+      return true;
+    });
+    const { stream } = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
+    // A fast reader first lets yamux grow the window (up to its maximum)...
+    const warmSent = await sendBytes(stream, 32 * MB, 8);
+    expect(await warmup).toBe(warmSent);
+    // ...then the local socket stalls and the hot path pauses the stream.
+    far!.pause();
+    const total = 24 * MB;
+    const sent = sendBytes(stream, total, 9);
+    await Bun.sleep(1500);
+    expect(far!.status).toBe("open");
+    expect(far!.readBufferLength).toBeLessThanOrEqual(far!.maxReadBufferLength);
+    const got = new Promise<string>((resolve, reject) => {
+      const hash = createHash("sha256");
+      let n = 0;
+      const timer = setTimeout(() => reject(new Error(`received ${n}/${total}`)), 30_000);
+      far!.addEventListener("message", (e) => {
+        for (const buf of e.data instanceof Uint8Array ? [e.data] : e.data) {
+          hash.update(buf);
+          n += buf.length;
+        }
+        if (n >= total) {
+          clearTimeout(timer);
+          resolve(hash.digest("hex"));
+        }
+      });
+    });
+    far!.resume();
+    expect(await got).toBe(await sent);
   }, 60_000);
 
   test("bytes the far side sends right after SUCCESS are not lost before the opener listens", async () => {
