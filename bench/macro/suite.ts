@@ -47,6 +47,15 @@ async function startProxy(impl: "edgemesh" | "naive", backends: string[]): Promi
   return { child, ports: hello.listeners };
 }
 
+/** Run one benchmark; if it throws, record an ERROR row for it and carry on with the others. */
+async function guard(results: Result[], name: string, unit: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    results.push({ name, unit, value: null, error: (err as Error).message.slice(0, 500) });
+  }
+}
+
 export async function runMacro(options: MacroOptions): Promise<Result[]> {
   const { seconds, repeats, log } = options;
   const results: Result[] = [];
@@ -106,7 +115,7 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
   } else results.push(proxyUnavailable("rss.idle", "MiB"));
 
   // TCP bulk.
-  if (haveIperf) {
+  if (haveIperf) await guard(results, "tcp.bulk.proxy", "Gbit/s", async () => {
     const direct: number[] = [];
     const ours: number[] = [];
     const socat: number[] = [];
@@ -144,10 +153,10 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
         }),
       );
     }
-  } else results.push(notMeasured("tcp.bulk.proxy", "Gbit/s", "iperf3 not installed"));
+  }); else results.push(notMeasured("tcp.bulk.proxy", "Gbit/s", "iperf3 not installed"));
 
   // Request rate.
-  if (haveWrk) {
+  if (haveWrk) await guard(results, "http.rps.proxy", "req/s", async () => {
     const direct: number[] = [];
     const ours: number[] = [];
     const naiveRuns: number[] = [];
@@ -166,10 +175,10 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     const note = errors ? `${errors} wrk errors through the proxy` : undefined;
     results.push(proxy ? ratioResult("http.rps.proxy", "req/s", ours, ref, { note }) : proxyUnavailable("http.rps.proxy", "req/s"));
     if (naive) results.push(ratioResult("http.rps.naive_bun", "req/s", naiveRuns, ref));
-  } else results.push(notMeasured("http.rps.proxy", "req/s", "wrk not installed"));
+  }); else results.push(notMeasured("http.rps.proxy", "req/s", "wrk not installed"));
 
   // UDP.
-  {
+  await guard(results, "udp.pps.proxy", "pkt/s", async () => {
     const direct: number[] = [];
     const ours: number[] = [];
     const naiveRuns: number[] = [];
@@ -182,21 +191,28 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     const ref = { name: "direct", runs: direct };
     results.push(proxy ? ratioResult("udp.pps.proxy", "pkt/s", ours, ref) : proxyUnavailable("udp.pps.proxy", "pkt/s"));
     if (naive) results.push(ratioResult("udp.pps.naive_bun", "pkt/s", naiveRuns, ref));
-  }
+  });
 
+  // A proxy that died under load has no /proc entry left: that is an ERROR row, not a crash.
   if (proxy) {
-    const mem = await memoryOf(proxy.child.pid);
-    results.push(summarize("rss.peak", "MiB", [mem.peakMiB], "VmHWM of the proxy process after the bulk, request-rate and UDP runs"));
+    const p = proxy;
+    await guard(results, "rss.peak", "MiB", async () => {
+      const mem = await memoryOf(p.child.pid);
+      results.push(summarize("rss.peak", "MiB", [mem.peakMiB], "VmHWM of the proxy process after the bulk, request-rate and UDP runs"));
+    });
     await proxy.child.stop();
   } else results.push(proxyUnavailable("rss.peak", "MiB"));
   if (naive) {
-    const mem = await memoryOf(naive.child.pid);
-    results.push(summarize("rss.peak_naive_bun", "MiB", [mem.peakMiB], "the naive Bun forwarder, same load"));
+    const n = naive;
+    await guard(results, "rss.peak_naive_bun", "MiB", async () => {
+      const mem = await memoryOf(n.child.pid);
+      results.push(summarize("rss.peak_naive_bun", "MiB", [mem.peakMiB], "the naive Bun forwarder, same load"));
+    });
     await naive.child.stop();
   }
 
   // Heap objects per chunk, in a fresh proxy process with the chunk counter installed.
-  if (proxy) results.push(...(await measureHeap(options.heapBytes, log)));
+  if (proxy) await guard(results, "heap.objects_per_chunk", "objects/chunk", async () => void results.push(...(await measureHeap(options.heapBytes, log))));
   else results.push(proxyUnavailable("heap.objects_per_chunk", "objects/chunk"));
   return results;
 }
