@@ -62,14 +62,19 @@ try {
   }
   const rssAfter = rssMB(pid);
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)]!;
-  const ratio = (s: number[], d: number[]) => Math.round((median(s) / median(d)) * 100) / 100;
+  // Each round measures direct and service back to back, so other load on the machine hits both
+  // alike; the median of the per-round ratios is steadier than a ratio of medians.
+  const round2 = (x: number) => Math.round(x * 100) / 100;
+  const ratios = (s: number[], d: number[]) => s.map((x, i) => round2(x / d[i]!));
+  const ratio = (s: number[], d: number[]) => median(ratios(s, d));
   console.log(
     JSON.stringify(
       {
         seconds,
         rounds,
-        iperf3: { directGbps: res.iperfDirect, serviceGbps: res.iperfService, ratio: ratio(res.iperfService, res.iperfDirect), target: 0.75, edgemesh: "0.57-0.59" },
-        http64: { directRps: res.httpDirect, serviceRps: res.httpService, ratio: ratio(res.httpService, res.httpDirect), target: 0.7, edgemesh: "0.50-0.53" },
+        loadAverage: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).map(Number),
+        iperf3: { directGbps: res.iperfDirect, serviceGbps: res.iperfService, roundRatios: ratios(res.iperfService, res.iperfDirect), ratio: ratio(res.iperfService, res.iperfDirect), target: 0.75, edgemesh: "0.57-0.59" },
+        http64: { directRps: res.httpDirect, serviceRps: res.httpService, roundRatios: ratios(res.httpService, res.httpDirect), ratio: ratio(res.httpService, res.httpDirect), target: 0.7, edgemesh: "0.50-0.53" },
         agentRssMB: { idle: rssIdle, afterLoad: rssAfter, edgemesh: { idle: 54, afterLoad: "62-66" } },
       },
       null,
