@@ -6,7 +6,7 @@
 import { parseIPv4, parseIPv6 } from "./ip.ts";
 import type { NameData } from "./records.ts";
 import {
-  encodeName, hashName, inZone, mixHash, sameName, type Query, RCODE_NOERROR, RCODE_NXDOMAIN,
+  encodeName, hashName, inZone, sameName, type Query, RCODE_NOERROR, RCODE_NXDOMAIN,
   TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_PTR, TYPE_SOA, TYPE_SRV,
 } from "./wire.ts";
 
@@ -20,19 +20,23 @@ export interface Template {
   readonly chase: { readonly name: Uint8Array; readonly hash: number } | null;
 }
 
-export interface Entry {
+/** One name's templates. Built once per name and reused by every zone while it is unchanged. */
+export interface NameEntry {
+  /** Lower-cased wire name. */
   readonly name: Uint8Array;
-  readonly qtype: number;
-  readonly tpl: Template;
-  next: Entry | null;
+  readonly qtypes: readonly number[];
+  readonly tpls: readonly Template[];
+  /** Every other qtype: NODATA_MARK (the zone's NODATA) or, for ExternalName, the CNAME. */
+  readonly other: Template;
 }
 
 export interface Zone {
   readonly version: number;
   /** Lower-cased wire name of the cluster domain. */
   readonly domain: Uint8Array;
-  /** mixHash(name hash, qtype) -> chain. qtype 0 = "any other type" (NODATA or CNAME). */
-  readonly entries: Map<number, Entry>;
+  /** Name hash -> entry; an array only where two names share a hash. */
+  readonly entries: Map<number, NameEntry | NameEntry[]>;
+  readonly nodata: Template;
   readonly nxdomain: Template;
   readonly names: number;
   readonly skipped: readonly string[];
@@ -43,17 +47,25 @@ const MAX_BODY_BYTES = 65535 - 12 - 260 - 11;
 
 /** Hot path: the template answering q, or null when the name is not ours (forward it). */
 export function lookup(zone: Zone, q: Query): Template | null {
-  let e = zone.entries.get(mixHash(q.hash, q.qtype)) ?? null;
-  while (e !== null) {
-    if (e.qtype === q.qtype && sameName(q, e.name)) return e.tpl;
-    e = e.next;
+  const v = zone.entries.get(q.hash);
+  let e: NameEntry | null = null;
+  if (v === undefined) {
+    // not ours, or a name in the zone that does not exist
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (sameName(q, v[i]!.name)) e = v[i]!;
+  } else if (sameName(q, v.name)) {
+    e = v;
   }
-  e = zone.entries.get(mixHash(q.hash, 0)) ?? null;
-  while (e !== null) {
-    if (e.qtype === 0 && sameName(q, e.name)) return e.tpl;
-    e = e.next;
+  if (e === null) return inZone(q, zone.domain) ? zone.nxdomain : null;
+  let t = e.other;
+  const types = e.qtypes;
+  for (let i = 0; i < types.length; i++) {
+    if (types[i] === q.qtype) {
+      t = e.tpls[i]!;
+      break;
+    }
   }
-  return inZone(q, zone.domain) ? zone.nxdomain : null;
+  return t === NODATA_MARK ? zone.nodata : t;
 }
 
 /**

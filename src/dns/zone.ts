@@ -1,11 +1,11 @@
 // Step 3: a whole table into a Zone, the lookup structure the hot path reads. A table publish
 // rebuilds the Zone, but each service's names and templates are kept between compiles and reused
 // while the service's DNS-relevant fields (its fingerprint) are unchanged, so a publish costs
-// roughly one Map insert per (name, qtype) instead of re-encoding 10k services.
+// roughly one Map insert per name instead of re-encoding 10k services.
 import type { RouteTable } from "../control/index.ts";
 import { fingerprint, serviceNames } from "./records.ts";
-import { type Entry, negativeTemplates, NODATA_MARK, type Template, templatesFor, type Zone } from "./templates.ts";
-import { encodeName, hashName, mixHash, TYPE_SOA } from "./wire.ts";
+import { type NameEntry, negativeTemplates, NODATA_MARK, type Template, templatesFor, type Zone } from "./templates.ts";
+import { encodeName, hashName, TYPE_SOA } from "./wire.ts";
 
 export interface ZoneOptions {
   readonly domain: string;
@@ -19,13 +19,11 @@ export interface ZoneCompiler {
   compile(table: RouteTable): Zone;
 }
 
-/** A name encoded once, with its templates by qtype and their entry keys precomputed. */
+/** A name encoded and hashed once, with its entry, reused while the name's data is unchanged. */
 interface Prepared {
-  readonly wire: Uint8Array;
+  readonly hash: number;
+  readonly entry: NameEntry;
   readonly byType: Map<number, Template>;
-  readonly keys: number[];
-  readonly qtypes: number[];
-  readonly tpls: Template[];
 }
 
 interface ServiceMemo {
@@ -37,19 +35,26 @@ interface ServiceMemo {
   readonly full: Map<number, Template>;
   /** The bare service name, used only when no other namespace has a service of that name. */
   readonly short: Prepared;
-  readonly ptrs: [string, string][];
+  /** PTR names of this service's IPs; merged at compile time when two services share an IP. */
+  readonly ptrs: Prepared[];
 }
 
 function prepare(dotted: string, byType: Map<number, Template>): Prepared {
-  const wire = encodeName(dotted);
-  const hash = hashName(wire);
-  const p: Prepared = { wire, byType, keys: [], qtypes: [], tpls: [] };
+  const name = encodeName(dotted);
+  const qtypes: number[] = [];
+  const tpls: Template[] = [];
   for (const [qtype, tpl] of byType) {
-    p.keys.push(mixHash(hash, qtype));
-    p.qtypes.push(qtype);
-    p.tpls.push(tpl);
+    if (qtype === 0) continue;
+    qtypes.push(qtype);
+    tpls.push(tpl);
   }
-  return p;
+  return { hash: hashName(name), entry: { name, qtypes, tpls, other: byType.get(0) ?? NODATA_MARK }, byType };
+}
+
+function sameWire(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
@@ -57,7 +62,13 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
   const ttl = o.ttl >>> 0;
   const domainWire = encodeName(domain);
   let memo = new Map<string, ServiceMemo>();
-  let ptrMemo = new Map<string, Prepared>();
+  /** The PTR targets behind each PTR entry, for the rare merge of two services' records. */
+  const ptrTargetsOf = new WeakMap<NameEntry, string[]>();
+  const preparePtr = (rev: string, targets: string[]): Prepared => {
+    const p = prepare(rev, templatesFor({ a: new Set(), aaaa: new Set(), srv: [], ptr: new Set(targets), cname: "" }, new Map(), ttl, domain));
+    ptrTargetsOf.set(p.entry, targets);
+    return p;
+  };
 
   const memoFor = (svc: RouteTable["services"][number]): ServiceMemo | null => {
     const key = `${svc.namespace}/${svc.name}`;
@@ -80,27 +91,48 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
     }
     const full = prepared[0]!.byType; // serviceNames() creates the full name first
     prepared.push(prepare(`${s.name}.${s.namespace}.svc`, full), prepare(`${s.name}.${s.namespace}`, full));
-    return { fp, name: s.name, namespace: s.namespace, prepared, full, short: prepare(s.name, full), ptrs: s.ptrs };
+    const byRev = new Map<string, string[]>();
+    for (const [rev, target] of s.ptrs) byRev.set(rev, [...(byRev.get(rev) ?? []), target]);
+    const ptrs = [...byRev].map(([rev, targets]) => preparePtr(rev, targets));
+    return { fp, name: s.name, namespace: s.namespace, prepared, full, short: prepare(s.name, full), ptrs };
   };
 
   return {
     compile(table) {
       const neg = negativeTemplates(domain, table.version, ttl);
-      const entries = new Map<number, Entry>();
+      const entries = new Map<number, NameEntry | NameEntry[]>();
       let count = 0;
+      // A later put of the same name replaces the earlier one (real names are put after aliases).
       const put = (p: Prepared) => {
-        for (let i = 0; i < p.keys.length; i++) {
-          const key = p.keys[i]!;
-          const t = p.tpls[i]!;
-          entries.set(key, { name: p.wire, qtype: p.qtypes[i]!, tpl: t === NODATA_MARK ? neg.nodata : t, next: entries.get(key) ?? null });
+        const e = p.entry;
+        const old = entries.get(p.hash);
+        if (old === undefined || (!Array.isArray(old) && sameWire(old.name, e.name))) {
+          if (old === undefined) count++;
+          entries.set(p.hash, e);
+          return;
         }
-        count += p.keys.length;
+        const list = Array.isArray(old) ? old : [old];
+        const at = list.findIndex((x) => sameWire(x.name, e.name));
+        if (at >= 0) list[at] = e;
+        else {
+          list.push(e);
+          count++;
+        }
+        entries.set(p.hash, list);
+      };
+      // Two services with one IP (or a ClusterIP that is also an endpoint): one PTR set for both.
+      const putPtr = (p: Prepared) => {
+        const old = entries.get(p.hash);
+        const same = old === undefined ? undefined : (Array.isArray(old) ? old : [old]).find((x) => sameWire(x.name, p.entry.name));
+        const before = same && ptrTargetsOf.get(same);
+        if (!before) return put(p);
+        const rev = decodeName(p.entry.name);
+        put(preparePtr(rev, [...new Set([...before, ...ptrTargetsOf.get(p.entry)!])]));
       };
       const next = new Map<string, ServiceMemo>();
       const skipped: string[] = [];
       const namespaces = new Set<string>();
       const byShortName = new Map<string, ServiceMemo | null>();
-      const ptrTargets = new Map<string, Set<string>>();
       for (const svc of table.services) {
         const m = memoFor(svc);
         if (m === null) {
@@ -111,11 +143,6 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
         namespaces.add(m.namespace);
         // A single label is answered only when exactly one namespace has a service of that name.
         byShortName.set(m.name, byShortName.has(m.name) ? null : m);
-        for (const [rev, target] of m.ptrs) {
-          let set = ptrTargets.get(rev);
-          if (!set) ptrTargets.set(rev, (set = new Set()));
-          set.add(target);
-        }
       }
       memo = next;
       // Aliases first, so a real name that happens to equal an alias is found first in its chain.
@@ -126,27 +153,24 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
       }
       for (const m of byShortName.values()) if (m !== null) put(m.short);
       for (const m of next.values()) for (let i = 0; i < m.prepared.length - 2; i++) put(m.prepared[i]!);
-      const nextPtr = new Map<string, Prepared>();
-      for (const [rev, targets] of ptrTargets) {
-        const k = `${rev}|${[...targets].join(",")}`;
-        const p = ptrMemo.get(k) ?? prepare(rev, ptrTemplates(targets));
-        nextPtr.set(k, p);
-        put(p);
-      }
-      ptrMemo = nextPtr;
+      for (const m of next.values()) for (const p of m.ptrs) putPtr(p);
       for (const ns of namespaces) put(prepare(`${ns}.svc.${domain}`, new Map([[0, NODATA_MARK]])));
       put(prepare(`svc.${domain}`, new Map([[0, NODATA_MARK]])));
       put(prepare(domain, new Map([[0, NODATA_MARK], [TYPE_SOA, neg.apexSoa]])));
-      return { version: table.version, domain: domainWire, entries, nxdomain: neg.nxdomain, names: count, skipped };
+      return { version: table.version, domain: domainWire, entries, nodata: neg.nodata, nxdomain: neg.nxdomain, names: count, skipped };
     },
   };
 
-  function ptrTemplates(targets: Set<string>): Map<number, Template> {
-    return templatesFor({ a: new Set(), aaaa: new Set(), srv: [], ptr: targets, cname: "" }, new Map(), ttl, domain);
-  }
 }
 
 /** One-shot compile (tests, tools); the server keeps a compiler to reuse unchanged services. */
 export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
   return createZoneCompiler(o).compile(table);
+}
+
+/** Wire name back to dotted text (only for the rare PTR merge). */
+function decodeName(wire: Uint8Array): string {
+  const labels: string[] = [];
+  for (let o = 0; wire[o]! > 0; o += wire[o]! + 1) labels.push(String.fromCharCode(...wire.subarray(o + 1, o + 1 + wire[o]!)));
+  return labels.join(".");
 }

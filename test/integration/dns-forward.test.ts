@@ -35,32 +35,50 @@ async function startUpstream(opts: { silent?: boolean; host?: string; port?: num
   };
   const up: Upstream = { port: 0, udpSeen: [], tcpSeen: [], delayMs: 0, stop: () => {} };
   const hostname = opts.host ?? "127.0.0.1";
-  const udp = await Bun.udpSocket({
-    hostname, port: opts.port ?? 0,
-    socket: {
-      data(sock, buf, port, addr) {
-        const name = packet.decode(buf).questions![0]!.name;
-        up.udpSeen.push(name);
-        if (opts.silent) return;
-        const reply = answer(buf, false);
-        setTimeout(() => sock.send(reply, port, addr), up.delayMs);
+  const bind = async () => {
+    const udp = await Bun.udpSocket({
+      hostname, port: opts.port ?? 0,
+      socket: {
+        data(sock, buf, port, addr) {
+          const name = packet.decode(buf).questions![0]!.name;
+          up.udpSeen.push(name);
+          if (opts.silent) return;
+          const reply = answer(buf, false);
+          setTimeout(() => sock.send(reply, port, addr), up.delayMs);
+        },
       },
-    },
-  });
-  const tcp = Bun.listen({
-    hostname, port: udp.port,
-    socket: {
-      data(s, buf) {
-        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        up.tcpSeen.push(packet.decode(msg).questions![0]!.name);
-        const reply = answer(msg, true);
-        const framed = Buffer.alloc(reply.length + 2);
-        framed.writeUInt16BE(reply.length, 0);
-        reply.copy(framed, 2);
-        s.write(framed);
+    });
+    const listen = () => Bun.listen({
+      hostname, port: udp.port,
+      socket: {
+        data(s, buf) {
+          const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+          up.tcpSeen.push(packet.decode(msg).questions![0]!.name);
+          const reply = answer(msg, true);
+          const framed = Buffer.alloc(reply.length + 2);
+          framed.writeUInt16BE(reply.length, 0);
+          reply.copy(framed, 2);
+          s.write(framed);
+        },
       },
-    },
-  });
+    });
+    try {
+      return { udp, tcp: listen() };
+    } catch (err) {
+      udp.close();
+      throw err;
+    }
+  };
+  // Port 0 gives a free UDP port; TCP on the same number may be taken (busy machine): retry.
+  let bound: Awaited<ReturnType<typeof bind>> | null = null;
+  for (let attempt = 0; bound === null; attempt++) {
+    try {
+      bound = await bind();
+    } catch (err) {
+      if (attempt >= 10 || opts.port) throw err;
+    }
+  }
+  const { udp, tcp } = bound;
   up.port = udp.port;
   up.stop = () => {
     udp.close();

@@ -170,6 +170,15 @@ describe("createZoneCompiler", () => {
     expect(soaOf(z2)).toBe(7);
   });
 
+  test("two services sharing an IP get one PTR set naming both", () => {
+    const c = createZoneCompiler({ domain: "cluster.local", ttl: 30 });
+    const shared = table([svc({ name: "a", clusterIPs: ["10.96.5.5"] }), svc({ name: "b", clusterIPs: ["10.96.5.5"] })]);
+    const z = c.compile(shared);
+    expect(data(ask(z, "5.5.96.10.in-addr.arpa", "PTR")).sort()).toEqual(["a.default.svc.cluster.local", "b.default.svc.cluster.local"]);
+    const again = c.compile(table([...shared.services], 2));
+    expect(data(ask(again, "5.5.96.10.in-addr.arpa", "PTR"))).toHaveLength(2);
+  });
+
   test("a removed service disappears and a short name becomes unambiguous again", () => {
     const c = createZoneCompiler({ domain: "cluster.local", ttl: 30 });
     c.compile(TABLE);
