@@ -2,7 +2,7 @@
 // runs, and that the root namespace sees no new interfaces.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { createTestbed, RESOLV_CONF, type Pod, type Testbed } from "../support/netns.ts";
 import { listNamespaces, sweepStale } from "../support/testbed/names.ts";
 import { must, run } from "../support/testbed/sh.ts";
@@ -69,8 +69,12 @@ describe("netns test bed", () => {
     // pid 2^22+1 is above pid_max's ceiling, so it can never be a live process.
     const dead = "emtb-4194305-zz00-x";
     await must(["ip", "netns", "add", dead]);
+    mkdirSync(`/etc/netns/${dead}`, { recursive: true });
+    mkdirSync("/etc/netns/emtb-4194305-zz00-orphan", { recursive: true });
     const removed = await sweepStale();
     expect(removed).toContain(dead);
+    expect(existsSync(`/etc/netns/${dead}`)).toBe(false);
+    expect(existsSync("/etc/netns/emtb-4194305-zz00-orphan")).toBe(false);
     const left = await listNamespaces();
     expect(left).not.toContain(dead);
     expect(left.filter((n) => n.startsWith(`emtb-${bed.runId}`)).length).toBe(5);

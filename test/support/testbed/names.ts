@@ -3,7 +3,7 @@
 // the namespaces of a run that is still going. Interface names live inside these namespaces, so
 // they can be short fixed names (eth0, cni0, br0) and never clash with the host's.
 
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { run } from "./sh.ts";
 
 export const PREFIX = "emtb-";
@@ -56,5 +56,12 @@ export async function sweepStale(): Promise<string[]> {
     return m !== null && !alive(Number(m[1]));
   });
   for (const ns of stale) await deleteNamespace(ns);
+  // A crash between deleting a namespace and its folder leaves the folder alone.
+  if (existsSync("/etc/netns")) {
+    for (const dir of readdirSync("/etc/netns")) {
+      const m = dir.match(/^emtb-(\d+)-/);
+      if (m && !alive(Number(m[1]))) rmSync(`/etc/netns/${dir}`, { recursive: true, force: true });
+    }
+  }
   return stale;
 }
