@@ -2,6 +2,7 @@
 // the name in compat mode, as EdgeMesh does) and the relays with their addresses.
 import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { isIP } from "node:net";
+import { TunnelError } from "./errors.ts";
 import type { TransportKind } from "./host.ts";
 import { peerIdFromNodeName } from "./identity.ts";
 import type { RelayNode } from "./types.ts";
@@ -72,7 +73,11 @@ export class PeerBook {
     const out: Multiaddr[] = [];
     for (const a of addresses) {
       if (a.startsWith("/")) {
-        out.push(multiaddr(a));
+        try {
+          out.push(multiaddr(a));
+        } catch (err) {
+          throw new TunnelError("BAD_CONFIG", `relay advertiseAddress ${a} is not a multiaddr: ${(err as Error).message}`);
+        }
         continue;
       }
       const family = isIP(a) === 6 ? "ip6" : isIP(a) === 4 ? "ip4" : "dns";

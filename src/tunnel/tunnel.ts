@@ -165,10 +165,13 @@ class EdgeTunnel implements Tunnel {
 
   setRelayNodes(relays: RelayNode[]): void {
     this.#o.relayNodes = relays;
-    void this.#book.setRelays(relays).then(() => {
-      if (this.#allowed) for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
-      return this.#keepRelays();
-    });
+    this.#book
+      .setRelays(relays)
+      .then(() => {
+        if (this.#allowed) for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
+        return this.#keepRelays();
+      })
+      .catch((err) => this.#log.error("relay nodes not applied", { error: err as Error }));
   }
 
   /** Dials relays we are not connected to, with per-relay exponential backoff. */

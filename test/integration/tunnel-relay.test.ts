@@ -136,3 +136,11 @@ test("relay nodes changed while running are dialed without a restart", async () 
   await until("A learned the relay's node name", () => a.tunnel.peers().some((p) => p.nodeName === "relay"));
   await until("A holds a reservation on the new relay", () => a.tunnel.addrs().some((x) => x.includes(`/p2p/${r.tunnel.peerId}/p2p-circuit`)));
 }, 20_000);
+
+test("a bad relay address given at run time is logged, not thrown", async () => {
+  const a = makeTunnel("node-a", {});
+  await a.tunnel.start();
+  a.tunnel.setRelayNodes([{ nodeName: "relay", advertiseAddress: ["/ip4/not-an-ip/tcp/1"] }]);
+  await until("the error line", () => a.log.lines.some((l) => l.includes("relay nodes not applied") && l.includes("not-an-ip")));
+  expect(a.tunnel.peers()).toEqual([]);
+});
