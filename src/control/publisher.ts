@@ -7,7 +7,7 @@ import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import { compile, type CompileOptions } from "./compile/index.ts";
+import { createCompiler, type CompileOptions } from "./compile/index.ts";
 import { createRunner } from "./runner.ts";
 import type { ObjectStore } from "./store.ts";
 import { EMPTY_TABLE, type RouteTable, type TableSource } from "./table.ts";
@@ -49,22 +49,22 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let publishedRevision = -1;
   let lastWarnings = new Set<string>();
 
+  // Warnings of the compile in progress; the compiler is created once so it can reuse the
+  // output of every service whose objects did not change since the previous compile.
+  let warnings = new Set<string>();
+  const compiler = createCompiler({
+    serviceFilterMode: options.compileOptions.serviceFilterMode,
+    warn: (msg) => {
+      warnings.add(msg);
+    },
+  });
+
   const sync = (): void => {
     const revision = store.revision;
     if (revision === publishedRevision) return;
-    const warnings = new Set<string>();
+    warnings = new Set<string>();
     const started = performance.now();
-    const next = compile(
-      store.snapshot(),
-      {
-        serviceFilterMode: options.compileOptions.serviceFilterMode,
-        warn: (msg) => {
-          warnings.add(msg);
-        },
-      },
-      current.version + 1,
-      clock.now(),
-    );
+    const next = compiler.compile(store.snapshot(), current.version + 1, clock.now());
     const elapsed = performance.now() - started;
     // A warning repeats on every compile while its object is unchanged: log only new ones.
     const report = options.compileOptions.warn ?? ((msg: string) => log.warn(msg));

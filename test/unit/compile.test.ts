@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compile, type CompileOptions } from "../../src/control/compile/index.ts";
+import { compile, createCompiler, type CompileOptions } from "../../src/control/compile/index.ts";
 import { createObjectStore } from "../../src/control/store.ts";
 import type { KubeObject } from "../../src/control/objects.ts";
 import type { RouteTable } from "../../src/control/table.ts";
@@ -433,5 +433,95 @@ describe("compile: output", () => {
       slices: [slice("web", [{ name: "http", port: 8080 }], [ep("10.0.0.2"), ep("10.0.0.1")])],
     };
     expect(build(objs).table).toEqual(build(objs).table);
+  });
+});
+
+describe("createCompiler: reuse across compiles", () => {
+  const opts = (warnings: string[] = []): CompileOptions => ({ serviceFilterMode: "FilterIfLabelExists", warn: (m) => warnings.push(m) });
+  const webSlice = slice("web", [{ name: "http", port: 8080 }], [ep("10.0.0.1")]);
+
+  test("unchanged services keep their objects; a changed slice rebuilds only its service", () => {
+    const store = createObjectStore();
+    store.replace({ Service: [web(), svc("api", { ports: [{ name: "http", port: 81 }] })], EndpointSlice: [webSlice] });
+    const compiler = createCompiler(opts());
+    const t1 = compiler.compile(store.snapshot(), 1, 0);
+    store.upsert("EndpointSlice", slice("api", [{ name: "http", port: 9090 }], [ep("10.0.1.1")]));
+    const t2 = compiler.compile(store.snapshot(), 2, 0);
+    expect(t2.byKey["default/web:80/TCP"]).toBe(t1.byKey["default/web:80/TCP"]!);
+    expect(t2.services.find((r) => r.name === "web")).toBe(t1.services.find((r) => r.name === "web")!);
+    expect(t2.byKey["default/api:81/TCP"]).not.toBe(t1.byKey["default/api:81/TCP"]!);
+    expect(t2.byKey["default/api:81/TCP"]!.endpoints.map((e) => e.ip)).toEqual(["10.0.1.1"]);
+    expect(t2.version).toBe(2);
+  });
+
+  test("a new DestinationRule, a removed slice and a relabelled service all take effect", () => {
+    const store = createObjectStore();
+    const legacy: KubeObject = {
+      kind: "Endpoints",
+      metadata: { name: "web", namespace: "default" },
+      subsets: [{ addresses: [{ ip: "10.9.0.1" }], ports: [{ name: "http", port: 7000 }] }],
+    };
+    store.replace({ Service: [web()], EndpointSlice: [webSlice], Endpoints: [legacy] });
+    const compiler = createCompiler(opts());
+    compiler.compile(store.snapshot(), 1, 0);
+    store.upsert("DestinationRule", rule("web", { trafficPolicy: { loadBalancer: { simple: "RANDOM" } } }));
+    expect(compiler.compile(store.snapshot(), 2, 0).byKey["default/web:80/TCP"]!.policy.kind).toBe("RANDOM");
+    store.remove("EndpointSlice", `default/${webSlice.metadata.name}`);
+    expect(compiler.compile(store.snapshot(), 3, 0).byKey["default/web:80/TCP"]!.endpoints.map((e) => e.port)).toEqual([7000]);
+    store.upsert("Service", web({}));
+    store.upsert("Service", { ...web(), metadata: { name: "web", namespace: "default", labels: { "service.edgemesh.kubeedge.io/service-proxy-name": "x" } } });
+    expect(compiler.compile(store.snapshot(), 4, 0).ports).toEqual([]);
+  });
+
+  test("warnings of reused services are reported on every compile", () => {
+    const warnings: string[] = [];
+    const store = createObjectStore();
+    store.replace({ Service: [svc("sig", { ports: [{ port: 1, protocol: "SCTP" }] })] });
+    const compiler = createCompiler(opts(warnings));
+    compiler.compile(store.snapshot(), 1, 0);
+    compiler.compile(store.snapshot(), 2, 0);
+    expect(warnings.filter((w) => w.includes("SCTP")).length).toBe(2);
+  });
+
+  test("after any sequence of changes the result equals a cold compile", () => {
+    const store = createObjectStore();
+    const compiler = createCompiler(opts());
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let step = 0; step < 200; step++) {
+      const n = rnd(8);
+      const name = `s${n}`;
+      switch (rnd(6)) {
+        case 0:
+          store.upsert("Service", svc(name, { clusterIP: n % 3 === 0 ? "None" : `10.96.0.${n}`, ports: [{ name: "p", port: 80 + rnd(3) }] }));
+          break;
+        case 1:
+          store.remove("Service", `default/${name}`);
+          break;
+        case 2:
+          store.upsert("EndpointSlice", {
+            ...slice(name, [{ name: "p", port: 8000 + rnd(3) }], [ep(`10.1.${n}.${rnd(4)}`), ep(`10.1.${n}.${rnd(4)}`, { ready: rnd(2) === 0, serving: true, terminating: true })]),
+            metadata: { name: `${name}-${rnd(2)}`, namespace: "default", labels: { "kubernetes.io/service-name": name } },
+          });
+          break;
+        case 3:
+          store.remove("EndpointSlice", `default/${name}-${rnd(2)}`);
+          break;
+        case 4:
+          store.upsert("DestinationRule", rule(name, { trafficPolicy: { loadBalancer: { simple: rnd(2) ? "RANDOM" : "LEAST_CONN" } } }));
+          break;
+        default:
+          store.upsert("Endpoints", {
+            kind: "Endpoints",
+            metadata: { name, namespace: "default" },
+            subsets: [{ addresses: [{ ip: `10.2.${n}.${rnd(4)}` }], ports: [{ name: "p", port: 7000 }] }],
+          });
+      }
+      const snapshot = store.snapshot();
+      expect(compiler.compile(snapshot, step, 0)).toEqual(compile(snapshot, opts(), step, 0));
+    }
   });
 });

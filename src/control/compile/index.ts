@@ -1,5 +1,5 @@
 // Public surface of compile: the pure store -> RouteTable step and its option types.
-export { compile, DEFAULT_AFFINITY_TIMEOUT_SECONDS, type CompileOptions } from "./compile.ts";
+export { compile, createCompiler, DEFAULT_AFFINITY_TIMEOUT_SECONDS, type CompileOptions, type Compiler } from "./compile.ts";
 export { isProxied, SERVICE_PROXY_NAME_LABEL, type ServiceFilterMode } from "./filter.ts";
 export { policyFor } from "./policy.ts";
 export { SERVICE_NAME_LABEL } from "./endpoints.ts";
