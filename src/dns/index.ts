@@ -108,9 +108,15 @@ export function createDnsServer(o: DnsOptions): DnsServer {
   return {
     async start() {
       const readConf = o.readResolvConf ?? (() => readFileSync("/etc/resolv.conf", "utf8"));
-      const upstreams = o.upstreams.length > 0
-        ? o.upstreams.map(parseUpstream)
-        : upstreamsFromResolvConf(readConf(), o.listen);
+      let upstreams: Upstream[] = [];
+      if (o.upstreams.length > 0) upstreams = o.upstreams.map(parseUpstream);
+      else {
+        try {
+          upstreams = upstreamsFromResolvConf(readConf(), o.listen);
+        } catch (err) {
+          log.warn("cannot read resolv.conf for DNS upstreams", { err });
+        }
+      }
       const cluster = clusterUpstreams();
       if (o.cacheDNS?.enable && cluster === null) log.warn("cacheDNS: no cluster DNS found; answering cluster names locally");
       if (upstreams.length === 0) log.warn("no DNS upstreams: names outside the cluster get SERVFAIL");

@@ -196,6 +196,28 @@ describe("forwarding", () => {
   });
 });
 
+describe("upstreams from resolv.conf", () => {
+  test("nameservers are used in order, skipping our own listen address", async () => {
+    // Port 53 on loopback addresses of our own (we are root): resolv.conf cannot name a port.
+    const upstream = await startUpstream({ host: "127.53.0.11", port: 53 });
+    const metrics = createMetrics();
+    const server = createDnsServer({
+      table: { current: () => emptyTable, subscribe: () => () => {} }, listen: { host: "127.53.0.12", port: 53 }, tcp: true,
+      clusterDomain: "cluster.local", ttl: 30, upstreams: [], cacheSize: 10, metrics, log: createMemoryLogger(), clock,
+      readResolvConf: () => "search default.svc.cluster.local\nnameserver 127.53.0.12\nnameserver 127.53.0.11\n",
+    });
+    running.push(server);
+    try {
+      await server.start();
+      const proc = Bun.spawn(["dig", "@127.53.0.12", "+short", "+tries=1", "+time=3", "conf.example"], { stdout: "pipe" });
+      expect((await new Response(proc.stdout).text()).trim()).toBe("192.0.2.1");
+      expect(upstream.udpSeen).toEqual(["conf.example"]);
+    } finally {
+      upstream.stop();
+    }
+  });
+});
+
 describe("cacheDNS details", () => {
   test("autoDetect forwards cluster names to kube-system/kube-dns's ClusterIP, port 53", async () => {
     // A loopback address of our own for the "cluster DNS": 127/8 is all local, and we are root.
