@@ -473,6 +473,21 @@ describe("createCompiler: reuse across compiles", () => {
     expect(compiler.compile(store.snapshot(), 4, 0).ports).toEqual([]);
   });
 
+  test("a change only to kinds compile does not read reuses the whole table content", () => {
+    const warnings: string[] = [];
+    const store = createObjectStore();
+    store.replace({ Service: [web(), svc("sig", { ports: [{ port: 1, protocol: "SCTP" }] })], EndpointSlice: [webSlice] });
+    const compiler = createCompiler(opts(warnings));
+    const t1 = compiler.compile(store.snapshot(), 1, 10);
+    store.upsert("Node", { kind: "Node", metadata: { name: "edge-1" } });
+    const t2 = compiler.compile(store.snapshot(), 2, 20);
+    expect(t2.ports).toBe(t1.ports);
+    expect(t2.services).toBe(t1.services);
+    expect([t2.version, t2.compiledAt]).toEqual([2, 20]);
+    expect(Object.isFrozen(t2)).toBe(true);
+    expect(warnings.filter((w) => w.includes("SCTP")).length).toBe(2);
+  });
+
   test("warnings of reused services are reported on every compile", () => {
     const warnings: string[] = [];
     const store = createObjectStore();

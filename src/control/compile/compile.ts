@@ -8,7 +8,7 @@
 import type { StoreSnapshot } from "../store.ts";
 import type { KubeObject } from "../objects.ts";
 import type { RouteTable, ServicePort, ServiceRecord } from "../table.ts";
-import { indexSlices } from "./endpoints.ts";
+import { indexByName, indexSlices, lookup, type NameIndex } from "./endpoints.ts";
 import type { ServiceFilterMode } from "./filter.ts";
 import { compileService, type ServiceInputs, type ServiceOutput } from "./output.ts";
 
@@ -41,31 +41,88 @@ interface CacheEntry {
   readonly output: ServiceOutput;
 }
 
+/** What the previous compile saw and built, for reuse when whole kinds are unchanged. */
+interface Previous {
+  readonly snapshot: StoreSnapshot;
+  readonly services: KubeObject[];
+  readonly serviceWarnings: readonly string[];
+  readonly slicesByService: NameIndex<KubeObject[]>;
+  readonly endpointsByName: NameIndex<KubeObject>;
+  readonly rulesByName: NameIndex<KubeObject>;
+  /** sorted records[j] = records in service order[recordOrder[j]]; valid while `services` is. */
+  readonly recordOrder: readonly number[];
+  readonly warnings: readonly string[];
+  readonly table: RouteTable;
+}
+
 export function createCompiler(options: CompileOptions): Compiler {
   const mode = options.serviceFilterMode;
-  const warn = options.warn ?? noWarn;
+  const warnOut = options.warn ?? noWarn;
   let cache = new Map<KubeObject, CacheEntry>();
   // Port lists are shared across compiles too; bounded by the distinct lists in the cluster.
   let portLists = new Map<string, ServiceRecord["ports"]>();
+  let previous: Previous | undefined;
 
   return {
     compile(snapshot, version, now) {
-      const slicesByService = indexSlices(snapshot.EndpointSlice);
-      const services = sortedServices(snapshot.Service, warn);
+      // The store copies a kind's map only when that kind changes, so map identity tells which
+      // kinds are untouched since the previous compile.
+      const prev = previous;
+      if (
+        prev !== undefined &&
+        prev.snapshot.Service === snapshot.Service &&
+        prev.snapshot.EndpointSlice === snapshot.EndpointSlice &&
+        prev.snapshot.Endpoints === snapshot.Endpoints &&
+        prev.snapshot.DestinationRule === snapshot.DestinationRule
+      ) {
+        // Only kinds compile does not read changed (Node, Secret, ...): same content, new version.
+        for (const w of prev.warnings) warnOut(w);
+        const t = prev.table;
+        const table: RouteTable = Object.freeze({ version, compiledAt: now, ports: t.ports, byKey: t.byKey, services: t.services });
+        previous = { ...prev, snapshot, table };
+        return table;
+      }
+      const warnings: string[] = [];
+      const warn = (msg: string): void => {
+        warnings.push(msg);
+        warnOut(msg);
+      };
+      let services: KubeObject[];
+      let serviceWarnings: readonly string[];
+      const sameServices = prev !== undefined && prev.snapshot.Service === snapshot.Service;
+      if (sameServices) {
+        services = prev!.services;
+        serviceWarnings = prev!.serviceWarnings;
+        for (const w of serviceWarnings) warn(w);
+      } else {
+        const collected: string[] = [];
+        services = sortedServices(snapshot.Service, (msg) => collected.push(msg));
+        serviceWarnings = collected;
+        for (const w of collected) warn(w);
+      }
+      // Each index is rebuilt only when its kind changed.
+      const slicesByService =
+        prev !== undefined && prev.snapshot.EndpointSlice === snapshot.EndpointSlice
+          ? prev.slicesByService
+          : indexSlices(snapshot.EndpointSlice);
+      const endpointsByName =
+        prev !== undefined && prev.snapshot.Endpoints === snapshot.Endpoints ? prev.endpointsByName : indexByName(snapshot.Endpoints);
+      const rulesByName =
+        prev !== undefined && prev.snapshot.DestinationRule === snapshot.DestinationRule
+          ? prev.rulesByName
+          : indexByName(snapshot.DestinationRule);
       const next = new Map<KubeObject, CacheEntry>();
       const ports: ServicePort[] = [];
       const records: ServiceRecord[] = [];
-      const ruleCount = snapshot.DestinationRule.size;
       if (portLists.size > 4 * services.length + 64) portLists = new Map();
 
       for (let i = 0; i < services.length; i++) {
         const svc = services[i]!;
         const namespace = svc.metadata.namespace || "default";
         const name = svc.metadata.name;
-        const id = `${namespace}/${name}`;
-        const slices = slicesByService.get(id);
-        const legacy = slices === undefined ? snapshot.Endpoints.get(id) : undefined;
-        const rule = ruleCount === 0 ? undefined : snapshot.DestinationRule.get(id);
+        const slices = lookup(slicesByService, namespace, name);
+        const legacy = slices === undefined ? lookup(endpointsByName, namespace, name) : undefined;
+        const rule = lookup(rulesByName, namespace, name);
         const prev = cache.get(svc);
         let entry: CacheEntry;
         if (prev !== undefined && sameInputs(prev.input, slices, legacy, rule)) {
@@ -84,8 +141,13 @@ export function createCompiler(options: CompileOptions): Compiler {
 
       // `ports` is already in key order by construction (see sortedServices); a test checks it.
       // Records want (namespace, name) order, which differs where one name prefixes another
-      // ("svc-1" / "svc-1-x"): one more sort, of flat strings, ~2 ms at 10k services.
-      records.sort(compareRecords);
+      // ("svc-1" / "svc-1-x"): sorted once per Service-map change, the order is then reused
+      // (a record exists for a service iff its spec is usable: a property of the same objects).
+      let recordOrder: readonly number[];
+      if (sameServices && prev!.recordOrder.length === records.length) recordOrder = prev!.recordOrder;
+      else recordOrder = sortOrder(records);
+      const sortedRecords = new Array<ServiceRecord>(records.length);
+      for (let j = 0; j < recordOrder.length; j++) sortedRecords[j] = records[recordOrder[j]!]!;
       const byKey = Object.create(null) as Record<string, ServicePort>;
       for (let i = 0; i < ports.length; i++) byKey[ports[i]!.key] = ports[i]!;
       // Every object and array was frozen as it was built, so the table is deeply frozen once
@@ -93,8 +155,10 @@ export function createCompiler(options: CompileOptions): Compiler {
       // re-walks the graph, and Object.isFrozen on a frozen 10k-element array alone costs ~2 ms.
       Object.freeze(ports);
       Object.freeze(byKey);
-      Object.freeze(records);
-      return Object.freeze({ version, compiledAt: now, ports, byKey, services: records });
+      Object.freeze(sortedRecords);
+      const table: RouteTable = Object.freeze({ version, compiledAt: now, ports, byKey, services: sortedRecords });
+      previous = { snapshot, services, serviceWarnings, slicesByService, endpointsByName, rulesByName, recordOrder, warnings, table };
+      return table;
     },
   };
 }
@@ -148,6 +212,13 @@ function sortedServices(map: ReadonlyMap<string, KubeObject>, warn: (msg: string
     list.push(keyed[i]!.svc);
   }
   return list;
+}
+
+/** Indices of `records` in (namespace, name) order. */
+function sortOrder(records: readonly ServiceRecord[]): number[] {
+  const order = new Array<number>(records.length);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  return order.sort((a, b) => compareRecords(records[a]!, records[b]!));
 }
 
 function compareRecords(a: ServiceRecord, b: ServiceRecord): number {
