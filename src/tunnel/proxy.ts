@@ -87,7 +87,9 @@ export class ProxyService {
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let stream: Stream;
     try {
-      stream = await this.o.libp2p.dialProtocol(peer, PROXY_PROTOCOL, { runOnLimitedConnection: true, signal: sig });
+      // negotiateFully: false sends the protocol name together with our CONNECT: one round trip
+      // (CONNECT -> SUCCESS) instead of two on an open connection.
+      stream = await this.o.libp2p.dialProtocol(peer, PROXY_PROTOCOL, { runOnLimitedConnection: true, negotiateFully: false, signal: sig });
     } catch (err) {
       this.#c.openFailed.value++;
       throw new TunnelError("NO_PEER", `cannot open a proxy stream to node ${node} (${id}): ${(err as Error).message}`);
@@ -144,21 +146,21 @@ export class ProxyService {
     const udpFramed = protocol === "udp" && ((msg.features ?? 0) & FEATURE_UDP_FRAMED) !== 0;
     const header: ProxyHeader = { protocol, ip: msg.ip, port, nodeName: msg.nodeName ?? "", remotePeer, remoteNode: this.o.book.nodeOf(remotePeer), udpFramed };
     let accepted = false;
+    const release = holdWrites(stream);
     try {
-      // A handler that answers synchronously gets SUCCESS sent before anything it queued runs;
-      // an async one must not write to the stream before its promise resolves (see Tunnel docs).
       const r = this.#handler ? this.#handler(header, stream) : false;
       accepted = r instanceof Promise ? await r : r;
     } catch (err) {
       this.o.log.error("proxy handler threw", { peer: remotePeer, target: `${header.ip}:${header.port}`, error: err as Error });
     }
     if (!accepted) {
+      release(undefined);
       this.#c.refused.value++;
       await replyAndClose(stream, FAILED);
       return;
     }
     try {
-      stream.send(encodeProxy({ type: MsgType.SUCCESS, acceptedFeatures: udpFramed ? FEATURE_UDP_FRAMED : undefined }));
+      release(encodeProxy({ type: MsgType.SUCCESS, acceptedFeatures: udpFramed ? FEATURE_UDP_FRAMED : undefined }));
       this.#c.accepted.value++;
     } catch (err) {
       stream.abort(err as Error);
@@ -171,6 +173,28 @@ export class ProxyService {
     if (circuits.length === 0) return;
     await this.o.libp2p.peerStore.merge(peer, { multiaddrs: circuits });
   }
+}
+
+/**
+ * While the handler decides, anything it (or a splice it already started) writes is queued, so
+ * no payload byte can reach the opener before SUCCESS. An own `send` shadows the prototype's
+ * for that short time; `release(first)` restores it, sends `first` (SUCCESS), then the queue.
+ * `release(undefined)` drops the queue (the answer is FAILED).
+ */
+function holdWrites(stream: Stream): (first: Uint8Array | undefined) => void {
+  type Chunk = Parameters<Stream["send"]>[0];
+  const queued: Chunk[] = [];
+  const target = stream as unknown as { send: (data: Chunk) => boolean };
+  target.send = (data: Chunk) => {
+    queued.push(data);
+    return true;
+  };
+  return (first) => {
+    delete (target as { send?: unknown }).send;
+    if (!first) return;
+    stream.send(first);
+    for (const data of queued) stream.send(data);
+  };
 }
 
 function isRelayed(libp2p: Libp2p, peer: PeerId): boolean {

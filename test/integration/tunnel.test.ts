@@ -152,9 +152,8 @@ describe("tunnel between two agents on loopback", () => {
     const headers: unknown[] = [];
     b.tunnel.handleProxy((header, stream) => {
       headers.push(header);
-      // Write only after the handler returned (the tunnel sends SUCCESS first), as the hot path
-      // does when local socket data arrives.
-      far = Promise.all([receiveBytes(stream, 10 * MB), Bun.sleep(0).then(() => sendBytes(stream, 10 * MB, 2))]);
+      // Writing starts inside the handler: the tunnel holds it back until SUCCESS is sent.
+      far = Promise.all([receiveBytes(stream, 10 * MB), sendBytes(stream, 10 * MB, 2)]);
       return true;
     });
     const { stream, relayed } = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.244.2.10", port: 8080 });
@@ -210,9 +209,10 @@ describe("tunnel between two agents on loopback", () => {
 
   test("bytes the far side sends right after SUCCESS are not lost before the opener listens", async () => {
     const { a, b } = await pair();
-    b.tunnel.handleProxy((_h, stream) => {
-      // Even a write queued as a microtask comes after SUCCESS when the handler answers synchronously.
-      queueMicrotask(() => stream.send(new TextEncoder().encode("SSH-2.0-banner\r\n")));
+    b.tunnel.handleProxy(async (_h, stream) => {
+      // The endpoint speaks first (an SSH banner) before the handler has even answered.
+      stream.send(new TextEncoder().encode("SSH-2.0-banner\r\n"));
+      await Bun.sleep(20);
       return true;
     });
     const { stream } = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 22 });
@@ -225,7 +225,10 @@ describe("tunnel between two agents on loopback", () => {
 
   test("a refusal by the far agent's handler reaches the opener as PROXY_REFUSED and is counted", async () => {
     const { a, b } = await pair();
-    b.tunnel.handleProxy(async (header) => header.port === 1); // only port 1 is "an endpoint"
+    b.tunnel.handleProxy(async (header, stream) => {
+      stream.send(new TextEncoder().encode("junk")); // held back, then dropped with the refusal
+      return header.port === 1; // only port 1 is "an endpoint"
+    });
     const err = await refusal(a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.9", port: 9999 }));
     expect(err.code).toBe("PROXY_REFUSED");
     expect(b.metrics.snapshot()["tunnel_proxy_refused_total"]).toBe(1);
