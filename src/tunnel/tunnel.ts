@@ -15,6 +15,9 @@
 //    you attached, read stream.remoteWriteStatus === "closed" / stream.readableEnded.
 //  - close(): half-close our side; resolves when handed to the transport, not when delivered.
 //    abort(err): reset both ways. "close" event: the stream is finished (evt.error if reset).
+//  - send() may keep a reference to the buffer until it is written: do not reuse it.
+//  - never throw from a 'message' listener: the exception escapes into yamux and kills the
+//    stream (and can take the connection with it).
 import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
 import type { PeerId } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";

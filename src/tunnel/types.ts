@@ -71,6 +71,12 @@ export interface OpenedProxyStream {
   relayed: boolean;
 }
 
+/**
+ * Decides an incoming CONNECT (check the table, dial the endpoint) and returns true to accept.
+ * The handler may start splicing at once: writes to `stream` are held by the tunnel until its
+ * SUCCESS is on the wire (and dropped if the answer is FAILED); incoming payload waits in the
+ * stream until a 'message' listener is attached.
+ */
 export type ProxyHandler = (header: ProxyHeader, stream: TunnelStream) => boolean | Promise<boolean>;
 
 export interface PeerInfo {
