@@ -10,7 +10,7 @@ import type { KubeObject } from "../objects.ts";
 import type { RouteTable, ServicePort, ServiceRecord } from "../table.ts";
 import { indexByName, indexSlices, lookup, type NameIndex } from "./endpoints.ts";
 import type { ServiceFilterMode } from "./filter.ts";
-import { compileService, type ServiceInputs, type ServiceOutput } from "./output.ts";
+import { compileService, type PortListCache, type ServiceInputs, type ServiceOutput } from "./output.ts";
 
 export { DEFAULT_AFFINITY_TIMEOUT_SECONDS } from "./service.ts";
 
@@ -59,8 +59,8 @@ export function createCompiler(options: CompileOptions): Compiler {
   const mode = options.serviceFilterMode;
   const warnOut = options.warn ?? noWarn;
   let cache = new Map<KubeObject, CacheEntry>();
-  // Port lists are shared across compiles too; bounded by the distinct lists in the cluster.
-  let portLists = new Map<string, ServiceRecord["ports"]>();
+  // Port lists are shared across compiles too; bounded by the distinct port names in use.
+  let portLists: PortListCache = new Map();
   let previous: Previous | undefined;
 
   return {
@@ -114,7 +114,7 @@ export function createCompiler(options: CompileOptions): Compiler {
       const next = new Map<KubeObject, CacheEntry>();
       const ports: ServicePort[] = [];
       const records: ServiceRecord[] = [];
-      if (portLists.size > 4 * services.length + 64) portLists = new Map();
+      if (portLists.size > services.length + 64) portLists = new Map();
 
       for (let i = 0; i < services.length; i++) {
         const svc = services[i]!;

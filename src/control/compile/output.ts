@@ -35,7 +35,7 @@ export function compileService(
   namespace: string,
   name: string,
   mode: ServiceFilterMode,
-  portLists: Map<string, ServiceRecord["ports"]>,
+  portLists: PortListCache,
 ): ServiceOutput {
   let warnings: string[] | null = null;
   const warn = (msg: string): void => {
@@ -93,25 +93,34 @@ export function compileService(
 
 const NO_RECORD_PORTS: ServiceRecord["ports"] = Object.freeze([]);
 
+/** Single-port lists by port name, then port * 2 + (UDP ? 1 : 0). */
+export type PortListCache = Map<string, Map<number, ServiceRecord["ports"]>>;
+
 /**
- * A record's port list, shared between services with identical lists (most services look
- * alike: one "http" port 80/TCP): a map lookup is cheaper than building and freezing a new
- * array in JSC, and 10k services then hold a handful of lists instead of 10k.
+ * A record's port list. Single-port lists (most services: one "http" port 80/TCP) are shared
+ * between services: two map lookups on the spec's own strings are cheaper than building and
+ * freezing a new array in JSC, and 10k services then hold a handful of lists, not 10k.
  */
-function recordPorts(specs: readonly PortSpec[], shared: Map<string, ServiceRecord["ports"]>): ServiceRecord["ports"] {
+function recordPorts(specs: readonly PortSpec[], shared: PortListCache): ServiceRecord["ports"] {
   if (specs.length === 0) return NO_RECORD_PORTS;
-  let key = "";
-  for (let i = 0; i < specs.length; i++) key += `${specs[i]!.name}|${specs[i]!.port}|${specs[i]!.protocol};`;
-  const known = shared.get(key);
-  if (known !== undefined) return known;
+  if (specs.length === 1) {
+    const p = specs[0]!;
+    const code = p.port * 2 + (p.protocol === "UDP" ? 1 : 0);
+    let byPort = shared.get(p.name);
+    if (byPort === undefined) shared.set(p.name, (byPort = new Map()));
+    let list = byPort.get(code);
+    if (list === undefined) {
+      list = Object.freeze([Object.freeze({ name: p.name, port: p.port, protocol: p.protocol })]);
+      byPort.set(code, list);
+    }
+    return list;
+  }
   const out = new Array<ServiceRecord["ports"][number]>(specs.length);
   for (let i = 0; i < specs.length; i++) {
     const p = specs[i]!;
     out[i] = Object.freeze({ name: p.name, port: p.port, protocol: p.protocol });
   }
-  const list = Object.freeze(out);
-  shared.set(key, list);
-  return list;
+  return Object.freeze(out);
 }
 
 /**
