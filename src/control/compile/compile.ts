@@ -1,9 +1,13 @@
-// compile(): the object store in, one deeply frozen RouteTable out. Pure: no I/O, no clock
-// reads (time and version come in as arguments), warnings go to a callback. Called by the
-// publisher after a burst of store changes, so it must be fast at 10k services / 100k
-// endpoints: slices are indexed once per run, per-service values (policy, affinity, IP lists)
-// are built once and shared by the service's ports, and every object is frozen as it is built,
-// so the finished table is deeply frozen without a second walk over 100k endpoints.
+// compile(): the object store in, one deeply frozen RouteTable out. No I/O, no clock reads
+// (time and version come in as arguments), warnings go to a callback. It must be fast at 10k
+// services / 100k endpoints: slices are indexed once per run, per-service values (policy,
+// affinity, IP lists) are built once and shared by the service's ports, and every object is
+// frozen as it is built, so the table is deeply frozen without a second walk over 100k
+// endpoints. compile() is the cold path; createCompiler() (used by the publisher) also reuses
+// whatever did not change since its previous compile.
+//
+// Contract with sources: an object handed to the store is never mutated afterwards (a change
+// is a new object). Reuse is keyed on object identity and relies on it.
 
 import type { StoreSnapshot } from "../store.ts";
 import type { KubeObject } from "../objects.ts";
