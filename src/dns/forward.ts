@@ -62,6 +62,8 @@ interface Pending {
   readonly qclass: number;
   readonly group: readonly Upstream[];
   readonly waiters: Waiter[];
+  /** Index in `group` of the first upstream asked: the last one that answered. */
+  readonly start: number;
   attempt: number;
   tcp: boolean;
   cancel: (() => void) | null;
@@ -71,6 +73,9 @@ export class Forwarder {
   readonly #o: ForwarderOptions;
   readonly #pending = new Map<number, Pending>();
   readonly #out = new Uint8Array(OUT_BYTES);
+  /** Per upstream list, the one that answered last: a dead first resolver then costs one
+   * timeout, not one per question. */
+  readonly #preferred = new WeakMap<readonly Upstream[], number>();
 
   constructor(o: ForwarderOptions) {
     this.#o = o;
@@ -93,7 +98,7 @@ export class Forwarder {
     if (group.length === 0 || this.#pending.size >= this.#o.maxPending) return this.#failOne(w, c.overloaded);
     const np: Pending = {
       key, name: q.name.slice(0, q.nameLen), qtype: q.qtype, qclass: q.qclass, group,
-      waiters: [w], attempt: 0, tcp: viaTcp, cancel: null,
+      waiters: [w], start: this.#preferred.get(group) ?? 0, attempt: 0, tcp: viaTcp, cancel: null,
     };
     // A colliding key with another name is not coalesced, only tracked by its own attempt.
     if (p === undefined) this.#pending.set(key, np);
@@ -107,7 +112,7 @@ export class Forwarder {
 
   #send(p: Pending): void {
     this.#o.counters.forwarded.value++;
-    const up = p.group[p.attempt % p.group.length]!;
+    const up = p.group[(p.start + p.attempt) % p.group.length]!;
     const done = (reply: Uint8Array | null, truncated: boolean) => this.#onReply(p, reply, truncated);
     const args = { upstream: up, name: p.name, qtype: p.qtype, qclass: p.qclass, timeoutMs: this.#o.timeoutMs };
     p.cancel = p.tcp ? this.#o.io.tcp(args, done) : this.#o.io.udp(args, done);
@@ -125,6 +130,7 @@ export class Forwarder {
       p.tcp = true; // same upstream, whole answer over TCP
       return this.#send(p);
     }
+    this.#preferred.set(p.group, (p.start + p.attempt) % p.group.length);
     this.#finish(p, reply);
   }
 

@@ -12,6 +12,8 @@ const UDP_BATCH = 128;
 const TCP_IDLE_S = 10;
 /** Open TCP connections beyond this are closed at once: a flood must not exhaust memory. */
 const MAX_TCP_CONNECTIONS = 1000;
+/** Unprocessed TCP input per connection (many pipelined queries in one read fit easily). */
+const MAX_TCP_INPUT_BYTES = 256 * 1024;
 /** A client that does not read its answers is dropped once this much output waits for it. */
 const MAX_TCP_PENDING_BYTES = 1 << 20;
 
@@ -133,8 +135,10 @@ export class DnsSockets {
 
   #onTcpData(conn: TcpConn, chunk: Uint8Array): void {
     if (conn.len + chunk.length > conn.buf.length) {
-      const grown = new Uint8Array(Math.min(TCP_LIMIT + 2, Math.max(conn.buf.length * 2, conn.len + chunk.length)));
-      if (conn.len + chunk.length > grown.length) return void conn.socket.end(); // not DNS framing
+      // Pipelined queries may arrive as one big chunk; a client sending more than this unanswered
+      // is not a resolver.
+      if (conn.len + chunk.length > MAX_TCP_INPUT_BYTES) return void conn.socket.end();
+      const grown = new Uint8Array(Math.min(MAX_TCP_INPUT_BYTES, Math.max(conn.buf.length * 2, conn.len + chunk.length)));
       grown.set(conn.buf.subarray(0, conn.len));
       conn.buf = grown;
     }

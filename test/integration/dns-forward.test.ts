@@ -162,6 +162,9 @@ describe("forwarding", () => {
       expect(silent.udpSeen).toEqual(["retry.example"]);
       expect(up.udpSeen).toEqual(["retry.example"]);
       expect(metrics.snapshot()['dns_forward_total{event="timeout"}']).toBe(1);
+      await dig(port, "next.example"); // the upstream that answered is asked first from now on
+      expect(silent.udpSeen).toEqual(["retry.example"]);
+      expect(up.udpSeen).toEqual(["retry.example", "next.example"]);
     } finally {
       silent.stop();
     }
