@@ -217,6 +217,24 @@ items:
   });
 });
 
+test("a folder deleted and recreated is watched again after the next periodic rescan", async () => {
+  await writeFile(join(dir, "web.yaml"), SERVICE("web", 80));
+  source = createManifestSource({ dir, store, log, debounceMs: 20, rescanIntervalMs: 100 });
+  await source.start();
+  const waitFor = async (check: () => boolean) => {
+    const deadline = Date.now() + 3_000;
+    while (!check() && Date.now() < deadline) await Bun.sleep(10);
+    return check();
+  };
+  await rm(dir, { recursive: true, force: true });
+  await Bun.sleep(150); // a periodic rescan fails meanwhile: the last state stays
+  expect(store.snapshot().Service.has("default/web")).toBe(true);
+  await mkdir(dir);
+  await writeFile(join(dir, "web.yaml"), SERVICE("web", 8081));
+  expect(await waitFor(() => store.snapshot().Service.get("default/web")?.spec.ports[0].port === 8081)).toBe(true);
+  expect(log.lines.filter((l) => l.includes("scan failed")).length).toBe(1);
+});
+
 describe("parseManifest", () => {
   test("empty documents and document end markers are fine", () => {
     const r = parseManifest("x.yaml", "---\n---\nkind: Node\nmetadata: {name: n1}\n...\n");

@@ -9,7 +9,7 @@
 // A malformed file is reported (file, line, reason) and logged once per change, and the last
 // good content of that file stays in effect, so a half-saved edit loses nothing.
 
-import { watch, type FSWatcher } from "node:fs";
+import { statSync, watch, type FSWatcher } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../log/index.ts";
@@ -194,8 +194,14 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
     }, debounceMs);
   };
 
+  // inotify watches an inode: a folder deleted and recreated (rm -rf && cp -r, a volume
+  // remount) leaves the watcher silent on the old one, so periodic rescans compare inodes.
+  let watchedIno = -1;
   const startWatcher = (): void => {
+    watcher?.close();
+    watcher = undefined;
     try {
+      watchedIno = statSync(dir).ino;
       watcher = watch(dir, { persistent: true }, onEvent);
       watcher.on("error", (err) => {
         log.warn("manifest folder watch failed; relying on periodic rescans", { dir, err });
@@ -210,9 +216,17 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
   const periodic = (): void => {
     rescanTimer = undefined;
     if (stopped) return;
-    if (watcher === undefined) startWatcher(); // the folder may be back
+    if (watcher === undefined || currentIno() !== watchedIno) startWatcher(); // the folder may be back or new
     background();
     rescanTimer = clock.setTimeout(periodic, rescanMs);
+  };
+
+  const currentIno = (): number => {
+    try {
+      return statSync(dir).ino;
+    } catch {
+      return -1;
+    }
   };
 
   return {
