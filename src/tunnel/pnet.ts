@@ -122,10 +122,15 @@ class PnetMessageStream extends AbstractMessageStream {
   }
 
   sendData(data: ByteList) {
-    const plain = data.subarray();
-    // Not in place: the caller may still own `plain` (a single-chunk list returns its buffer).
-    const canSendMore = this.#inner.send(this.#out.update(plain, new Uint8Array(plain.length)));
-    return { sentBytes: plain.length, canSendMore };
+    // Encrypt each chunk straight into one output buffer: no concatenation copy, one socket
+    // write, and never in place (the caller may still own its buffers).
+    const out = new Uint8Array(data.byteLength);
+    let offset = 0;
+    for (const chunk of data) {
+      this.#out.update(chunk, out.subarray(offset, offset + chunk.length));
+      offset += chunk.length;
+    }
+    return { sentBytes: out.length, canSendMore: this.#inner.send(out) };
   }
   sendReset(err: Error): void {
     this.#inner.abort(err);
