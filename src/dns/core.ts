@@ -147,7 +147,9 @@ export class DnsCore {
   }
 
   /** ExternalName A/AAAA: CNAME plus the target's records, from the cache or the forwarder. */
-  #chase(t: Template, buf: Uint8Array, out: Uint8Array, limit: number, conn: object | null, port: number, address: string): number {
+  #chase(
+    t: Template, buf: Uint8Array, out: Uint8Array, limit: number, conn: object | null, port: number, address: string,
+  ): number {
     const q = this.q;
     const cq = this.#cq;
     const target = t.chase!;

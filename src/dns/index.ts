@@ -84,7 +84,8 @@ export function createDnsServer(o: DnsOptions): DnsServer {
     const c = o.cacheDNS;
     if (!c?.enable) return null;
     if (c.autoDetect) {
-      const found = o.table.current().services.find((s) => s.namespace === "kube-system" && (s.name === "kube-dns" || s.name === "coredns"));
+      const found = o.table.current().services
+        .find((s) => s.namespace === "kube-system" && (s.name === "kube-dns" || s.name === "coredns"));
       const ip = found?.clusterIPs.find((x) => x && x !== "None");
       if (ip) return [{ host: ip, port: 53 }];
     }
@@ -136,7 +137,8 @@ export function createDnsServer(o: DnsOptions): DnsServer {
       unsubscribe = o.table.subscribe(rebuild);
       rebuild();
       const ports = await sockets.start(o.listen.host, o.listen.port, o.tcp);
-      log.info("DNS listening", { host: o.listen.host, ...ports, upstreams: upstreams.map((u) => `${u.host}:${u.port}`).join(",") });
+      const names = upstreams.map((u) => `${u.host}:${u.port}`).join(",");
+      log.info("DNS listening", { host: o.listen.host, ...ports, upstreams: names });
       return { host: o.listen.host, ...ports };
     },
     stop() {

@@ -65,7 +65,8 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
   /** The PTR targets behind each PTR entry, for the rare merge of two services' records. */
   const ptrTargetsOf = new WeakMap<NameEntry, string[]>();
   const preparePtr = (rev: string, targets: string[]): Prepared => {
-    const p = prepare(rev, templatesFor({ a: new Set(), aaaa: new Set(), srv: [], ptr: new Set(targets), cname: "" }, new Map(), ttl, domain));
+    const data = { a: new Set<string>(), aaaa: new Set<string>(), srv: [], ptr: new Set(targets), cname: "" };
+    const p = prepare(rev, templatesFor(data, new Map(), ttl, domain));
     ptrTargetsOf.set(p.entry, targets);
     return p;
   };
@@ -123,7 +124,8 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
       // Two services with one IP (or a ClusterIP that is also an endpoint): one PTR set for both.
       const putPtr = (p: Prepared) => {
         const old = entries.get(p.hash);
-        const same = old === undefined ? undefined : (Array.isArray(old) ? old : [old]).find((x) => sameWire(x.name, p.entry.name));
+        const list = old === undefined ? [] : Array.isArray(old) ? old : [old];
+        const same = list.find((x) => sameWire(x.name, p.entry.name));
         const before = same && ptrTargetsOf.get(same);
         if (!before) return put(p);
         const rev = decodeName(p.entry.name);
@@ -157,7 +159,9 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
       for (const ns of namespaces) put(prepare(`${ns}.svc.${domain}`, new Map([[0, NODATA_MARK]])));
       put(prepare(`svc.${domain}`, new Map([[0, NODATA_MARK]])));
       put(prepare(domain, new Map([[0, NODATA_MARK], [TYPE_SOA, neg.apexSoa]])));
-      return { version: table.version, domain: domainWire, entries, nodata: neg.nodata, nxdomain: neg.nxdomain, names: count, skipped };
+      return {
+        version: table.version, domain: domainWire, entries, nodata: neg.nodata, nxdomain: neg.nxdomain, names: count, skipped,
+      };
     },
   };
 
