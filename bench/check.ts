@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { evaluate, lastJson, normalizeExternal, parseFloors, renderTable, type Result } from "./gate/index.ts";
+import { evaluate, type Floors, lastJson, normalizeExternal, parseFloors, renderTable, type Result } from "./gate/index.ts";
 import { spawnChild, stopAll } from "./macro/procs.ts";
 import { runMacro } from "./macro/suite.ts";
 
@@ -74,7 +74,7 @@ async function runMicro(): Promise<Result[]> {
   return out;
 }
 
-async function runExternal(): Promise<Result[]> {
+async function runExternal(floors: Floors): Promise<Result[]> {
   const out: Result[] = [];
   for (const ext of EXTERNAL) {
     const path = bench(ext.file);
@@ -90,6 +90,12 @@ async function runExternal(): Promise<Result[]> {
       const missing = missingModule(child.stderrText());
       const why = `bench/${ext.file} exit ${code}, ${results.length} results: ${child.stderrText().trim().split("\n").slice(-3).join(" | ")}`;
       out.push({ name: `${ext.prefix}.bench`, unit: "", value: null, ...(missing ? { notMeasured: `${ext.file}: ${missing}` } : { error: why }) });
+      // Its floored rows say why they have no number, instead of a bare MISSING each.
+      for (const name of floors.keys()) {
+        if (!name.startsWith(`${ext.prefix}.`) || results.some((r) => r.name === name)) continue;
+        const reason = `bench/${ext.file} did not report it (see ${ext.prefix}.bench)`;
+        out.push({ name, unit: "", value: null, ...(missing ? { notMeasured: reason } : { error: reason }) });
+      }
     }
     out.push(...results);
   }
@@ -113,7 +119,7 @@ async function main(): Promise<number> {
       })),
     );
   }
-  if (!values["no-external"]) results.push(...(await runExternal()));
+  if (!values["no-external"]) results.push(...(await runExternal(floors)));
   // A partial run (--no-*) only judges what it ran.
   const partial = values["no-micro"] || values["no-macro"] || values["no-external"];
   const judged = partial ? new Map([...floors].filter(([name]) => results.some((r) => r.name === name))) : floors;

@@ -9,6 +9,7 @@ import type { Result } from "../gate/index.ts";
 export interface Stats {
   /** Mean ns per iteration. */
   avg: number;
+  /** Median ns per iteration (what is reported). */
   p50: number;
   p75: number;
   p25: number;
@@ -28,16 +29,19 @@ export async function runScenarios(): Promise<Map<string, Stats>> {
   return out;
 }
 
-/** ns/op of ours against a reference scenario: ratio = reference ns / our ns (higher is better). */
+/**
+ * ns/op of ours against a reference scenario: ratio = reference ns / our ns (higher is better).
+ * Medians, not means: one GC pause or deopt inside a 2-ns loop moves the mean by 10x.
+ */
 export function nsRatio(name: string, stats: Map<string, Stats>, ours: string, reference: string, note?: string): Result {
   const o = get(stats, ours);
   const r = get(stats, reference);
   return {
     name,
     unit: "ns/op",
-    value: o.avg,
-    reference: { name: reference, value: r.avg },
-    ratio: r.avg / o.avg,
+    value: o.p50,
+    reference: { name: reference, value: r.p50 },
+    ratio: r.p50 / o.p50,
     ...(note ? { note } : {}),
   };
 }
