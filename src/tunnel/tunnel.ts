@@ -177,6 +177,21 @@ class EdgeTunnel implements Tunnel {
       .catch((err) => this.#log.error("relay nodes not applied", { error: err as Error }));
   }
 
+  setAllowedPeers(peerIds: string[]): void {
+    if (!this.#allowed) {
+      this.#log.warn("setAllowedPeers ignored: identity mode is compat");
+      return;
+    }
+    const next = new Set([this.#peerId, ...peerIds]);
+    for (const r of this.#book.relays) if (r.peerId) next.add(r.peerId);
+    this.#allowed = next;
+    for (const c of this.#libp2p?.getConnections() ?? []) {
+      if (next.has(c.remotePeer.toString())) continue;
+      this.#log.info("closing connection of a peer no longer allowed", { peer: c.remotePeer.toString() });
+      void c.close().catch(() => c.abort(new Error("peer no longer allowed")));
+    }
+  }
+
   /** Dials relays we are not connected to, with per-relay exponential backoff. */
   async #keepRelays(): Promise<void> {
     const libp2p = this.#libp2p;

@@ -103,4 +103,9 @@ export interface Tunnel {
   addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void>;
   peers(): PeerInfo[];
   setRelayNodes(relays: RelayNode[]): void;
+  /**
+   * Secure mode: replace the allowed peer IDs (as other agents publish theirs); connections of
+   * peers no longer allowed are closed. Relays stay allowed. Ignored in compat mode.
+   */
+  setAllowedPeers(peerIds: string[]): void;
 }

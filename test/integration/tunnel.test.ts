@@ -281,29 +281,32 @@ describe("tunnel between two agents on loopback", () => {
 
   test("secure mode: a peer not in the allowed list is refused, an allowed one gets through", async () => {
     const secure = (name: string, allowedPeers: string[]) => ({ identity: { mode: "secure" as const, keyFile: join(dir, `${name}.key`), allowedPeers } });
-    // First start B to learn its (random, persisted) peer ID, and A likewise.
-    const { a, b } = await pair(secure("a", []), secure("b", []));
+    const b = makeTunnel("node-b", secure("b", []));
+    await b.tunnel.start();
     b.tunnel.handleProxy(() => true);
-    const aId = a.tunnel.peerId;
     const bId = b.tunnel.peerId;
-    expect(aId).not.toBe(await peerIdFromNodeName("node-a"));
-    // B does not allow A yet; A allows B only after restart with the list.
+    const a = makeTunnel("node-a", secure("a", [bId]));
+    await a.tunnel.start();
+    const aId = a.tunnel.peerId;
+    expect(aId).not.toBe(await peerIdFromNodeName("node-a")); // a random key, not the name's
+    // Secure mode derives nothing from names: without addPeer, node-b is unknown.
+    expect((await refusal(a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 }))).code).toBe("NO_PEER");
+    await a.tunnel.addPeer("node-b", bId, b.tunnel.addrs());
+    await refusal(a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 }));
+    expect(b.metrics.snapshot()["tunnel_gater_denied_total"]).toBeGreaterThan(0);
+    expect(b.log.lines.some((l) => l.includes("not in the allowed list") && l.includes(aId))).toBe(true);
+    // B learns A's published ID at run time.
+    b.tunnel.setAllowedPeers([aId]);
+    const ok = await a.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
+    expect(ok.stream.status).toBe("open");
+    // A is removed again: its connection is closed.
+    b.tunnel.setAllowedPeers([]);
+    await until(() => !b.tunnel.peers().some((p) => p.peerId === aId));
+    // The key file survives a restart: same peer ID.
     await a.tunnel.stop();
     const a2 = makeTunnel("node-a", secure("a", [bId]));
     await a2.tunnel.start();
-    expect(a2.tunnel.peerId).toBe(aId); // the key file was reused
-    await a2.tunnel.addPeer("node-b", bId, b.tunnel.addrs());
-    await refusal(a2.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 }));
-    expect(b.metrics.snapshot()["tunnel_gater_denied_total"]).toBeGreaterThan(0);
-    expect(b.log.lines.some((l) => l.includes("not in the allowed list") && l.includes(aId))).toBe(true);
-    // Now B allows A.
-    await b.tunnel.stop();
-    const b2 = makeTunnel("node-b", { ...secure("b", [aId]) });
-    await b2.tunnel.start();
-    b2.tunnel.handleProxy(() => true);
-    await a2.tunnel.addPeer("node-b", bId, b2.tunnel.addrs());
-    const ok = await a2.tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
-    expect(ok.stream.status).toBe("open");
+    expect(a2.tunnel.peerId).toBe(aId);
   }, 30_000);
 
   test("the discovery handshake answers EdgeMesh's CONNECT byte for byte and records the node name", async () => {
