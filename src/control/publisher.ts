@@ -93,8 +93,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
     clock,
     onError: (err) => log.error("route table compile failed; keeping the last table", { version: current.version, err }),
   });
+  // No run at creation: until a source has filled the store, consumers keep EMPTY_TABLE
+  // (version 0, "not synced yet") instead of an empty version 1 they might act on. Objects
+  // already in the store are published by the next change or by flush().
   const unsubscribeStore = store.onChange(() => runner.request());
-  runner.request(); // the store may already hold objects
 
   return {
     current: () => current,

@@ -45,15 +45,19 @@ describe("publisher", () => {
 
   test("a burst of store changes is compiled and published once", () => {
     const { clock, store, publisher, seen, metrics } = setup();
+    publisher.flush();
+    for (let i = 0; i < 100; i++) store.upsert("Service", service(`svc-${i}`));
     clock.advance(0);
-    for (let i = 0; i < 200; i++) store.upsert("Service", service(`svc-${i}`));
-    clock.advance(99);
-    expect(seen.length).toBe(1);
-    clock.advance(1);
     expect(seen.map((t) => t.version)).toEqual([1, 2]);
+    // A second burst inside the min interval waits for its end, then is one publish too.
+    for (let i = 100; i < 200; i++) store.upsert("Service", service(`svc-${i}`));
+    clock.advance(99);
+    expect(seen.length).toBe(2);
+    clock.advance(1);
+    expect(seen.map((t) => t.version)).toEqual([1, 2, 3]);
     expect(publisher.current().ports.length).toBe(200);
-    expect(metrics.snapshot()["control_compiles_total"]).toBe(2);
-    expect(metrics.snapshot()["control_table_version"]).toBe(2);
+    expect(metrics.snapshot()["control_compiles_total"]).toBe(3);
+    expect(metrics.snapshot()["control_table_version"]).toBe(3);
   });
 
   test("versions increase strictly and each table reaches subscribers once", () => {
@@ -67,10 +71,21 @@ describe("publisher", () => {
     expect(seen[4]!.ports.length).toBe(5);
   });
 
+  test("nothing is published before the first store change or flush", () => {
+    const clock = createManualClock();
+    const store = createObjectStore();
+    store.upsert("Service", service("early"));
+    const publisher = createPublisher({ store, clock, log: createMemoryLogger(), compileOptions: { serviceFilterMode: "FilterIfLabelExists" } });
+    clock.advance(1_000);
+    expect(publisher.current().version).toBe(0);
+    expect(publisher.flush().ports.map((p) => p.name)).toEqual(["early"]);
+    expect(publisher.current().version).toBe(1);
+  });
+
   test("nothing is published when the store did not change", () => {
     const { clock, publisher, seen } = setup();
-    clock.advance(0);
-    const first = publisher.current();
+    const first = publisher.flush();
+    expect(first.version).toBe(1);
     expect(publisher.flush()).toBe(first);
     clock.advance(10_000);
     expect(seen.length).toBe(1);
@@ -78,7 +93,7 @@ describe("publisher", () => {
 
   test("flush compiles synchronously without waiting for the interval", () => {
     const { clock, store, publisher, seen } = setup();
-    clock.advance(0);
+    publisher.flush();
     store.upsert("Service", service("api"));
     const table = publisher.flush();
     expect(table.version).toBe(2);
