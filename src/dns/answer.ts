@@ -6,14 +6,15 @@ import { HEADER_LEN, OPT_RR_LEN, type Query, writeOpt } from "./wire.ts";
 
 /**
  * Write the reply for `t` into `out`; returns its length. When the full reply exceeds `limit`
- * (the client's UDP size) the reply is the question alone with TC set, so the client retries
+ * (the client's UDP size) it carries the answers that fit, with TC set, so the client retries
  * over TCP. `truncated.value` is bumped for those.
  */
 export function writeTemplateReply(
   t: Template, query: Uint8Array, q: Query, out: Uint8Array, limit: number, truncated: { value: number },
 ): number {
   const qEnd = q.questionEnd;
-  const full = qEnd + t.body.length + (q.hasOpt ? OPT_RR_LEN : 0);
+  const opt = q.hasOpt ? OPT_RR_LEN : 0;
+  const full = qEnd + t.body.length + opt;
   const tc = full > limit;
   out[0] = query[0]!;
   out[1] = query[1]!;
@@ -22,22 +23,30 @@ export function writeTemplateReply(
   out[4] = 0;
   out[5] = 1;
   for (let i = HEADER_LEN; i < qEnd; i++) out[i] = query[i]!;
-  let o = qEnd;
-  let ar = q.hasOpt ? 1 : 0;
+  let an = t.an;
+  let ns = t.ns;
+  let ar = t.ar;
+  let bodyLen = t.body.length;
   if (tc) {
+    // As many whole answers as fit; authority and additional records are dropped.
     truncated.value++;
-    out[6] = out[7] = out[8] = out[9] = 0;
-  } else {
-    out[6] = t.an >>> 8;
-    out[7] = t.an & 0xff;
-    out[8] = t.ns >>> 8;
-    out[9] = t.ns & 0xff;
-    ar += t.ar;
-    out.set(t.body, o);
-    o += t.body.length;
+    const ends = t.answerEnds;
+    an = 0;
+    while (an < ends.length && qEnd + ends[an]! + opt <= limit) an++;
+    bodyLen = an === 0 ? 0 : ends[an - 1]!;
+    ns = 0;
+    ar = 0;
   }
+  if (q.hasOpt) ar++;
+  out[6] = an >>> 8;
+  out[7] = an & 0xff;
+  out[8] = ns >>> 8;
+  out[9] = ns & 0xff;
   out[10] = ar >>> 8;
   out[11] = ar & 0xff;
+  if (bodyLen === t.body.length) out.set(t.body, qEnd);
+  else if (bodyLen > 0) out.set(t.body.subarray(0, bodyLen), qEnd); // TC only: a view is fine
+  const o = qEnd + bodyLen;
   return q.hasOpt ? writeOpt(out, o) : o;
 }
 

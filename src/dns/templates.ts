@@ -16,6 +16,12 @@ export interface Template {
   readonly ns: number;
   readonly ar: number;
   readonly body: Uint8Array;
+  /**
+   * Body offset where each answer record ends. When the whole reply does not fit a UDP client,
+   * the reply carries as many whole answers as fit, with TC set: clients that cannot retry over
+   * TCP (older musl, as in Alpine images) still get addresses, as with CoreDNS.
+   */
+  readonly answerEnds: Uint16Array;
   /** ExternalName A/AAAA: the CNAME target to resolve and append (see chase.ts), else null. */
   readonly chase: { readonly name: Uint8Array; readonly hash: number } | null;
 }
@@ -41,6 +47,8 @@ export interface Zone {
   readonly names: number;
   readonly skipped: readonly string[];
 }
+
+const NO_ENDS = new Uint16Array(0);
 
 /** Keep a body under what a TCP message can carry (65535 minus header, question, OPT). */
 const MAX_BODY_BYTES = 65535 - 12 - 260 - 11;
@@ -72,14 +80,16 @@ export function lookup(zone: Zone, q: Query): Template | null {
  * Stands for "NODATA with this zone's SOA" inside per-service template maps, which outlive one
  * table version; the zone compiler swaps in the current NODATA template when it builds entries.
  */
-export const NODATA_MARK: Template = { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: new Uint8Array(0), chase: null };
+export const NODATA_MARK: Template = {
+  rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: new Uint8Array(0), answerEnds: new Uint16Array(0), chase: null,
+};
 
 export function negativeTemplates(domain: string, serial: number, ttl: number) {
   const soa = soaRecord(domain, serial, ttl);
   return {
-    nodata: { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa, chase: null } as Template,
-    nxdomain: { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa, chase: null } as Template,
-    apexSoa: { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, serial, ttl, true), chase: null } as Template,
+    nodata: { rcode: RCODE_NOERROR, an: 0, ns: 1, ar: 0, body: soa, answerEnds: NO_ENDS, chase: null } as Template,
+    nxdomain: { rcode: RCODE_NXDOMAIN, an: 0, ns: 1, ar: 0, body: soa, answerEnds: NO_ENDS, chase: null } as Template,
+    apexSoa: { rcode: RCODE_NOERROR, an: 1, ns: 0, ar: 0, body: soaRecord(domain, serial, ttl, true), answerEnds: NO_ENDS, chase: null } as Template,
   };
 }
 
@@ -162,6 +172,7 @@ function soaRecord(domain: string, serial: number, ttl: number, pointerOwner = f
 class Writer {
   #buf = new Uint8Array(128);
   #len = 0;
+  readonly #ends: number[] = [];
   rr(owner: Uint8Array | null, type: number, ttl: number, rdata: Uint8Array): void {
     this.#reserve((owner ? owner.length : 2) + 10 + rdata.length);
     const b = this.#buf;
@@ -185,6 +196,7 @@ class Writer {
     b[o++] = rdata.length & 0xff;
     b.set(rdata, o);
     this.#len = o + rdata.length;
+    this.#ends.push(this.#len);
   }
   fits(extra: number): boolean {
     return this.#len + extra <= MAX_BODY_BYTES;
@@ -193,7 +205,7 @@ class Writer {
     return this.#buf.slice(0, this.#len);
   }
   template(an: number, ar: number): Template {
-    return { rcode: RCODE_NOERROR, an, ns: 0, ar, body: this.bytes(), chase: null };
+    return { rcode: RCODE_NOERROR, an, ns: 0, ar, body: this.bytes(), answerEnds: Uint16Array.from(this.#ends.slice(0, an)), chase: null };
   }
   #reserve(n: number): void {
     if (this.#len + n <= this.#buf.length) return;

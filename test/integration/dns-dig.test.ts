@@ -147,7 +147,8 @@ describe("dig: search path and truncation", () => {
   test("a large headless service: TC over UDP, the full answer over TCP", async () => {
     const udp = await dig(port, "+notcp", "+ignore", "+bufsize=512", "big.default.svc.cluster.local");
     expect(udp.flags).toContain("tc");
-    expect(udp.answer).toEqual([]);
+    expect(udp.answer.length).toBeGreaterThan(0); // what fits, for clients that cannot use TCP
+    expect(udp.answer.length).toBeLessThan(120);
     const tcp = await dig(port, "+tcp", "big.default.svc.cluster.local");
     expect(tcp.flags).not.toContain("tc");
     expect(tcp.answer).toHaveLength(120);
