@@ -12,7 +12,7 @@
 import type { StoreSnapshot } from "../store.ts";
 import type { KubeObject } from "../objects.ts";
 import type { RouteTable, ServicePort, ServiceRecord } from "../table.ts";
-import { indexByName, indexSlices, lookup, type NameIndex } from "./endpoints.ts";
+import { indexByName, indexSlices, lookup, type NameIndex } from "./lookup.ts";
 import type { ServiceFilterMode } from "./filter.ts";
 import { compileService, type PortListCache, type ServiceInputs, type ServiceOutput } from "./output.ts";
 
