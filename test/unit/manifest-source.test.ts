@@ -177,6 +177,22 @@ items:
     expect(s.errors.length).toBe(1);
     expect(s.errors[0]!.reason).toContain("cannot read");
     expect(names()).toEqual(["default/web"]);
+    // Readable again with the very same text: the error clears.
+    await unlink(join(dir, "web.yaml"));
+    await writeFile(join(dir, "web.yaml"), SERVICE("web"));
+    await s.rescan();
+    expect(s.errors).toEqual([]);
+    expect(names()).toEqual(["default/web"]);
+  });
+
+  test("an object defined in two files comes from the later file name, whatever the scan order", async () => {
+    await writeFile(join(dir, "b.yaml"), SERVICE("web", 82));
+    const s = manual();
+    await s.start();
+    await writeFile(join(dir, "a.yaml"), SERVICE("web", 81));
+    await s.rescan();
+    expect(store.snapshot().Service.get("default/web")!.spec.ports[0].port).toBe(82);
+    expect(log.lines.some((l) => l.includes("defined twice"))).toBe(true);
   });
 
   test("start rejects when the folder does not exist", async () => {

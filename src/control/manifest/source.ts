@@ -47,8 +47,9 @@ export interface ManifestSource {
 }
 
 interface FileState {
-  /** Text last read, good or bad: unchanged text is neither re-parsed nor re-reported. */
-  text: string;
+  /** Text last read, good or bad: unchanged text is neither re-parsed nor re-reported. null
+   * after a read failure, so the next successful read is always parsed. */
+  text: string | null;
   /** Objects of the last good text ([] if the file never parsed). */
   objects: readonly ParsedObject[];
   ignored: number;
@@ -91,7 +92,7 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
         const reason = `cannot read: ${(err as Error).message}`;
         if (prev?.error?.reason !== reason) log.error("manifest unreadable, keeping its last good content", { file: path, reason });
         files.set(name, {
-          text: prev?.text ?? "",
+          text: null,
           objects: prev?.objects ?? [],
           ignored: prev?.ignored ?? 0,
           error: { file: path, line: 0, reason, message: `${path}: ${reason}` },
@@ -125,7 +126,9 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
     for (const kind of KINDS) byKind[kind] = [];
     const seen = new Map<string, string>();
     let ignoredNow = 0;
-    for (const [name, state] of files) {
+    // In file-name order, so "the later file wins" means the same thing on every scan.
+    for (const name of [...files.keys()].sort()) {
+      const state = files.get(name)!;
       ignoredNow += state.ignored;
       for (const { kind, object } of state.objects) {
         const id = `${kind} ${objectKey(object)}`;
