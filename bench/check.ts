@@ -130,11 +130,14 @@ async function main(): Promise<number> {
     `edgemesh-bun benchmarks, ${short ? "short (CI)" : "full"} mode, ${started.toISOString()}, ${seconds.toFixed(0)} s, ` +
     `${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, bun ${Bun.version}`;
   mkdirSync(bench("results"), { recursive: true });
-  await Bun.write(
-    bench("results/latest.json"),
-    JSON.stringify({ mode: short ? "short" : "full", startedAt: started.toISOString(), seconds, header, ok: verdict.ok, results, verdict: verdict.rows.map((r) => ({ name: r.name, status: r.status, gated: r.gated, floor: r.floor, targetMet: r.targetMet })) }, null, 2) + "\n",
-  );
-  await Bun.write(bench("results/latest.txt"), `${header}\n\n${table}\n`);
+  const mode = short ? "short" : "full";
+  const json =
+    JSON.stringify({ mode: short ? "short" : "full", startedAt: started.toISOString(), seconds, header, ok: verdict.ok, results, verdict: verdict.rows.map((r) => ({ name: r.name, status: r.status, gated: r.gated, floor: r.floor, targetMet: r.targetMet })) }, null, 2) + "\n";
+  // latest.* is whatever ran last; short.* / full.* keep the last complete run of each mode.
+  for (const name of partial ? ["latest"] : ["latest", mode]) {
+    await Bun.write(bench(`results/${name}.json`), json);
+    await Bun.write(bench(`results/${name}.txt`), `${header}\n\n${table}\n`);
+  }
   console.log(`${header}\n\n${table}`);
   return verdict.ok ? 0 : 1;
 }
