@@ -18,6 +18,12 @@ const SERVER_IP = "10.244.1.10";
 const IPERF_SVC = "10.96.2.1";
 const HTTP_SVC = "10.96.2.2";
 
+/** CPU time (user + system) of a process so far, in ms (clock ticks are 1/100 s on Linux). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function rssMB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
   return Math.round((Number(line?.split(/\s+/)[1] ?? 0) / 1024) * 10) / 10;
@@ -44,12 +50,25 @@ try {
   await Bun.sleep(1000);
   const rssIdle = rssMB(pid);
 
+  // The agent's CPU per unit of work through it: unlike the rates, hardly moved by other load.
+  const agentCost = { iperfCpuMs: 0, iperfBytes: 0, httpCpuMs: 0, httpRequests: 0 };
   const iperfGbps = async (host: string) => {
+    const cpu0 = cpuMs(pid);
     const r = await client.must(["iperf3", "-c", host, "-p", "5201", "-t", String(seconds), "-J"], { timeoutMs: (seconds + 20) * 1000 });
-    return Math.round((JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9) * 100) / 100;
+    const sum = JSON.parse(r.stdout).end.sum_received;
+    if (host === IPERF_SVC) {
+      agentCost.iperfCpuMs += cpuMs(pid) - cpu0;
+      agentCost.iperfBytes += sum.bytes;
+    }
+    return Math.round((sum.bits_per_second / 1e9) * 100) / 100;
   };
   const wrkRps = async (url: string) => {
+    const cpu0 = cpuMs(pid);
     const r = await client.must(["wrk", "-t2", "-c64", `-d${seconds}s`, url], { timeoutMs: (seconds + 20) * 1000 });
+    if (url.includes(HTTP_SVC)) {
+      agentCost.httpCpuMs += cpuMs(pid) - cpu0;
+      agentCost.httpRequests += Number(r.stdout.match(/(\d+) requests in/)?.[1] ?? 0);
+    }
     return Math.round(Number(r.stdout.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0));
   };
 
@@ -75,6 +94,10 @@ try {
         loadAverage: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).map(Number),
         iperf3: { directGbps: res.iperfDirect, serviceGbps: res.iperfService, roundRatios: ratios(res.iperfService, res.iperfDirect), ratio: ratio(res.iperfService, res.iperfDirect), target: 0.75, edgemesh: "0.57-0.59" },
         http64: { directRps: res.httpDirect, serviceRps: res.httpService, roundRatios: ratios(res.httpService, res.httpDirect), ratio: ratio(res.httpService, res.httpDirect), target: 0.7, edgemesh: "0.50-0.53" },
+        agentCpu: {
+          msPerGB: Math.round(agentCost.iperfCpuMs / (agentCost.iperfBytes / 1e9)),
+          usPerRequest: Math.round((agentCost.httpCpuMs * 1000) / Math.max(1, agentCost.httpRequests)),
+        },
         agentRssMB: { idle: rssIdle, afterLoad: rssAfter, edgemesh: { idle: 54, afterLoad: "62-66" } },
       },
       null,
