@@ -97,10 +97,12 @@ describe("e2e: traffic through the agent on one node", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
   });
 
-  test("UDP echo keeps datagram boundaries and sizes", async () => {
+  test("UDP echo keeps datagram boundaries and sizes, by ClusterIP and by name", async () => {
     const sizes = ["1", "512", "1472", "4000", "8000"];
     const r = await client.exec([BUN, PROBE, "udp", "10.96.0.20", "7", ...sizes]);
     expect(JSON.parse(r.stdout)).toEqual({ ok: true, sizes: sizes.map(Number) });
+    const byName = await client.exec(["socat", "-t1", "-", "UDP:echo.default.svc.cluster.local:7"], { stdin: "udp by name\n" });
+    expect(byName.stdout).toBe("udp by name\n");
   });
 
   test("a host process on the node (OUTPUT chain) reaches the service", async () => {
