@@ -78,6 +78,8 @@ export function createDnsServer(o: DnsOptions): DnsServer {
   let unsubscribe: (() => void) | null = null;
   let zone = compiler.compile(o.table.current());
   const zoneErrors = o.metrics.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS");
+  const compileMs = o.metrics.gauge("dns_zone_compile_last_ms", "Duration of the last DNS zone compile in ms");
+  o.metrics.gaugeFn("dns_zone_names", "Names in the DNS zone (with aliases and PTR names)", () => zone.names);
 
   /** cacheDNS mode: where cluster names go; null = answer them from the zone. */
   const clusterUpstreams = (): Upstream[] | null => {
@@ -94,12 +96,17 @@ export function createDnsServer(o: DnsOptions): DnsServer {
 
   const rebuild = () => {
     try {
-      zone = compiler.compile(o.table.current());
+      const table = o.table.current();
+      if (table.version !== zone.version) {
+        const t0 = performance.now();
+        zone = compiler.compile(table);
+        compileMs.value = Math.round((performance.now() - t0) * 10) / 10;
+        if (zone.skipped.length) log.warn("services without DNS names", { skipped: zone.skipped.join(",") });
+      }
       if (core) {
         core.zone = zone;
         core.cluster = clusterUpstreams();
       }
-      if (zone.skipped.length) log.warn("services without DNS names", { skipped: zone.skipped.join(",") });
     } catch (err) {
       zoneErrors.value++;
       log.error("compiling DNS zone failed; keeping the previous one", { err });
