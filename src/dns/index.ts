@@ -9,6 +9,10 @@
 //   _<port>._<proto>.<svc>.<ns>.svc.<domain>  SRV for named ports
 //   <host>.<svc>.<ns>.svc.<domain>  headless endpoints (hostname, else the IP with dashes)
 //   PTR under in-addr.arpa / ip6.arpa for ClusterIPs and headless endpoint IPs (misses forwarded)
+//   ExternalName: CNAME; A/AAAA questions also get the target's records, resolved through the
+//   forwarder and cache (stub resolvers do not chase a bare CNAME), unless the target is in-zone
+// UDP answers bigger than the client's EDNS size (512 without EDNS) carry the records that fit
+// with TC set; clients retry over TCP. Everything else goes to the upstreams (see forward.ts).
 // Pods with the usual search path (<ns>.svc.<domain> svc.<domain> <domain>, ndots 5) expand short
 // names into the full name themselves; the short forms are for clients without a search path
 // (the node itself, dev mode on a laptop).
