@@ -116,7 +116,8 @@ export class DnsCore {
     }
     const tcp = conn !== null;
     const limit = tcp ? TCP_LIMIT : q.udpSize;
-    if (q.qclass !== CLASS_IN) {
+    // Other classes (CHAOS version.bind...) and zone transfers (IXFR 251, AXFR 252) are not served.
+    if (q.qclass !== CLASS_IN || q.qtype === 251 || q.qtype === 252) {
       c.refused.value++;
       return writeRcodeReply(buf, q.questionEnd, q.hasOpt, RCODE_REFUSED, out);
     }

@@ -157,6 +157,11 @@ describe("dig: search path and truncation", () => {
     expect(retried.raw).toContain("Truncated, retrying in TCP mode");
   });
 
+  test("zone transfers and CHAOS queries are refused", async () => {
+    expect((await dig(port, "+tcp", "cluster.local", "AXFR")).raw).toMatch(/Transfer failed|REFUSED/);
+    expect((await dig(port, "version.bind", "TXT", "CH")).status).toBe("REFUSED");
+  });
+
   test("an unknown EDNS version gets BADVERS", async () => {
     const r = await dig(port, "+edns=1", "+noednsnegotiation", "web.default.svc.cluster.local");
     expect(r.status).toBe("BADVERS");
