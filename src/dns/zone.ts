@@ -1,11 +1,15 @@
-// Step 3: a whole table into a Zone, the lookup structure the hot path reads. A table publish
-// rebuilds the Zone, but each service's names and templates are kept between compiles and reused
-// while the service's DNS-relevant fields (its fingerprint) are unchanged, so a publish costs
-// roughly one Map insert per name instead of re-encoding 10k services.
+// Step 3: a whole table into a Zone, the lookup structure the hot path reads. The compiler keeps
+// each service's prepared names while its fingerprint is unchanged, and builds the next zone's
+// entry map from the previous one: a copy (the previous zone stays untouched), minus the names of
+// removed or changed services, plus those of added or changed ones. A publish that changes a few
+// services at 10k costs a Map copy and a fingerprint per service, not a rebuild.
 import type { RouteTable } from "../control/index.ts";
-import { fingerprint, serviceNames } from "./records.ts";
-import { type NameEntry, negativeTemplates, NODATA_MARK, type Template, templatesFor, type Zone } from "./templates.ts";
-import { encodeName, hashName, TYPE_SOA } from "./wire.ts";
+import {
+  type Entries, memoService, nodataOnly, type Prepared, prepare, preparePtr, putEntry, removeEntry, type ServiceMemo,
+} from "./prepared.ts";
+import { fingerprint } from "./records.ts";
+import { negativeTemplates, type Zone } from "./templates.ts";
+import { encodeName, TYPE_SOA } from "./wire.ts";
 
 export interface ZoneOptions {
   readonly domain: string;
@@ -19,162 +23,118 @@ export interface ZoneCompiler {
   compile(table: RouteTable): Zone;
 }
 
-/** A name encoded and hashed once, with its entry, reused while the name's data is unchanged. */
-interface Prepared {
-  readonly hash: number;
-  readonly entry: NameEntry;
-  readonly byType: Map<number, Template>;
-}
-
-interface ServiceMemo {
-  readonly fp: string;
-  readonly name: string;
-  readonly namespace: string;
-  /** Own names, then the svc.ns.svc and svc.ns aliases of the full name (last two). */
-  readonly prepared: Prepared[];
-  readonly full: Map<number, Template>;
-  /** The bare service name, used only when no other namespace has a service of that name. */
-  readonly short: Prepared;
-  /** PTR names of this service's IPs; merged at compile time when two services share an IP. */
-  readonly ptrs: Prepared[];
-}
-
-function prepare(dotted: string, byType: Map<number, Template>): Prepared {
-  const name = encodeName(dotted);
-  const qtypes: number[] = [];
-  const tpls: Template[] = [];
-  for (const [qtype, tpl] of byType) {
-    if (qtype === 0) continue;
-    qtypes.push(qtype);
-    tpls.push(tpl);
-  }
-  return { hash: hashName(name), entry: { name, qtypes, tpls, other: byType.get(0) ?? NODATA_MARK }, byType };
-}
-
-function sameWire(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
   const domain = o.domain.toLowerCase().replace(/\.$/, "");
-  const ttl = o.ttl >>> 0;
+  const opts = { domain, ttl: o.ttl >>> 0, serviceIP: o.serviceIP };
   const domainWire = encodeName(domain);
+  // State of the last compiled zone. Shared names are reference-counted by owner.
   let memo = new Map<string, ServiceMemo>();
-  /** The PTR targets behind each PTR entry, for the rare merge of two services' records. */
-  const ptrTargetsOf = new WeakMap<NameEntry, string[]>();
-  const preparePtr = (rev: string, targets: string[]): Prepared => {
-    const data = { a: new Set<string>(), aaaa: new Set<string>(), srv: [], ptr: new Set(targets), cname: "" };
-    const p = prepare(rev, templatesFor(data, new Map(), ttl, domain));
-    ptrTargetsOf.set(p.entry, targets);
-    return p;
-  };
-
-  const memoFor = (svc: RouteTable["services"][number]): ServiceMemo | null => {
-    const key = `${svc.namespace}/${svc.name}`;
-    const fp = fingerprint(svc);
-    const old = memo.get(key);
-    if (old !== undefined && old.fp === fp) return old;
-    const s = serviceNames(svc, { domain, serviceIP: o.serviceIP });
-    if (s === null) return null;
-    const prepared: Prepared[] = [];
-    const own = new Set(s.names.keys());
-    for (const [n, data] of s.names) prepared.push(prepare(n, templatesFor(data, s.names, ttl, domain)));
-    // Empty non-terminals below the service (_tcp.<full>): NODATA, not NXDOMAIN (RFC 8020).
-    for (const n of s.names.keys()) {
-      if (!n.startsWith("_")) continue;
-      const parent = n.slice(n.indexOf(".") + 1);
-      if (!own.has(parent)) {
-        own.add(parent);
-        prepared.push(prepare(parent, new Map([[0, NODATA_MARK]])));
-      }
-    }
-    const full = prepared[0]!.byType; // serviceNames() creates the full name first
-    prepared.push(prepare(`${s.name}.${s.namespace}.svc`, full), prepare(`${s.name}.${s.namespace}`, full));
-    const byRev = new Map<string, string[]>();
-    for (const [rev, target] of s.ptrs) byRev.set(rev, [...(byRev.get(rev) ?? []), target]);
-    const ptrs = [...byRev].map(([rev, targets]) => preparePtr(rev, targets));
-    return { fp, name: s.name, namespace: s.namespace, prepared, full, short: prepare(s.name, full), ptrs };
-  };
+  let entries: Entries = new Map();
+  const shortOwners = new Map<string, Set<ServiceMemo>>();
+  const shortPut = new Map<string, Prepared>();
+  const nsOwners = new Map<string, number>();
+  const nsPut = new Map<string, Prepared>();
+  const ptrOwners = new Map<string, Map<ServiceMemo, readonly string[]>>();
+  const ptrPut = new Map<string, Prepared>();
+  let apex: Prepared | null = null;
+  let count = 0;
 
   return {
     compile(table) {
-      const neg = negativeTemplates(domain, table.version, ttl);
-      const entries = new Map<number, NameEntry | NameEntry[]>();
-      let count = 0;
-      // A later put of the same name replaces the earlier one (real names are put after aliases).
-      const put = (p: Prepared) => {
-        const e = p.entry;
-        const old = entries.get(p.hash);
-        if (old === undefined || (!Array.isArray(old) && sameWire(old.name, e.name))) {
-          if (old === undefined) count++;
-          entries.set(p.hash, e);
-          return;
-        }
-        const list = Array.isArray(old) ? old : [old];
-        const at = list.findIndex((x) => sameWire(x.name, e.name));
-        if (at >= 0) list[at] = e;
-        else {
-          list.push(e);
-          count++;
-        }
-        entries.set(p.hash, list);
-      };
-      // Two services with one IP (or a ClusterIP that is also an endpoint): one PTR set for both.
-      const putPtr = (p: Prepared) => {
-        const old = entries.get(p.hash);
-        const list = old === undefined ? [] : Array.isArray(old) ? old : [old];
-        const same = list.find((x) => sameWire(x.name, p.entry.name));
-        const before = same && ptrTargetsOf.get(same);
-        if (!before) return put(p);
-        const rev = decodeName(p.entry.name);
-        put(preparePtr(rev, [...new Set([...before, ...ptrTargetsOf.get(p.entry)!])]));
-      };
       const next = new Map<string, ServiceMemo>();
+      const removed: ServiceMemo[] = [];
+      const added: ServiceMemo[] = [];
       const skipped: string[] = [];
-      const namespaces = new Set<string>();
-      const byShortName = new Map<string, ServiceMemo | null>();
       for (const svc of table.services) {
-        const m = memoFor(svc);
+        const key = `${svc.namespace}/${svc.name}`;
+        const old = memo.get(key);
+        const m = old !== undefined && old.fp === fingerprint(svc) ? old : memoService(svc, opts);
         if (m === null) {
-          skipped.push(`${svc.namespace}/${svc.name}`);
+          skipped.push(key);
           continue;
         }
-        next.set(`${svc.namespace}/${svc.name}`, m);
-        namespaces.add(m.namespace);
-        // A single label is answered only when exactly one namespace has a service of that name.
-        byShortName.set(m.name, byShortName.has(m.name) ? null : m);
+        next.set(key, m);
+        if (m !== old) added.push(m);
+        if (old !== undefined && m !== old) removed.push(old);
       }
+      for (const [key, old] of memo) if (!next.has(key)) removed.push(old);
       memo = next;
-      // Aliases first, so a real name that happens to equal an alias is found first in its chain.
-      for (const m of next.values()) {
-        const n = m.prepared.length;
-        put(m.prepared[n - 2]!);
-        put(m.prepared[n - 1]!);
+
+      const e: Entries = new Map(entries); // the previous zone keeps its own map
+      const shorts = new Set<string>();
+      const namespaces = new Set<string>();
+      const revs = new Set<string>();
+      const own = (m: ServiceMemo, on: boolean) => {
+        for (const p of m.own) on ? putEntry(e, p) : removeEntry(e, p);
+        count += on ? m.own.length : -m.own.length;
+        const owners = shortOwners.get(m.name) ?? new Set();
+        on ? owners.add(m) : owners.delete(m);
+        shortOwners.set(m.name, owners);
+        shorts.add(m.name);
+        nsOwners.set(m.namespace, (nsOwners.get(m.namespace) ?? 0) + (on ? 1 : -1));
+        namespaces.add(m.namespace);
+        for (const [rev, targets] of m.ptrs) {
+          const by = ptrOwners.get(rev) ?? new Map();
+          on ? by.set(m, targets) : by.delete(m);
+          ptrOwners.set(rev, by);
+          revs.add(rev);
+        }
+      };
+      for (const m of removed) own(m, false);
+      for (const m of added) own(m, true);
+      // Shared names: recomputed only where an owner came or went.
+      const swap = (put: Map<string, Prepared>, key: string, p: Prepared | null) => {
+        const was = put.get(key);
+        if (was) {
+          removeEntry(e, was);
+          put.delete(key);
+          count--;
+        }
+        if (p) {
+          putEntry(e, p);
+          put.set(key, p);
+          count++;
+        }
+      };
+      for (const name of shorts) {
+        // A single label is answered only when exactly one namespace has a service of that name.
+        const owners = shortOwners.get(name)!;
+        const only = owners.size === 1 ? [...owners][0]!.short : null;
+        if (owners.size === 0) shortOwners.delete(name);
+        if (shortPut.get(name) !== only) swap(shortPut, name, only);
       }
-      for (const m of byShortName.values()) if (m !== null) put(m.short);
-      for (const m of next.values()) for (let i = 0; i < m.prepared.length - 2; i++) put(m.prepared[i]!);
-      for (const m of next.values()) for (const p of m.ptrs) putPtr(p);
-      for (const ns of namespaces) put(prepare(`${ns}.svc.${domain}`, new Map([[0, NODATA_MARK]])));
-      put(prepare(`svc.${domain}`, new Map([[0, NODATA_MARK]])));
-      put(prepare(domain, new Map([[0, NODATA_MARK], [TYPE_SOA, neg.apexSoa]])));
+      for (const ns of namespaces) {
+        const n = nsOwners.get(ns)!;
+        if (n === 0) nsOwners.delete(ns);
+        if (n === 0 || !nsPut.has(ns)) swap(nsPut, ns, n === 0 ? null : nodataOnly(`${ns}.svc.${domain}`));
+      }
+      for (const rev of revs) {
+        const by = ptrOwners.get(rev)!;
+        if (by.size === 0) ptrOwners.delete(rev);
+        const targets = new Set([...by.values()].flat());
+        swap(ptrPut, rev, targets.size === 0 ? null : preparePtr(rev, targets, opts.ttl, domain));
+      }
+      if (apex === null) {
+        putEntry(e, nodataOnly(`svc.${domain}`));
+        count++;
+      } else {
+        removeEntry(e, apex);
+        count--;
+      }
+      const neg = negativeTemplates(domain, table.version, opts.ttl);
+      apex = prepare(domain, new Map([[0, neg.nodata], [TYPE_SOA, neg.apexSoa]]));
+      putEntry(e, apex);
+      count++;
+      entries = e;
       return {
-        version: table.version, domain: domainWire, entries, nodata: neg.nodata, nxdomain: neg.nxdomain, names: count, skipped,
+        version: table.version, domain: domainWire, entries: e, nodata: neg.nodata, nxdomain: neg.nxdomain, names: count,
+        skipped,
       };
     },
   };
-
 }
 
 /** One-shot compile (tests, tools); the server keeps a compiler to reuse unchanged services. */
 export function compileZone(table: RouteTable, o: ZoneOptions): Zone {
   return createZoneCompiler(o).compile(table);
-}
-
-/** Wire name back to dotted text (only for the rare PTR merge). */
-function decodeName(wire: Uint8Array): string {
-  const labels: string[] = [];
-  for (let o = 0; wire[o]! > 0; o += wire[o]! + 1) labels.push(String.fromCharCode(...wire.subarray(o + 1, o + 1 + wire[o]!)));
-  return labels.join(".");
 }

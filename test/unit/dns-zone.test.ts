@@ -188,3 +188,59 @@ describe("createZoneCompiler", () => {
     expect(data(ask(z, "web"))).toEqual(["10.96.0.10"]);
   });
 });
+
+describe("incremental compiles equal fresh compiles", () => {
+  /** Every name in a zone, dotted, sorted. */
+  const namesOf = (z: Zone) => {
+    const out: string[] = [];
+    for (const v of z.entries.values()) {
+      for (const e of Array.isArray(v) ? v : [v]) {
+        const labels: string[] = [];
+        for (let o = 0; e.name[o]! > 0; o += e.name[o]! + 1) labels.push(new TextDecoder().decode(e.name.subarray(o + 1, o + 1 + e.name[o]!)));
+        out.push(labels.join(".") || ".");
+      }
+    }
+    return out.sort();
+  };
+  const answerOf = (z: Zone, name: string, type: packet.RecordType) => {
+    const r = ask(z, name, type);
+    if (!r) return null;
+    const rr = (xs?: packet.Answer[]) => (xs ?? []).map((a) => JSON.stringify([a.name, a.type, (a as { data?: unknown }).data])).sort();
+    return { rcode: rcode(r), answers: rr(r.answers), authorities: rr(r.authorities), additionals: rr(r.additionals) };
+  };
+
+  test("200 random table edits: same names, same answers", () => {
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const services = new Map<string, ServiceRecord>();
+    const randomService = (): ServiceRecord => {
+      const name = ["web", "db", "api", "cache"][rnd(4)]!;
+      const namespace = ["default", "prod", "dev"][rnd(3)]!;
+      const ip = () => `10.0.${rnd(3)}.${rnd(4)}`; // small pools: shared IPs and PTR merges happen
+      const kind = rnd(4);
+      if (kind === 0) return svc({ name, namespace, type: "ExternalName", externalName: ["a.example", "b.example"][rnd(2)]! });
+      if (kind === 1) {
+        return svc({ name, namespace, type: "Headless", ports: [{ name: "p", port: 5, protocol: "TCP" }],
+          endpoints: Array.from({ length: rnd(3) }, (_, i) => ep(ip(), rnd(2) ? `h${i}` : "")) });
+      }
+      return svc({ name, namespace, clusterIPs: rnd(5) ? [ip()] : [ip(), "fd00::1"], ports: rnd(2) ? [{ name: "http", port: 80, protocol: "TCP" }] : [] });
+    };
+    const c = createZoneCompiler({ domain: "cluster.local", ttl: 30 });
+    for (let step = 1; step <= 200; step++) {
+      const s = randomService();
+      const key = `${s.namespace}/${s.name}`;
+      if (rnd(3) === 0) services.delete(key);
+      else services.set(key, s);
+      const t = table([...services.values()].sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1)), step);
+      const inc = c.compile(t);
+      const fresh = compileZone(t, { domain: "cluster.local", ttl: 30 });
+      const names = namesOf(fresh);
+      expect(namesOf(inc)).toEqual(names);
+      for (const name of [...names, "web", "nope.default.svc.cluster.local"]) {
+        for (const type of ["A", "AAAA", "SRV", "PTR", "TXT", "SOA"] as const) {
+          expect(answerOf(inc, name, type)).toEqual(answerOf(fresh, name, type));
+        }
+      }
+    }
+  });
+});
