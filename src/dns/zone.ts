@@ -38,6 +38,14 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
   const ptrPut = new Map<string, Prepared>();
   let apex: Prepared | null = null;
   let count = 0;
+  // One service DNS cannot carry (a 300-byte ExternalName...) must not stop every other update.
+  const tryMemo = (svc: RouteTable["services"][number]): ServiceMemo | null => {
+    try {
+      return memoService(svc, opts);
+    } catch {
+      return null;
+    }
+  };
 
   return {
     compile(table) {
@@ -48,7 +56,7 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
       for (const svc of table.services) {
         const key = `${svc.namespace}/${svc.name}`;
         const old = memo.get(key);
-        const m = old !== undefined && old.fp === fingerprint(svc) ? old : memoService(svc, opts);
+        const m = old !== undefined && old.fp === fingerprint(svc) ? old : tryMemo(svc);
         if (m === null) {
           skipped.push(key);
           continue;

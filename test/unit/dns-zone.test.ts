@@ -117,6 +117,10 @@ describe("compileZone + writeTemplateReply", () => {
 
   test("services whose names cannot be DNS names are skipped and reported", () => {
     expect(zone.skipped).toEqual(["default/Bad_Name!"]);
+    const bad = compileZone(table([...TABLE.services, svc({ name: "bad-ext", type: "ExternalName", externalName: "a..b" })]),
+      { domain: "cluster.local", ttl: 30 });
+    expect(bad.skipped).toContain("default/bad-ext");
+    expect(data(ask(bad, "web.default.svc.cluster.local"))).toEqual(["10.96.0.10"]);
   });
 
   test("dev mode serviceIP replaces ClusterIPs but not headless endpoints", () => {
