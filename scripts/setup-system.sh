@@ -16,12 +16,16 @@ declare -A PKG=(
   [wrk]=wrk
   [openssl]=openssl
   [conntrack]=conntrack
+  [dnsperf]=dnsperf
+  [dnsmasq]=dnsmasq-base
 )
 
 missing=()
 for cmd in "${!PKG[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
 done
+# Not a command: the tunnel's native crypto (bun:ffi) loads libsodium.
+ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing+=(libsodium23)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup-system: all tools present"
   exit 0
