@@ -1,7 +1,7 @@
 // Bounded UDP load: keeps `inflight` datagrams of `size` bytes outstanding against an echo
-// target for `seconds`, one new datagram per reply. Lost datagrams are replaced when no reply
-// arrived for a while, so loss lowers the rate instead of stalling it. Prints one JSON line:
-// {"pps", "received", "sent", "seconds"}.
+// target for `seconds`, one new datagram per reply. Each datagram carries a sequence number; one
+// without a reply after LOSS_MS is counted lost and replaced, so loss costs a little rate instead
+// of shrinking the window. Prints one JSON line: {"pps", "received", "sent", "lost", "seconds"}.
 //   bun bench/macro/udp-client.ts --port P [--size 512] [--inflight 32] [--seconds 3]
 
 import { parseArgs } from "node:util";
@@ -23,20 +23,25 @@ const warmupMs = Number(values.warmup) * 1000;
 if (!port) throw new Error("--port is required");
 
 const payload = new Uint8Array(size).fill(0x62);
-/** A stall longer than this means datagrams were lost: top the window up again. */
-const STALL_MS = 20;
+const view = new DataView(payload.buffer);
+/** A datagram without a reply after this long is counted lost and replaced (loopback RTT is µs). */
+const LOSS_MS = 50;
+const TICK_MS = 10;
 
 let received = 0;
 let sent = 0;
-let outstanding = 0;
-let lastReply = performance.now();
+let lost = 0;
+let seq = 0;
+/** seq -> send time of datagrams in flight; at most `inflight` entries. */
+const outstanding = new Map<number, number>();
 
 const socket = await Bun.udpSocket({
   socket: {
-    data() {
+    data(_s, buf) {
+      if (buf.byteLength < 4) return;
+      const id = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
+      if (!outstanding.delete(id)) return; // a late reply to one already counted lost
       received++;
-      outstanding--;
-      lastReply = performance.now();
       send();
     },
     error() {},
@@ -44,25 +49,32 @@ const socket = await Bun.udpSocket({
 });
 
 function send(): void {
+  const id = seq++ >>> 0;
+  view.setUint32(0, id);
+  outstanding.set(id, performance.now());
   try {
     socket.send(payload, port, "127.0.0.1");
     sent++;
-    outstanding++;
   } catch {
-    // Counted as lost; the stall timer refills the window.
+    // Left in `outstanding`: the loss timer replaces it.
   }
 }
 
 function fill(): void {
-  while (outstanding < inflight) send();
+  while (outstanding.size < inflight) send();
 }
 
+// Lost datagrams would shrink the window for good; replace them so 32 stay in flight.
 const refill = setInterval(() => {
-  if (performance.now() - lastReply > STALL_MS) {
-    outstanding = 0;
-    fill();
+  const now = performance.now();
+  for (const [id, at] of outstanding) {
+    if (now - at > LOSS_MS) {
+      outstanding.delete(id);
+      lost++;
+    }
   }
-}, STALL_MS);
+  fill();
+}, TICK_MS);
 
 fill();
 await Bun.sleep(warmupMs);
@@ -74,5 +86,5 @@ const t1 = performance.now();
 clearInterval(refill);
 socket.close();
 const elapsed = (t1 - t0) / 1000;
-console.log(JSON.stringify({ pps: (r1 - r0) / elapsed, received: r1 - r0, sent, seconds: elapsed }));
+console.log(JSON.stringify({ pps: (r1 - r0) / elapsed, received: r1 - r0, sent, lost, seconds: elapsed }));
 process.exit(0);
