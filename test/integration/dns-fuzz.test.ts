@@ -71,9 +71,33 @@ const metrics = createMetrics();
 let upstream: Bun.udp.Socket<"buffer">;
 
 beforeAll(async () => {
-  // Upstream: turns every query into an empty NOERROR reply (QR|RA set, same bytes otherwise).
+  // Upstream: a hostile one. It keeps the ID and question (so the reply is accepted as ours) and
+  // fills the rest with garbage: random section counts, rcodes and trailing bytes, so the
+  // forwarder's reply walker and cache see malformed records, compression loops and short data.
+  const ur = rng(0xf00d);
   upstream = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: {
-    data(s, buf, p, addr) { buf[2] = buf[2]! | 0x80; buf[3] = 0x80; s.send(buf, p, addr); },
+    data(s, buf, p, addr) {
+      let end = 12;
+      while (end < buf.length && buf[end] !== 0) end += buf[end]! + 1;
+      end += 5; // zero byte, type, class
+      if (ur(3) === 0) {
+        // A well-formed answer (one A record, random TTL), so the cache fills too.
+        const ok = new Uint8Array(end + 16);
+        ok.set(buf.subarray(0, Math.min(end, buf.length)));
+        ok.set([0xc0, 12, 0, 1, 0, 1, 0, 0, ur(256), ur(256), 0, 4, 10, 9, 8, 7], end);
+        ok[2] = 0x80 | (buf[2]! & 1);
+        ok[3] = 0x80;
+        ok.set([0, 1, 0, 1, 0, 0, 0, 0], 4);
+        return void s.send(ok, p, addr);
+      }
+      const reply = new Uint8Array(end + ur(300));
+      reply.set(buf.subarray(0, Math.min(end, buf.length)));
+      for (let i = end; i < reply.length; i++) reply[i] = ur(4) === 0 ? 0xc0 : ur(256);
+      reply[2] = 0x80 | (buf[2]! & 1);
+      reply[3] = 0x80 | ur(6);
+      for (let i = 6; i < 12; i++) reply[i] = ur(3) === 0 ? ur(256) : ur(3);
+      s.send(reply, p, addr);
+    },
   } });
   server = createDnsServer({
     table: { current: () => table, subscribe: () => () => {} }, listen: { host: "127.0.0.1", port: 0 }, tcp: true,
@@ -157,4 +181,7 @@ test("after 100,000 fuzzed UDP packets and fuzzed TCP streams the server still a
   expect(snap["dns_queries_total"]).toBeGreaterThan(PACKETS * 0.5);
   expect(snap['dns_malformed_total{action="formerr"}']).toBeGreaterThan(1000);
   expect(snap["dns_handler_errors_total"]).toBe(0);
+  expect(snap['dns_replies_total{kind="cache"}']).toBeGreaterThan(0); // hostile upstream's good replies
+  expect(snap['dns_forward_total{event="servfail"}']).toBeGreaterThan(0); // and its garbage
+  expect(snap["dns_cache_entries"]).toBeLessThanOrEqual(1000); // cacheSize
 }, 90_000);
