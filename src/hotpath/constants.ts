@@ -51,6 +51,12 @@ export const UDP_IDLE_TIMEOUT_DEFAULT_MS = 30 * second;
 /** Granularity of UDP idle expiry and affinity cleanup (one coarse sweep, no per-packet timers). */
 export const UDP_SWEEP_INTERVAL_MS = 1 * second;
 
+/**
+ * How long a UDP flow may wait for its upstream (socket bind, or a tunnel stream to another
+ * node: dial + header round trip) before it is dropped, whatever the idle timeout.
+ */
+export const UDP_OPEN_TIMEOUT_MS = 5 * second;
+
 /** Datagrams queued for a flow while its upstream socket is being created. */
 export const UDP_PENDING_MAX = 64;
 

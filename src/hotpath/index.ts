@@ -2,6 +2,7 @@
 // option/result types, the tunnel seam (RemoteDialer / ByteStream / StreamSink) and the pure
 // load-balancing functions (for benchmarks and tests).
 export { createProxy } from "./proxy.ts";
-export type { ByteStream, ListenerInfo, Proxy, ProxyOptions, ProxyStats, RemoteDialer, StreamSink } from "./types.ts";
+export type { ByteStream, DatagramChannel, DatagramSink, ListenerInfo, Proxy, ProxyOptions, ProxyStats, RemoteDialer, StreamSink } from "./types.ts";
+export * from "./remote/index.ts";
 export { UDP_IDLE_TIMEOUT_DEFAULT_MS, UDP_FLOWS_MAX_DEFAULT, DIAL_TIMEOUT_MS, BACKOFF_MS } from "./constants.ts";
 export * from "./lb/index.ts";

@@ -64,6 +64,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     balancer,
     log,
     maxFlows: options.maxUdpFlows ?? UDP_FLOWS_MAX_DEFAULT,
+    nodeName: options.nodeName,
+    remote: options.remote,
     idleTimeoutMs: options.udpIdleTimeoutMs,
     now: clock.now(),
     flows: 0,
@@ -75,6 +77,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       sendErrors: counter("proxy_udp_send_errors_total", "UDP send() calls that threw"),
       noEndpoint: counter("proxy_udp_no_endpoint_total", "Datagrams for a port without endpoints"),
       socketErrors: counter("proxy_udp_socket_errors_total", "UDP socket errors (ICMP unreachable and others)"),
+      remoteFailures: counter("proxy_udp_remote_failures_total", "UDP flows to another node whose tunnel stream failed"),
     },
   };
   metrics.gaugeFn("proxy_tcp_active", "Proxied TCP connections open now", () => tcp.active);

@@ -54,6 +54,28 @@ export interface StreamSink {
  */
 export interface RemoteDialer {
   dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void;
+  /**
+   * A UDP flow to an endpoint on `node`: datagrams keep their boundaries (the tunnel frames
+   * them). Without this method, UDP endpoints on other nodes are not reachable (counted, dropped).
+   */
+  dialDatagrams?(node: string, ip: string, port: number, sink: DatagramSink): void;
+}
+
+/** A datagram path to one remote endpoint (a tunnel stream carrying framed datagrams). */
+export interface DatagramChannel {
+  /** False when the datagram was dropped (stream full or closed); UDP may drop. */
+  send(datagram: Uint8Array): boolean;
+  /** Close both ways (the far agent closes its UDP socket); close() on the sink follows. */
+  close(): void;
+}
+
+/** What a DatagramChannel reports; same rules as StreamSink (event loop, at most once each). */
+export interface DatagramSink {
+  open(channel: DatagramChannel): void;
+  fail(error: Error): void;
+  /** One datagram; `datagram` is valid only during the call (it may be a reused buffer). */
+  datagram(datagram: Uint8Array): void;
+  close(error?: Error): void;
 }
 
 export interface ProxyOptions {

@@ -6,13 +6,17 @@
 // packet. Every socket has an error handler and every send() is in try/catch: an ICMP
 // port-unreachable otherwise takes the process down (measured on Bun 1.4.4), and the error
 // argument can be undefined.
+// A flow whose endpoint is on another node gets a tunnel stream instead of a socket (the
+// RemoteDialer's dialDatagrams, framed datagrams); the flow is its DatagramSink, and idle expiry
+// closes the stream like it closes a socket, so no stream outlives its flow.
 
 import type { udp } from "bun";
 import type { TableSource } from "../../control/index.ts";
 import type { Logger } from "../../log/index.ts";
 import type { Counter } from "../../metrics/index.ts";
-import { UDP_PENDING_MAX } from "../constants.ts";
+import { UDP_OPEN_TIMEOUT_MS, UDP_PENDING_MAX } from "../constants.ts";
 import type { Balancer } from "../lb/index.ts";
+import type { DatagramChannel, DatagramSink, RemoteDialer } from "../types.ts";
 
 export interface UdpMetrics {
   flowsCreated: Counter;
@@ -21,6 +25,7 @@ export interface UdpMetrics {
   sendErrors: Counter;
   noEndpoint: Counter;
   socketErrors: Counter;
+  remoteFailures: Counter;
 }
 
 export interface UdpContext {
@@ -29,6 +34,8 @@ export interface UdpContext {
   readonly log: Logger;
   readonly m: UdpMetrics;
   readonly maxFlows: number;
+  readonly nodeName: string;
+  readonly remote: RemoteDialer | undefined;
   readonly idleTimeoutMs: number;
   /** Coarse clock ms, refreshed by the proxy's sweep timer. */
   now: number;
@@ -38,14 +45,31 @@ export interface UdpContext {
 
 const NOTHING_TRIED: readonly number[] = [];
 
-class Flow {
-  upstream: udp.ConnectedSocket<"uint8array"> | null = null;
+/** A connected UDP socket, or a tunnel stream carrying datagrams: both send and close. */
+type FlowUpstream = Pick<udp.ConnectedSocket<"uint8array">, "send" | "close"> | DatagramChannel;
+
+class Flow implements DatagramSink {
+  upstream: FlowUpstream | null = null;
   /** Datagrams that arrived while the upstream socket was being created. */
   pending: Uint8Array[] = [];
   lastSeen: number;
   closed = false;
   constructor(readonly ls: UdpListener, readonly addr: string, readonly port: number, now: number) {
     this.lastSeen = now;
+  }
+  // DatagramSink of a tunnel stream (endpoint on another node).
+  open(ch: DatagramChannel): void {
+    flowBound(this, ch);
+  }
+  fail(): void {
+    this.ls.ctx.m.remoteFailures.value++;
+    closeFlow(this); // the next datagram of this client picks an endpoint anew
+  }
+  datagram(d: Uint8Array): void {
+    flowReply(this, d);
+  }
+  close(): void {
+    closeFlow(this);
   }
 }
 
@@ -135,6 +159,15 @@ function openFlow(ls: UdpListener, addr: string, port: number): Flow | null {
   byPort.set(port, f);
   ctx.flows++;
   ctx.m.flowsCreated.value++;
+  if (ep.node !== "" && ep.node !== ctx.nodeName && ctx.remote !== undefined) {
+    if (ctx.remote.dialDatagrams === undefined) {
+      ctx.m.remoteFailures.value++;
+      closeFlow(f);
+      return null;
+    }
+    ctx.remote.dialDatagrams(ep.node, ep.ip, ep.port, f);
+    return f;
+  }
   Bun.udpSocket({
     binaryType: "uint8array",
     connect: { hostname: ep.ip, port: ep.port },
@@ -156,9 +189,10 @@ function openFlow(ls: UdpListener, addr: string, port: number): Flow | null {
   return f;
 }
 
-function flowBound(f: Flow, sock: udp.ConnectedSocket<"uint8array">): void {
+function flowBound(f: Flow, sock: FlowUpstream): void {
   if (f.closed) return sock.close();
   f.upstream = sock;
+  f.lastSeen = f.ls.ctx.now; // idle time counts from when the flow could first send
   const m = f.ls.ctx.m;
   for (const buf of f.pending) {
     try {
@@ -206,7 +240,10 @@ export function sweepUdp(ls: UdpListener): void {
   const ctx = ls.ctx;
   for (const byPort of ls.flows.values()) {
     for (const f of byPort.values()) {
-      if (ctx.now - f.lastSeen > ctx.idleTimeoutMs) {
+      // A flow still waiting for its upstream (a tunnel stream can take a while to open) is
+      // given the open timeout instead, else a short idle timeout drops its first datagram.
+      const limit = f.upstream === null ? Math.max(ctx.idleTimeoutMs, UDP_OPEN_TIMEOUT_MS) : ctx.idleTimeoutMs;
+      if (ctx.now - f.lastSeen > limit) {
         ctx.m.flowsExpired.value++;
         closeFlow(f);
       }

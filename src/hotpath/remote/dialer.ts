@@ -1,0 +1,85 @@
+// The RemoteDialer over the tunnel: a splice (or a UDP flow) whose endpoint lives on another node
+// gets a proxy stream to that node's agent. A failure of any kind (no peer, limits, the far agent
+// answered FAILED) is reported through sink.fail, so the proxy fails over to another endpoint.
+// One promise per dial; nothing per chunk.
+
+import type { Protocol } from "../../control/index.ts";
+import type { Logger } from "../../log/index.ts";
+import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
+import type { OpenedProxyStream, ProxyTarget, Tunnel } from "../../tunnel/index.ts";
+import type { DatagramSink, RemoteDialer, StreamSink } from "../types.ts";
+import { StreamDatagrams } from "./datagrams.ts";
+import { StreamAdapter } from "./stream.ts";
+
+/** The part of the tunnel the dialer needs (tests may pass a stub). */
+export type ProxyStreamOpener = Pick<Tunnel, "openProxyStream">;
+
+export interface TunnelDialerOptions {
+  tunnel: ProxyStreamOpener;
+  log: Logger;
+  metrics: MetricsRegistry;
+}
+
+export interface TunnelDialer extends RemoteDialer {
+  dialDatagrams(node: string, ip: string, port: number, sink: DatagramSink): void;
+}
+
+interface DialerMetrics {
+  opened: Counter;
+  relayed: Counter;
+  failed: Counter;
+}
+
+export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
+  const m: DialerMetrics = {
+    opened: o.metrics.counter("proxy_remote_streams_total", "Tunnel streams opened for endpoints on other nodes"),
+    relayed: o.metrics.counter("proxy_remote_relayed_streams_total", "Tunnel streams opened over a relayed connection"),
+    failed: o.metrics.counter("proxy_remote_dial_failures_total", "Tunnel streams that could not be opened (failover follows)"),
+  };
+  const log = o.log;
+  return {
+    dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void {
+      const target: ProxyTarget = { protocol: protocol === "UDP" ? "udp" : "tcp", ip, port };
+      o.tunnel.openProxyStream(node, target).then(
+        (opened) => streamOpened(m, opened, sink),
+        (err) => dialFailed(m, log, node, target, err, sink),
+      );
+    },
+    dialDatagrams(node: string, ip: string, port: number, sink: DatagramSink): void {
+      const target: ProxyTarget = { protocol: "udp", ip, port };
+      o.tunnel.openProxyStream(node, target).then(
+        (opened) => {
+          count(m, opened);
+          const ch = new StreamDatagrams(opened.stream, opened.udpFramed);
+          ch.attach(sink);
+          sink.open(ch);
+        },
+        (err) => {
+          m.failed.value++;
+          log.debug("tunnel udp stream failed", { node, target: `${ip}:${port}`, err });
+          sink.fail(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    },
+  };
+}
+
+function count(m: DialerMetrics, opened: OpenedProxyStream): void {
+  m.opened.value++;
+  if (opened.relayed) m.relayed.value++;
+}
+
+function streamOpened(m: DialerMetrics, opened: OpenedProxyStream, sink: StreamSink): void {
+  count(m, opened);
+  const a = new StreamAdapter(opened.stream);
+  // Listeners first: buffered bytes are dispatched on a later microtask, after open() set up
+  // the splice; an abandoned dial terminates the stream inside open().
+  a.attach(sink);
+  sink.open(a);
+}
+
+function dialFailed(m: DialerMetrics, log: Logger, node: string, target: ProxyTarget, err: unknown, sink: StreamSink): void {
+  m.failed.value++;
+  log.debug("tunnel stream failed", { node, target: `${target.protocol} ${target.ip}:${target.port}`, err });
+  sink.fail(err instanceof Error ? err : new Error(String(err)));
+}

@@ -1,0 +1,180 @@
+// The receiving end of the tunnel: a CONNECT from another agent for ip:port on this node. The
+// target must be an endpoint the current table places on this node, else FAILED (counted). TCP:
+// the stream is spliced into a local connection by the proxy (spliceInbound), and the handler's
+// promise resolves true (the tunnel answers SUCCESS) only once that local dial succeeded. UDP: a
+// connected local UDP socket per stream, frames <-> datagrams, closed when the stream closes or
+// idles out (an EdgeMesh peer never closes its UDP streams: its issue #567).
+
+import type { udp } from "bun";
+import type { Protocol, TableSource } from "../../control/index.ts";
+import type { Logger } from "../../log/index.ts";
+import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
+import type { ProxyHeader, TunnelStream } from "../../tunnel/index.ts";
+import { UDP_SWEEP_INTERVAL_MS } from "../constants.ts";
+import type { DatagramSink, Proxy } from "../types.ts";
+import { StreamDatagrams } from "./datagrams.ts";
+import { StreamAdapter } from "./stream.ts";
+import { LocalTargets } from "./targets.ts";
+
+export interface InboundOptions {
+  proxy: Pick<Proxy, "spliceInbound">;
+  table: TableSource;
+  nodeName: string;
+  udpIdleTimeoutMs: number;
+  log: Logger;
+  metrics: MetricsRegistry;
+}
+
+export interface InboundHandler {
+  /** Give this to tunnel.handleProxy. Never throws. */
+  handle(header: ProxyHeader, stream: TunnelStream): boolean | Promise<boolean>;
+  /** Inbound UDP relays open now. */
+  udpRelays(): number;
+  stop(): void;
+}
+
+interface InboundMetrics {
+  notEndpoint: Counter;
+  limit: Counter;
+  dialFailed: Counter;
+  udpExpired: Counter;
+  udpErrors: Counter;
+}
+
+interface UdpState {
+  readonly relays: Set<UdpRelay>;
+  readonly m: InboundMetrics;
+  now: number;
+}
+
+class UdpRelay implements DatagramSink {
+  sock: udp.ConnectedSocket<"uint8array"> | null = null;
+  closed = false;
+  lastSeen: number;
+  constructor(readonly ch: StreamDatagrams, readonly st: UdpState) {
+    this.lastSeen = Date.now(); // once per flow; the sweep's coarse clock may be stale
+  }
+  open(): void {}
+  fail(): void {}
+  datagram(d: Uint8Array): void {
+    this.lastSeen = this.st.now;
+    try {
+      this.sock?.send(d);
+    } catch {
+      this.st.m.udpErrors.value++;
+    }
+  }
+  fromLocal(d: Uint8Array): void {
+    this.lastSeen = this.st.now;
+    this.ch.send(d);
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.st.relays.delete(this);
+    try {
+      this.sock?.close();
+    } catch {
+      // already closed
+    }
+    this.sock = null;
+    this.ch.close();
+  }
+}
+
+export function createInboundHandler(o: InboundOptions): InboundHandler {
+  const counter = (reason: string) => o.metrics.counter("proxy_inbound_refused_total", "Tunnel CONNECTs answered FAILED", { reason });
+  const m: InboundMetrics = {
+    notEndpoint: counter("not_endpoint"),
+    limit: counter("limit"),
+    dialFailed: counter("dial_failed"),
+    udpExpired: o.metrics.counter("proxy_inbound_udp_expired_total", "Inbound UDP relays closed after idling"),
+    udpErrors: o.metrics.counter("proxy_inbound_udp_errors_total", "Inbound UDP send errors"),
+  };
+  const targets = new LocalTargets(o.nodeName);
+  const st: UdpState = { relays: new Set(), m, now: Date.now() };
+  o.metrics.gaugeFn("proxy_inbound_udp_relays", "Inbound UDP relays open now", () => st.relays.size);
+  const sweepMs = Math.max(50, Math.min(UDP_SWEEP_INTERVAL_MS, o.udpIdleTimeoutMs / 2));
+  const timer = setInterval(() => {
+    st.now = Date.now();
+    for (const r of st.relays) {
+      if (st.now - r.lastSeen > o.udpIdleTimeoutMs) {
+        m.udpExpired.value++;
+        r.close();
+      }
+    }
+  }, sweepMs);
+  timer.unref?.();
+
+  function tcp(h: ProxyHeader, stream: TunnelStream): Promise<boolean> {
+    const a = new StreamAdapter(stream, true);
+    return new Promise<boolean>((resolve) => {
+      // The opener may give up while we dial: answer nothing, release the handler.
+      stream.addEventListener("close", () => resolve(false), { once: true });
+      const sink = o.proxy.spliceInbound(h.ip, h.port, a, (ok) => {
+        if (ok) a.handshaking = false; // SUCCESS goes out before any byte we write
+        else m.dialFailed.value++;
+        resolve(ok);
+      });
+      if (sink === null) {
+        m.limit.value++;
+        resolve(false);
+        return;
+      }
+      a.attach(sink);
+    });
+  }
+
+  function udpFlow(h: ProxyHeader, stream: TunnelStream): Promise<boolean> {
+    const ch = new StreamDatagrams(stream, h.udpFramed);
+    const relay = new UdpRelay(ch, st);
+    return Bun.udpSocket({
+      binaryType: "uint8array",
+      connect: { hostname: h.ip, port: h.port },
+      socket: {
+        data: (_s, buf) => relay.fromLocal(buf),
+        error: () => {
+          m.udpErrors.value++;
+        },
+      },
+    }).then(
+      (sock) => {
+        if (stream.status !== "open") {
+          sock.close();
+          return false;
+        }
+        relay.sock = sock;
+        st.relays.add(relay);
+        ch.attach(relay);
+        return true;
+      },
+      (err) => {
+        m.dialFailed.value++;
+        o.log.debug("inbound udp socket failed", { target: `${h.ip}:${h.port}`, err });
+        return false;
+      },
+    );
+  }
+
+  return {
+    handle(h, stream) {
+      const protocol: Protocol = h.protocol === "udp" ? "UDP" : "TCP";
+      if (!targets.has(o.table.current(), protocol, h.ip, h.port)) {
+        m.notEndpoint.value++;
+        o.log.debug("tunnel CONNECT refused: not an endpoint on this node", { peer: h.remoteNode ?? h.remotePeer, target: `${protocol} ${h.ip}:${h.port}` });
+        return false;
+      }
+      try {
+        return protocol === "TCP" ? tcp(h, stream) : udpFlow(h, stream);
+      } catch (err) {
+        o.log.error("inbound tunnel stream failed", { target: `${h.ip}:${h.port}`, err });
+        return false;
+      }
+    },
+    udpRelays: () => st.relays.size,
+    stop() {
+      clearInterval(timer);
+      for (const r of [...st.relays]) r.close();
+    },
+  };
+}
