@@ -175,6 +175,25 @@ describe("dig: search path and truncation", () => {
   });
 });
 
+describe("IPv6 listen address", () => {
+  test("a server on ::1 answers over UDP and TCP", async () => {
+    const v6 = createDnsServer({
+      table, listen: { host: "::1", port: 0 }, tcp: true, clusterDomain: "cluster.local", ttl: 30,
+      upstreams: ["[::1]:9"], cacheSize: 10, metrics: createMetrics(), log: createMemoryLogger(),
+    });
+    try {
+      const { udpPort } = await v6.start();
+      for (const transport of ["+notcp", "+tcp"]) {
+        const proc = Bun.spawn(["dig", "@::1", "-p", String(udpPort), "+short", "+tries=1", "+time=2", transport,
+          "web.default.svc.cluster.local"], { stdout: "pipe" });
+        expect((await new Response(proc.stdout).text()).trim()).toBe("10.96.0.10");
+      }
+    } finally {
+      v6.stop();
+    }
+  });
+});
+
 describe("TCP framing", () => {
   test("pipelined queries in one segment and a query split across segments are all answered", async () => {
     const frame = (id: number, name: string) => {

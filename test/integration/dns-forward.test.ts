@@ -153,6 +153,17 @@ describe("forwarding", () => {
     expect(up.tcpSeen).toEqual(["big.example", "big.example"]);
   });
 
+  test("IPv6: an upstream on ::1 is asked over the IPv6 socket", async () => {
+    const v6 = await startUpstream({ host: "::1" });
+    try {
+      const { port } = await start([`[::1]:${v6.port}`]);
+      expect((await dig(port, "six.example")).answer.map((x) => x[4])).toEqual(["192.0.2.1"]);
+      expect(v6.udpSeen).toEqual(["six.example"]);
+    } finally {
+      v6.stop();
+    }
+  });
+
   test("an upstream that does not answer is skipped for the next one", async () => {
     const silent = await startUpstream({ silent: true });
     try {
