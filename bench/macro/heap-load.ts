@@ -3,6 +3,7 @@
 // bytes through the proxy and waits until all N came back. stdin commands, JSON answers:
 //   connect PORT   -> {"ok":true}
 //   push BYTES     -> {"done":BYTES,"ms":...}
+//   pingpong N     -> N round trips of 1 KiB each way, one at a time -> {"done":N,"ms":...}
 // Prints {"port"} (the echo server) first.
 
 import type { Socket } from "bun";
@@ -54,6 +55,8 @@ let toSend = 0;
 let toReceive = 0;
 let started = 0;
 let onDone: (() => void) | null = null;
+const SMALL = new Uint8Array(1024).fill(0x64);
+let roundTrips = 0;
 
 function pump(s: Socket): void {
   while (toSend > 0) {
@@ -69,8 +72,14 @@ async function connect(port: number): Promise<void> {
     hostname: "127.0.0.1",
     port,
     socket: {
-      data(_s, buf) {
+      data(s, buf) {
         toReceive -= buf.byteLength;
+        if (toReceive <= 0 && roundTrips > 1) {
+          roundTrips--;
+          toReceive = SMALL.byteLength;
+          s.write(SMALL);
+          return;
+        }
         if (toReceive <= 0 && onDone) {
           const done = onDone;
           onDone = null;
@@ -98,6 +107,16 @@ function push(bytes: number): Promise<void> {
   return done;
 }
 
+function pingpong(n: number): Promise<void> {
+  if (!client) throw new Error("pingpong before connect");
+  roundTrips = n;
+  toReceive = SMALL.byteLength;
+  started = performance.now();
+  const done = new Promise<void>((resolve) => (onDone = resolve));
+  client.write(SMALL);
+  return done;
+}
+
 const decoder = new TextDecoder();
 let partial = "";
 for await (const chunk of Bun.stdin.stream()) {
@@ -112,6 +131,9 @@ for await (const chunk of Bun.stdin.stream()) {
         console.log(JSON.stringify({ ok: true }));
       } else if (cmd === "push") {
         await push(Number(arg));
+        console.log(JSON.stringify({ done: Number(arg), ms: performance.now() - started }));
+      } else if (cmd === "pingpong") {
+        await pingpong(Number(arg));
         console.log(JSON.stringify({ done: Number(arg), ms: performance.now() - started }));
       } else console.log(JSON.stringify({ error: `unknown command ${cmd}` }));
     } catch (err) {

@@ -213,6 +213,6 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
 
   // Heap objects per chunk, in a fresh proxy process with the chunk counter installed.
   if (proxy) await guard(results, "heap.objects_per_chunk", "objects/chunk", async () => void results.push(...(await measureHeap(options.heapBytes, log))));
-  else results.push(proxyUnavailable("heap.objects_per_chunk", "objects/chunk"));
+  else results.push(proxyUnavailable("heap.objects_per_chunk", "objects/chunk"), proxyUnavailable("heap.objects_per_chunk_small", "objects/chunk"));
   return results;
 }
