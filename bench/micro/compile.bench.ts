@@ -5,7 +5,7 @@
 // the noise the gate must not fail on; on a quiet machine the two agree (wall time is shown too).
 
 import { bench, do_not_optimize, measure } from "mitata";
-import { compile } from "../../src/control/compile/index.ts";
+import { compile } from "../../src/control/index.ts";
 import { emit, get, jsonMode, runScenarios } from "./harness.ts";
 import { syntheticStore } from "./synthetic.ts";
 

@@ -4,7 +4,7 @@
 
 import { bench, do_not_optimize } from "mitata";
 import { deepFreeze, type LbPolicy, type ServicePort } from "../../src/control/index.ts";
-import { createBalancer, headEnd, headerValue } from "../../src/hotpath/lb/index.ts";
+import { createBalancer, headEnd, headerValue } from "../../src/hotpath/index.ts";
 import { emit, jsonMode, nsRatio, runScenarios } from "./harness.ts";
 
 const ENDPOINTS = 10;

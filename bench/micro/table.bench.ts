@@ -2,7 +2,7 @@
 // 10k-service table, against a plain Map with the same keys measured in the same process.
 
 import { bench, do_not_optimize } from "mitata";
-import { compile } from "../../src/control/compile/index.ts";
+import { compile } from "../../src/control/index.ts";
 import { emit, jsonMode, nsRatio, runScenarios } from "./harness.ts";
 import { syntheticStore } from "./synthetic.ts";
 
