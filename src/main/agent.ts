@@ -15,12 +15,13 @@ import {
 } from "../control/index.ts";
 import { createDnsServer } from "../dns/index.ts";
 import { requireRoot, ensureBridge, removeBridge, raiseNofileLimit } from "../host/index.ts";
-import { createProxy } from "../hotpath/index.ts";
+import { createInboundHandler, createProxy, createTunnelDialer } from "../hotpath/index.ts";
 import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
+import { createAgentTunnel, watchRelayNodes } from "./tunnel.ts";
 
 /** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
 const RESERVED_FDS = 512;
@@ -52,11 +53,17 @@ export async function runAgent(configPath: string): Promise<number> {
   });
   publisher.flush();
 
+  // The tunnel object exists before the proxy (its dialer is the proxy's remote) and starts
+  // after the inbound handler is registered, so no CONNECT arrives unanswered.
+  const tunnel = config.modules.edgeTunnel.enable ? createAgentTunnel(config, log.child("tunnel"), metrics) : undefined;
+  const remote = tunnel ? createTunnelDialer({ tunnel, log: log.child("remote"), metrics }) : undefined;
+
   const proxy = config.modules.edgeProxy.enable
     ? createProxy({
         table: publisher,
         bindHost: bridgeDeviceIP,
         nodeName: config.nodeName,
+        remote,
         maxConnections,
         maxConnectionsPerPort: config.modules.edgeProxy.maxConnectionsPerPort,
         udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
@@ -66,6 +73,21 @@ export async function runAgent(configPath: string): Promise<number> {
       })
     : undefined;
   proxy?.start();
+
+  const inbound =
+    tunnel && proxy
+      ? createInboundHandler({
+          proxy,
+          table: publisher,
+          nodeName: config.nodeName,
+          udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
+          log: log.child("inbound"),
+          metrics,
+        })
+      : undefined;
+  if (tunnel && inbound) tunnel.handleProxy(inbound.handle);
+  await tunnel?.start();
+  const stopWatch = tunnel ? watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
 
   const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;
 
@@ -92,11 +114,15 @@ export async function runAgent(configPath: string): Promise<number> {
     listeners: () => proxy?.listeners() ?? new Map(),
     readiness,
     metrics,
+    peers: tunnel ? () => tunnel.peers() : undefined,
   });
-  log.info("running", { admin: `${admin.host}:${admin.port}`, iptables: backend, bridge: bridgeDeviceName });
+  log.info("running", { admin: `${admin.host}:${admin.port}`, iptables: backend, bridge: bridgeDeviceName, tunnel: tunnel ? tunnel.peerId : "off" });
 
   return onShutdown(log, async () => {
+    stopWatch?.();
     await proxy?.drain(DRAIN_DEADLINE_MS);
+    inbound?.stop();
+    await tunnel?.stop().catch((err) => log.warn("tunnel stop failed", { error: (err as Error).message }));
     await iptables?.stop();
     dns?.stop();
     proxy?.stop();
