@@ -1,9 +1,11 @@
 // DNS queries/s and CPU per query: our server vs dnsmasq, same machine, same run, same dnsperf.
-//   bun bench/dns.bench.ts --short   CI: 2 repeats of 2 s per scenario (~20 s)
+//   bun bench/dns.bench.ts --short   CI: 2 repeats of 1.5 s per scenario and server (~20 s)
 //   bun bench/dns.bench.ts           3 repeats of 5 s, plus bench/dns/answer.bench.ts (in-process)
-// Scenarios: a cluster name (ours: template answer; dnsmasq: --host-record) and a cached forwarded
-// name (both forward x.fwd.test once to a third process, an upstream dnsmasq, and then answer from
-// their caches). Every server is its own process, like dnsperf. Prints a JSON array of results
+// Scenarios: a cluster name (ours: template answer; dnsmasq: --host-record); a cached forwarded
+// name (both forward x.fwd.test, TTL 300, to a third process, an upstream dnsmasq, and then answer
+// from their caches); and an uncacheable forwarded name (TTL 0: every query goes upstream, so this
+// measures the forwarder; ours coalesces identical questions in flight, dnsmasq does too).
+// Every server is its own process, like dnsperf. Prints a JSON array of results
 // (name, value, reference, ratio, runs) on stdout for bench/check.ts; logs to stderr.
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,9 +13,10 @@ import { cpuSeconds, firstJson, freePort, spawn, stopAll, waitForDns } from "./d
 
 const short = process.argv.includes("--short");
 const REPEATS = short ? 2 : 3;
-const SECONDS = short ? 2 : 5;
+const SECONDS = short ? 1.5 : 5;
 const CLUSTER_NAME = "web.default.svc.cluster.local";
 const FORWARD_NAME = "x.fwd.test";
+const UNCACHED_NAME = "x.nocache.test";
 const log = (line: string) => console.error(`[dns-bench] ${line}`);
 
 interface Run { qps: number; cpuUsPerQuery: number; lost: number }
@@ -45,8 +48,10 @@ async function main(): Promise<void> {
   const dnsmasq = (port: number, extra: string[]) =>
     spawn(["dnsmasq", "--no-daemon", `--port=${port}`, "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
       "--no-hosts", "--cache-size=10000", "--pid-file=", ...extra]);
-  const upstream = dnsmasq(upPort, [`--address=/fwd.test/10.0.0.2`]);
-  const reference = dnsmasq(refPort, [`--host-record=${CLUSTER_NAME},10.96.0.0`, `--server=/fwd.test/127.0.0.1#${upPort}`]);
+  // --local-ttl: dnsmasq's own answers have TTL 0 unless told, which no cache keeps.
+  const upstream = dnsmasq(upPort, ["--local-ttl=300", "--address=/fwd.test/10.0.0.2", `--host-record=${UNCACHED_NAME},10.0.0.3,0`]);
+  const reference = dnsmasq(refPort, [`--host-record=${CLUSTER_NAME},10.96.0.0`, `--server=/fwd.test/127.0.0.1#${upPort}`,
+    `--server=/nocache.test/127.0.0.1#${upPort}`]);
   const ours = spawn([process.execPath, new URL("./dns/server.ts", import.meta.url).pathname, "--port", "0", "--upstream", `127.0.0.1:${upPort}`]);
   const { port: ourPort } = await firstJson<{ port: number }>(ours, 10_000);
   for (const port of [upPort, refPort, ourPort]) await waitForDns(port, FORWARD_NAME);
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
   const scenarios = [
     { key: "cluster", name: CLUSTER_NAME },
     { key: "cached_forward", name: FORWARD_NAME },
+    { key: "uncached_forward", name: UNCACHED_NAME },
   ];
   const runs: Record<string, { ours: Run[]; ref: Run[] }> = {};
   for (let r = 0; r < REPEATS; r++) {

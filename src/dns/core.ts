@@ -9,7 +9,7 @@ import { writeChasedReply } from "./chase.ts";
 import { lookup, type Template, type Zone } from "./templates.ts";
 import type { Upstream, UpstreamIO } from "./upstream.ts";
 import {
-  CLASS_IN, inZone, mixHash, PARSE_BADVERS, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
+  CLASS_IN, mixHash, PARSE_BADVERS, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
   writeErrorReply,
 } from "./wire.ts";
 
@@ -19,7 +19,7 @@ export const TCP_LIMIT = 65535;
 export interface CoreOptions {
   zone: Zone;
   upstreams: readonly Upstream[];
-  /** cacheDNS mode: cluster-zone names go here (forwarded + cached) instead of the templates. */
+  /** cacheDNS mode: every question goes here (forwarded + cached), none is answered locally. */
   clusterUpstreams: readonly Upstream[] | null;
   cacheSize: number;
   io: UpstreamIO;
@@ -71,7 +71,7 @@ export class DnsCore {
   readonly forwarder: Forwarder;
   readonly c: DnsCounters;
   readonly #upstreams: readonly Upstream[];
-  /** cacheDNS mode: where cluster names go (null = answer them locally). */
+  /** cacheDNS mode: where every question goes (null = cluster names answered locally). */
   cluster: readonly Upstream[] | null;
   readonly #now: () => number;
 
@@ -122,6 +122,8 @@ export class DnsCore {
       return writeRcodeReply(buf, q.questionEnd, q.hasOpt, RCODE_REFUSED, out);
     }
     let group = this.#upstreams;
+    // cacheDNS (EdgeMesh's NodeLocal DNSCache mode): like its Corefile, one "forward ." to the
+    // cluster DNS for every name, with the kubernetes plugin off.
     if (this.cluster === null) {
       const t = lookup(this.zone, q);
       if (t !== null) {
@@ -129,7 +131,7 @@ export class DnsCore {
         if (t.chase !== null) return this.#chase(t, buf, out, limit, conn, port, address);
         return writeTemplateReply(t, buf, q, out, limit, c.truncated);
       }
-    } else if (inZone(q, this.zone.domain)) {
+    } else {
       group = this.cluster;
     }
     const key = mixHash(mixHash(q.hash, q.qtype), q.qclass);

@@ -144,6 +144,9 @@ export class Forwarder {
       return;
     }
     const now = o.now();
+    // Capped TTLs are what clients see too, as with CoreDNS's cache: nobody holds the answer longer.
+    const ttls = prepared.ttls;
+    for (let i = 0; i < ttls.length; i++) if (ttls[i]! > o.maxCacheTtlS) ttls[i] = o.maxCacheTtlS;
     const entry: CacheEntry = {
       name: p.name, qtype: p.qtype, qclass: p.qclass, wire: prepared.wire, ttlOffsets: prepared.ttlOffsets,
       ttls: prepared.ttls, storedAt: now, expiresAt: now + Math.min(prepared.cacheTtl, o.maxCacheTtlS) * 1000,

@@ -20,7 +20,6 @@ import { readFileSync } from "node:fs";
 import type { TableSource } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
-import { CACHE_MAX_TTL_S } from "./cache.ts";
 import { DnsCore } from "./core.ts";
 import { parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
 import { DnsSockets } from "./server.ts";
@@ -47,9 +46,11 @@ export interface DnsOptions {
   /** Entries in the forward cache. */
   cacheSize: number;
   /**
-   * EdgeMesh's NodeLocal-DNSCache mode: cluster names are forwarded to the cluster DNS (and
-   * cached) instead of answered locally. autoDetect: use kube-system/kube-dns's ClusterIP from the
-   * table (upstreamServers when there is none). cacheTTL caps every cached TTL, seconds.
+   * EdgeMesh's NodeLocal-DNSCache mode: every question, cluster names included, is forwarded to
+   * the cluster DNS and cached; nothing is answered locally (EdgeMesh's Corefile then has one
+   * "forward ." and no kubernetes plugin). Servers: with autoDetect the ClusterIPs of
+   * kube-system/coredns and kube-system/kube-dns from the table, then upstreamServers. cacheTTL
+   * caps every cached TTL, seconds. With no server found, cluster names are answered locally.
    */
   cacheDNS?: { enable: boolean; upstreamServers: string[]; autoDetect?: boolean; cacheTTL?: number };
   /** Dev mode: A/AAAA of ClusterIP-like services is this IP (the proxy's listen host). */
@@ -61,9 +62,17 @@ export interface DnsOptions {
   forwardTimeoutMs?: number;
   /** Distinct questions waiting on upstreams at once (default 4096); more get SERVFAIL. */
   maxPending?: number;
+  /**
+   * Longest time a forwarded answer is cached, seconds (default 30: EdgeMesh's Corefile has
+   * "cache 30"). In cacheDNS mode cacheDNS.cacheTTL is used instead.
+   */
+  maxCacheTtl?: number;
   /** OS boundary: reads /etc/resolv.conf. */
   readResolvConf?: () => string;
 }
+
+/** EdgeMesh's Corefile: "cache 30". */
+const DEFAULT_MAX_CACHE_TTL_S = 30;
 
 export interface DnsServer {
   start(): Promise<{ host: string; udpPort: number; tcpPort: number }>;
@@ -85,17 +94,21 @@ export function createDnsServer(o: DnsOptions): DnsServer {
   const compileMs = o.metrics.gauge("dns_zone_compile_last_ms", "Duration of the last DNS zone compile in ms");
   o.metrics.gaugeFn("dns_zone_names", "Names in the DNS zone (with aliases and PTR names)", () => zone.names);
 
-  /** cacheDNS mode: where cluster names go; null = answer them from the zone. */
+  /** cacheDNS mode: the cluster DNS servers every question goes to; null = answer cluster names. */
   const clusterUpstreams = (): Upstream[] | null => {
     const c = o.cacheDNS;
     if (!c?.enable) return null;
+    // As EdgeMesh: the coredns and kube-dns services' ClusterIPs, then the configured servers.
+    const found: string[] = [];
     if (c.autoDetect) {
-      const found = o.table.current().services
-        .find((s) => s.namespace === "kube-system" && (s.name === "kube-dns" || s.name === "coredns"));
-      const ip = found?.clusterIPs.find((x) => x && x !== "None");
-      if (ip) return [{ host: ip, port: 53 }];
+      for (const s of o.table.current().services) {
+        if (s.namespace !== "kube-system" || (s.name !== "coredns" && s.name !== "kube-dns")) continue;
+        const ip = s.clusterIPs.find((x) => x && x !== "None");
+        if (ip) found.push(ip);
+      }
     }
-    return c.upstreamServers.length > 0 ? c.upstreamServers.map(parseUpstream) : null;
+    const all = [...new Set([...found, ...c.upstreamServers.map((x) => x.trim()).filter(Boolean)])];
+    return all.length > 0 ? all.map(parseUpstream) : null;
   };
 
   const rebuild = () => {
@@ -131,6 +144,7 @@ export function createDnsServer(o: DnsOptions): DnsServer {
       }
       const cluster = clusterUpstreams();
       if (o.cacheDNS?.enable && cluster === null) log.warn("cacheDNS: no cluster DNS found; answering cluster names locally");
+      if (cluster) log.info("cacheDNS: forwarding every question", { servers: cluster.map((u) => `${u.host}:${u.port}`).join(",") });
       if (upstreams.length === 0) log.warn("no DNS upstreams: names outside the cluster get SERVFAIL");
       io = new UpstreamIO({
         stray: o.metrics.counter("dns_forward_total", "DNS forwarder events", { event: "stray_reply" }),
@@ -142,7 +156,7 @@ export function createDnsServer(o: DnsOptions): DnsServer {
         zone, upstreams, clusterUpstreams: cluster, cacheSize: o.cacheSize, io, metrics: o.metrics, log, now,
         deliver: (w, buf, len) => s.sockets?.deliver(w, buf, len),
         timeoutMs: o.forwardTimeoutMs ?? 2000, maxPending: o.maxPending ?? 4096,
-        maxCacheTtlS: o.cacheDNS?.enable && o.cacheDNS.cacheTTL ? o.cacheDNS.cacheTTL : CACHE_MAX_TTL_S,
+        maxCacheTtlS: o.cacheDNS?.enable && o.cacheDNS.cacheTTL ? o.cacheDNS.cacheTTL : (o.maxCacheTtl ?? DEFAULT_MAX_CACHE_TTL_S),
       });
       sockets = s.sockets = new DnsSockets(core);
       unsubscribe = o.table.subscribe(rebuild);

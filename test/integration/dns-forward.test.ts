@@ -108,7 +108,7 @@ async function start(upstreams: string[], extra: Partial<DnsOptions> = {}, table
   const server = createDnsServer({
     table: { current: () => table, subscribe: () => () => {} }, listen: { host: "127.0.0.1", port: 0 }, tcp: true,
     clusterDomain: "cluster.local", ttl: 30, upstreams, cacheSize: 1000, metrics, log: createMemoryLogger(),
-    clock, forwardTimeoutMs: 1000, ...extra,
+    clock, forwardTimeoutMs: 1000, maxCacheTtl: 3600, ...extra,
   });
   running.push(server);
   return { port: (await server.start()).udpPort, metrics };
@@ -192,7 +192,7 @@ describe("forwarding", () => {
     }
   });
 
-  test("cacheDNS mode forwards cluster names to the cluster DNS instead of answering them", async () => {
+  test("cacheDNS mode forwards every question, cluster names included, to the cluster DNS", async () => {
     const cluster = await startUpstream();
     try {
       const { port } = await start([`127.0.0.1:${up.port}`], {
@@ -201,9 +201,9 @@ describe("forwarding", () => {
       const r = await dig(port, "web.default.svc.cluster.local");
       expect(r.answer.map((x) => x[4])).toEqual(["192.0.2.1"]); // the cluster DNS's answer, not 10.96.0.10
       expect(cluster.udpSeen).toEqual(["web.default.svc.cluster.local"]);
-      expect(up.udpSeen).toEqual([]);
       await dig(port, "www.example");
-      expect(up.udpSeen).toEqual(["www.example"]);
+      expect(cluster.udpSeen).toEqual(["web.default.svc.cluster.local", "www.example"]);
+      expect(up.udpSeen).toEqual([]); // as in EdgeMesh's Corefile: one "forward ." to the cluster DNS
     } finally {
       cluster.stop();
     }
@@ -246,6 +246,16 @@ describe("cacheDNS details", () => {
     } finally {
       kubeDns.stop();
     }
+  });
+
+  test("by default forwarded answers are cached for at most 30 s, and say so (EdgeMesh: cache 30)", async () => {
+    const { port } = await start([`127.0.0.1:${up.port}`], { maxCacheTtl: undefined });
+    expect((await dig(port, "capped.example")).answer[0]![1]).toBe("30"); // upstream said 60
+    clock.t += 29_000;
+    expect((await dig(port, "capped.example")).answer[0]![1]).toBe("1");
+    clock.t += 1_000;
+    await dig(port, "capped.example");
+    expect(up.udpSeen).toEqual(["capped.example", "capped.example"]);
   });
 
   test("cacheTTL caps how long forwarded answers are cached", async () => {
