@@ -64,3 +64,67 @@ export function writeRcodeReply(query: Uint8Array, qEnd: number, hasOpt: boolean
   for (let i = HEADER_LEN; i < qEnd; i++) out[i] = query[i]!;
   return hasOpt ? writeOpt(out, qEnd) : qEnd;
 }
+
+/**
+ * The IPv4 address in a pod name "<a-b-c-d>.<ns>.pod.<domain>" (q already known to be in the
+ * zone), as an unsigned 32-bit number, or -1 when q is not such a name.
+ */
+export function podIPv4(q: Query, domainLabels: number): number {
+  if (q.labels !== domainLabels + 3) return -1;
+  const n = q.name;
+  const pod = q.labelStarts[2]!;
+  if (n[pod] !== 3 || n[pod + 1] !== 112 || n[pod + 2] !== 111 || n[pod + 3] !== 100) return -1; // "pod"
+  const len = n[0]!;
+  let ip = 0;
+  let part = 0;
+  let v = -1;
+  for (let i = 1; i <= len + 1; i++) {
+    const c = i === len + 1 ? 45 : n[i]!;
+    if (c === 45) { // "-"
+      if (v < 0 || v > 255 || part === 4) return -1;
+      ip = ip * 256 + v;
+      part++;
+      v = -1;
+    } else if (c >= 48 && c <= 57) {
+      v = v < 0 ? c - 48 : v * 10 + (c - 48);
+      if (v > 255) return -1;
+    } else {
+      return -1;
+    }
+  }
+  return part === 4 ? ip : -1;
+}
+
+/** One A record for the question (pod names): header, question, answer, OPT. */
+export function writeAddressReply(query: Uint8Array, q: Query, ip: number, ttl: number, out: Uint8Array): number {
+  const qEnd = q.questionEnd;
+  out[0] = query[0]!;
+  out[1] = query[1]!;
+  out[2] = 0x84 | (query[2]! & 0x01);
+  out[3] = 0x80 | (query[3]! & 0x10);
+  out[4] = 0;
+  out[5] = 1;
+  out[6] = 0;
+  out[7] = 1;
+  out[8] = out[9] = out[10] = 0;
+  out[11] = q.hasOpt ? 1 : 0;
+  for (let i = HEADER_LEN; i < qEnd; i++) out[i] = query[i]!;
+  let o = qEnd;
+  out[o++] = 0xc0;
+  out[o++] = 0x0c;
+  out[o++] = 0;
+  out[o++] = 1; // A
+  out[o++] = 0;
+  out[o++] = 1; // IN
+  out[o++] = ttl >>> 24;
+  out[o++] = (ttl >>> 16) & 0xff;
+  out[o++] = (ttl >>> 8) & 0xff;
+  out[o++] = ttl & 0xff;
+  out[o++] = 0;
+  out[o++] = 4;
+  out[o++] = ip >>> 24;
+  out[o++] = (ip >>> 16) & 0xff;
+  out[o++] = (ip >>> 8) & 0xff;
+  out[o++] = ip & 0xff;
+  return q.hasOpt ? writeOpt(out, o) : o;
+}

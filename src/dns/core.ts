@@ -2,14 +2,14 @@
 // the cache, or hand to the forwarder. Socket-free so tests can drive it with plain buffers.
 import type { Logger } from "../log/index.ts";
 import type { Counter, MetricsRegistry } from "../metrics/index.ts";
-import { writeRcodeReply, writeTemplateReply } from "./answer.ts";
+import { podIPv4, writeAddressReply, writeRcodeReply, writeTemplateReply } from "./answer.ts";
 import { DnsCache, writeCachedReply } from "./cache.ts";
 import { Forwarder, type Waiter } from "./forward.ts";
 import { writeChasedReply } from "./chase.ts";
 import { lookup, type Template, type Zone } from "./templates.ts";
 import type { Upstream, UpstreamIO } from "./upstream.ts";
 import {
-  CLASS_IN, mixHash, PARSE_BADVERS, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
+  CLASS_IN, mixHash, TYPE_A, PARSE_BADVERS, PARSE_DROP, PARSE_OK, parseQuery, Query, RCODE_NOTIMP, RCODE_REFUSED,
   writeErrorReply,
 } from "./wire.ts";
 
@@ -129,6 +129,14 @@ export class DnsCore {
       if (t !== null) {
         c.local.value++;
         if (t.chase !== null) return this.#chase(t, buf, out, limit, conn, port, address);
+        if (t === this.zone.nxdomain) {
+          // "pods insecure" as in EdgeMesh's Corefile: 10-1-2-3.<ns>.pod.<domain> is 10.1.2.3.
+          const ip = podIPv4(q, this.zone.domainLabels);
+          if (ip >= 0) {
+            if (q.qtype !== TYPE_A) return writeTemplateReply(this.zone.nodata, buf, q, out, limit, c.truncated);
+            return writeAddressReply(buf, q, ip, this.zone.ttl, out);
+          }
+        }
         return writeTemplateReply(t, buf, q, out, limit, c.truncated);
       }
     } else {

@@ -9,6 +9,7 @@
 //   _<port>._<proto>.<svc>.<ns>.svc.<domain>  SRV for named ports
 //   <host>.<svc>.<ns>.svc.<domain>  headless endpoints (hostname, else the IP with dashes)
 //   PTR under in-addr.arpa / ip6.arpa for ClusterIPs and headless endpoint IPs (misses forwarded)
+//   <a-b-c-d>.<ns>.pod.<domain>  A a.b.c.d ("pods insecure", as EdgeMesh's Corefile; IPv4 only)
 //   ExternalName: CNAME; A/AAAA questions also get the target's records, resolved through the
 //   forwarder and cache (stub resolvers do not chase a bare CNAME), unless the target is in-zone
 // UDP answers bigger than the client's EDNS size (512 without EDNS) carry the records that fit

@@ -46,6 +46,10 @@ export interface Zone {
   readonly nxdomain: Template;
   readonly names: number;
   readonly skipped: readonly string[];
+  /** TTL of our records, seconds (pod answers are made per query). */
+  readonly ttl: number;
+  /** Labels in the cluster domain: pod names are <a-b-c-d>.<ns>.pod.<domain>. */
+  readonly domainLabels: number;
 }
 
 const NO_ENDS = new Uint16Array(0);

@@ -136,7 +136,7 @@ export function createZoneCompiler(o: ZoneOptions): ZoneCompiler {
       entries = e;
       return {
         version: table.version, domain: domainWire, entries: e, nodata: neg.nodata, nxdomain: neg.nxdomain, names: count,
-        skipped,
+        skipped, ttl: opts.ttl, domainLabels: domain.split(".").length,
       };
     },
   };

@@ -123,6 +123,16 @@ for (const transport of ["+notcp", "+tcp"]) {
       expect(nodata.authority.map((x) => x[3])).toEqual(["SOA"]);
     });
 
+    test("pod names (pods insecure): the IP is in the name", async () => {
+      expect(rdata((await dig(port, transport, "10-1-2-3.default.pod.cluster.local")).answer)).toEqual(["10.1.2.3"]);
+      expect(rdata((await dig(port, transport, "10-1-2-3.Any-NS.POD.cluster.local")).answer)).toEqual(["10.1.2.3"]);
+      const v6 = await dig(port, transport, "10-1-2-3.default.pod.cluster.local", "AAAA");
+      expect([v6.status, v6.answer.length, v6.authority.length]).toEqual(["NOERROR", 0, 1]);
+      for (const bad of ["10-1-2-300", "10-1-2", "10-1-2-3-4", "a-1-2-3", "1--2-3"]) {
+        expect((await dig(port, transport, `${bad}.default.pod.cluster.local`)).status).toBe("NXDOMAIN");
+      }
+    });
+
     test("mixed case is answered and echoed", async () => {
       const r = await dig(port, transport, "WeB.DeFault.SVC.Cluster.LOCAL");
       expect(r.raw).toContain(";WeB.DeFault.SVC.Cluster.LOCAL.");
