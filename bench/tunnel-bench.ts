@@ -1,0 +1,196 @@
+// Cross-node path benchmark: client -> agent A's proxy -> libp2p tunnel -> agent B -> server,
+// against client -> server directly, in the same run, on loopback. Two agent processes (each a
+// real tunnel + proxy + TunnelDialer + inbound handler with a fixed table placing the servers on
+// node B), bulk throughput with iperf3 and 1 KiB request/response with wrk over 64 connections
+// (bench/macro/load.ts), PSK on and off, TCP (and QUIC without PSK). CPU-seconds per GiB is the
+// two agents' CPU time during the bulk run over the bytes moved. Prints one JSON document.
+//
+//   bun bench/tunnel-bench.ts            full (10 s per measurement)
+//   bun bench/tunnel-bench.ts --short    ~30-40 s, for the CI gate
+//   (internal) bun bench/tunnel-bench.ts --role agent ...   one agent process
+
+import { parseArgs } from "node:util";
+import { iperf3, wrk } from "./macro/load.ts";
+import { type Child, cpuSecondsOf, freePort, haveTool, spawnBun, spawnChild, stopAll, waitTcp } from "./macro/procs.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    role: { type: "string" },
+    node: { type: "string" },
+    psk: { type: "string", default: "1" },
+    transport: { type: "string", default: "tcp" },
+    iperf: { type: "string" },
+    http: { type: "string" },
+    peer: { type: "string" },
+    short: { type: "boolean", default: false },
+    seconds: { type: "string" },
+  },
+});
+
+interface AgentInfo {
+  node: string;
+  peerId: string;
+  addrs: string[];
+  ports: { iperf: number; http: number };
+}
+
+if (args.role === "agent") await runAgent();
+else await main();
+
+/** One agent: tunnel + proxy on 127.0.0.1; prints AgentInfo and runs until killed. */
+async function runAgent(): Promise<void> {
+  const { createTunnel } = await import("../src/tunnel/index.ts");
+  const { createProxy, createTunnelDialer, createInboundHandler } = await import("../src/hotpath/index.ts");
+  const { createLogger } = await import("../src/log/index.ts");
+  const { createMetrics } = await import("../src/metrics/index.ts");
+  const { deepFreeze, portKey } = await import("../src/control/table.ts");
+  const node = args.node!;
+  const log = createLogger({ level: "warn", component: node });
+  const metrics = createMetrics();
+  const quic = args.transport === "quic";
+  const tunnel = createTunnel({
+    nodeName: node,
+    listenPort: 0,
+    listenAddrs: [quic ? "/ip4/127.0.0.1/udp/0/quic-v1" : "/ip4/127.0.0.1/tcp/0"],
+    transport: quic ? "quic" : "tcp",
+    psk: args.psk === "1" ? new Uint8Array(32).fill(42) : undefined,
+    identity: { mode: "compat" },
+    relayNodes: [],
+    mdns: false,
+    rendezvous: "EDGEMESH_BENCH",
+    enableHolePunch: false,
+    log,
+    metrics,
+  });
+  const ep = (port: string) => [{ ip: "127.0.0.1", port: Number(port), node: "node-b", ready: true, hostname: "", zone: "" }];
+  const sp = (name: string, port: string) => ({
+    key: portKey("default", name, 80, "TCP"),
+    namespace: "default",
+    name,
+    portName: "",
+    port: 80,
+    protocol: "TCP" as const,
+    clusterIPs: [],
+    nodePort: 0,
+    externalIPs: [],
+    policy: { kind: "ROUND_ROBIN" as const },
+    affinity: { clientIP: false, timeoutSeconds: 0 },
+    endpoints: ep(port),
+  });
+  const ports = [sp("http", args.http!), sp("iperf", args.iperf!)];
+  const table = deepFreeze({ version: 1, compiledAt: Date.now(), ports, byKey: Object.fromEntries(ports.map((p) => [p.key, p])), services: [] });
+  const source = { current: () => table as never, subscribe: () => () => {} };
+  const remote = createTunnelDialer({ tunnel, log, metrics });
+  const proxy = createProxy({
+    table: source,
+    bindHost: "127.0.0.1",
+    nodeName: node,
+    remote,
+    maxConnections: 4096,
+    maxConnectionsPerPort: 0,
+    udpIdleTimeoutMs: 30_000,
+    consistentHash: { partitionCount: 100, replicationFactor: 10, load: 1.25 },
+    metrics,
+    log,
+  });
+  proxy.start();
+  const inbound = createInboundHandler({ proxy, table: source, nodeName: node, udpIdleTimeoutMs: 30_000, log, metrics });
+  tunnel.handleProxy(inbound.handle);
+  await tunnel.start();
+  if (args.peer) {
+    const p = JSON.parse(args.peer) as AgentInfo;
+    await tunnel.addPeer(p.node, p.peerId, p.addrs);
+  }
+  for (let i = 0; i < 100 && proxy.listeners().size < 2; i++) await Bun.sleep(10);
+  const port = (name: string) => proxy.listeners().get(portKey("default", name, 80, "TCP"))!.port;
+  console.log(JSON.stringify({ node, peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: port("iperf"), http: port("http") } } satisfies AgentInfo));
+  process.on("SIGTERM", () => {
+    proxy.stop();
+    void tunnel.stop().finally(() => process.exit(0));
+  });
+}
+
+interface PathResult {
+  name: string;
+  bulkGbps?: number;
+  rps?: number;
+  rpsErrors?: number;
+  cpuSecondsPerGiB?: number;
+  error?: string;
+}
+
+async function startPair(psk: boolean, transport: string, iperfPort: number, httpPort: number): Promise<{ a: Child; b: Child; entry: AgentInfo }> {
+  const common = ["--role", "agent", "--psk", psk ? "1" : "0", "--transport", transport, "--iperf", String(iperfPort), "--http", String(httpPort)];
+  const b = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-b"]);
+  const infoB = await b.nextJson<AgentInfo>(20_000);
+  const a = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-a", "--peer", JSON.stringify(infoB)]);
+  const entry = await a.nextJson<AgentInfo>(20_000);
+  // One request opens the libp2p connection (dial, PSK, Noise, yamux) before anything is timed.
+  const res = await fetch(`http://127.0.0.1:${entry.ports.http}/`, { method: "POST", body: "warm" });
+  if (!res.ok) throw new Error(`warm-up request through the tunnel: HTTP ${res.status}`);
+  await res.arrayBuffer();
+  return { a, b, entry };
+}
+
+async function measurePath(name: string, psk: boolean, transport: string, iperfPort: number, httpPort: number, seconds: number): Promise<PathResult> {
+  let pair: Awaited<ReturnType<typeof startPair>> | undefined;
+  try {
+    pair = await startPair(psk, transport, iperfPort, httpPort);
+    const cpu0 = (await cpuSecondsOf(pair.a.pid)) + (await cpuSecondsOf(pair.b.pid));
+    const bulkGbps = await iperf3(pair.entry.ports.iperf, seconds);
+    const cpu1 = (await cpuSecondsOf(pair.a.pid)) + (await cpuSecondsOf(pair.b.pid));
+    // iperf3 runs seconds + 1 (the omitted slow-start second moves bytes too).
+    const gib = (bulkGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
+    const r = await wrk(pair.entry.ports.http, seconds);
+    return { name, bulkGbps, rps: r.rps, rpsErrors: r.errors, cpuSecondsPerGiB: (cpu1 - cpu0) / gib };
+  } catch (err) {
+    return { name, error: (err as Error).message.slice(0, 400) };
+  } finally {
+    await pair?.a.stop();
+    await pair?.b.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(args.seconds ?? (args.short ? 3 : 10));
+  if (!haveTool("iperf3") || !haveTool("wrk")) {
+    console.log(JSON.stringify({ error: "iperf3 and wrk are needed (apt-get install iperf3 wrk)" }));
+    process.exit(1);
+  }
+  const stop = () => void stopAll().finally(() => process.exit(130));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  try {
+    const iperfPort = await freePort();
+    spawnChild(["iperf3", "-s", "-p", String(iperfPort)]);
+    await waitTcp(iperfPort);
+    const http = spawnBun("./http-backend.ts");
+    const httpPort = (await http.nextJson<{ port: number }>()).port;
+
+    const direct = { bulkGbps: await iperf3(iperfPort, seconds), rps: (await wrk(httpPort, seconds)).rps };
+    const paths: PathResult[] = [
+      await measurePath("tcp_psk", true, "tcp", iperfPort, httpPort, seconds),
+      await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
+    ];
+    if (!args.short) paths.push(await measurePath("quic_nopsk", false, "quic", iperfPort, httpPort, seconds));
+
+    const out: Record<string, unknown> = { seconds, direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps } };
+    for (const p of paths) {
+      out[p.name] = p.error
+        ? { error: p.error }
+        : {
+            bulk_gbps: p.bulkGbps,
+            bulk_ratio: p.bulkGbps! / direct.bulkGbps,
+            rps: p.rps,
+            rps_ratio: p.rps! / direct.rps,
+            rps_errors: p.rpsErrors,
+            cpu_s_per_gib: p.cpuSecondsPerGiB,
+          };
+    }
+    out.targets = { tcp_psk: { bulk_ratio: 0.12, rps_ratio: 0.35 }, tcp_nopsk: { bulk_ratio: 0.2, rps_ratio: 0.35 } };
+    console.log(JSON.stringify(out, null, 2));
+  } finally {
+    await stopAll();
+  }
+  process.exit(0);
+}
