@@ -80,20 +80,24 @@ async function main(): Promise<void> {
   const results: object[] = [];
   for (const s of scenarios) {
     const { ours: o, ref } = runs[s.key]!;
+    // Ratios are medians of back-to-back pairs: on a shared machine load drifts between pairs,
+    // much less within one.
     const qps = median(o.map((x) => x.qps));
     const refQps = median(ref.map((x) => x.qps));
+    const qpsRuns = o.map((x, i) => x.qps / ref[i]!.qps);
     results.push({
-      name: `dns.${s.key}.qps_ratio`, unit: "x", value: qps, ratio: qps / refQps,
+      name: `dns.${s.key}.qps_ratio`, unit: "x", value: qps, ratio: median(qpsRuns),
       reference: { name: "dnsmasq q/s", value: refQps },
-      runs: o.map((x, i) => x.qps / ref[i]!.qps),
+      runs: qpsRuns,
       note: `ours ${Math.round(qps)} q/s vs dnsmasq ${Math.round(refQps)} q/s (${s.name}, dnsperf -c 4 -q 256, ${SECONDS} s x ${REPEATS})`,
     });
     const cpu = median(o.map((x) => x.cpuUsPerQuery));
     const refCpu = median(ref.map((x) => x.cpuUsPerQuery));
+    const cpuRuns = o.map((x, i) => ref[i]!.cpuUsPerQuery / x.cpuUsPerQuery);
     results.push({
-      name: `dns.${s.key}.cpu_ratio`, unit: "x", value: cpu, ratio: refCpu / cpu,
+      name: `dns.${s.key}.cpu_ratio`, unit: "x", value: cpu, ratio: median(cpuRuns),
       reference: { name: "dnsmasq CPU-us/query", value: refCpu },
-      runs: o.map((x, i) => ref[i]!.cpuUsPerQuery / x.cpuUsPerQuery),
+      runs: cpuRuns,
       note: `ours ${cpu.toFixed(2)} CPU-us/query vs dnsmasq ${refCpu.toFixed(2)} (ratio = dnsmasq/ours, higher is better)`,
     });
   }
