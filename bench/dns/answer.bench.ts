@@ -57,7 +57,7 @@ const fwdQuery = new Uint8Array(packet.encode({ id: 7, flags: packet.RECURSION_D
   const q = new Query();
   parseQuery(fwdQuery, fwdQuery.length, q);
   core.cache.set(mixHash(mixHash(q.hash, q.qtype), q.qclass), { name: q.name.slice(0, q.nameLen), qtype: 1, qclass: 1,
-    wire: prepared.wire, ttlOffsets: prepared.ttlOffsets, ttls: prepared.ttls, storedAt: Date.now(), expiresAt: Date.now() + 3_600_000 });
+    wire: prepared.wire, ttlOffsets: prepared.ttlOffsets, ttls: prepared.ttls, answerEnds: prepared.answerEnds, storedAt: Date.now(), expiresAt: Date.now() + 3_600_000 });
 }
 bench("dns answer (cache hit)", () => do_not_optimize(core.handle(fwdQuery, fwdQuery.length, out, null, 1, "127.0.0.1")));
 bench("compile zone 10k services", () => do_not_optimize(compileZone(table, { domain: "cluster.local", ttl: 30 })));

@@ -16,6 +16,8 @@ export interface CacheEntry {
   readonly wire: Uint8Array;
   readonly ttlOffsets: Int32Array;
   readonly ttls: Uint32Array;
+  /** Where each answer record ends in `wire`: a truncated reply carries those that fit. */
+  readonly answerEnds: Int32Array;
   readonly storedAt: number;
   readonly expiresAt: number;
 }
@@ -58,6 +60,7 @@ export interface Prepared {
   readonly wire: Uint8Array;
   readonly ttlOffsets: Int32Array;
   readonly ttls: Uint32Array;
+  readonly answerEnds: Int32Array;
   readonly rcode: number;
   /** Seconds this answer may be cached; 0 = do not cache. */
   readonly cacheTtl: number;
@@ -77,6 +80,7 @@ export function prepareReply(raw: Uint8Array): Prepared | null {
   const rcode = raw[3]! & 0x0f;
   const offsets: number[] = [];
   const ttls: number[] = [];
+  const answerEnds: number[] = [];
   let minAnswer = Infinity;
   let negative = Infinity;
   let optAt = -1;
@@ -94,7 +98,10 @@ export function prepareReply(raw: Uint8Array): Prepared | null {
     } else {
       offsets.push(o + 4);
       ttls.push(ttl);
-      if (i < an) minAnswer = Math.min(minAnswer, ttl);
+      if (i < an) {
+        minAnswer = Math.min(minAnswer, ttl);
+        answerEnds.push(o + 10 + rdlen);
+      }
       if (type === TYPE_SOA && i >= an && i < an + ns && rdlen >= 20) {
         const m = o + 10 + rdlen - 4;
         const minimum = ((raw[m]! << 24) | (raw[m + 1]! << 16) | (raw[m + 2]! << 8) | raw[m + 3]!) >>> 0;
@@ -114,7 +121,10 @@ export function prepareReply(raw: Uint8Array): Prepared | null {
     cacheTtl = Math.min(negative, CACHE_MAX_NEGATIVE_TTL_S);
   }
   wire[2] = wire[2]! & ~0x02; // we hold the whole answer: never pass TC on
-  return { wire, ttlOffsets: Int32Array.from(offsets), ttls: Uint32Array.from(ttls), rcode, cacheTtl };
+  return {
+    wire, ttlOffsets: Int32Array.from(offsets), ttls: Uint32Array.from(ttls), answerEnds: Int32Array.from(answerEnds),
+    rcode, cacheTtl,
+  };
 }
 
 /** Skip a possibly compressed name; -1 when it runs past the end or uses reserved label types. */
@@ -135,42 +145,52 @@ function skipName(buf: Uint8Array, len: number, off: number): number {
  * question up to `qEnd`. TTLs are aged by the time spent in the cache.
  */
 export function writeCachedReply(
-  e: { wire: Uint8Array; ttlOffsets: Int32Array; ttls: Uint32Array; storedAt: number },
+  e: { wire: Uint8Array; ttlOffsets: Int32Array; ttls: Uint32Array; answerEnds: Int32Array; storedAt: number },
   head: Uint8Array, qEnd: number, hasOpt: boolean, limit: number, now: number, out: Uint8Array,
   truncated: { value: number },
 ): number {
   const w = e.wire;
-  const tc = w.length + (hasOpt ? OPT_RR_LEN : 0) > limit;
-  let o: number;
+  const opt = hasOpt ? OPT_RR_LEN : 0;
+  const tc = w.length + opt > limit;
+  // Truncated: the answers that fit (compression pointers only point backwards, so a prefix of
+  // the message stays valid), no authority or additional records, TC set.
+  let end = w.length;
+  let patch = e.ttlOffsets.length;
   if (tc) {
     truncated.value++;
-    for (let i = 0; i < HEADER_LEN; i++) out[i] = w[i]!;
-    out[6] = out[7] = out[8] = out[9] = out[10] = out[11] = 0;
+    const ends = e.answerEnds;
+    let k = 0;
+    while (k < ends.length && ends[k]! + opt <= limit) k++;
+    end = k === 0 ? qEnd : ends[k - 1]!;
+    patch = k;
+  }
+  if (end === w.length) out.set(w, 0);
+  else for (let i = 0; i < end; i++) out[i] = w[i]!;
+  if (tc) {
     out[2] = out[2]! | 0x02;
-    o = qEnd;
-  } else {
-    out.set(w, 0);
-    const age = now > e.storedAt ? Math.floor((now - e.storedAt) / 1000) : 0;
-    const offs = e.ttlOffsets;
-    const ttls = e.ttls;
-    for (let i = 0; i < offs.length; i++) {
-      const t = ttls[i]! > age ? ttls[i]! - age : 0;
-      const p = offs[i]!;
-      out[p] = t >>> 24;
-      out[p + 1] = (t >>> 16) & 0xff;
-      out[p + 2] = (t >>> 8) & 0xff;
-      out[p + 3] = t & 0xff;
-    }
-    o = w.length;
+    out[6] = patch >>> 8;
+    out[7] = patch & 0xff;
+    out[8] = out[9] = out[10] = out[11] = 0;
+  }
+  const age = now > e.storedAt ? Math.floor((now - e.storedAt) / 1000) : 0;
+  const offs = e.ttlOffsets;
+  const ttls = e.ttls;
+  for (let i = 0; i < patch; i++) {
+    const t = ttls[i]! > age ? ttls[i]! - age : 0;
+    const p = offs[i]!;
+    out[p] = t >>> 24;
+    out[p + 1] = (t >>> 16) & 0xff;
+    out[p + 2] = (t >>> 8) & 0xff;
+    out[p + 3] = t & 0xff;
   }
   out[0] = head[0]!;
   out[1] = head[1]!;
   out[2] = (out[2]! & 0xfe) | (head[2]! & 0x01);
   out[3] = out[3]! | 0x80;
   for (let i = HEADER_LEN; i < qEnd; i++) out[i] = head[i]!;
-  if (!hasOpt) return o;
+  if (!hasOpt) return end;
   const ar = ((out[10]! << 8) | out[11]!) + 1;
   out[10] = ar >>> 8;
   out[11] = ar & 0xff;
-  return writeOpt(out, o);
+  return writeOpt(out, end);
 }

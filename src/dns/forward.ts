@@ -149,7 +149,7 @@ export class Forwarder {
     for (let i = 0; i < ttls.length; i++) if (ttls[i]! > o.maxCacheTtlS) ttls[i] = o.maxCacheTtlS;
     const entry: CacheEntry = {
       name: p.name, qtype: p.qtype, qclass: p.qclass, wire: prepared.wire, ttlOffsets: prepared.ttlOffsets,
-      ttls: prepared.ttls, storedAt: now, expiresAt: now + Math.min(prepared.cacheTtl, o.maxCacheTtlS) * 1000,
+      ttls: prepared.ttls, answerEnds: prepared.answerEnds, storedAt: now, expiresAt: now + Math.min(prepared.cacheTtl, o.maxCacheTtlS) * 1000,
     };
     if (entry.expiresAt > now) o.cache.set(p.key, entry);
     for (const w of p.waiters) {
