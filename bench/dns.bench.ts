@@ -7,7 +7,7 @@
 // measures the forwarder; ours coalesces identical questions in flight, dnsmasq does too).
 // Every server is its own process, like dnsperf. Prints a JSON array of results
 // (name, value, reference, ratio, runs) on stdout for bench/check.ts; logs to stderr.
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuSeconds, firstJson, freePort, spawn, stopAll, waitForDns } from "./dns/procs.ts";
 
@@ -18,6 +18,12 @@ const CLUSTER_NAME = "web.default.svc.cluster.local";
 const FORWARD_NAME = "x.fwd.test";
 const UNCACHED_NAME = "x.nocache.test";
 const log = (line: string) => console.error(`[dns-bench] ${line}`);
+// With two or more CPUs, the server under test (ours or dnsmasq) gets one CPU and dnsperf
+// another, so both servers compete under the same conditions and not with their load generator.
+const CPUS = availableParallelism();
+const SERVER_CPU = CPUS >= 2 ? CPUS - 1 : -1;
+const LOAD_CPU = CPUS >= 2 ? CPUS - 2 : -1;
+const pin = (cpu: number) => (cpu >= 0 && Bun.which("taskset") ? ["taskset", "-c", String(cpu)] : []);
 
 interface Run { qps: number; cpuUsPerQuery: number; lost: number }
 
@@ -26,7 +32,7 @@ async function dnsperf(port: number, pid: number, name: string): Promise<Run> {
   const file = join(tmpdir(), `dnsperf-${process.pid}-${name}.txt`);
   await Bun.write(file, `${name} A\n`);
   const cpu0 = cpuSeconds(pid);
-  const p = spawn(["dnsperf", "-s", "127.0.0.1", "-p", String(port), "-d", file, "-l", String(SECONDS), "-c", "4", "-q", "256", "-t", "2"]);
+  const p = spawn([...pin(LOAD_CPU), "dnsperf", "-s", "127.0.0.1", "-p", String(port), "-d", file, "-l", String(SECONDS), "-c", "4", "-q", "256", "-t", "2"]);
   const out = await new Response(p.stdout).text();
   await p.exited;
   const cpu = cpuSeconds(pid) - cpu0;
@@ -45,14 +51,15 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   const [upPort, refPort] = [await freePort(), await freePort()];
-  const dnsmasq = (port: number, extra: string[]) =>
-    spawn(["dnsmasq", "--no-daemon", `--port=${port}`, "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+  const dnsmasq = (port: number, cpu: number, extra: string[]) =>
+    spawn([...pin(cpu), "dnsmasq", "--no-daemon", `--port=${port}`, "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
       "--no-hosts", "--cache-size=10000", "--pid-file=", ...extra]);
   // --local-ttl: dnsmasq's own answers have TTL 0 unless told, which no cache keeps.
-  const upstream = dnsmasq(upPort, ["--local-ttl=300", "--address=/fwd.test/10.0.0.2", `--host-record=${UNCACHED_NAME},10.0.0.3,0`]);
-  const reference = dnsmasq(refPort, [`--host-record=${CLUSTER_NAME},10.96.0.0`, `--server=/fwd.test/127.0.0.1#${upPort}`,
+  // The upstream stands for the network: it shares dnsperf's CPU, not the servers'.
+  const upstream = dnsmasq(upPort, LOAD_CPU, ["--local-ttl=300", "--address=/fwd.test/10.0.0.2", `--host-record=${UNCACHED_NAME},10.0.0.3,0`]);
+  const reference = dnsmasq(refPort, SERVER_CPU, [`--host-record=${CLUSTER_NAME},10.96.0.0`, `--server=/fwd.test/127.0.0.1#${upPort}`,
     `--server=/nocache.test/127.0.0.1#${upPort}`]);
-  const ours = spawn([process.execPath, new URL("./dns/server.ts", import.meta.url).pathname, "--port", "0", "--upstream", `127.0.0.1:${upPort}`]);
+  const ours = spawn([...pin(SERVER_CPU), process.execPath, new URL("./dns/server.ts", import.meta.url).pathname, "--port", "0", "--upstream", `127.0.0.1:${upPort}`]);
   const { port: ourPort } = await firstJson<{ port: number }>(ours, 10_000);
   for (const port of [upPort, refPort, ourPort]) await waitForDns(port, FORWARD_NAME);
   await waitForDns(refPort, CLUSTER_NAME);
