@@ -1,0 +1,205 @@
+// Main-thread side of the zero-copy engine. adopt() takes references of its own on two connected
+// TCP sockets (dup), makes the two pipes, and queues the pair for the worker; the caller then
+// closes its Bun sockets with close(). Why dup + close rather than sharing the fds with a paused
+// Bun socket: see NOTES.md (a paused Bun socket stays in Bun's epoll and still reads, ends and
+// closes it on a hang-up; terminate() would arm SO_LINGER 0 on the shared socket).
+
+import { ptr } from "bun:ffi";
+import type { Logger } from "../../log/index.ts";
+import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
+import { F_DUPFD_CLOEXEC, F_SETPIPE_SZ, loadLibc, O_CLOEXEC, O_NONBLOCK } from "./libc.ts";
+import { CTRL_HEAD, CTRL_STOP, CTRL_WORDS, DONE_CLEAN, DONE_RESET, type DoneMessage, ENTRY_WORDS, ringWords } from "./layout.ts";
+
+/** Pipe size per direction. 1 MiB holds a full socket buffer's worth, so one splice pair moves a
+ * large batch per wake-up; needs fs.pipe-max-size >= it (default 1 MiB) or root. */
+export const ZC_PIPE_BYTES = 1024 * 1024;
+
+export type ZeroCopyReason = "done" | "reset" | "stopped";
+
+export interface ZeroCopyDoneInfo {
+  reason: ZeroCopyReason;
+  /** Bytes delivered from side A (client) to side B (upstream), and back. */
+  bytesAtoB: number;
+  bytesBtoA: number;
+  /** errno that failed the pair (reason "reset"), else 0. */
+  errno: number;
+}
+
+export type ZeroCopyDone<T> = (info: ZeroCopyDoneInfo, ctx: T) => void;
+
+export interface ZeroCopyEngineOptions {
+  /** Most pairs at once; each holds 6 fds (2 sockets, 2 pipes) while adopted. */
+  maxPairs: number;
+  log: Logger;
+  metrics: MetricsRegistry;
+  pipeBytes?: number;
+}
+
+export interface ZeroCopyEngine {
+  /**
+   * Hand a connected pair over. On true the engine holds its own duplicates of both fds and moves
+   * bytes both ways until both FINs passed or a side failed; the caller must now close its own
+   * sockets with close() (never terminate(): it arms SO_LINGER 0 on the shared socket, and never
+   * end(), which sends a FIN). On false nothing changed (engine full, stopped, or out of fds).
+   * onDone(info, ctx) runs on the main thread once the engine closed its fds.
+   */
+  adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean;
+  readonly active: number;
+  /** Resets every adopted pair, reports each as "stopped", ends the worker. */
+  stop(): Promise<void>;
+}
+
+interface Metrics {
+  adopted: Counter;
+  refused: Counter;
+  done: Counter;
+  resets: Counter;
+  bytes: Counter;
+}
+
+export function createZeroCopyEngine(opts: ZeroCopyEngineOptions): ZeroCopyEngine {
+  return new Engine(opts);
+}
+
+const REASONS: readonly ZeroCopyReason[] = ["done", "reset", "stopped"];
+
+class Engine implements ZeroCopyEngine {
+  readonly #libc = loadLibc();
+  readonly #max: number;
+  readonly #pipeBytes: number;
+  readonly #log: Logger;
+  readonly #m: Metrics;
+  readonly #ctrl: Int32Array;
+  readonly #worker: Worker;
+  readonly #eventFd: number;
+  readonly #free: number[] = [];
+  readonly #done: (ZeroCopyDone<unknown> | null)[];
+  readonly #ctx: unknown[];
+  readonly #fds = new Int32Array(2);
+  readonly #one = new BigUint64Array([1n]);
+  #stopping: Promise<void> | null = null;
+  #stopped: (() => void) | null = null;
+  active = 0;
+
+  constructor(opts: ZeroCopyEngineOptions) {
+    this.#max = opts.maxPairs;
+    this.#pipeBytes = opts.pipeBytes ?? ZC_PIPE_BYTES;
+    this.#log = opts.log;
+    const r = opts.metrics;
+    this.#m = {
+      adopted: r.counter("zerocopy_adopted_total", "Connections handed to the splice(2) engine"),
+      refused: r.counter("zerocopy_refused_total", "Hand-overs refused (engine full or out of fds)"),
+      done: r.counter("zerocopy_done_total", "Adopted connections finished"),
+      resets: r.counter("zerocopy_resets_total", "Adopted connections reset (socket error or stop)"),
+      bytes: r.counter("zerocopy_bytes_total", "Bytes moved by the engine, counted when a pair ends"),
+    };
+    this.#done = new Array(this.#max).fill(null);
+    this.#ctx = new Array(this.#max).fill(null);
+    for (let i = this.#max - 1; i >= 0; i--) this.#free.push(i);
+    this.#ctrl = new Int32Array(new SharedArrayBuffer(ringWords(this.#max) * 4));
+    this.#eventFd = this.#libc.libc.eventfd(0, O_NONBLOCK | O_CLOEXEC);
+    if (this.#eventFd < 0) throw new Error(`zerocopy: eventfd failed: errno ${this.#libc.errno()}`);
+    this.#worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+    this.#worker.onmessage = (ev: MessageEvent) => this.#onMessage(ev.data);
+    // The worker must not keep the process alive by itself; adopted pairs are owned by a
+    // listener that does.
+    this.#worker.unref();
+    this.#worker.postMessage({ sab: this.#ctrl.buffer, maxPairs: this.#max, eventFd: this.#eventFd });
+  }
+
+  adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean {
+    if (this.#stopping !== null || this.#free.length === 0 || fdA < 0 || fdB < 0) {
+      this.#m.refused.value++;
+      return false;
+    }
+    const { libc } = this.#libc;
+    const a = libc.fcntl(fdA, F_DUPFD_CLOEXEC, 0);
+    const b = a < 0 ? -1 : libc.fcntl(fdB, F_DUPFD_CLOEXEC, 0);
+    const p0 = b < 0 ? false : this.#pipe();
+    const p0r = this.#fds[0]!;
+    const p0w = this.#fds[1]!;
+    const p1 = p0 ? this.#pipe() : false;
+    if (!p1) {
+      if (p0) {
+        libc.close(p0r);
+        libc.close(p0w);
+      }
+      if (b >= 0) libc.close(b);
+      if (a >= 0) libc.close(a);
+      this.#m.refused.value++;
+      return false;
+    }
+    const slot = this.#free.pop()!;
+    this.#done[slot] = onDone as ZeroCopyDone<unknown>;
+    this.#ctx[slot] = ctx;
+    const c = this.#ctrl;
+    const head = Atomics.load(c, CTRL_HEAD);
+    const at = CTRL_WORDS + (head % this.#max) * ENTRY_WORDS;
+    c[at] = slot;
+    c[at + 1] = a;
+    c[at + 2] = b;
+    c[at + 3] = p0r;
+    c[at + 4] = p0w;
+    c[at + 5] = this.#fds[0]!;
+    c[at + 6] = this.#fds[1]!;
+    Atomics.store(c, CTRL_HEAD, head + 1);
+    this.#wake();
+    this.active++;
+    this.#m.adopted.value++;
+    return true;
+  }
+
+  stop(): Promise<void> {
+    if (this.#stopping === null) {
+      this.#stopping = new Promise<void>((resolve) => (this.#stopped = resolve));
+      Atomics.store(this.#ctrl, CTRL_STOP, 1);
+      this.#wake();
+    }
+    return this.#stopping;
+  }
+
+  /** A non-blocking pipe of the configured size into #fds; false if the process is out of fds. */
+  #pipe(): boolean {
+    const { libc } = this.#libc;
+    if (libc.pipe2(ptr(this.#fds), O_NONBLOCK | O_CLOEXEC) !== 0) return false;
+    // Failure leaves the default 64 KiB pipe: slower, still correct.
+    libc.fcntl(this.#fds[0]!, F_SETPIPE_SZ, this.#pipeBytes);
+    return true;
+  }
+
+  #wake(): void {
+    this.#libc.libc.write(this.#eventFd, ptr(this.#one), 8);
+  }
+
+  #onMessage(msg: DoneMessage | { stopped?: boolean; fatal?: string }): void {
+    if (!Array.isArray(msg)) {
+      if (msg.fatal !== undefined) this.#log.error("zerocopy worker failed", { err: msg.fatal });
+      if (msg.stopped === true || msg.fatal !== undefined) this.#finish();
+      return;
+    }
+    const [slot, reason, ab, ba, err] = msg;
+    const cb = this.#done[slot]!;
+    const ctx = this.#ctx[slot];
+    this.#done[slot] = null;
+    this.#ctx[slot] = null;
+    this.#free.push(slot);
+    this.active--;
+    this.#m.done.value++;
+    if (reason !== DONE_CLEAN) this.#m.resets.value++;
+    this.#m.bytes.value += ab + ba;
+    try {
+      cb({ reason: REASONS[reason] ?? "reset", bytesAtoB: ab, bytesBtoA: ba, errno: reason === DONE_RESET ? err : 0 }, ctx);
+    } catch (e) {
+      this.#log.error("zerocopy onDone callback threw", { err: e });
+    }
+  }
+
+  #finish(): void {
+    if (this.#stopping === null) this.#stopping = Promise.resolve(); // fatal: refuse new pairs
+    this.#worker.terminate();
+    this.#libc.libc.close(this.#eventFd);
+    const resolve = this.#stopped;
+    this.#stopped = null;
+    if (resolve !== null) resolve();
+  }
+}
