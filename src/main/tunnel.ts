@@ -52,13 +52,15 @@ export function tunnelOptions(config: EdgeMeshAgentConfig, log: Logger, metrics:
     if (transport === "quic") throw new TunnelConfigError("transport", "quic cannot carry a PSK private network: use tcp or set psk.enable false");
   }
 
+  // Loopback is left out: peers learn our listen addresses (identify, mDNS) and a peer dialing
+  // "our" 127.0.0.1 reaches itself (a Noise identity mismatch on every relay or peer redial).
   const listenAddrs = listenAddrsFromInterfaces({
     port: t.listenPort,
     transport,
     listenInterfaces: t.listenInterfaces,
     extraFilteredInterfaces: t.extraFilteredInterfaces.split(",").map((s) => s.trim()).filter(Boolean),
     interfaces: (env.interfaces ?? networkInterfaces)(),
-  });
+  }).filter((a) => !a.startsWith("/ip4/127."));
   const limits = t.tunnelLimitConfig;
   return {
     nodeName: config.nodeName,
@@ -127,4 +129,25 @@ export function watchRelayNodes(configPath: string, tunnel: Pick<Tunnel, "setRel
     watcher?.close();
     if (timer !== undefined) clearTimeout(timer);
   };
+}
+
+/**
+ * libp2p's TCP dialer hands its AbortSignal to net.connect and drops its own 'error' listener
+ * when the signal fires; the socket then emits AbortError with no listener, which kills the
+ * process (seen in the relay e2e: a dial pending while the relay restarted). Until the tunnel
+ * avoids it, an AbortError reaching the top is logged and survived; anything else still exits.
+ */
+export function surviveAbortedDials(log: Logger, metrics: MetricsRegistry): () => void {
+  const survived = metrics.counter("agent_aborted_dial_errors_total", "AbortErrors of cancelled tunnel dials that reached the top level");
+  const handler = (err: unknown) => {
+    if (err instanceof Error && err.name === "AbortError") {
+      survived.value++;
+      log.warn("a cancelled tunnel dial raised AbortError with no listener; ignored", { error: err.message });
+      return;
+    }
+    log.error("uncaught exception", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    process.exit(1);
+  };
+  process.on("uncaughtException", handler);
+  return () => process.off("uncaughtException", handler);
 }

@@ -12,7 +12,7 @@ import { APP_PORTS, BUN, CLIENT, createCluster, MAIN, serviceYaml, until, type C
 
 const PROBE = join(import.meta.dir, "../support/apps/probe.ts");
 
-export function tunnelAgentConfig(o: { manifests: string; stateDir: string; psk: string; relays?: { nodeName: string; advertiseAddress: string[] }[] }): string {
+function tunnelAgentConfig(o: { manifests: string; stateDir: string; psk: string; relays?: { nodeName: string; advertiseAddress: string[] }[] }): string {
   const relays = (o.relays ?? []).map((r) => `      - nodeName: ${r.nodeName}\n        advertiseAddress: [${r.advertiseAddress.map((a) => `"${a}"`).join(", ")}]`).join("\n");
   return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
 kind: EdgeMeshAgent
