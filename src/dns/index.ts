@@ -83,6 +83,10 @@ export interface DnsServer {
 }
 
 export function createDnsServer(o: DnsOptions): DnsServer {
+  // An empty domain would make every name "ours": nothing would ever be forwarded.
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(o.clusterDomain)) {
+    throw new Error(`DNS clusterDomain "${o.clusterDomain}" is not a domain name (like cluster.local)`);
+  }
   const log = o.log.child("dns");
   const now = o.clock ? () => o.clock!.now() : Date.now;
   const compiler = createZoneCompiler({ domain: o.clusterDomain, ttl: o.ttl, serviceIP: o.serviceIP });

@@ -185,6 +185,17 @@ describe("dig: search path and truncation", () => {
   });
 });
 
+describe("options", () => {
+  test("a cluster domain that is not a domain name is refused at creation", () => {
+    for (const clusterDomain of ["", ".", "a..b"]) {
+      expect(() => createDnsServer({
+        table, listen: { host: "127.0.0.1", port: 0 }, tcp: true, clusterDomain, ttl: 30, upstreams: [], cacheSize: 1,
+        metrics: createMetrics(), log: createMemoryLogger(),
+      })).toThrow(/clusterDomain/);
+    }
+  });
+});
+
 describe("IPv6 listen address", () => {
   test("a server on ::1 answers over UDP and TCP", async () => {
     const v6 = createDnsServer({
