@@ -1,16 +1,18 @@
 // The benchmark gate.
 //   bun bench/check.ts --short     CI: ~2 minutes, 3 repeats of 2 s, 256 MiB heap push
 //   bun bench/check.ts             full: 3 repeats of 5 s, 1 GiB heap push, naive Bun reference
-// Options: --no-micro, --no-macro, --no-external, --with-naive, --repeats N, --seconds S.
+// Options: --no-micro, --no-macro, --no-external, --with-naive, --repeats N, --seconds S,
+// --floors FILE (another floors file, e.g. to see the gate fail).
 // Runs the micro benchmarks (one process per file), the macro benchmarks (see macro/suite.ts) and
 // the benchmarks other modules own (bench/dns.bench.ts, bench/kube-scale.bench.ts) when present;
 // writes bench/results/latest.json and latest.txt; prints the table; exits 1 when a gated number
-// is on the wrong side of its floor in bench/floors.json (or a benchmark crashed or is missing).
+// is on the wrong side of its floor in bench/floors.json (or a benchmark crashed or is missing)
+// in the run and in one re-run of the benchmark group that failed.
 
 import { existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { evaluate, type Floors, lastJson, normalizeExternal, parseFloors, renderTable, type Result } from "./gate/index.ts";
+import { evaluate, type Floors, lastJson, normalizeExternal, num, parseFloors, renderTable, type Result } from "./gate/index.ts";
 import { spawnChild, stopAll } from "./macro/procs.ts";
 import { runMacro } from "./macro/suite.ts";
 
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     "with-naive": { type: "boolean", default: false },
     repeats: { type: "string" },
     seconds: { type: "string" },
+    floors: { type: "string" },
   },
 });
 
@@ -50,81 +53,90 @@ function missingModule(stderr: string): string | undefined {
   return m?.[1];
 }
 
-async function runMicro(): Promise<Result[]> {
-  const out: Result[] = [];
-  for (const { file, names } of MICRO) {
-    log(`micro ${file}`);
-    const child = spawnChild([process.execPath, bench(file), "--json"]);
-    const code = await child.exited(180_000);
-    const doc = lastJson(child.stdoutText());
-    if (code === 0 && Array.isArray(doc)) {
-      out.push(...(doc as Result[]));
-      continue;
-    }
-    const stderr = child.stderrText();
-    const missing = missingModule(stderr);
-    for (const name of names) {
-      out.push(
-        missing
-          ? { name, unit: "", value: null, notMeasured: `${file}: ${missing}` }
-          : { name, unit: "", value: null, error: `${file} exit ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}` },
-      );
-    }
-  }
-  return out;
+async function runMicroFile({ file, names }: (typeof MICRO)[number]): Promise<Result[]> {
+  log(`micro ${file}`);
+  const child = spawnChild([process.execPath, bench(file), "--json"]);
+  const code = await child.exited(180_000);
+  const doc = lastJson(child.stdoutText());
+  if (code === 0 && Array.isArray(doc)) return doc as Result[];
+  const stderr = child.stderrText();
+  const missing = missingModule(stderr);
+  return names.map((name) =>
+    missing
+      ? { name, unit: "", value: null, notMeasured: `${file}: ${missing}` }
+      : { name, unit: "", value: null, error: `${file} exit ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}` },
+  );
 }
 
-async function runExternal(floors: Floors): Promise<Result[]> {
+async function runExternal(ext: (typeof EXTERNAL)[number], floors: Floors): Promise<Result[]> {
+  const path = bench(ext.file);
+  if (!existsSync(path)) return [{ name: `${ext.prefix}.bench`, unit: "", value: null, notMeasured: `bench/${ext.file} does not exist yet` }];
+  log(`external ${ext.file}`);
+  const child = spawnChild([process.execPath, path, ...(short ? ["--short"] : [])]);
+  const code = await child.exited(ext.timeoutS * 1000);
+  const results = normalizeExternal(ext.prefix, lastJson(child.stdoutText()));
+  if (code === 0 && results.length > 0) return results;
   const out: Result[] = [];
-  for (const ext of EXTERNAL) {
-    const path = bench(ext.file);
-    if (!existsSync(path)) {
-      out.push({ name: `${ext.prefix}.bench`, unit: "", value: null, notMeasured: `bench/${ext.file} does not exist yet` });
-      continue;
-    }
-    log(`external ${ext.file}`);
-    const child = spawnChild([process.execPath, path, ...(short ? ["--short"] : [])]);
-    const code = await child.exited(ext.timeoutS * 1000);
-    const results = normalizeExternal(ext.prefix, lastJson(child.stdoutText()));
-    if (code !== 0 || results.length === 0) {
-      const missing = missingModule(child.stderrText());
-      const why = `bench/${ext.file} exit ${code}, ${results.length} results: ${child.stderrText().trim().split("\n").slice(-3).join(" | ")}`;
-      out.push({ name: `${ext.prefix}.bench`, unit: "", value: null, ...(missing ? { notMeasured: `${ext.file}: ${missing}` } : { error: why }) });
-      // Its floored rows say why they have no number, instead of a bare MISSING each.
-      for (const name of floors.keys()) {
-        if (!name.startsWith(`${ext.prefix}.`) || results.some((r) => r.name === name)) continue;
-        const reason = `bench/${ext.file} did not report it (see ${ext.prefix}.bench)`;
-        out.push({ name, unit: "", value: null, ...(missing ? { notMeasured: reason } : { error: reason }) });
-      }
-    }
-    out.push(...results);
+  const missing = missingModule(child.stderrText());
+  const why = `bench/${ext.file} exit ${code}, ${results.length} results: ${child.stderrText().trim().split("\n").slice(-3).join(" | ")}`;
+  out.push({ name: `${ext.prefix}.bench`, unit: "", value: null, ...(missing ? { notMeasured: `${ext.file}: ${missing}` } : { error: why }) });
+  // Its floored rows say why they have no number, instead of a bare MISSING each.
+  for (const name of floors.keys()) {
+    if (!name.startsWith(`${ext.prefix}.`) || results.some((r) => r.name === name)) continue;
+    const reason = `bench/${ext.file} did not report it (see ${ext.prefix}.bench)`;
+    out.push({ name, unit: "", value: null, ...(missing ? { notMeasured: reason } : { error: reason }) });
   }
-  return out;
+  return [...out, ...results];
+}
+
+/** One unit that is run, and re-run as a whole when one of its rows fails. */
+interface Group {
+  readonly id: string;
+  run(): Promise<Result[]>;
 }
 
 async function main(): Promise<number> {
-  const floors = parseFloors(await Bun.file(bench("floors.json")).text());
+  const floors = parseFloors(await Bun.file(values.floors ?? bench("floors.json")).text());
   const started = new Date();
   const t0 = performance.now();
-  const results: Result[] = [];
-  if (!values["no-micro"]) results.push(...(await runMicro()));
+  const groups: Group[] = [];
+  if (!values["no-micro"]) for (const m of MICRO) groups.push({ id: m.file, run: () => runMicroFile(m) });
   if (!values["no-macro"]) {
-    results.push(
-      ...(await runMacro({
-        seconds: Number(values.seconds ?? (short ? 2 : 5)),
-        repeats: Number(values.repeats ?? 3),
-        heapBytes: short ? 256 * MiB : 1024 * MiB,
-        withNaive: values["with-naive"] || !short,
-        log,
-      })),
-    );
+    const options = {
+      seconds: Number(values.seconds ?? (short ? 2 : 5)),
+      repeats: Number(values.repeats ?? 3),
+      heapBytes: short ? 256 * MiB : 1024 * MiB,
+      withNaive: values["with-naive"] || !short,
+      log,
+    };
+    groups.push({ id: "macro", run: () => runMacro(options) });
   }
-  if (!values["no-external"]) results.push(...(await runExternal(floors)));
+  if (!values["no-external"]) for (const e of EXTERNAL) groups.push({ id: e.file, run: () => runExternal(e, floors) });
+
+  const byGroup = new Map<string, Result[]>();
+  for (const g of groups) byGroup.set(g.id, await g.run());
+  const all = () => [...byGroup.values()].flat();
   // A partial run (--no-*) only judges what it ran.
   const partial = values["no-micro"] || values["no-macro"] || values["no-external"];
-  const judged = partial ? new Map([...floors].filter(([name]) => results.some((r) => r.name === name))) : floors;
-  const verdict = evaluate(results, judged);
-  const table = renderTable(verdict);
+  const judged = partial ? new Map([...floors].filter(([name]) => all().some((r) => r.name === name))) : floors;
+  let verdict = evaluate(all(), judged);
+
+  // One burst of load from elsewhere on a shared 2-core machine can sink one run: a group with a
+  // FAIL or ERROR row runs once more and its second results are the ones judged. The first
+  // failure is printed and kept in the JSON, never hidden.
+  const retries: string[] = [];
+  for (const g of groups) {
+    const first = byGroup.get(g.id)!;
+    const bad = verdict.rows.filter((r) => (r.status === "FAIL" || r.status === "ERROR") && first.some((x) => x.name === r.name));
+    if (bad.length === 0) continue;
+    const what = bad.map((r) => `${r.name} ${r.status} ${r.gated !== null ? num(r.gated) : (r.result?.error ?? "").slice(0, 120)}`).join("; ");
+    log(`retrying ${g.id} once: ${what}`);
+    byGroup.set(g.id, await g.run());
+    retries.push(`${g.id}: first run ${what}`);
+  }
+  if (retries.length) verdict = evaluate(all(), judged);
+
+  const table = renderTable(verdict) + (retries.length ? `\n\n${retries.map((r) => `RETRIED ${r}`).join("\n")}` : "");
   const seconds = (performance.now() - t0) / 1000;
   const header =
     `edgemesh-bun benchmarks, ${short ? "short (CI)" : "full"} mode, ${started.toISOString()}, ${seconds.toFixed(0)} s, ` +
@@ -132,7 +144,20 @@ async function main(): Promise<number> {
   mkdirSync(bench("results"), { recursive: true });
   const mode = short ? "short" : "full";
   const json =
-    JSON.stringify({ mode: short ? "short" : "full", startedAt: started.toISOString(), seconds, header, ok: verdict.ok, results, verdict: verdict.rows.map((r) => ({ name: r.name, status: r.status, gated: r.gated, floor: r.floor, targetMet: r.targetMet })) }, null, 2) + "\n";
+    JSON.stringify(
+      {
+        mode,
+        startedAt: started.toISOString(),
+        seconds,
+        header,
+        ok: verdict.ok,
+        retries,
+        results: all(),
+        verdict: verdict.rows.map((r) => ({ name: r.name, status: r.status, gated: r.gated, floor: r.floor, targetMet: r.targetMet })),
+      },
+      null,
+      2,
+    ) + "\n";
   // latest.* is whatever ran last; short.* / full.* keep the last complete run of each mode.
   for (const name of partial ? ["latest"] : ["latest", mode]) {
     await Bun.write(bench(`results/${name}.json`), json);
