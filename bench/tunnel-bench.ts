@@ -3,7 +3,10 @@
 // real tunnel + proxy + TunnelDialer + inbound handler with a fixed table placing the servers on
 // node B), bulk throughput with iperf3 and 1 KiB request/response with wrk over 64 connections
 // (bench/macro/load.ts), PSK on and off, TCP (and QUIC without PSK). CPU-seconds per GiB is the
-// two agents' CPU time during the bulk run over the bytes moved. Prints one JSON document.
+// two agents' CPU time during the bulk run over the bytes moved. A "raw" row measures the tunnel
+// alone (two processes, proxy streams driven directly, no proxy or sockets at either end), so the
+// share of the gap that is the tunnel's and the share that is the splice's can be told apart.
+// Prints one JSON document.
 //
 //   bun bench/tunnel-bench.ts            full (10 s per measurement)
 //   bun bench/tunnel-bench.ts --short    ~30-40 s, for the CI gate
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({
     peer: { type: "string" },
     short: { type: "boolean", default: false },
     seconds: { type: "string" },
+    mode: { type: "string" },
   },
 });
 
@@ -35,7 +39,114 @@ interface AgentInfo {
 }
 
 if (args.role === "agent") await runAgent();
+else if (args.role === "raw-b") await runRawB();
+else if (args.role === "raw-a") await runRawA();
 else await main();
+
+async function bareTunnel(node: string) {
+  const { createTunnel } = await import("../src/tunnel/index.ts");
+  const { createLogger } = await import("../src/log/index.ts");
+  const { createMetrics } = await import("../src/metrics/index.ts");
+  return createTunnel({
+    nodeName: node,
+    listenPort: 0,
+    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
+    transport: "tcp",
+    psk: args.psk === "1" ? new Uint8Array(32).fill(42) : undefined,
+    identity: { mode: "compat" },
+    relayNodes: [],
+    mdns: false,
+    rendezvous: "EDGEMESH_BENCH",
+    enableHolePunch: false,
+    log: createLogger({ level: "warn", component: node }),
+    metrics: createMetrics(),
+  });
+}
+
+/** Raw far end: port 1 = discard, port 2 = echo, straight on the libp2p stream. */
+async function runRawB(): Promise<void> {
+  const tunnel = await bareTunnel("node-b");
+  tunnel.handleProxy((h, stream) => {
+    if (h.port === 2) stream.addEventListener("message", (e) => void stream.send(e.data));
+    else stream.addEventListener("message", () => {});
+    return true;
+  });
+  await tunnel.start();
+  console.log(JSON.stringify({ node: "node-b", peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: 0, http: 0 } } satisfies AgentInfo));
+  process.on("SIGTERM", () => void tunnel.stop().finally(() => process.exit(0)));
+}
+
+/** Raw near end: bulk (64 KiB sends honouring 'drain') or 64 streams of 1 KiB round trips. */
+async function runRawA(): Promise<void> {
+  const tunnel = await bareTunnel("node-a");
+  await tunnel.start();
+  const peer = JSON.parse(args.peer!) as AgentInfo;
+  await tunnel.addPeer(peer.node, peer.peerId, peer.addrs);
+  const ms = Number(args.seconds ?? 3) * 1000;
+  if (args.mode === "bulk") {
+    const { stream } = await tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "127.0.0.1", port: 1 });
+    const chunk = new Uint8Array(64 * 1024);
+    let sent = 0;
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      sent += chunk.length;
+      if (!stream.send(chunk)) await new Promise((r) => stream.addEventListener("drain", r, { once: true }));
+    }
+    console.log(JSON.stringify({ gbps: (sent * 8) / (ms / 1000) / 1e9 }));
+  } else {
+    const body = new Uint8Array(1024);
+    let count = 0;
+    const end = performance.now() + ms;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        const { stream } = await tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "127.0.0.1", port: 2 });
+        let got = 0;
+        let wake: (() => void) | undefined;
+        stream.addEventListener("message", (e) => {
+          got += e.data.byteLength;
+          while (got >= body.length) {
+            got -= body.length;
+            count++;
+            wake?.();
+          }
+        });
+        while (performance.now() < end) {
+          const p = new Promise<void>((r) => (wake = r));
+          stream.send(body);
+          await p;
+        }
+      }),
+    );
+    console.log(JSON.stringify({ rps: count / (ms / 1000) }));
+  }
+  await tunnel.stop();
+  process.exit(0);
+}
+
+async function measureRaw(name: string, psk: boolean, seconds: number): Promise<Record<string, unknown>> {
+  const p = psk ? "1" : "0";
+  const b = spawnBun("../tunnel-bench.ts", ["--role", "raw-b", "--psk", p]);
+  try {
+    const info = await b.nextJson<AgentInfo>(20_000);
+    const run = async (mode: string) => {
+      const a = spawnBun("../tunnel-bench.ts", ["--role", "raw-a", "--psk", p, "--mode", mode, "--seconds", String(seconds), "--peer", JSON.stringify(info)]);
+      try {
+        const c0 = await cpuSecondsOf(b.pid);
+        const out = await a.nextJson<{ gbps?: number; rps?: number }>((seconds + 20) * 1000);
+        return { ...out, farCpu: (await cpuSecondsOf(b.pid)) - c0 };
+      } finally {
+        await a.stop();
+      }
+    };
+    const bulk = await run("bulk");
+    const rr = await run("rr");
+    return { bulk_gbps: bulk.gbps, rps: rr.rps };
+  } catch (err) {
+    return { error: `${name}: ${(err as Error).message.slice(0, 300)}` };
+  } finally {
+    await b.stop();
+  }
+}
 
 /** One agent: tunnel + proxy on 127.0.0.1; prints AgentInfo and runs until killed. */
 async function runAgent(): Promise<void> {
@@ -173,6 +284,7 @@ async function main(): Promise<void> {
       await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
     ];
     if (!args.short) paths.push(await measurePath("quic_nopsk", false, "quic", iperfPort, httpPort, seconds));
+    const raw = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
 
     const out: Record<string, unknown> = { seconds, direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps } };
     for (const p of paths) {
@@ -187,6 +299,8 @@ async function main(): Promise<void> {
             cpu_s_per_gib: p.cpuSecondsPerGiB,
           };
     }
+    // The tunnel alone, for reading the rows above: the path cannot beat these.
+    out.raw_tunnel = raw;
     out.targets = { tcp_psk: { bulk_ratio: 0.12, rps_ratio: 0.35 }, tcp_nopsk: { bulk_ratio: 0.2, rps_ratio: 0.35 } };
     console.log(JSON.stringify(out, null, 2));
   } finally {
