@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { evaluate, type Floors, lastJson, normalizeExternal, num, parseFloors, renderTable, type Result } from "./gate/index.ts";
+import { evaluate, type Floors, lastJson, normalizeExternal, parseFloors, renderTable, type Result, retryTargets } from "./gate/index.ts";
 import { spawnChild, stopAll } from "./macro/procs.ts";
 import { runMacro } from "./macro/suite.ts";
 
@@ -125,14 +125,10 @@ async function main(): Promise<number> {
   // FAIL or ERROR row runs once more and its second results are the ones judged. The first
   // failure is printed and kept in the JSON, never hidden.
   const retries: string[] = [];
-  for (const g of groups) {
-    const first = byGroup.get(g.id)!;
-    const bad = verdict.rows.filter((r) => (r.status === "FAIL" || r.status === "ERROR") && first.some((x) => x.name === r.name));
-    if (bad.length === 0) continue;
-    const what = bad.map((r) => `${r.name} ${r.status} ${r.gated !== null ? num(r.gated) : (r.result?.error ?? "").slice(0, 120)}`).join("; ");
-    log(`retrying ${g.id} once: ${what}`);
-    byGroup.set(g.id, await g.run());
-    retries.push(`${g.id}: first run ${what}`);
+  for (const { group, why } of retryTargets(verdict, byGroup)) {
+    log(`retrying ${group} once: ${why}`);
+    byGroup.set(group, await groups.find((g) => g.id === group)!.run());
+    retries.push(`${group}: first run ${why}`);
   }
   if (retries.length) verdict = evaluate(all(), judged);
 

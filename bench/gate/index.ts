@@ -5,3 +5,4 @@ export { evaluate, gatedNumber, meets, type Verdict } from "./evaluate.ts";
 export { renderTable, num } from "./render.ts";
 export { summarize, ratioResult, median } from "./stats.ts";
 export { lastJson, normalizeExternal } from "./external.ts";
+export { retryTargets, type RetryTarget } from "./retry.ts";

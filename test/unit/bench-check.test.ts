@@ -3,7 +3,7 @@
 // accident: typos in floors.json, crashed or missing benchmarks and inverted bounds all fail.
 
 import { describe, expect, test } from "bun:test";
-import { evaluate, FloorsError, lastJson, median, normalizeExternal, parseFloors, ratioResult, renderTable, summarize, type Result } from "../../bench/gate/index.ts";
+import { evaluate, FloorsError, lastJson, median, normalizeExternal, parseFloors, ratioResult, renderTable, retryTargets, summarize, type Result } from "../../bench/gate/index.ts";
 
 const floorsText = JSON.stringify({
   floors: {
@@ -184,5 +184,27 @@ describe("results of benchmarks other modules own", () => {
     expect(lastJson('starting\n[{"name":"a","value":1}]\n')).toEqual([{ name: "a", value: 1 }]);
     expect(lastJson('log line\n{\n  "syncMs": 5\n}\n')).toEqual({ syncMs: 5 });
     expect(lastJson("no json here")).toBeUndefined();
+  });
+});
+
+describe("retryTargets", () => {
+  const floors = parseFloors(floorsText);
+
+  test("only groups owning a FAIL or ERROR row are re-run, with the reason", () => {
+    const byGroup = new Map<string, Result[]>([
+      ["macro", [bulk(0.3), rss(45)]],
+      ["micro/compile.bench.ts", [compile(60)]],
+      ["dns.bench.ts", [{ name: "dns.bench", unit: "", value: null, notMeasured: "not there" }]],
+    ]);
+    const all = [...byGroup.values()].flat();
+    const targets = retryTargets(evaluate(all, floors), byGroup);
+    expect(targets).toEqual([{ group: "macro", why: "tcp.bulk.proxy FAIL 0.300" }]);
+  });
+
+  test("a crashed group is re-run; a passing run re-runs nothing", () => {
+    const crashed = new Map<string, Result[]>([["micro/compile.bench.ts", [{ name: "compile.10k_services", unit: "", value: null, error: "exit 1: boom" }]]]);
+    expect(retryTargets(evaluate([...crashed.values()].flat(), floors), crashed)[0]!.why).toContain("ERROR exit 1: boom");
+    const fine = new Map<string, Result[]>([["macro", [bulk(0.5), rss(45), compile(60)]]]);
+    expect(retryTargets(evaluate([...fine.values()].flat(), floors), fine)).toEqual([]);
   });
 });
