@@ -1,6 +1,7 @@
 // Zero-copy experiment: iperf3 bulk throughput and CPU per GiB, all in one run, through
 //   direct            iperf3 client -> iperf3 server
-//   zc                the splice(2) engine (bench/macro/zerocopy-proxy.ts --mode zc)
+//   zc                the splice(2) engine (bench/macro/zerocopy-proxy.ts --mode zc), 1 MiB pipes
+//   zc-4MiB           the same with 4 MiB pipes (F_SETPIPE_SZ above fs.pipe-max-size: root only)
 //   naive             the plain Bun forwarder (same script, --mode naive)
 //   edgemesh          our TCP hot path (bench/macro/proxy-server.ts)
 //   socat             socat -b262144
@@ -58,6 +59,8 @@ async function main() {
 
   const zc = spawnBun("./zerocopy-proxy.ts", ["--target", String(iperfPort), "--mode", "zc"]);
   const zcInfo = await zc.nextJson<{ pid: number; port: number }>();
+  const zc4 = spawnBun("./zerocopy-proxy.ts", ["--target", String(iperfPort), "--mode", "zc", "--pipe", String(4 * 1024 * 1024)]);
+  const zc4Info = await zc4.nextJson<{ pid: number; port: number }>();
   const naive = spawnBun("./zerocopy-proxy.ts", ["--target", String(iperfPort), "--mode", "naive"]);
   const naiveInfo = await naive.nextJson<{ pid: number; port: number }>();
   const em = spawnBun("./proxy-server.ts", ["--backend", `iperf=TCP:127.0.0.1:${iperfPort}`]);
@@ -69,6 +72,7 @@ async function main() {
   const subjects: { name: string; port: number; pid: number | null }[] = [
     { name: "direct", port: iperfPort, pid: null },
     { name: "zc", port: zcInfo.port, pid: zcInfo.pid },
+    { name: "zc-4MiB", port: zc4Info.port, pid: zc4Info.pid },
     { name: "naive", port: naiveInfo.port, pid: naiveInfo.pid },
     { name: "edgemesh", port: emInfo.listeners.iperf!.port, pid: emInfo.pid },
     { name: "socat", port: socatPort, pid: socat.pid },
