@@ -154,7 +154,9 @@ async function startDns(
     ttl: d.ttl,
     upstreams: [...d.upstreamResolvers],
     cacheSize: d.cacheSize,
-    cacheDNS: d.cacheDNS.enable ? { enable: true, upstreamServers: [...d.cacheDNS.upstreamServers] } : undefined,
+    cacheDNS: d.cacheDNS.enable
+      ? { enable: true, upstreamServers: [...d.cacheDNS.upstreamServers], autoDetect: d.cacheDNS.autoDetect, cacheTTL: d.cacheDNS.cacheTTL }
+      : undefined,
     metrics,
     log,
   });
