@@ -20,8 +20,11 @@ const repeats = Number(values.repeats);
 interface Run {
   gbps: number;
   cpuMsPerGiB: number | null;
-  /** Every CPU of the machine (iperf3 both ends, proxy, softirq), per GiB: what the path costs. */
+  /** Every CPU of the machine (iperf3 both ends, proxy, softirq, and anything else running). */
   systemCpuMsPerGiB: number;
+  /** iperf3's own CPU (its JSON cpu_utilization_percent) per GiB: sender and receiver ends. */
+  senderCpuMsPerGiB: number;
+  receiverCpuMsPerGiB: number;
 }
 
 /** Busy CPU seconds of the whole machine so far, from /proc/stat (all but idle and iowait). */
@@ -44,7 +47,11 @@ async function iperf(port: number, pid: number | null): Promise<Run> {
   const sum = doc?.end?.sum_received;
   if (code !== 0 || typeof sum?.bits_per_second !== "number") throw new Error(`iperf3 -p ${port}: exit ${code} ${doc?.error ?? child.stderrText()}`);
   const gib = sum.bytes / 2 ** 30;
-  return { gbps: sum.bits_per_second / 1e9, cpuMsPerGiB: pid === null ? null : ((c1 - c0) * 1000) / gib, systemCpuMsPerGiB: ((s1 - s0) * 1000) / gib };
+  const util = doc.end.cpu_utilization_percent ?? {};
+  const perGiB = (pct: number | undefined) => ((pct ?? 0) / 100) * sum.seconds * 1000 / gib;
+  return {
+    senderCpuMsPerGiB: perGiB(util.host_total),
+    receiverCpuMsPerGiB: perGiB(util.remote_total), gbps: sum.bits_per_second / 1e9, cpuMsPerGiB: pid === null ? null : ((c1 - c0) * 1000) / gib, systemCpuMsPerGiB: ((s1 - s0) * 1000) / gib };
 }
 
 const median = (xs: number[]) => {
@@ -83,9 +90,9 @@ async function main() {
     for (const s of subjects) {
       const run = await iperf(s.port, s.pid);
       runs.get(s.name)!.push(run);
-      line.push(`${s.name} ${run.gbps.toFixed(2)}/${run.cpuMsPerGiB === null ? "-" : run.cpuMsPerGiB.toFixed(0)}/${run.systemCpuMsPerGiB.toFixed(0)}`);
+      line.push(`${s.name} ${run.gbps.toFixed(2)}/${run.cpuMsPerGiB === null ? "-" : run.cpuMsPerGiB.toFixed(0)}/${run.senderCpuMsPerGiB.toFixed(0)}/${run.receiverCpuMsPerGiB.toFixed(0)}/${run.systemCpuMsPerGiB.toFixed(0)}`);
     }
-    console.error(`repeat ${r + 1}: ${line.join("  ")}  (Gbit/s / proxy CPU-ms per GiB / machine CPU-ms per GiB)`);
+    console.error(`repeat ${r + 1}: ${line.join("  ")}  (Gbit/s / CPU-ms per GiB: proxy / iperf3 sender / iperf3 receiver / whole machine)`);
   }
   const direct = median(runs.get("direct")!.map((x) => x.gbps));
   const table = subjects.map((s) => {
@@ -93,11 +100,13 @@ async function main() {
     const gbps = median(rs.map((x) => x.gbps));
     const cpu = s.pid === null ? null : median(rs.map((x) => x.cpuMsPerGiB!));
     const sys = median(rs.map((x) => x.systemCpuMsPerGiB));
-    return { name: s.name, gbps, ratio: gbps / direct, cpuMsPerGiB: cpu, systemCpuMsPerGiB: sys, runs: rs };
+    const snd = median(rs.map((x) => x.senderCpuMsPerGiB));
+    const rcv = median(rs.map((x) => x.receiverCpuMsPerGiB));
+    return { name: s.name, gbps, ratio: gbps / direct, cpuMsPerGiB: cpu, senderCpuMsPerGiB: snd, receiverCpuMsPerGiB: rcv, systemCpuMsPerGiB: sys, runs: rs };
   });
-  console.log("subject    Gbit/s  x direct  proxy CPU-ms/GiB  machine CPU-ms/GiB");
+  console.log("subject    Gbit/s  x direct  CPU-ms/GiB: proxy  sender  receiver  machine");
   for (const t of table) {
-    console.log(`${t.name.padEnd(10)} ${t.gbps.toFixed(2).padStart(6)}  ${t.ratio.toFixed(2).padStart(8)}  ${t.cpuMsPerGiB === null ? "-" : t.cpuMsPerGiB.toFixed(0).padStart(10)}  ${t.systemCpuMsPerGiB.toFixed(0).padStart(10)}`);
+    console.log(`${t.name.padEnd(10)} ${t.gbps.toFixed(2).padStart(6)}  ${t.ratio.toFixed(2).padStart(8)}  ${t.cpuMsPerGiB === null ? "-".padStart(17) : t.cpuMsPerGiB.toFixed(0).padStart(10)}  ${t.senderCpuMsPerGiB.toFixed(0).padStart(6)}  ${t.receiverCpuMsPerGiB.toFixed(0).padStart(8)}  ${t.systemCpuMsPerGiB.toFixed(0).padStart(7)}`);
   }
   if (values.json) await Bun.write(values.json, JSON.stringify({ seconds, repeats, table }, null, 2));
 }
