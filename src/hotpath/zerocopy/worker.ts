@@ -5,6 +5,7 @@
 import { ptr } from "bun:ffi";
 import {
   EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
   EPOLL_DATA_OFFSET,
   EPOLL_EVENT_SIZE,
   EPOLLET,
@@ -74,7 +75,10 @@ function run(init: WorkerInit): void {
     live--;
     for (let side = 0; side < 2; side++) {
       const d = slot * 2 + side;
-      // Closing an fd removes it from the epoll set (we hold the only reference).
+      // Deregister explicitly: close() only removes it from the epoll set when ours is the last
+      // reference to the socket, and a caller that kept its Bun socket open would leave a stale
+      // registration pointing at a reused slot.
+      libc.epoll_ctl(ep, EPOLL_CTL_DEL, p.fd[d]!, onePtr);
       if (reason !== DONE_CLEAN) libc.setsockopt(p.fd[d]!, SOL_SOCKET, SO_LINGER, lingerPtr, 8);
       libc.close(p.fd[d]!);
       libc.close(p.pipeR[d]!);
