@@ -21,7 +21,7 @@ import { createLogger, type Logger } from "../log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
-import { createAgentTunnel, surviveAbortedDials, watchRelayNodes } from "./tunnel.ts";
+import { createAgentTunnel, watchRelayNodes } from "./tunnel.ts";
 
 /** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
 const RESERVED_FDS = 512;
@@ -56,7 +56,6 @@ export async function runAgent(configPath: string): Promise<number> {
   // The tunnel object exists before the proxy (its dialer is the proxy's remote) and starts
   // after the inbound handler is registered, so no CONNECT arrives unanswered.
   const tunnel = config.modules.edgeTunnel.enable ? createAgentTunnel(config, log.child("tunnel"), metrics) : undefined;
-  if (tunnel) surviveAbortedDials(log.child("tunnel"), metrics);
   const remote = tunnel ? createTunnelDialer({ tunnel, log: log.child("remote"), metrics }) : undefined;
 
   const proxy = config.modules.edgeProxy.enable

@@ -131,23 +131,3 @@ export function watchRelayNodes(configPath: string, tunnel: Pick<Tunnel, "setRel
   };
 }
 
-/**
- * libp2p's TCP dialer hands its AbortSignal to net.connect and drops its own 'error' listener
- * when the signal fires; the socket then emits AbortError with no listener, which kills the
- * process (seen in the relay e2e: a dial pending while the relay restarted). Until the tunnel
- * avoids it, an AbortError reaching the top is logged and survived; anything else still exits.
- */
-export function surviveAbortedDials(log: Logger, metrics: MetricsRegistry): () => void {
-  const survived = metrics.counter("agent_aborted_dial_errors_total", "AbortErrors of cancelled tunnel dials that reached the top level");
-  const handler = (err: unknown) => {
-    if (err instanceof Error && err.name === "AbortError") {
-      survived.value++;
-      log.warn("a cancelled tunnel dial raised AbortError with no listener; ignored", { error: err.message });
-      return;
-    }
-    log.error("uncaught exception", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-    process.exit(1);
-  };
-  process.on("uncaughtException", handler);
-  return () => process.off("uncaughtException", handler);
-}

@@ -9,7 +9,7 @@ import { identify } from "@libp2p/identify";
 import type { ConnectionGater, PeerId, PrivateKey } from "@libp2p/interface";
 import { mdns } from "@libp2p/mdns";
 import { ping } from "@libp2p/ping";
-import { tcp } from "@libp2p/tcp";
+import { safeTcp } from "./tcp-dial.ts";
 import { createLibp2p, type Libp2p, type Libp2pOptions } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
@@ -41,7 +41,7 @@ export interface HostOptions {
 
 export async function createHost(o: HostOptions): Promise<Libp2p> {
   const transports: NonNullable<Libp2pOptions["transports"]> = [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
-  if (o.transport !== "quic") transports.push(tcp());
+  if (o.transport !== "quic") transports.push(safeTcp());
   // libp2p-quic is built against another copy of @libp2p/interface; the shapes match at runtime.
   if (o.transport !== "tcp") transports.push(quic() as unknown as (typeof transports)[number]);
 
