@@ -3,7 +3,7 @@
 # Extra arguments go to `bun test` (e.g. a path filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
+[ -x node_modules/.bin/bun ] || npm install --no-audit --no-fund
 if [ "$(id -u)" = 0 ]; then
   bash scripts/setup-system.sh
 else
