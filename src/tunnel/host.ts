@@ -9,13 +9,14 @@ import { identify } from "@libp2p/identify";
 import type { ConnectionGater, PeerId, PrivateKey } from "@libp2p/interface";
 import { mdns } from "@libp2p/mdns";
 import { ping } from "@libp2p/ping";
-import { safeTcp } from "./tcp-dial.ts";
 import { createLibp2p, type Libp2p, type Libp2pOptions } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { STREAM_READ_BUFFER_BYTES, YAMUX_MAX_WINDOW_BYTES } from "./constants.ts";
 import { noiseForBun, type NoiseAead } from "./noise.ts";
 import { defaultXSalsaXor, nobleXSalsaXor, pnetProtector } from "./pnet.ts";
+import { safeTcp } from "./tcp-dial.ts";
+import { installYamuxHalfWindowUpdates } from "./yamux-window.ts";
 
 export type TransportKind = "tcp" | "quic" | "both";
 
@@ -40,6 +41,7 @@ export interface HostOptions {
 }
 
 export async function createHost(o: HostOptions): Promise<Libp2p> {
+  installYamuxHalfWindowUpdates(); // go-yamux's window-update pacing (see yamux-window.ts)
   const transports: NonNullable<Libp2pOptions["transports"]> = [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
   if (o.transport !== "quic") transports.push(safeTcp());
   // libp2p-quic is built against another copy of @libp2p/interface; the shapes match at runtime.
