@@ -33,7 +33,10 @@ describe("e2e: agent on an iptables-legacy node", () => {
 
   test("the agent says it uses legacy and its rules are there, first, not in nft", async () => {
     expect(agent.proc.output()).toContain("iptables=legacy");
-    expect(await until(async () => (await n1.must(["iptables-legacy-save", "-t", "nat"])).stdout.includes("EDGEMESH-PORTALS-CONTAINER"), 5000)).toBe(true);
+    // The chains are restored first and the jumps inserted right after: wait for the jump itself.
+    const firstPrerouting = async () =>
+      (await n1.must(["iptables-legacy-save", "-t", "nat"])).stdout.split("\n").find((l) => l.startsWith("-A PREROUTING")) ?? "";
+    expect(await until(async () => (await firstPrerouting()).includes("EDGEMESH-PORTALS-CONTAINER"), 5000)).toBe(true);
     const legacy = (await n1.must(["iptables-legacy-save", "-t", "nat"])).stdout.split("\n");
     expect(legacy.find((l) => l.startsWith("-A PREROUTING"))).toContain("EDGEMESH-PORTALS-CONTAINER");
     expect((await n1.must(["iptables-nft-save", "-t", "nat"])).stdout).not.toContain("EDGEMESH");
