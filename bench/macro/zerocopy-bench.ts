@@ -7,12 +7,19 @@
 //   socat             socat -b262144
 // Runs are interleaved (one of each per repeat) so drift hits all alike.
 //   bun bench/macro/zerocopy-bench.ts [--seconds 5] [--repeats 3] [--json out.json]
+//       [--subjects direct,zc,zc-4MiB,naive,edgemesh,socat]
 
 import { parseArgs } from "node:util";
 import { cpuSecondsOf, freePort, spawnBun, spawnChild, stopAll, waitTcp } from "./procs.ts";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "5" }, repeats: { type: "string", default: "3" }, json: { type: "string" } },
+  options: {
+    seconds: { type: "string", default: "5" },
+    repeats: { type: "string", default: "3" },
+    json: { type: "string" },
+    // Fewer subjects: each repeat is shorter, so its runs see more similar background load.
+    subjects: { type: "string", default: "direct,zc,zc-4MiB,naive,edgemesh,socat" },
+  },
 });
 const seconds = Number(values.seconds);
 const repeats = Number(values.repeats);
@@ -76,7 +83,8 @@ async function main() {
   const socat = spawnChild(["socat", "-b262144", `TCP-LISTEN:${socatPort},reuseaddr,fork,bind=127.0.0.1`, `TCP:127.0.0.1:${iperfPort}`]);
   await waitTcp(socatPort);
 
-  const subjects: { name: string; port: number; pid: number | null }[] = [
+  const wanted = new Set(values.subjects.split(","));
+  const all: { name: string; port: number; pid: number | null }[] = [
     { name: "direct", port: iperfPort, pid: null },
     { name: "zc", port: zcInfo.port, pid: zcInfo.pid },
     { name: "zc-4MiB", port: zc4Info.port, pid: zc4Info.pid },
@@ -84,6 +92,7 @@ async function main() {
     { name: "edgemesh", port: emInfo.listeners.iperf!.port, pid: emInfo.pid },
     { name: "socat", port: socatPort, pid: socat.pid },
   ];
+  const subjects = all.filter((s) => s.name === "direct" || wanted.has(s.name));
   const runs = new Map<string, Run[]>(subjects.map((s) => [s.name, []]));
   for (let r = 0; r < repeats; r++) {
     const line: string[] = [];
