@@ -10,7 +10,7 @@
 //       [--subjects direct,zc,zc-4MiB,naive,edgemesh,socat]
 
 import { parseArgs } from "node:util";
-import { cpuSecondsOf, freePort, spawnBun, spawnChild, stopAll, waitTcp } from "./procs.ts";
+import { cpuSecondsOf, freePort, memoryOf, spawnBun, spawnChild, stopAll, waitTcp } from "./procs.ts";
 
 const { values } = parseArgs({
   options: {
@@ -103,6 +103,9 @@ async function main() {
     }
     console.error(`repeat ${r + 1}: ${line.join("  ")}  (Gbit/s / CPU-ms per GiB: proxy / iperf3 sender / iperf3 receiver / whole machine)`);
   }
+  // Peak RSS over the whole run (the zc proxy's includes its Worker's JS heap).
+  const peak = new Map<string, number>();
+  for (const s of subjects) if (s.pid !== null) peak.set(s.name, (await memoryOf(s.pid)).peakMiB);
   const direct = median(runs.get("direct")!.map((x) => x.gbps));
   const table = subjects.map((s) => {
     const rs = runs.get(s.name)!;
@@ -111,11 +114,11 @@ async function main() {
     const sys = median(rs.map((x) => x.systemCpuMsPerGiB));
     const snd = median(rs.map((x) => x.senderCpuMsPerGiB));
     const rcv = median(rs.map((x) => x.receiverCpuMsPerGiB));
-    return { name: s.name, gbps, ratio: gbps / direct, cpuMsPerGiB: cpu, senderCpuMsPerGiB: snd, receiverCpuMsPerGiB: rcv, systemCpuMsPerGiB: sys, runs: rs };
+    return { name: s.name, gbps, ratio: gbps / direct, cpuMsPerGiB: cpu, senderCpuMsPerGiB: snd, receiverCpuMsPerGiB: rcv, systemCpuMsPerGiB: sys, peakRssMiB: peak.get(s.name) ?? null, runs: rs };
   });
-  console.log("subject    Gbit/s  x direct  CPU-ms/GiB: proxy  sender  receiver  machine");
+  console.log("subject    Gbit/s  x direct  CPU-ms/GiB: proxy  sender  receiver  machine  peak RSS MiB");
   for (const t of table) {
-    console.log(`${t.name.padEnd(10)} ${t.gbps.toFixed(2).padStart(6)}  ${t.ratio.toFixed(2).padStart(8)}  ${t.cpuMsPerGiB === null ? "-".padStart(17) : t.cpuMsPerGiB.toFixed(0).padStart(10)}  ${t.senderCpuMsPerGiB.toFixed(0).padStart(6)}  ${t.receiverCpuMsPerGiB.toFixed(0).padStart(8)}  ${t.systemCpuMsPerGiB.toFixed(0).padStart(7)}`);
+    console.log(`${t.name.padEnd(10)} ${t.gbps.toFixed(2).padStart(6)}  ${t.ratio.toFixed(2).padStart(8)}  ${t.cpuMsPerGiB === null ? "-".padStart(17) : t.cpuMsPerGiB.toFixed(0).padStart(10)}  ${t.senderCpuMsPerGiB.toFixed(0).padStart(6)}  ${t.receiverCpuMsPerGiB.toFixed(0).padStart(8)}  ${t.systemCpuMsPerGiB.toFixed(0).padStart(7)}  ${t.peakRssMiB === null ? "-" : t.peakRssMiB.toFixed(1)}`);
   }
   if (values.json) await Bun.write(values.json, JSON.stringify({ seconds, repeats, table }, null, 2));
 }
