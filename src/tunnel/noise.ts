@@ -5,9 +5,10 @@
 // with a different key, the Noise handshake is the first thing that breaks.
 import { noise } from "@chainsafe/libp2p-noise";
 import { asCrypto, defaultCrypto, pureJsCrypto } from "@chainsafe/libp2p-noise/crypto";
-import type { ConnectionEncrypter } from "@libp2p/interface";
+import type { ConnectionEncrypter, SecuredConnection } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
+import { CoalescingMessageStream } from "./coalesce.ts";
 import { loadSodium } from "./sodium.ts";
 
 /**
@@ -55,12 +56,17 @@ export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logg
       throw err;
     };
     const wrapped: ConnectionEncrypter = Object.create(inner);
+    // The muxer above Noise writes through a CoalescingMessageStream (see coalesce.ts).
     wrapped.secureInbound = (conn, opts) =>
-      inner.secureInbound(conn, opts).catch((err) => explain("inbound", remoteOf(conn), err));
+      inner.secureInbound(conn, opts).then(coalesced, (err) => explain("inbound", remoteOf(conn), err));
     wrapped.secureOutbound = (conn, opts) =>
-      inner.secureOutbound(conn, opts).catch((err) => explain("outbound", remoteOf(conn), err));
+      inner.secureOutbound(conn, opts).then(coalesced, (err) => explain("outbound", remoteOf(conn), err));
     return wrapped as ReturnType<NoiseFactory>;
   };
+}
+
+function coalesced<T extends SecuredConnection>(secured: T): T {
+  return { ...secured, connection: new CoalescingMessageStream(secured.connection) };
 }
 
 function remoteOf(conn: unknown): string {
