@@ -17,6 +17,8 @@ import { loadSodium } from "./sodium.ts";
  */
 export type NoiseAead = "auto" | "native" | "wasm" | "js";
 
+const AEAD_TAG_BYTES = 16;
+
 type Aead = Pick<typeof asCrypto, "chaCha20Poly1305Encrypt" | "chaCha20Poly1305Decrypt">;
 
 export function pickAead(kind: NoiseAead): { name: "native" | "wasm" | "js"; aead: Aead } {
@@ -26,7 +28,23 @@ export function pickAead(kind: NoiseAead): { name: "native" | "wasm" | "js"; aea
       return {
         name: "native",
         aead: {
-          chaCha20Poly1305Encrypt: (plain, nonce, ad, k) => sodium.aeadEncrypt(plain.subarray(), nonce, ad, k),
+          // Noise hands a list (yamux header + payload, or a batch of frames): copy it once into
+          // an uninitialised buffer with room for the tag and encrypt in place, instead of
+          // concatenating, then allocating a zeroed output.
+          chaCha20Poly1305Encrypt: (plain, nonce, ad, k) => {
+            const n = plain.byteLength;
+            const out = Buffer.allocUnsafe(n + AEAD_TAG_BYTES);
+            if (plain instanceof Uint8Array) out.set(plain);
+            else {
+              let offset = 0;
+              for (const chunk of plain) {
+                out.set(chunk, offset);
+                offset += chunk.length;
+              }
+            }
+            sodium.aeadEncryptInPlace(out, n, nonce, ad, k);
+            return out;
+          },
           chaCha20Poly1305Decrypt: (cipher, nonce, ad, k, dst) => sodium.aeadDecrypt(cipher.subarray(), nonce, ad, k, dst),
         },
       };

@@ -124,7 +124,7 @@ class PnetMessageStream extends AbstractMessageStream {
   sendData(data: ByteList) {
     // Encrypt each chunk straight into one output buffer: no concatenation copy, one socket
     // write, and never in place (the caller may still own its buffers).
-    const out = new Uint8Array(data.byteLength);
+    const out = Buffer.allocUnsafe(data.byteLength); // every byte is written below
     let offset = 0;
     for (const chunk of data) {
       this.#out.update(chunk, out.subarray(offset, offset + chunk.length));

@@ -7,6 +7,8 @@ import { dlopen, FFIType } from "bun:ffi";
 export interface Sodium {
   /** ChaCha20-Poly1305 IETF: returns ciphertext || 16-byte tag. */
   aeadEncrypt(plain: Uint8Array, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array): Uint8Array;
+  /** Encrypts buf[0..plainLength) in place and writes the tag after it (buf is plainLength + 16). */
+  aeadEncryptInPlace(buf: Uint8Array, plainLength: number, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array): void;
   /** Returns the plaintext (written into `dst` when given and large enough); throws on a bad tag. */
   aeadDecrypt(cipher: Uint8Array, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array, dst?: Uint8Array): Uint8Array;
   /** XSalsa20 XOR starting at 64-byte block `counter` (64-bit, unlike @noble's 32). */
@@ -55,6 +57,11 @@ function bind(name: string): Sodium {
       const rc = f.crypto_aead_chacha20poly1305_ietf_encrypt(out, null, nz(plain), plain.length, nz(ad), ad.length, null, nonce, key);
       if (rc !== 0) throw new Error("chacha20-poly1305 encryption failed");
       return out;
+    },
+    aeadEncryptInPlace(buf, plainLength, nonce, ad, key) {
+      // libsodium allows c == m: one buffer, no copy of the plaintext into a second one.
+      const rc = f.crypto_aead_chacha20poly1305_ietf_encrypt(buf, null, buf, plainLength, nz(ad), ad.length, null, nonce, key);
+      if (rc !== 0) throw new Error("chacha20-poly1305 encryption failed");
     },
     aeadDecrypt(cipher, nonce, ad, key, dst) {
       if (cipher.length < TAG_BYTES) throw new Error("Invalid chacha20poly1305 decryption");

@@ -6,6 +6,7 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { xsalsa20 } from "@noble/ciphers/salsa.js";
 import { decodeProxy, encodeProxy, FEATURE_UDP_FRAMED, XSalsaStream } from "../../src/tunnel/index.ts";
 import { pickAead } from "../../src/tunnel/noise.ts";
+import { Uint8ArrayList } from "uint8arraylist";
 import { nobleXSalsaXor } from "../../src/tunnel/pnet.ts";
 import { loadSodium } from "../../src/tunnel/sodium.ts";
 
@@ -75,6 +76,19 @@ describe("Noise AEAD choices agree with @noble's chacha20-poly1305", () => {
       });
     }
   }
+});
+
+test("native AEAD seals a multi-chunk list (a batch of yamux frames) like its concatenation", () => {
+  const { aead } = pickAead("native");
+  const k = bytes(32, 4);
+  const n = bytes(12, 5);
+  const ad = bytes(32, 6);
+  const parts = [bytes(12, 1), bytes(3000, 2), bytes(1, 3), bytes(12, 4), bytes(40000, 5)];
+  const list = new Uint8ArrayList(...parts);
+  const flat = list.subarray();
+  const sealed = aead.chaCha20Poly1305Encrypt(list, n, ad, k).subarray();
+  expect(Buffer.from(sealed).equals(Buffer.from(chacha20poly1305(k, n, ad).encrypt(flat)))).toBe(true);
+  expect(Buffer.from(parts[1]!).equals(Buffer.from(bytes(3000, 2)))).toBe(true); // inputs untouched
 });
 
 describe("header extension fields", () => {
