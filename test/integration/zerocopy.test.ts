@@ -335,6 +335,7 @@ describe("zero-copy engine (splice through bun:ffi, epoll loop in a Worker)", ()
     const info = proxy.done.at(-1)!;
     expect(info).toEqual({ reason: "done", bytesAtoB: payload.length, bytesBtoA: payload.length, errno: 0 });
     expect(metrics.snapshot()["zerocopy_bytes_total"]).toBeGreaterThanOrEqual(2 * payload.length);
+    expect(engine.bytesMoved()).toBeGreaterThanOrEqual(2 * payload.length);
   }, 60_000);
 
   test("mid-stream hand-over: 1 MiB forwarded by Bun, then adopted from a data handler; 50 MB arrive intact", async () => {
@@ -525,6 +526,7 @@ describe("zero-copy engine (splice through bun:ffi, epoll loop in a Worker)", ()
       let firstLive: ClientResult | null = null;
       const first = client(p.listener.port, new Uint8Array(10), { fin: false, live: (r) => (firstLive = r) });
       await until(() => small.active === 1 && firstLive !== null && firstLive.received === 10, 5000, "first pair adopted and echoing");
+      expect(small.bytesMoved()).toBe(20); // live progress, before the pair ends
       const second = await client(p.listener.port, new Uint8Array(10), { fin: false });
       expect(p.refused).toBe(1); // the test proxy then resets it: nothing was adopted
       expect(second.received).toBe(0);

@@ -8,7 +8,7 @@ import { ptr } from "bun:ffi";
 import type { Logger } from "../../log/index.ts";
 import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
 import { F_DUPFD_CLOEXEC, F_SETPIPE_SZ, loadLibc, O_CLOEXEC, O_NONBLOCK } from "./libc.ts";
-import { CTRL_HEAD, CTRL_STOP, CTRL_WORDS, DONE_CLEAN, DONE_RESET, type DoneMessage, ENTRY_WORDS, ringWords } from "./layout.ts";
+import { bytesOffset, CTRL_HEAD, CTRL_STOP, CTRL_WORDS, DONE_CLEAN, DONE_RESET, type DoneMessage, ENTRY_WORDS, sharedBytes } from "./layout.ts";
 
 /** Pipe size per direction. 1 MiB holds a full socket buffer's worth, so one splice pair moves a
  * large batch per wake-up; needs fs.pipe-max-size >= it (default 1 MiB) or root. */
@@ -45,6 +45,8 @@ export interface ZeroCopyEngine {
    */
   adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean;
   readonly active: number;
+  /** Bytes moved so far, both directions, finished and live pairs (for scrapes, O(maxPairs)). */
+  bytesMoved(): number;
   /** Resets every adopted pair, reports each as "stopped", ends the worker. */
   stop(): Promise<void>;
 }
@@ -70,6 +72,10 @@ class Engine implements ZeroCopyEngine {
   readonly #log: Logger;
   readonly #m: Metrics;
   readonly #ctrl: Int32Array;
+  /** Live per-direction byte counts the worker writes (see layout.ts). */
+  readonly #bytes: Float64Array;
+  readonly #live: Uint8Array;
+  #finishedBytes = 0;
   readonly #worker: Worker;
   readonly #eventFd: number;
   readonly #free: number[] = [];
@@ -96,7 +102,10 @@ class Engine implements ZeroCopyEngine {
     this.#done = new Array(this.#max).fill(null);
     this.#ctx = new Array(this.#max).fill(null);
     for (let i = this.#max - 1; i >= 0; i--) this.#free.push(i);
-    this.#ctrl = new Int32Array(new SharedArrayBuffer(ringWords(this.#max) * 4));
+    const sab = new SharedArrayBuffer(sharedBytes(this.#max));
+    this.#ctrl = new Int32Array(sab, 0, bytesOffset(this.#max) / 4);
+    this.#bytes = new Float64Array(sab, bytesOffset(this.#max), this.#max * 2);
+    this.#live = new Uint8Array(this.#max);
     this.#eventFd = this.#libc.libc.eventfd(0, O_NONBLOCK | O_CLOEXEC);
     if (this.#eventFd < 0) throw new Error(`zerocopy: eventfd failed: errno ${this.#libc.errno()}`);
     this.#worker = new Worker(new URL("./worker.ts", import.meta.url).href);
@@ -130,6 +139,10 @@ class Engine implements ZeroCopyEngine {
       return false;
     }
     const slot = this.#free.pop()!;
+    this.#live[slot] = 1;
+    // The worker never writes a free slot, so clearing the previous pair's count here is safe.
+    this.#bytes[slot * 2] = 0;
+    this.#bytes[slot * 2 + 1] = 0;
     this.#done[slot] = onDone as ZeroCopyDone<unknown>;
     this.#ctx[slot] = ctx;
     const c = this.#ctrl;
@@ -147,6 +160,12 @@ class Engine implements ZeroCopyEngine {
     this.active++;
     this.#m.adopted.value++;
     return true;
+  }
+
+  bytesMoved(): number {
+    let sum = this.#finishedBytes;
+    for (let i = 0; i < this.#max; i++) if (this.#live[i] === 1) sum += this.#bytes[i * 2]! + this.#bytes[i * 2 + 1]!;
+    return sum;
   }
 
   stop(): Promise<void> {
@@ -183,6 +202,8 @@ class Engine implements ZeroCopyEngine {
     this.#done[slot] = null;
     this.#ctx[slot] = null;
     this.#free.push(slot);
+    this.#live[slot] = 0;
+    this.#finishedBytes += ab + ba;
     this.active--;
     this.#m.done.value++;
     if (reason !== DONE_CLEAN) this.#m.resets.value++;

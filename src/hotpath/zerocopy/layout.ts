@@ -16,6 +16,19 @@ export function ringWords(maxPairs: number): number {
   return CTRL_WORDS + maxPairs * ENTRY_WORDS;
 }
 
+/**
+ * After the ring: bytes moved so far per direction of each slot (Float64, written by the worker,
+ * read by the main thread at metrics scrape time; aligned 8-byte stores do not tear on the
+ * platforms Bun supports).
+ */
+export function bytesOffset(maxPairs: number): number {
+  return Math.ceil((ringWords(maxPairs) * 4) / 8) * 8;
+}
+
+export function sharedBytes(maxPairs: number): number {
+  return bytesOffset(maxPairs) + maxPairs * 2 * 8;
+}
+
 /** Done reasons, as sent by the worker (numbers: cheap to post). */
 export const DONE_CLEAN = 0;
 export const DONE_RESET = 1;

@@ -28,7 +28,8 @@ export class Pairs {
   readonly live: Uint8Array;
   /** First errno that failed the pair, 0 if none. */
   readonly err: Int32Array;
-  constructor(maxPairs: number) {
+  /** `bytes` may live in shared memory so the main thread can read progress. */
+  constructor(maxPairs: number, bytes?: Float64Array) {
     const n = maxPairs * 2;
     this.fd = new Int32Array(n).fill(-1);
     this.pipeR = new Int32Array(n).fill(-1);
@@ -37,7 +38,7 @@ export class Pairs {
     this.inPipe = new Int32Array(n);
     this.eof = new Uint8Array(n);
     this.shut = new Uint8Array(n);
-    this.bytes = new Float64Array(n);
+    this.bytes = bytes ?? new Float64Array(n);
     this.live = new Uint8Array(maxPairs);
     this.err = new Int32Array(maxPairs);
   }

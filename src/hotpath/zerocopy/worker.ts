@@ -17,7 +17,7 @@ import {
   SO_LINGER,
   SOL_SOCKET,
 } from "./libc.ts";
-import { CTRL_HEAD, CTRL_STOP, CTRL_TAIL, CTRL_WORDS, DONE_CLEAN, DONE_RESET, DONE_STOPPED, ENTRY_WORDS, type WorkerInit } from "./layout.ts";
+import { bytesOffset, CTRL_HEAD, CTRL_STOP, CTRL_TAIL, CTRL_WORDS, DONE_CLEAN, DONE_RESET, DONE_STOPPED, ENTRY_WORDS, type WorkerInit } from "./layout.ts";
 import { finished, Pairs, pump, PUMP_FAIL, PUMP_MORE } from "./pump.ts";
 
 /** Events taken per epoll_wait. */
@@ -37,7 +37,7 @@ self.onmessage = (ev: MessageEvent<WorkerInit>) => {
 
 function run(init: WorkerInit): void {
   const ctrl = new Int32Array(init.sab);
-  const p = new Pairs(init.maxPairs);
+  const p = new Pairs(init.maxPairs, new Float64Array(init.sab, bytesOffset(init.maxPairs), init.maxPairs * 2));
   const ep = libc.epoll_create1(0o2000000);
   if (ep < 0) {
     self.postMessage({ fatal: `epoll_create1 failed: errno ${errno()}` });
