@@ -13,6 +13,7 @@ import {
   EPOLLOUT,
   EPOLLRDHUP,
   EINTR,
+  F_GETPIPE_SZ,
   loadLibc,
   SO_LINGER,
   SOL_SOCKET,
@@ -113,7 +114,7 @@ function run(init: WorkerInit): void {
         p.fd[d] = ctrl[at + 1 + side]!;
         p.pipeR[d] = ctrl[at + 3 + side * 2]!;
         p.pipeW[d] = ctrl[at + 4 + side * 2]!;
-        p.pipeCap[d] = libc.fcntl(p.pipeR[d]!, 1032 /* F_GETPIPE_SZ */, 0);
+        p.pipeCap[d] = libc.fcntl(p.pipeR[d]!, F_GETPIPE_SZ, 0);
         p.inPipe[d] = 0;
         p.eof[d] = 0;
         p.shut[d] = 0;
