@@ -16,6 +16,7 @@ import { STREAM_READ_BUFFER_BYTES, YAMUX_MAX_WINDOW_BYTES } from "./constants.ts
 import { noiseForBun, type NoiseAead } from "./noise.ts";
 import { defaultXSalsaXor, nobleXSalsaXor, pnetProtector } from "./pnet.ts";
 import { safeTcp } from "./tcp-dial.ts";
+import { installQuicReadBackpressure } from "./quic-backpressure.ts";
 import { installYamuxHalfWindowUpdates } from "./yamux-window.ts";
 
 export type TransportKind = "tcp" | "quic" | "both";
@@ -45,7 +46,10 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
   const transports: NonNullable<Libp2pOptions["transports"]> = [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
   if (o.transport !== "quic") transports.push(safeTcp());
   // libp2p-quic is built against another copy of @libp2p/interface; the shapes match at runtime.
-  if (o.transport !== "tcp") transports.push(quic() as unknown as (typeof transports)[number]);
+  if (o.transport !== "tcp") {
+    await installQuicReadBackpressure(); // a paused QUIC stream stops reading (see quic-backpressure.ts)
+    transports.push(quic() as unknown as (typeof transports)[number]);
+  }
 
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import type { StreamMessageEvent } from "@libp2p/interface";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { createTunnel, type Tunnel } from "../../src/tunnel/index.ts";
+import { createTunnel, STREAM_READ_BUFFER_BYTES, type Tunnel, type TunnelStream } from "../../src/tunnel/index.ts";
 
 const tunnels: Tunnel[] = [];
 afterAll(async () => {
@@ -65,4 +65,44 @@ test("a proxy stream over QUIC echoes 8 MiB intact", async () => {
   await done;
   expect(got).toBe(total);
   expect(received.digest("hex")).toBe(sent.digest("hex"));
+}, 60_000);
+
+test("a paused QUIC stream holds the sender back (flow control) instead of overflowing its read buffer", async () => {
+  const a = quicTunnel("quic-pa");
+  const b = quicTunnel("quic-pb");
+  await a.start();
+  await b.start();
+  let far: TunnelStream | undefined;
+  let got = 0;
+  b.handleProxy((_header, stream) => {
+    far = stream;
+    stream.pause(); // a slow reader: the splice pauses while its socket is backed up
+    stream.addEventListener("message", (e: StreamMessageEvent) => void (got += e.data.byteLength));
+    return true;
+  });
+  await a.addPeer("quic-pb", undefined, b.addrs());
+  const { stream } = await a.openProxyStream("quic-pb", { protocol: "tcp", ip: "10.0.0.9", port: 80 });
+
+  // More than the 6 MiB read buffer: without backpressure the far stream would be reset.
+  const total = 3 * STREAM_READ_BUFFER_BYTES;
+  const chunk = new Uint8Array(64 * 1024);
+  let sent = 0;
+  const sending = (async () => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!stream.send(chunk)) await new Promise((r) => stream.addEventListener("drain", r, { once: true }));
+    }
+  })();
+  await Bun.sleep(1500);
+  expect(far).toBeDefined();
+  expect(far!.status).toBe("open");
+  expect(got).toBe(0);
+  expect(far!.readBufferLength).toBeLessThan(STREAM_READ_BUFFER_BYTES);
+  expect(sent).toBeLessThan(total); // the sender is held back
+
+  far!.resume();
+  await sending;
+  for (let i = 0; i < 300 && got < total; i++) await Bun.sleep(20);
+  expect(got).toBe(total);
+  expect(far!.status).toBe("open");
 }, 60_000);
