@@ -62,3 +62,13 @@ export const UDP_PENDING_MAX = 64;
 
 /** Default cap on concurrent UDP flows (each holds one descriptor). */
 export const UDP_FLOWS_MAX_DEFAULT = 8192;
+
+/**
+ * A spliced TCP connection is handed to the zero-copy (splice(2)) engine once this many bytes
+ * went through JS in full writes. Short request/response connections (HTTP, gRPC calls, DNS over
+ * TCP) end long before it and never pay the hand-over (2 dups, 2 pipes, a worker round trip);
+ * an elephant flow passes it within milliseconds and then moves at about half the CPU per GiB
+ * (zerocopy/NOTES.md). 1 MiB is a few socket buffers' worth: small enough that bulk transfers
+ * spend almost all their bytes in the engine.
+ */
+export const ZC_ADOPT_AFTER_BYTES = 1024 * 1024;

@@ -6,3 +6,4 @@ export type { ByteStream, DatagramChannel, DatagramSink, ListenerInfo, Proxy, Pr
 export * from "./remote/index.ts";
 export { UDP_IDLE_TIMEOUT_DEFAULT_MS, UDP_FLOWS_MAX_DEFAULT, DIAL_TIMEOUT_MS, BACKOFF_MS } from "./constants.ts";
 export * from "./lb/index.ts";
+export { createZeroCopyIfSupported, zeroCopyFdBudget, type ZeroCopyEngine } from "./zerocopy/index.ts";

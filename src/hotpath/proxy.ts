@@ -43,6 +43,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     maxConnections: options.maxConnections,
     maxConnectionsPerPort: options.maxConnectionsPerPort,
     log,
+    zc: options.zeroCopy ?? null,
     m: {
       accepted: counter("proxy_tcp_accepted_total", "TCP connections accepted by service listeners"),
       refusedLimit: counter("proxy_tcp_refused_total", "TCP connections refused", { reason: "limit" }),
@@ -170,7 +171,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     tcpListeners.clear();
   }
 
-  function stop(): void {
+  function stop(): Promise<void> | undefined {
     running = false;
     tcp.accepting = false;
     udp.accepting = false;
@@ -183,6 +184,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     for (const ls of udpListeners.values()) closeUdpListener(ls);
     udpListeners.clear();
     publish();
+    // Adopted pairs have no Bun sockets for abort() to close: the engine resets them and reports
+    // each as "stopped", which releases its Conn. The engine is this proxy's to stop.
+    return tcp.zc?.stop();
   }
 
   return {
@@ -209,9 +213,12 @@ export function createProxy(options: ProxyOptions): Proxy {
       publish();
       const end = Date.now() + deadlineMs;
       while (tcp.active > 0 && Date.now() < end) await Bun.sleep(Math.min(50, Math.max(1, end - Date.now())));
-      stop();
+      // Resolves once the engine reset what it still held and closed its fds.
+      await stop();
     },
-    stop,
+    stop() {
+      void stop();
+    },
     spliceInbound: (ip, port, stream, result) => acceptStream(tcp, ip, port, stream, result),
     stats: () => ({
       activeTcp: tcp.active,

@@ -4,6 +4,7 @@ import type { Protocol, TableSource } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import type { RingConfig } from "./lb/index.ts";
+import type { ZeroCopyEngine } from "./zerocopy/index.ts";
 
 /**
  * The part of a byte stream that splicing drives. A Bun TCP socket satisfies it as is; a tunnel
@@ -101,6 +102,13 @@ export interface ProxyOptions {
   random?: () => number;
   /** Per-attempt connect timeout (DIAL_TIMEOUT_MS when absent). */
   dialTimeoutMs?: number;
+  /**
+   * The splice(2) engine (Linux; createZeroCopyIfSupported) that TCP connections between two
+   * local Bun sockets are handed to once ZC_ADOPT_AFTER_BYTES went through. Created once by the
+   * agent; the proxy stops it in stop() and drain(). Each adopted connection holds 4 descriptors
+   * more (2 pipes) than maxConnections accounts for: size maxPairs with zeroCopyFdBudget().
+   */
+  zeroCopy?: ZeroCopyEngine;
 }
 
 export interface ListenerInfo {
@@ -110,7 +118,7 @@ export interface ListenerInfo {
 }
 
 export interface ProxyStats {
-  /** Proxied TCP connections open now (accepted and not yet fully closed). */
+  /** Proxied TCP connections open now (accepted and not yet fully closed; adopted ones included). */
   activeTcp: number;
   udpFlows: number;
   tcpAccepted: number;
@@ -127,7 +135,7 @@ export interface Proxy {
   onListenersChanged(cb: (listeners: ReadonlyMap<string, ListenerInfo>) => void): () => void;
   /** Stop accepting; wait for open connections until the deadline; then close what is left. */
   drain(deadlineMs: number): Promise<void>;
-  /** Close everything now. */
+  /** Close everything now (adopted pairs are reset by the engine, whose fds close shortly after). */
   stop(): void;
   /**
    * The other end of the tunnel: a stream that arrived from a peer agent for local endpoint

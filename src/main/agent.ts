@@ -15,7 +15,7 @@ import {
 } from "../control/index.ts";
 import { createDnsServer } from "../dns/index.ts";
 import { requireRoot, ensureBridge, removeBridge, raiseNofileLimit } from "../host/index.ts";
-import { createInboundHandler, createProxy, createTunnelDialer } from "../hotpath/index.ts";
+import { createInboundHandler, createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
 import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
@@ -37,8 +37,9 @@ export async function runAgent(configPath: string): Promise<number> {
   requireRoot("edgemesh agent");
 
   const limits = raiseNofileLimit();
-  const maxConnections = config.modules.edgeProxy.maxConnections || autoMaxConnections(limits.soft);
-  log.info("starting", { node: config.nodeName, nofile: limits.soft, maxConnections });
+  // Adopted (zero-copy) connections hold 4 fds more; the budget keeps both within the soft limit.
+  const { maxConnections, maxPairs } = zeroCopyFdBudget(limits.soft, RESERVED_FDS, FDS_PER_CONNECTION, config.modules.edgeProxy.maxConnections);
+  log.info("starting", { node: config.nodeName, nofile: limits.soft, maxConnections, zeroCopyPairs: maxPairs });
 
   const { bridgeDeviceName, bridgeDeviceIP } = config.commonConfig;
   const bridge = await ensureBridge(bridgeDeviceName, bridgeDeviceIP);
@@ -70,6 +71,7 @@ export async function runAgent(configPath: string): Promise<number> {
         consistentHash: config.modules.edgeProxy.loadBalancer.consistentHash,
         metrics,
         log: log.child("proxy"),
+        zeroCopy: createZeroCopyIfSupported({ maxPairs, log: log.child("zerocopy"), metrics }),
       })
     : undefined;
   proxy?.start();
@@ -131,10 +133,6 @@ export async function runAgent(configPath: string): Promise<number> {
     publisher.stop();
     if (bridge.created) await removeBridge(bridgeDeviceName);
   });
-}
-
-function autoMaxConnections(softLimit: number): number {
-  return Math.max(64, Math.floor((softLimit - RESERVED_FDS) / FDS_PER_CONNECTION));
 }
 
 async function startDns(

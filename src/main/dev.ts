@@ -14,7 +14,7 @@ import {
   systemClock,
 } from "../control/index.ts";
 import { createDnsServer } from "../dns/index.ts";
-import { createProxy } from "../hotpath/index.ts";
+import { createProxy, createZeroCopyIfSupported } from "../hotpath/index.ts";
 import { createLogger } from "../log/index.ts";
 import { createMetrics } from "../metrics/index.ts";
 import type { Command } from "./args.ts";
@@ -47,16 +47,19 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
 
   const demo = dir === BUNDLED_MANIFESTS ? (await import("../../examples/demo/backends.ts")).startDemoBackends(log) : undefined;
 
+  const maxConnections = config.modules.edgeProxy.maxConnections || 4096;
   const proxy = createProxy({
     table: publisher,
     bindHost: LOOPBACK,
     nodeName: DEV_NODE,
-    maxConnections: config.modules.edgeProxy.maxConnections || 4096,
+    maxConnections,
     maxConnectionsPerPort: config.modules.edgeProxy.maxConnectionsPerPort,
     udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
     consistentHash: config.modules.edgeProxy.loadBalancer.consistentHash,
     metrics,
     log: log.child("proxy"),
+    // One adopted (splice(2)) pair per 8 connections, at most 1024 (each holds 4 fds more).
+    zeroCopy: createZeroCopyIfSupported({ maxPairs: Math.min(1024, Math.floor(maxConnections / 8)), log: log.child("zerocopy"), metrics }),
   });
   proxy.start();
 

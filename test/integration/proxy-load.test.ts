@@ -19,7 +19,12 @@ afterAll(() => {
 
 const child = (echoPort: number) => `
 import { startProxy } from ${JSON.stringify(import.meta.dir + "/proxy-support.ts")};
-const h = startProxy([{ name: "load", endpoints: [{ port: ${echoPort} }] }], { maxConnections: ${CAP} });
+import { createZeroCopyEngine } from ${JSON.stringify(import.meta.dir + "/../../src/hotpath/zerocopy/index.ts")};
+import { createMemoryLogger } from ${JSON.stringify(import.meta.dir + "/../../src/log/index.ts")};
+import { createMetrics } from ${JSON.stringify(import.meta.dir + "/../../src/metrics/index.ts")};
+// With the zero-copy engine, as the agent runs (these small echoes never reach its threshold).
+const zeroCopy = createZeroCopyEngine({ maxPairs: 64, log: createMemoryLogger(), metrics: createMetrics() });
+const h = startProxy([{ name: "load", endpoints: [{ port: ${echoPort} }] }], { maxConnections: ${CAP}, zeroCopy });
 const a = await h.addr("load");
 console.log(JSON.stringify({ port: a.port }));
 for await (const line of console) {

@@ -1,6 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
 import type { ByteStream, RemoteDialer, StreamSink } from "../../src/hotpath/index.ts";
+import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
 import { makeTable, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
@@ -113,10 +116,12 @@ async function readPort(p: { stdout: ReadableStream<Uint8Array<ArrayBuffer>> }):
   return Number(text.trim());
 }
 
-function harness(...args: Parameters<typeof startProxy>): Harness {
-  const h = startProxy(...args);
+/** Every proxy here runs with its own zero-copy engine, as the agent does (its metrics apart). */
+function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<typeof startProxy>[1] = {}): Harness & { zc: MetricsRegistry } {
+  const zc = createMetrics();
+  const h = startProxy(specs, { zeroCopy: createZeroCopyEngine({ maxPairs: 64, log: createMemoryLogger(), metrics: zc }), ...extra });
   cleanups.push(() => h.proxy.stop());
-  return h;
+  return { ...h, zc };
 }
 
 describe("TCP splice", () => {
@@ -163,6 +168,8 @@ describe("TCP splice", () => {
     await done;
     expect(received).toBe(total);
     expect(hasher.digest("hex")).toBe(sent);
+    // The engine is on: a flow this size was handed over to it.
+    expect(h.zc.snapshot()["zerocopy_adopted_total"]).toBe(1);
   }, 60_000);
 
   test("serves HTTP through fetch, keep-alive and POST bodies included", async () => {

@@ -2,6 +2,9 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
 import { startProxy } from "./proxy-support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgemesh-tls-"));
@@ -30,7 +33,9 @@ test("HTTPS passes through untouched: the client verifies the backend's own cert
     fetch: async (req) => new Response(`secure ${req.method} ${await req.text()}`),
   });
   cleanups.push(() => server.stop(true));
-  const h = startProxy([{ name: "tls", port: 443, endpoints: [{ port: server.port! }] }]);
+  // With the zero-copy engine, as the agent runs (TLS bytes are opaque to the splice either way).
+  const zeroCopy = createZeroCopyEngine({ maxPairs: 64, log: createMemoryLogger(), metrics: createMetrics() });
+  const h = startProxy([{ name: "tls", port: 443, endpoints: [{ port: server.port! }] }], { zeroCopy });
   cleanups.push(() => h.proxy.stop());
   const { port } = await h.addr("tls", 443);
   const ca = readFileSync(cert, "utf8");

@@ -1,5 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { udp } from "bun";
+import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
 import { startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
@@ -59,8 +62,10 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-function harness(...args: Parameters<typeof startProxy>): Harness {
-  const h = startProxy(...args);
+/** With a zero-copy engine, as the agent runs (UDP never uses it; it must not get in the way). */
+function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<typeof startProxy>[1] = {}): Harness {
+  const zeroCopy = createZeroCopyEngine({ maxPairs: 64, log: createMemoryLogger(), metrics: createMetrics() });
+  const h = startProxy(specs, { zeroCopy, ...extra });
   cleanups.push(() => h.proxy.stop());
   return h;
 }

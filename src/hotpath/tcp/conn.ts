@@ -8,6 +8,7 @@ import type { Logger } from "../../log/index.ts";
 import type { Counter } from "../../metrics/index.ts";
 import type { Balancer } from "../lb/index.ts";
 import type { ByteStream, RemoteDialer } from "../types.ts";
+import type { ZeroCopyEngine } from "../zerocopy/index.ts";
 
 /** Lifecycle of a Conn. Plain numbers: compared on every event. */
 export const PHASE_HEAD = 0; // reading the HTTP request head to hash a header
@@ -15,6 +16,8 @@ export const PHASE_DIALING = 1;
 export const PHASE_BACKOFF = 2;
 export const PHASE_SPLICING = 3;
 export const PHASE_CLOSED = 4;
+/** Handed to the zero-copy engine: no Bun sockets left, released by the engine's onDone. */
+export const PHASE_ZEROCOPY = 5;
 
 export interface TcpMetrics {
   accepted: Counter;
@@ -38,6 +41,8 @@ export interface TcpContext {
   readonly maxConnectionsPerPort: number;
   readonly m: TcpMetrics;
   readonly log: Logger;
+  /** The splice(2) engine elephant flows are handed to; null = every byte moves through JS. */
+  readonly zc: ZeroCopyEngine | null;
   /** Conns with a deadline (dial timeout, backoff end, head timeout), checked by one sweep. */
   readonly waiting: Set<Conn>;
   /** Every Conn between accept and release, so drain/stop can close them. */
@@ -101,6 +106,11 @@ export class Conn {
   readonly downQueue: Uint8Array[] = [];
   upstreamFin = false;
 
+  /** Bytes written in full while splicing (both ways), toward the zero-copy hand-over. */
+  moved = 0;
+  /** The hand-over was tried (at most once per connection, whatever the outcome). */
+  zcTried = false;
+
   constructor(ctx: TcpContext) {
     this.ctx = ctx;
   }
@@ -137,5 +147,7 @@ export function recycleConn(c: Conn, poolMax: number): void {
   c.downOff = 0;
   c.downQueue.length = 0;
   c.upstreamFin = false;
+  c.moved = 0;
+  c.zcTried = false;
   if (c.ctx.pool.length < poolMax) c.ctx.pool.push(c);
 }

@@ -7,8 +7,9 @@
 
 import type { SocketHandler } from "bun";
 import type { ByteStream, StreamSink } from "../types.ts";
-import { Conn, PHASE_CLOSED, PHASE_HEAD, PHASE_SPLICING, recycleConn } from "./conn.ts";
-import { CONN_POOL_MAX, EARLY_BYTES_MAX } from "../constants.ts";
+import { Conn, PHASE_CLOSED, PHASE_HEAD, PHASE_SPLICING, PHASE_ZEROCOPY, recycleConn } from "./conn.ts";
+import { CONN_POOL_MAX, EARLY_BYTES_MAX, ZC_ADOPT_AFTER_BYTES } from "../constants.ts";
+import { socketFd, type ZeroCopyDoneInfo } from "../zerocopy/index.ts";
 import { abandonDial, accept, dialFailed, onHeadBytes, reportResult } from "./dial.ts";
 
 /** One dial attempt; also the sink a RemoteDialer drives. See conn.ts for why it is separate. */
@@ -123,7 +124,10 @@ function clientData(c: Conn, buf: Uint8Array): void {
       return;
     }
     const n = up.write(buf, 0, buf.length);
-    if (n === buf.length) return;
+    if (n === buf.length) {
+      if (c.ctx.zc !== null && !c.zcTried && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
+      return;
+    }
     if (n < 0) return abort(c);
     c.upBuf = buf;
     c.upOff = n;
@@ -148,7 +152,10 @@ function sendDown(c: Conn, buf: Uint8Array): void {
     return;
   }
   const n = cl.write(buf, 0, buf.length);
-  if (n === buf.length) return;
+  if (n === buf.length) {
+    if (c.ctx.zc !== null && !c.zcTried && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
+    return;
+  }
   if (n < 0) return abort(c);
   c.downBuf = buf;
   c.downOff = n;
@@ -242,7 +249,8 @@ function upstreamEnd(d: Dial): void {
 }
 
 function clientClose(c: Conn, err: Error | undefined): void {
-  if (c.phase === PHASE_CLOSED) return; // refused, or already released
+  // Refused, already released, or our own close() at the zero-copy hand-over.
+  if (c.phase === PHASE_CLOSED || c.phase === PHASE_ZEROCOPY) return;
   c.client = null;
   if (err !== undefined) c.ctx.m.resets.value++;
   if (c.phase !== PHASE_SPLICING) {
@@ -278,6 +286,47 @@ export function abort(c: Conn): void {
   abandonDial(c);
   if (up !== null) up.terminate();
   if (cl !== null) cl.terminate();
+}
+
+/**
+ * Hand a connection to the splice(2) engine, synchronously inside a data handler: nothing is
+ * buffered in JS (both buffers empty, every byte so far written in full), no FIN seen, and both
+ * sides are Bun TCP sockets (tunnel streams have no fd). adopt() dups both fds; our Bun sockets
+ * are then closed with close(), which only drops Bun's reference: no FIN, no SO_LINGER (never
+ * terminate(): it would arm SO_LINGER 0 on the socket the engine shares, and its later close
+ * would reset). Bun cannot run its loop between adopt() and close(), so it reads nothing more.
+ * The Conn stays live (and counted in both caps) until the engine reports the pair done.
+ */
+function tryZeroCopy(c: Conn): void {
+  c.zcTried = true;
+  const cl = c.client;
+  const up = c.upstream;
+  if (c.phase !== PHASE_SPLICING || cl === null || up === null) return;
+  if (c.upBuf !== null || c.downBuf !== null || c.clientFin || c.upstreamFin) return;
+  const fdA = socketFd(cl);
+  const fdB = socketFd(up);
+  if (fdA < 0 || fdB < 0) return;
+  const d = (up as unknown as { data: unknown }).data;
+  if (!(d instanceof Dial) || d.conn !== c) return;
+  if (!c.ctx.zc!.adopt(fdA, fdB, zeroCopyDone, c)) return;
+  c.phase = PHASE_ZEROCOPY;
+  d.conn = null;
+  c.client = null;
+  c.upstream = null;
+  // close() runs the close handlers synchronously; they return early on PHASE_ZEROCOPY / a
+  // detached Dial.
+  (cl as unknown as { close(): void }).close();
+  (up as unknown as { close(): void }).close();
+}
+
+/** The engine finished an adopted pair (both FINs passed, a side failed, or it was stopped). */
+function zeroCopyDone(info: ZeroCopyDoneInfo, c: Conn): void {
+  if (c.phase !== PHASE_ZEROCOPY) return;
+  const m = c.ctx.m;
+  m.bytesUp.value += info.bytesAtoB;
+  m.bytesDown.value += info.bytesBtoA;
+  if (info.reason !== "done") m.resets.value++;
+  maybeRelease(c);
 }
 
 function maybeRelease(c: Conn): void {

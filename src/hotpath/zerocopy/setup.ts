@@ -1,0 +1,49 @@
+// How an agent gets its engine: Linux only, created once, and sized so the descriptors it adds
+// fit the soft RLIMIT_NOFILE next to the connection cap. A failure to start it (no bun:ffi libc,
+// no Worker, out of fds) is not fatal: the proxy runs without it and every byte moves through JS.
+
+import type { Logger } from "../../log/index.ts";
+import type { MetricsRegistry } from "../../metrics/index.ts";
+import { createZeroCopyEngine, type ZeroCopyEngine } from "./engine.ts";
+
+/** Most pairs one engine holds: elephant flows are few; past it connections stay in JS. */
+export const ZC_MAX_PAIRS = 1024;
+/** One adopted pair for every this many connections allowed (by default). */
+export const ZC_CONNECTIONS_PER_PAIR = 8;
+/** Descriptors an adopted pair holds beyond the 2 its connection already counts: 2 pipes. */
+export const ZC_EXTRA_FDS_PER_PAIR = 4;
+
+export interface FdBudget {
+  maxConnections: number;
+  maxPairs: number;
+}
+
+/**
+ * Split `softLimit - reservedFds` descriptors between connections (fdsPerConnection each) and
+ * adopted pairs (4 more each) so that maxConnections*2 + maxPairs*4 + reserve <= soft limit:
+ * maxPairs = min(1024, connections/8), then maxConnections lowered by what the pairs take.
+ * A configured cap is kept as is and the pairs get what is left (possibly 0: no engine).
+ */
+export function zeroCopyFdBudget(softLimit: number, reservedFds: number, fdsPerConnection: number, configuredMax = 0): FdBudget {
+  const budget = Math.max(0, softLimit - reservedFds);
+  if (configuredMax > 0) {
+    const left = budget - configuredMax * fdsPerConnection;
+    const maxPairs = Math.max(0, Math.min(ZC_MAX_PAIRS, Math.floor(configuredMax / ZC_CONNECTIONS_PER_PAIR), Math.floor(left / ZC_EXTRA_FDS_PER_PAIR)));
+    return { maxConnections: configuredMax, maxPairs };
+  }
+  const all = Math.floor(budget / fdsPerConnection);
+  const maxPairs = Math.min(ZC_MAX_PAIRS, Math.floor(all / ZC_CONNECTIONS_PER_PAIR));
+  const maxConnections = Math.max(64, Math.floor((budget - maxPairs * ZC_EXTRA_FDS_PER_PAIR) / fdsPerConnection));
+  return { maxConnections, maxPairs };
+}
+
+/** The engine on Linux, or undefined (other OS, maxPairs 0, or it failed to start: logged once). */
+export function createZeroCopyIfSupported(opts: { maxPairs: number; log: Logger; metrics: MetricsRegistry }): ZeroCopyEngine | undefined {
+  if (process.platform !== "linux" || opts.maxPairs <= 0) return undefined;
+  try {
+    return createZeroCopyEngine(opts);
+  } catch (err) {
+    opts.log.warn("zero-copy engine unavailable; TCP bulk flows stay in JS", { err });
+    return undefined;
+  }
+}
