@@ -1,0 +1,334 @@
+// The TCP splice with the zero-copy engine: which connections are handed over (elephant flows
+// only), and that an adopted pair still behaves like a proxied connection: half-close, drain,
+// stop (its descriptors freed), caps and byte counters.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Socket, TCPSocketListener } from "bun";
+import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
+import { startProxy, type Harness } from "./proxy-support.ts";
+
+const MiB = 1024 * 1024;
+
+const cleanups: (() => void)[] = [];
+afterAll(() => {
+  for (const fn of cleanups.reverse()) {
+    try {
+      fn();
+    } catch {}
+  }
+});
+
+function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<typeof startProxy>[1] = {}): Harness & { zc: MetricsRegistry } {
+  const zc = createMetrics();
+  const h = startProxy(specs, { zeroCopy: createZeroCopyEngine({ maxPairs: 16, log: createMemoryLogger(), metrics: zc }), ...extra });
+  cleanups.push(() => h.proxy.stop());
+  return { ...h, zc };
+}
+
+const adopted = (h: { zc: MetricsRegistry }) => h.zc.snapshot()["zerocopy_adopted_total"] ?? 0;
+
+async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+function openFds(): number {
+  return [...new Bun.Glob("*").scanSync({ cwd: "/proc/self/fd", onlyFiles: false })].length;
+}
+
+/** fd count once it stopped changing (sockets of an earlier test may still be closing). */
+async function settledFds(): Promise<number> {
+  let last = openFds();
+  for (let i = 0; i < 100; i++) {
+    await Bun.sleep(20);
+    const now = openFds();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+interface EchoState {
+  pending: Uint8Array | null;
+  fin: boolean;
+}
+
+/** Echo with backpressure; passes the client's FIN on only after every byte was echoed. */
+function echoServer(): TCPSocketListener<EchoState> {
+  const flush = (s: Socket<EchoState>) => {
+    const p = s.data.pending;
+    if (p !== null) {
+      const n = s.write(p);
+      if (n < p.length) {
+        s.data.pending = p.subarray(Math.max(0, n));
+        return;
+      }
+      s.data.pending = null;
+      s.resume();
+    }
+    if (s.data.fin) s.shutdown();
+  };
+  const l = Bun.listen<EchoState>({
+    hostname: "127.0.0.1",
+    port: 0,
+    allowHalfOpen: true,
+    data: { pending: null, fin: false },
+    socket: {
+      binaryType: "uint8array",
+      open(s) {
+        s.data = { pending: null, fin: false };
+      },
+      data(s, b) {
+        const p = s.data.pending;
+        if (p !== null) {
+          const joined = new Uint8Array(p.length + b.length);
+          joined.set(p);
+          joined.set(b, p.length);
+          s.data.pending = joined;
+          return;
+        }
+        const n = s.write(b);
+        if (n < b.length) {
+          s.data.pending = b.subarray(Math.max(0, n));
+          s.pause();
+        }
+      },
+      drain: flush,
+      end(s) {
+        s.data.fin = true;
+        if (s.data.pending === null) s.shutdown();
+      },
+    },
+  });
+  cleanups.push(() => l.stop(true));
+  return l;
+}
+
+interface Pusher {
+  socket: Socket<undefined>;
+  received: () => number;
+  hash: () => string;
+  /** Resolves on close, with the error if it was reset. */
+  closed: Promise<Error | undefined>;
+  /** Resolves when `total` bytes came back. */
+  echoed: Promise<void>;
+}
+
+/** Sends `data` (with backpressure), then FIN if `fin`; hashes what comes back. */
+async function push(port: number, data: Uint8Array, fin: boolean): Promise<Pusher> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let received = 0;
+  let off = 0;
+  let closedWith!: (e: Error | undefined) => void;
+  let echoedAll!: () => void;
+  const closed = new Promise<Error | undefined>((r) => (closedWith = r));
+  const echoed = new Promise<void>((r) => (echoedAll = r));
+  const pump = (s: Socket<undefined>) => {
+    while (off < data.length) {
+      const len = Math.min(MiB, data.length - off);
+      const n = s.write(data, off, len);
+      if (n > 0) off += n;
+      if (n < len) return;
+    }
+    if (fin) s.shutdown();
+  };
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    allowHalfOpen: true,
+    socket: {
+      binaryType: "uint8array",
+      open: pump,
+      drain: pump,
+      data(_s, b) {
+        hasher.update(b);
+        received += b.length;
+        if (received === data.length) echoedAll();
+      },
+      close(_s, err) {
+        closedWith(err);
+        echoedAll();
+      },
+    },
+  });
+  return { socket, received: () => received, hash: () => hasher.digest("hex"), closed, echoed };
+}
+
+function randomBytes(n: number): Uint8Array {
+  const data = new Uint8Array(n);
+  for (let off = 0; off < n; off += 65536) crypto.getRandomValues(data.subarray(off, Math.min(n, off + 65536)));
+  return data;
+}
+
+const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+
+describe("TCP splice with the zero-copy engine", () => {
+  test("a 100 MB echo is adopted, arrives intact (sha256) and is counted in the byte counters", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "bulk", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("bulk");
+    const data = randomBytes(100 * MiB);
+    const p = await push(port, data, true);
+    await p.echoed;
+    expect(p.received()).toBe(data.length);
+    expect(p.hash()).toBe(sha256(data));
+    expect(adopted(h)).toBeGreaterThanOrEqual(1);
+    p.socket.end();
+    await until(() => h.proxy.stats().activeTcp === 0, 5000, "the pair to finish");
+    const m = h.metrics.snapshot();
+    // Bytes before the hand-over counted by JS, after it reported by the engine: all of them.
+    expect(m['proxy_tcp_bytes_total{direction="to_endpoint"}']).toBe(data.length);
+    expect(m['proxy_tcp_bytes_total{direction="to_client"}']).toBe(data.length);
+    expect(m["proxy_tcp_resets_total"] ?? 0).toBe(0);
+    expect(h.zc.snapshot()["zerocopy_done_total"]).toBe(1);
+  }, 60_000);
+
+  test("a short HTTP request is not adopted", async () => {
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => new Response(`got ${(await req.text()).length}`) });
+    cleanups.push(() => server.stop(true));
+    const h = harness([{ name: "http", endpoints: [{ port: server.port! }] }]);
+    const { port } = await h.addr("http");
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "x".repeat(4096) });
+      expect(await r.text()).toBe("got 4096");
+    }
+    expect(adopted(h)).toBe(0);
+    expect(h.proxy.stats().tcpAccepted).toBeGreaterThanOrEqual(1);
+  });
+
+  test("half-close after adoption: the server's reply sent after the client's FIN arrives", async () => {
+    // Reads until FIN, then answers with the byte count and its sha256, then closes.
+    const server = Bun.listen<{ n: number; h: Bun.CryptoHasher }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      allowHalfOpen: true,
+      data: null as never,
+      socket: {
+        binaryType: "uint8array",
+        open(s) {
+          s.data = { n: 0, h: new Bun.CryptoHasher("sha256") };
+        },
+        data(s, b) {
+          s.data.n += b.length;
+          s.data.h.update(b);
+        },
+        end(s) {
+          s.write(`${s.data.n} ${s.data.h.digest("hex")}`);
+          s.end();
+        },
+      },
+    });
+    cleanups.push(() => server.stop(true));
+    const h = harness([{ name: "half", endpoints: [{ port: server.port }] }]);
+    const { port } = await h.addr("half");
+    const data = randomBytes(8 * MiB);
+    let text = "";
+    let off = 0;
+    let closedWith!: (e: Error | undefined) => void;
+    const closed = new Promise<Error | undefined>((r) => (closedWith = r));
+    const pump = (s: Socket<undefined>) => {
+      while (off < data.length) {
+        const len = Math.min(MiB, data.length - off);
+        const n = s.write(data, off, len);
+        if (n > 0) off += n;
+        if (n < len) return; // drain follows
+      }
+      s.shutdown();
+    };
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      allowHalfOpen: true,
+      socket: {
+        open: pump,
+        drain: pump,
+        data(_s, b) {
+          text += b.toString();
+        },
+        close(_s, err) {
+          closedWith(err);
+        },
+      },
+    });
+    expect(await closed).toBeUndefined();
+    expect(text).toBe(`${data.length} ${sha256(data)}`);
+    expect(adopted(h)).toBe(1);
+    await until(() => h.proxy.stats().activeTcp === 0, 5000, "the pair to finish");
+    expect(h.zc.snapshot()["zerocopy_resets_total"] ?? 0).toBe(0);
+  }, 30_000);
+
+  test("drain waits for an adopted pair, which finishes its transfer", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("drain");
+    const data = randomBytes(4 * MiB);
+    // No FIN yet: the pair stays open (adopted) until we end it during the drain.
+    const p = await push(port, data, false);
+    await p.echoed;
+    await until(() => adopted(h) === 1, 5000, "adoption");
+    const drained = h.proxy.drain(3000);
+    await Bun.sleep(50);
+    expect(h.proxy.listeners().size).toBe(0);
+    expect(h.proxy.stats().activeTcp).toBe(1);
+    // Still moving bytes: a second round trip through the engine.
+    p.socket.write("more");
+    await until(() => p.received() === data.length + 4, 5000, "bytes after drain began");
+    const t0 = Date.now();
+    p.socket.shutdown();
+    await drained;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await p.closed).toBeUndefined();
+    expect(h.proxy.stats().activeTcp).toBe(0);
+    expect(h.zc.snapshot()["zerocopy_done_total"]).toBe(1);
+    expect(h.zc.snapshot()["zerocopy_resets_total"] ?? 0).toBe(0);
+  }, 30_000);
+
+  test("stop resets adopted pairs and frees their descriptors", async () => {
+    const echo = echoServer();
+    const base = await settledFds();
+    const h = harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("stop");
+    const data = randomBytes(2 * MiB);
+    const pairs: Pusher[] = [];
+    for (let i = 0; i < 3; i++) pairs.push(await push(port, data, false));
+    for (const p of pairs) await p.echoed;
+    await until(() => adopted(h) === 3, 5000, "3 adoptions");
+    expect(h.proxy.stats().activeTcp).toBe(3);
+    // Each adopted pair: 2 sockets + 2 pipes in the engine, plus 2 client + 2 echo sockets here.
+    expect(openFds()).toBeGreaterThanOrEqual(base + 3 * 8);
+    h.proxy.stop();
+    for (const p of pairs) expect(await p.closed).toBeDefined(); // reset, not a clean FIN
+    await until(() => h.proxy.stats().activeTcp === 0, 5000, "release after stop");
+    expect(h.zc.snapshot()["zerocopy_resets_total"]).toBe(3);
+    expect(h.metrics.snapshot()["proxy_tcp_resets_total"]).toBe(3);
+    expect(await settledFds()).toBeLessThanOrEqual(base);
+  }, 30_000);
+
+  test("the per-port cap counts adopted pairs", async () => {
+    const echo = echoServer();
+    const h = harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 2 });
+    const { port } = await h.addr("capped");
+    const data = randomBytes(2 * MiB);
+    const held = [await push(port, data, false), await push(port, data, false)];
+    for (const p of held) await p.echoed;
+    await until(() => adopted(h) === 2, 5000, "2 adoptions");
+    const over = await push(port, new Uint8Array(1), false);
+    await over.closed;
+    expect(over.received()).toBe(0);
+    expect(h.metrics.snapshot()['proxy_tcp_refused_total{reason="limit"}']).toBe(1);
+    held[0]!.socket.shutdown();
+    expect(await held[0]!.closed).toBeUndefined();
+    await until(() => h.proxy.stats().activeTcp === 1, 5000, "one slot freed");
+    const again = await push(port, new Uint8Array([7, 7]), false);
+    await again.echoed;
+    expect(again.received()).toBe(2);
+    again.socket.end();
+    held[1]!.socket.shutdown();
+    await until(() => h.proxy.stats().activeTcp === 0, 5000, "all closed");
+  }, 30_000);
+});
