@@ -549,6 +549,41 @@ describe("TCP splice", () => {
     expect(owners.size).toBeGreaterThan(1);
   });
 
+  test("a client reset while the proxy writes to it is passed on as a reset, every time", async () => {
+    // Bun can report a RST that hits a write in flight as a plain close (no error, no end);
+    // the splice must still count it and reset the upstream rather than send it a FIN.
+    const chunk = new Uint8Array(16384);
+    const server = track(
+      Bun.listen<{ t: ReturnType<typeof setInterval> | null }>({
+        hostname: "127.0.0.1",
+        port: 0,
+        allowHalfOpen: true,
+        data: { t: null },
+        socket: {
+          open(s) {
+            s.data = { t: setInterval(() => s.write(chunk), 0) };
+          },
+          data() {},
+          close(s) {
+            if (s.data.t !== null) clearInterval(s.data.t);
+          },
+          error() {},
+        },
+      }),
+    );
+    const h = harness([{ name: "rst", endpoints: [{ port: server.port }] }]);
+    const { port } = await h.addr("rst");
+    const N = 40;
+    for (let i = 0; i < N; i++) {
+      const c = await connect(port);
+      await until(() => c.received().length > 0);
+      await Bun.sleep(i % 7);
+      c.socket.terminate();
+    }
+    await until(() => h.proxy.stats().activeTcp === 0);
+    expect(h.metrics.snapshot()["proxy_tcp_resets_total"]).toBe(N);
+  }, 30_000);
+
   test("drain stops accepting and waits for open connections", async () => {
     const echo = echoServer();
     const h = harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
