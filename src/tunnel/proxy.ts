@@ -169,6 +169,10 @@ export class ProxyService {
 
   /** Like EdgeMesh: an unknown peer is reachable through every relay. */
   async #ensureAddrs(peer: PeerId): Promise<void> {
+    // Connected already: the stream goes over that connection and no address is dialed. This
+    // skips, on every open, building the circuit multiaddrs and a peer-store merge (which
+    // serialises a burst of opens on the store's write lock).
+    if (this.o.libp2p.getConnections(peer).length > 0) return;
     const circuits = this.o.book.circuitAddrs(peer.toString());
     if (circuits.length === 0) return;
     await this.o.libp2p.peerStore.merge(peer, { multiaddrs: circuits });
