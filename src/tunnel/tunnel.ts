@@ -26,6 +26,7 @@ import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, 
 import { DiscoveryService } from "./discovery.ts";
 import { TunnelError } from "./errors.ts";
 import { createHost } from "./host.ts";
+import { skipRepeatedProtocolMerges } from "./peerstore-cache.ts";
 import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
 import { PeerBook } from "./peers.ts";
 import { ProxyService } from "./proxy.ts";
@@ -100,6 +101,7 @@ class EdgeTunnel implements Tunnel {
       },
     });
     this.#libp2p = libp2p;
+    skipRepeatedProtocolMerges(libp2p); // libp2p re-writes "peer speaks P" on every stream
     const common = { libp2p, book: this.#book, log: this.#log, metrics: m };
     this.#proxy = new ProxyService({ ...common, maxStreams: o.maxStreams ?? DEFAULT_MAX_STREAMS, maxStreamsPerPeer });
     if (this.#handler) this.#proxy.handler = this.#handler;
