@@ -4,7 +4,7 @@
 
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
+import { createZeroCopyEngine, zeroCopyFdBudget } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
 import { startProxy, type Harness } from "./proxy-support.ts";
@@ -331,4 +331,16 @@ describe("TCP splice with the zero-copy engine", () => {
     held[1]!.socket.shutdown();
     await until(() => h.proxy.stats().activeTcp === 0, 5000, "all closed");
   }, 30_000);
+
+  test("the fd budget keeps connections and adopted pairs within the soft limit", () => {
+    for (const soft of [1024, 4096, 65536, 1_048_576]) {
+      const { maxConnections, maxPairs } = zeroCopyFdBudget(soft, 512, 2);
+      expect(maxConnections * 2 + maxPairs * 4 + 512).toBeLessThanOrEqual(soft);
+      expect(maxPairs).toBe(Math.min(1024, Math.floor(Math.floor((soft - 512) / 2) / 8)));
+    }
+    // A configured cap is kept; the pairs get what is left.
+    expect(zeroCopyFdBudget(65536, 512, 2, 30_000)).toEqual({ maxConnections: 30_000, maxPairs: 1024 });
+    expect(zeroCopyFdBudget(4096, 512, 2, 1790)).toEqual({ maxConnections: 1790, maxPairs: 1 });
+    expect(zeroCopyFdBudget(4096, 512, 2, 1792).maxPairs).toBe(0);
+  });
 });

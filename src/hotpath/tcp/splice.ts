@@ -4,6 +4,8 @@
 // runtime still delivers after pause() are queued by reference. FIN is passed on with shutdown()
 // (end() would close both ways and lose the reply); a reset on one side resets the other.
 // Handlers are two module-level objects; per-connection state lives in the pooled Conn.
+// Elephant flows between two Bun sockets leave JS after ZC_ADOPT_AFTER_BYTES: tryZeroCopy hands
+// both fds to the splice(2) engine (zerocopy/), which moves the rest in the kernel.
 
 import type { SocketHandler } from "bun";
 import type { ByteStream, StreamSink } from "../types.ts";
