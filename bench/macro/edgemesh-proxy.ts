@@ -8,7 +8,7 @@
 import { deepFreeze, portKey, type RouteTable, type ServicePort, type TableSource } from "../../src/control/table.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { createProxy } from "../../src/hotpath/index.ts";
+import { createProxy, createZeroCopyIfSupported } from "../../src/hotpath/index.ts";
 import type { Backend } from "./naive-forwarder.ts";
 
 export function benchTable(backends: readonly Backend[]): RouteTable {
@@ -46,15 +46,26 @@ export function benchTable(backends: readonly Backend[]): RouteTable {
   });
 }
 
-export async function startEdgemesh(backends: readonly Backend[]) {
+/**
+ * `zeroCopy` (default on, as the agent ships): elephant flows go to the splice(2) engine. The
+ * heap probe turns it off: it counts objects per chunk forwarded through JS, and an adopted flow
+ * forwards nothing through JS.
+ */
+export async function startEdgemesh(backends: readonly Backend[], opts: { zeroCopy?: boolean } = {}) {
   const table = benchTable(backends);
   const source: TableSource = { current: () => table, subscribe: () => () => {} };
   const metrics = createMetrics();
+  const maxConnections = 10_000;
+  const zeroCopy =
+    opts.zeroCopy === false
+      ? undefined
+      : createZeroCopyIfSupported({ maxPairs: Math.min(1024, Math.floor(maxConnections / 8)), log: createLogger({ level: "warn" }), metrics });
   const proxy = createProxy({
     table: source,
     bindHost: "127.0.0.1",
     nodeName: "bench-node",
-    maxConnections: 10_000,
+    maxConnections,
+    zeroCopy,
     maxConnectionsPerPort: 0,
     udpIdleTimeoutMs: 30_000,
     consistentHash: { partitionCount: 100, replicationFactor: 10, load: 1.25 },

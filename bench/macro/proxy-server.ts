@@ -36,7 +36,7 @@ if (values.impl === "naive") {
   listeners = await startNaive(backends);
 } else {
   const { startEdgemesh } = await import("./edgemesh-proxy.ts");
-  const started = await startEdgemesh(backends);
+  const started = await startEdgemesh(backends, { zeroCopy: !values["count-chunks"] });
   listeners = started.listeners;
   stop = started.stop;
   metricsSnapshot = started.metrics;
