@@ -45,6 +45,7 @@ const MICRO: readonly { file: string; names: readonly string[] }[] = [
 const EXTERNAL: readonly { file: string; prefix: string; timeoutS: number }[] = [
   { file: "dns.bench.ts", prefix: "dns", timeoutS: short ? 120 : 300 },
   { file: "kube-scale.bench.ts", prefix: "kube", timeoutS: short ? 180 : 400 },
+  { file: "tunnel-bench.ts", prefix: "tunnel", timeoutS: short ? 180 : 600 },
 ];
 
 /** A failure to even load a module means it has not landed: NOT MEASURED, not ERROR. */
