@@ -21,7 +21,6 @@ import { createLogger, type Logger } from "../log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
-import { createAgentTunnel, watchRelayNodes } from "./tunnel.ts";
 
 /** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
 const RESERVED_FDS = 512;
@@ -56,7 +55,10 @@ export async function runAgent(configPath: string): Promise<number> {
 
   // The tunnel object exists before the proxy (its dialer is the proxy's remote) and starts
   // after the inbound handler is registered, so no CONNECT arrives unanswered.
-  const tunnel = config.modules.edgeTunnel.enable ? createAgentTunnel(config, log.child("tunnel"), metrics) : undefined;
+  // Loaded only when enabled: the libp2p stack is ~40 MiB of RSS that a tunnel-less node
+  // (a single-node site, or kube-proxy doing cross-node) should not carry.
+  const tunnelModule = config.modules.edgeTunnel.enable ? await import("./tunnel.ts") : undefined;
+  const tunnel = tunnelModule?.createAgentTunnel(config, log.child("tunnel"), metrics);
   const remote = tunnel ? createTunnelDialer({ tunnel, log: log.child("remote"), metrics }) : undefined;
 
   const proxy = config.modules.edgeProxy.enable
@@ -89,7 +91,7 @@ export async function runAgent(configPath: string): Promise<number> {
       : undefined;
   if (tunnel && inbound) tunnel.handleProxy(inbound.handle);
   await tunnel?.start();
-  const stopWatch = tunnel ? watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
+  const stopWatch = tunnel ? tunnelModule!.watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
 
   const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;
 
