@@ -3,31 +3,14 @@
 import { afterAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { StreamMessageEvent } from "@libp2p/interface";
-import { createMemoryLogger } from "../../src/log/index.ts";
-import { createMetrics } from "../../src/metrics/index.ts";
-import { createTunnel, STREAM_READ_BUFFER_BYTES, type Tunnel, type TunnelStream } from "../../src/tunnel/index.ts";
+import { STREAM_READ_BUFFER_BYTES, type Tunnel, type TunnelStream } from "../../src/tunnel/index.ts";
+import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 
-const tunnels: Tunnel[] = [];
-afterAll(async () => {
-  await Promise.allSettled(tunnels.map((t) => t.stop()));
-});
+afterAll(stopAllTunnels);
 
+/** No PSK: a private network cannot run over QUIC. */
 function quicTunnel(nodeName: string): Tunnel {
-  const t = createTunnel({
-    nodeName,
-    listenPort: 0,
-    listenAddrs: ["/ip4/127.0.0.1/udp/0/quic-v1"],
-    transport: "quic",
-    identity: { mode: "compat" },
-    relayNodes: [],
-    mdns: false,
-    rendezvous: "EDGEMESH_TEST",
-    enableHolePunch: false,
-    log: createMemoryLogger(),
-    metrics: createMetrics(),
-  });
-  tunnels.push(t);
-  return t;
+  return testTunnel(nodeName, { listenAddrs: ["/ip4/127.0.0.1/udp/0/quic-v1"], transport: "quic", psk: undefined }).tunnel;
 }
 
 test("a proxy stream over QUIC echoes 8 MiB intact", async () => {

@@ -4,39 +4,11 @@
 import { afterEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { Stream, StreamMessageEvent } from "@libp2p/interface";
-import { createMemoryLogger } from "../../src/log/index.ts";
-import { createMetrics } from "../../src/metrics/index.ts";
-import { createTunnel, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 
-const PSK = new Uint8Array(32).fill(9);
 const MB = 1024 * 1024;
-const running: Tunnel[] = [];
 
-afterEach(async () => {
-  await Promise.allSettled(running.splice(0).map((t) => t.stop()));
-});
-
-function makeTunnel(nodeName: string, extra: Partial<TunnelOptions>) {
-  const log = createMemoryLogger();
-  const metrics = createMetrics();
-  const tunnel = createTunnel({
-    nodeName,
-    listenPort: 0,
-    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
-    transport: "tcp",
-    psk: PSK,
-    identity: { mode: "compat" },
-    relayNodes: [],
-    mdns: false,
-    rendezvous: "EDGEMESH_TEST",
-    enableHolePunch: false,
-    log,
-    metrics,
-    ...extra,
-  });
-  running.push(tunnel);
-  return { tunnel, log, metrics };
-}
+afterEach(stopAllTunnels);
 
 async function sendBytes(stream: Stream, total: number, seed: number): Promise<string> {
   const hash = createHash("sha256");
@@ -82,12 +54,12 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
 }
 
 test("a proxy stream through the relay carries 1 MB each way, beyond v2's 128 KiB default limit", async () => {
-  const r = makeTunnel("relay", { isRelay: true });
+  const r = testTunnel("relay", { isRelay: true });
   await r.tunnel.start();
   const relayAddr = r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "");
   const relayNodes = [{ nodeName: "relay", advertiseAddress: [relayAddr] }];
-  const b = makeTunnel("node-b", { relayNodes, listenAddrs: [] }); // reachable only via R
-  const a = makeTunnel("node-a", { relayNodes });
+  const b = testTunnel("node-b", { relayNodes, listenAddrs: [] }); // reachable only via R
+  const a = testTunnel("node-a", { relayNodes });
   await b.tunnel.start();
   await a.tunnel.start();
   await until("B's reservation on R", () => b.tunnel.addrs().some((x) => x.includes("/p2p-circuit")));
@@ -111,24 +83,24 @@ test("a proxy stream through the relay carries 1 MB each way, beyond v2's 128 Ki
 }, 60_000);
 
 test("a node reconnects to its relay after the relay restarts", async () => {
-  const r = makeTunnel("relay", { isRelay: true });
+  const r = testTunnel("relay", { isRelay: true });
   await r.tunnel.start();
   const relayAddr = r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "");
-  const a = makeTunnel("node-a", { relayNodes: [{ nodeName: "relay", advertiseAddress: [relayAddr] }] });
+  const a = testTunnel("node-a", { relayNodes: [{ nodeName: "relay", advertiseAddress: [relayAddr] }] });
   await a.tunnel.start();
   await until("A connected to R", () => a.tunnel.peers().some((p) => p.peerId === r.tunnel.peerId));
   await r.tunnel.stop();
   await until("A noticed R is gone", () => !a.tunnel.peers().some((p) => p.peerId === r.tunnel.peerId));
-  const r2 = makeTunnel("relay", { isRelay: true, listenAddrs: [relayAddr] });
+  const r2 = testTunnel("relay", { isRelay: true, listenAddrs: [relayAddr] });
   await r2.tunnel.start();
   await until("A reconnected to R", () => a.tunnel.peers().some((p) => p.peerId === r2.tunnel.peerId), 20_000);
   expect(a.log.lines.some((l) => l.includes("connected to relay"))).toBe(true);
 }, 40_000);
 
 test("relay nodes changed while running are dialed without a restart", async () => {
-  const r = makeTunnel("relay", { isRelay: true });
+  const r = testTunnel("relay", { isRelay: true });
   await r.tunnel.start();
-  const a = makeTunnel("node-a", {});
+  const a = testTunnel("node-a");
   await a.tunnel.start();
   expect(a.tunnel.peers()).toEqual([]);
   a.tunnel.setRelayNodes([{ nodeName: "relay", advertiseAddress: [r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "")] }]);
@@ -138,7 +110,7 @@ test("relay nodes changed while running are dialed without a restart", async () 
 }, 20_000);
 
 test("a bad relay address given at run time is logged, not thrown", async () => {
-  const a = makeTunnel("node-a", {});
+  const a = testTunnel("node-a");
   await a.tunnel.start();
   a.tunnel.setRelayNodes([{ nodeName: "relay", advertiseAddress: ["/ip4/not-an-ip/tcp/1"] }]);
   await until("the error line", () => a.log.lines.some((l) => l.includes("relay nodes not applied") && l.includes("not-an-ip")));

@@ -7,10 +7,10 @@ import type { StreamMessageEvent } from "@libp2p/interface";
 import { createInboundHandler, StreamDatagrams, type DatagramSink, type InboundHandler } from "../../src/hotpath/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { createTunnel, type ProxyHandler, type Tunnel } from "../../src/tunnel/index.ts";
+import type { ProxyHandler, Tunnel } from "../../src/tunnel/index.ts";
+import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 import { makeTable, tableSource } from "./proxy-support.ts";
 
-const PSK = new Uint8Array(32).fill(5);
 let a: Tunnel;
 let c: Tunnel;
 let handler: ProxyHandler = () => false;
@@ -18,20 +18,7 @@ let inbound: InboundHandler;
 let echo: udp.Socket<"uint8array">;
 
 function tunnel(name: string): Tunnel {
-  return createTunnel({
-    nodeName: name,
-    listenPort: 0,
-    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
-    transport: "tcp",
-    psk: PSK,
-    identity: { mode: "compat" },
-    relayNodes: [],
-    mdns: false,
-    rendezvous: "EDGEMESH_TEST",
-    enableHolePunch: false,
-    log: createMemoryLogger(),
-    metrics: createMetrics(),
-  });
+  return testTunnel(name).tunnel;
 }
 
 class Collect implements DatagramSink {
@@ -81,7 +68,7 @@ beforeAll(async () => {
 afterAll(async () => {
   inbound?.stop();
   echo?.close();
-  await Promise.allSettled([a?.stop(), c?.stop()]);
+  await stopAllTunnels();
 });
 
 test("framed datagrams split at every byte boundary are reassembled with their sizes", async () => {

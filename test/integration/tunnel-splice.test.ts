@@ -6,11 +6,11 @@ import type { Socket, TCPSocketListener, udp } from "bun";
 import { createHash, randomBytes } from "node:crypto";
 import { createInboundHandler, createTunnelDialer, type InboundHandler } from "../../src/hotpath/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
-import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { createTunnel, type Tunnel } from "../../src/tunnel/index.ts";
+import type { MetricsRegistry } from "../../src/metrics/index.ts";
+import type { Tunnel } from "../../src/tunnel/index.ts";
+import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 import { makeTable, startProxy, type Harness, type PortSpec } from "./proxy-support.ts";
 
-const PSK = new Uint8Array(32).fill(3);
 const MB = 1024 * 1024;
 
 interface Agent {
@@ -21,7 +21,8 @@ interface Agent {
   inbound: InboundHandler;
 }
 
-const closers: (() => unknown)[] = [];
+// Run in reverse at the end: the tunnels stop last, after the proxies and servers that use them.
+const closers: (() => unknown)[] = [stopAllTunnels];
 let a: Agent;
 let b: Agent;
 let echo: TCPSocketListener<unknown>;
@@ -30,23 +31,8 @@ let http: ReturnType<typeof Bun.serve>;
 let dead: number;
 
 async function agent(name: string, specs: PortSpec[], udpIdleTimeoutMs: number): Promise<Agent> {
-  const metrics = createMetrics();
-  const tunnel = createTunnel({
-    nodeName: name,
-    listenPort: 0,
-    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
-    transport: "tcp",
-    psk: PSK,
-    identity: { mode: "compat" },
-    relayNodes: [],
-    mdns: false,
-    rendezvous: "EDGEMESH_TEST",
-    enableHolePunch: false,
-    log: createMemoryLogger(),
-    metrics,
-  });
+  const { tunnel, metrics } = testTunnel(name);
   await tunnel.start();
-  closers.push(() => tunnel.stop());
   const log = createMemoryLogger();
   const remote = createTunnelDialer({ tunnel, log, metrics });
   const h = startProxy(specs, { nodeName: name, remote, metrics, udpIdleTimeoutMs });

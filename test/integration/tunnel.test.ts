@@ -10,43 +10,17 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import type { Stream, StreamMessageEvent } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createMemoryLogger } from "../../src/log/index.ts";
-import { createMetrics } from "../../src/metrics/index.ts";
-import { createTunnel, DISCOVERY_PROTOCOL, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+import { DISCOVERY_PROTOCOL, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
 import { createHost } from "../../src/tunnel/host.ts";
+import { stopAllTunnels, stopWithTunnels, TEST_PSK, testTunnel } from "../support/tunnels.ts";
 
-const PSK = new Uint8Array(32).fill(7);
 const OTHER_PSK = new Uint8Array(32).fill(8);
 const MB = 1024 * 1024;
 const counter = () => ({ name: "", help: "", labels: "", value: 0 });
-const running: { stop(): Promise<void> }[] = [];
 const dir = mkdtempSync(join(tmpdir(), "tunnel-test-"));
 
-afterEach(async () => {
-  await Promise.allSettled(running.splice(0).map((t) => t.stop()));
-});
+afterEach(stopAllTunnels);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function makeTunnel(nodeName: string, extra: Partial<TunnelOptions> = {}) {
-  const log = createMemoryLogger();
-  const metrics = createMetrics();
-  const tunnel = createTunnel({
-    nodeName,
-    listenPort: 0,
-    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
-    transport: "tcp",
-    psk: PSK,
-    identity: { mode: "compat" },
-    relayNodes: [],
-    mdns: false,
-    rendezvous: "EDGEMESH_TEST",
-    enableHolePunch: false,
-    log,
-    metrics,
-    ...extra,
-  });
-  running.push(tunnel);
-  return { tunnel, log, metrics };
-}
 
 /** Sends `total` deterministic bytes obeying backpressure ('drain'); resolves with their sha256. */
 export async function sendBytes(stream: Stream, total: number, seed: number): Promise<string> {
@@ -87,8 +61,8 @@ export function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000):
 }
 
 async function pair(extraA: Partial<TunnelOptions> = {}, extraB: Partial<TunnelOptions> = {}) {
-  const a = makeTunnel("node-a", extraA);
-  const b = makeTunnel("node-b", extraB);
+  const a = testTunnel("node-a", extraA);
+  const b = testTunnel("node-b", extraB);
   await a.tunnel.start();
   await b.tunnel.start();
   await a.tunnel.addPeer("node-b", b.tunnel.peerId, b.tunnel.addrs());
@@ -101,7 +75,7 @@ async function rawHost(target: Tunnel) {
     privateKey: await generateKeyPair("Ed25519"),
     listenAddrs: [],
     transport: "tcp",
-    psk: PSK,
+    psk: TEST_PSK,
     isRelay: false,
     useRelays: false,
     mdns: false,
@@ -114,7 +88,7 @@ async function rawHost(target: Tunnel) {
     counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
   });
   await raw.start();
-  running.push({ stop: async () => await raw.stop() });
+  stopWithTunnels({ stop: async () => await raw.stop() });
   await raw.peerStore.merge(peerIdFromString(target.peerId), { multiaddrs: target.addrs().map((a) => multiaddr(a)) });
   return raw;
 }
@@ -281,11 +255,11 @@ describe("tunnel between two agents on loopback", () => {
 
   test("secure mode: a peer not in the allowed list is refused, an allowed one gets through", async () => {
     const secure = (name: string, allowedPeers: string[]) => ({ identity: { mode: "secure" as const, keyFile: join(dir, `${name}.key`), allowedPeers } });
-    const b = makeTunnel("node-b", secure("b", []));
+    const b = testTunnel("node-b", secure("b", []));
     await b.tunnel.start();
     b.tunnel.handleProxy(() => true);
     const bId = b.tunnel.peerId;
-    const a = makeTunnel("node-a", secure("a", [bId]));
+    const a = testTunnel("node-a", secure("a", [bId]));
     await a.tunnel.start();
     const aId = a.tunnel.peerId;
     expect(aId).not.toBe(await peerIdFromNodeName("node-a")); // a random key, not the name's
@@ -304,13 +278,13 @@ describe("tunnel between two agents on loopback", () => {
     await until(() => !b.tunnel.peers().some((p) => p.peerId === aId));
     // The key file survives a restart: same peer ID.
     await a.tunnel.stop();
-    const a2 = makeTunnel("node-a", secure("a", [bId]));
+    const a2 = testTunnel("node-a", secure("a", [bId]));
     await a2.tunnel.start();
     expect(a2.tunnel.peerId).toBe(aId);
   }, 30_000);
 
   test("the discovery handshake answers EdgeMesh's CONNECT byte for byte and records the node name", async () => {
-    const b = makeTunnel("node2");
+    const b = testTunnel("node2");
     await b.tunnel.start();
     const raw = await rawHost(b.tunnel);
     // Discovery { CONNECT, "MDNS", "node1" } -> Discovery { SUCCESS, "MDNS", "node2" } (vectors)
@@ -346,7 +320,7 @@ describe("tunnel between two agents on loopback", () => {
   });
 
   test("a PSK with the QUIC-only transport is refused at start with a message that says why", async () => {
-    const q = makeTunnel("node-q", { transport: "quic", listenAddrs: [] });
+    const q = testTunnel("node-q", { transport: "quic", listenAddrs: [] });
     const err = await refusal(q.tunnel.start());
     expect(err.code).toBe("BAD_CONFIG");
     expect(err.message).toContain("QUIC");

@@ -1,0 +1,55 @@
+// Tunnels for integration tests. Every tunnel test builds its nodes on loopback with the same
+// options (TCP, a PSK, compat identity, no mDNS, relays or hole punching), so those defaults live
+// here once and each test overrides only what it is about. Each tunnel is registered so that one
+// stopAllTunnels() in afterEach/afterAll frees its ports and timers, also when a test fails.
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+import { createTunnel, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+
+/** The pre-shared key test tunnels use unless a test passes another (or `psk: undefined`). */
+export const TEST_PSK = new Uint8Array(32).fill(7);
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export interface TestTunnel {
+  tunnel: Tunnel;
+  log: ReturnType<typeof createMemoryLogger>;
+  metrics: ReturnType<typeof createMetrics>;
+}
+
+const running: Stoppable[] = [];
+
+/** A tunnel on 127.0.0.1 (not started), registered for stopAllTunnels(). */
+export function testTunnel(nodeName: string, extra: Partial<TunnelOptions> = {}): TestTunnel {
+  const log = createMemoryLogger();
+  const metrics = createMetrics();
+  const tunnel = createTunnel({
+    nodeName,
+    listenPort: 0,
+    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
+    transport: "tcp",
+    psk: TEST_PSK,
+    identity: { mode: "compat" },
+    relayNodes: [],
+    mdns: false,
+    rendezvous: "EDGEMESH_TEST",
+    enableHolePunch: false,
+    log,
+    metrics,
+    ...extra,
+  });
+  running.push(tunnel);
+  return { tunnel, log, metrics };
+}
+
+/** Registers something else a test started (e.g. a bare libp2p host) to stop with the tunnels. */
+export function stopWithTunnels(s: Stoppable): void {
+  running.push(s);
+}
+
+/** Stops every registered tunnel and host; failures to stop are ignored (cleanup only). */
+export async function stopAllTunnels(): Promise<void> {
+  await Promise.allSettled(running.splice(0).map((t) => t.stop()));
+}
