@@ -4,38 +4,11 @@
 // (circuit relay v2, /p2p/RELAY/p2p-circuit), with the relay named in relayNodes as EdgeMesh does.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
-import { APP_PORTS, BUN, createCluster, MAIN, serviceYaml, until, type Cluster } from "./harness.ts";
-
-/** The agent config of cross-node.test.ts (a test file cannot import another without running it). */
-function tunnelAgentConfig(o: { manifests: string; stateDir: string; psk: string; relays: { nodeName: string; advertiseAddress: string[] }[] }): string {
-  const relays = o.relays.map((r) => `      - nodeName: ${r.nodeName}\n        advertiseAddress: [${r.advertiseAddress.map((a) => `"${a}"`).join(", ")}]`).join("\n");
-  return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
-kind: EdgeMeshAgent
-kubeAPIConfig:
-  manifestDir: ${o.manifests}
-commonConfig:
-  bridgeDeviceName: edgemesh0
-  bridgeDeviceIP: 169.254.96.16
-  adminAddress: 127.0.0.1:10551
-  stateDir: ${o.stateDir}
-modules:
-  edgeDNS:
-    enable: true
-  edgeProxy:
-    enable: true
-  edgeTunnel:
-    enable: true
-    psk:
-      enable: true
-      path: ${o.psk}
-    relayNodes:
-${relays}
-`;
-}
+import { APP_PORTS, createCluster, serviceYaml, until, type Cluster } from "./harness.ts";
 
 interface PeerJson {
   nodeName?: string;
@@ -51,11 +24,7 @@ describe("e2e: cross-LAN through a relay node", () => {
   const relays = [{ nodeName: "relay", advertiseAddress: ["10.0.0.5"] }];
 
   const startAgent = (node: string): Watched => {
-    const stateDir = join(c.dir, `state-${node}`);
-    mkdirSync(stateDir, { recursive: true });
-    const configPath = join(c.dir, `relay-agent-${node}.yaml`);
-    writeFileSync(configPath, tunnelAgentConfig({ manifests: c.manifests, stateDir, psk: join(c.dir, "psk"), relays }));
-    const proc = c.node(node).spawn([BUN, MAIN, "agent", "--config", configPath], { env: { NODE_NAME: node, EDGEMESH_LOG_LEVEL: "info" } });
+    const proc = c.spawnAgent(node, { tunnel: { psk: join(c.dir, "psk"), relayNodes: relays } }).proc;
     agents.set(node, proc);
     return proc;
   };
@@ -100,8 +69,7 @@ describe("e2e: cross-LAN through a relay node", () => {
   }, 90_000);
 
   afterAll(async () => {
-    for (const a of agents.values()) await a.kill("SIGTERM").catch(() => 0);
-    await c?.destroy();
+    await c?.destroy(); // stops every agent it spawned
   });
 
   test("the sites cannot reach each other directly", async () => {

@@ -4,38 +4,13 @@
 // only through n1's agent -> libp2p tunnel -> the far agent -> the pod.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
-import { APP_PORTS, BUN, CLIENT, createCluster, MAIN, serviceYaml, until, type Cluster } from "./harness.ts";
+import { APP_PORTS, BUN, CLIENT, createCluster, serviceYaml, until, type Cluster } from "./harness.ts";
 
 const PROBE = join(import.meta.dir, "../support/apps/probe.ts");
-
-function tunnelAgentConfig(o: { manifests: string; stateDir: string; psk: string; relays?: { nodeName: string; advertiseAddress: string[] }[] }): string {
-  const relays = (o.relays ?? []).map((r) => `      - nodeName: ${r.nodeName}\n        advertiseAddress: [${r.advertiseAddress.map((a) => `"${a}"`).join(", ")}]`).join("\n");
-  return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
-kind: EdgeMeshAgent
-kubeAPIConfig:
-  manifestDir: ${o.manifests}
-commonConfig:
-  bridgeDeviceName: edgemesh0
-  bridgeDeviceIP: 169.254.96.16
-  adminAddress: 127.0.0.1:10551
-  stateDir: ${o.stateDir}
-modules:
-  edgeDNS:
-    enable: true
-  edgeProxy:
-    enable: true
-    udpIdleTimeoutSeconds: 1
-  edgeTunnel:
-    enable: true
-    psk:
-      enable: true
-      path: ${o.psk}
-${relays ? `    relayNodes:\n${relays}\n` : ""}`;
-}
 
 describe("e2e: cross-node services through the tunnel", () => {
   let c: Cluster;
@@ -43,12 +18,9 @@ describe("e2e: cross-node services through the tunnel", () => {
   const agents = new Map<string, Watched>();
   let firstRequestMs = -1;
 
+  // Spawned without waiting for "running": the start of n1 and n2 is timed (firstRequestMs).
   const startAgent = (node: string, psk: string): Watched => {
-    const stateDir = join(c.dir, `state-${node}`);
-    mkdirSync(stateDir, { recursive: true });
-    const configPath = join(c.dir, `tunnel-agent-${node}.yaml`);
-    writeFileSync(configPath, tunnelAgentConfig({ manifests: c.manifests, stateDir, psk }));
-    const proc = c.node(node).spawn([BUN, MAIN, "agent", "--config", configPath], { env: { NODE_NAME: node, EDGEMESH_LOG_LEVEL: "info" } });
+    const proc = c.spawnAgent(node, { tunnel: { psk }, udpIdleTimeoutSeconds: 1 }).proc;
     agents.set(node, proc);
     return proc;
   };
@@ -103,8 +75,7 @@ describe("e2e: cross-node services through the tunnel", () => {
   }, 90_000);
 
   afterAll(async () => {
-    for (const a of agents.values()) await a.kill("SIGTERM").catch(() => 0);
-    await c?.destroy();
+    await c?.destroy(); // stops every agent it spawned
   });
 
   test("the pods on n1 and n2 cannot reach each other without the tunnel (no pod routes)", async () => {

@@ -72,7 +72,26 @@ spec:
   return out;
 }
 
-function agentConfig(manifestDir: string, stateDir: string): string {
+/** What an agent runs beyond the default (edgeDNS + edgeProxy, edgeTunnel off). */
+export interface AgentOptions {
+  /** Turn edgeTunnel on with this PSK file and, if given, these relay nodes. */
+  tunnel?: { psk: string; relayNodes?: { nodeName: string; advertiseAddress: string[] }[] };
+  /** edgeProxy.udpIdleTimeoutSeconds (the agent's default when unset). */
+  udpIdleTimeoutSeconds?: number;
+}
+
+function agentConfig(manifestDir: string, stateDir: string, o: AgentOptions = {}): string {
+  const relays = (o.tunnel?.relayNodes ?? []).map((r) => `      - nodeName: ${r.nodeName}\n        advertiseAddress: [${r.advertiseAddress.map((a) => `"${a}"`).join(", ")}]`).join("\n");
+  const tunnel = o.tunnel
+    ? `  edgeTunnel:
+    enable: true
+    psk:
+      enable: true
+      path: ${o.tunnel.psk}
+${relays ? `    relayNodes:\n${relays}\n` : ""}`
+    : `  edgeTunnel:
+    enable: false
+`;
   return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
 kind: EdgeMeshAgent
 kubeAPIConfig:
@@ -87,9 +106,7 @@ modules:
     enable: true
   edgeProxy:
     enable: true
-  edgeTunnel:
-    enable: false
-`;
+${o.udpIdleTimeoutSeconds !== undefined ? `    udpIdleTimeoutSeconds: ${o.udpIdleTimeoutSeconds}\n` : ""}${tunnel}`;
 }
 
 export interface Agent {
@@ -106,7 +123,10 @@ export interface Cluster {
   /** Write (or replace) one manifest file in the folder the agents watch. */
   writeManifest(file: string, yaml: string): void;
   removeManifest(file: string): void;
-  startAgent(node: string): Promise<Agent>;
+  /** Start `edgemesh agent` on the node and wait until it runs (fails if it exits first). */
+  startAgent(node: string, options?: AgentOptions): Promise<Agent>;
+  /** Spawn the agent without waiting, for tests that time its start. Stopped by destroy(). */
+  spawnAgent(node: string, options?: AgentOptions): Agent;
   /** Start the test app in a pod: HTTP 8080, HTTPS 8443, TCP echo 9000, UDP echo 9001. */
   startApp(pod: Pod, name?: string): Promise<Watched>;
   /** The agent's /routes JSON, fetched inside the node namespace. */
@@ -142,21 +162,26 @@ export async function createCluster(spec: TopologySpec, tls?: { cert: string; ke
     removeManifest(file) {
       rmSync(join(manifests, file), { force: true });
     },
-    async startAgent(name) {
+    spawnAgent(name, options) {
       const node = bed.node(name);
       const stateDir = join(dir, `state-${name}`);
       mkdirSync(stateDir, { recursive: true });
       const configPath = join(dir, `agent-${name}.yaml`);
-      writeFileSync(configPath, agentConfig(manifests, stateDir));
+      writeFileSync(configPath, agentConfig(manifests, stateDir, options));
       const proc = node.spawn([BUN, MAIN, "agent", "--config", configPath], { env: { NODE_NAME: name, EDGEMESH_LOG_LEVEL: "info" } });
+      const agent = { proc, node, configPath };
+      agents.push(agent);
+      return agent;
+    },
+    async startAgent(name, options) {
+      const agent = cluster.spawnAgent(name, options);
+      const proc = agent.proc;
       // Fail fast (with its output) if the agent exits instead of coming up.
       const exited = proc.proc.exited.then((code) => {
         throw new Error(`agent on ${name} exited with ${code} before running:\n${proc.output().slice(-3000)}`);
       });
       await Promise.race([proc.waitFor(/\brunning\b/, 15_000), exited]);
       exited.catch(() => {});
-      const agent = { proc, node, configPath };
-      agents.push(agent);
       return agent;
     },
     async startApp(pod, name = pod.name) {
