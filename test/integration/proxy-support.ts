@@ -1,6 +1,8 @@
-// Shared helpers of the proxy integration tests (test/integration/proxy*.test.ts): a hand-built
-// frozen RouteTable, a tiny TableSource, and a proxy wired to fresh metrics and a memory logger.
+// Shared helpers of the proxy integration tests (test/integration/proxy*.test.ts, zerocopy.test.ts):
+// a hand-built frozen RouteTable, a tiny TableSource, a proxy wired to fresh metrics and a memory
+// logger, a backpressure-aware TCP echo server, and fd counting for leak checks.
 
+import type { TCPSocketListener } from "bun";
 import { deepFreeze, portKey, type Endpoint, type LbPolicy, type Protocol, type RouteTable, type ServicePort, type TableSource } from "../../src/control/index.ts";
 import { createProxy, type Proxy, type ProxyOptions } from "../../src/hotpath/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
@@ -108,4 +110,87 @@ export function startProxy(specs: PortSpec[], extra: Partial<ProxyOptions> = {})
       throw new Error(`no listener for ${key}`);
     },
   };
+}
+
+export interface EchoState {
+  pending: Uint8Array[];
+  fin: boolean;
+}
+
+/**
+ * TCP echo on 127.0.0.1 that respects backpressure (keeps the unsent part and pauses until
+ * drain) and passes the client's FIN on only after every byte was echoed. `tag` is written
+ * first on each connection, to tell endpoints apart. The caller stops it.
+ */
+export function echoServer(tag = ""): TCPSocketListener<EchoState> {
+  return Bun.listen<EchoState>({
+    hostname: "127.0.0.1",
+    port: 0,
+    allowHalfOpen: true,
+    data: { pending: [], fin: false },
+    socket: {
+      binaryType: "uint8array",
+      open(s) {
+        s.data = { pending: [], fin: false };
+        if (tag) s.write(tag);
+      },
+      data(s, buf) {
+        const st = s.data;
+        if (st.pending.length > 0) return void st.pending.push(buf);
+        const n = s.write(buf);
+        if (n < buf.length) {
+          st.pending.push(buf.subarray(Math.max(n, 0)));
+          s.pause();
+        }
+      },
+      drain(s) {
+        const st = s.data;
+        while (st.pending.length > 0) {
+          const b = st.pending[0]!;
+          const n = s.write(b);
+          if (n < b.length) return void (st.pending[0] = b.subarray(Math.max(n, 0)));
+          st.pending.shift();
+        }
+        if (st.fin) s.shutdown();
+        else s.resume();
+      },
+      end(s) {
+        s.data.fin = true;
+        if (s.data.pending.length === 0) s.shutdown();
+      },
+      close() {},
+      error() {},
+    },
+  });
+}
+
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  return out;
+}
+
+/** Polls `cond` every 5 ms; throws naming `what` once `ms` have passed. */
+export async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+export function openFds(): number {
+  return [...new Bun.Glob("*").scanSync({ cwd: "/proc/self/fd", onlyFiles: false })].length;
+}
+
+/** fd count once it stopped changing (sockets of an earlier test may still be closing). */
+export async function settledFds(): Promise<number> {
+  let last = openFds();
+  for (let i = 0; i < 100; i++) {
+    await Bun.sleep(20);
+    const now = openFds();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
 }

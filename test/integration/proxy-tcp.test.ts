@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket } from "bun";
 import type { ByteStream, RemoteDialer, StreamSink } from "../../src/hotpath/index.ts";
 import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { makeTable, startProxy, type Harness } from "./proxy-support.ts";
+import { echoServer, makeTable, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
 afterAll(() => {
@@ -18,53 +18,6 @@ afterAll(() => {
 function track<T extends { stop(force?: boolean): void }>(x: T): T {
   cleanups.push(() => x.stop(true));
   return x;
-}
-
-/** An echo server that respects backpressure (keeps the unsent part, pauses until drain). */
-function echoServer(tag = ""): TCPSocketListener<{ pending: Uint8Array | null }> {
-  return track(
-    Bun.listen<{ pending: Uint8Array | null }>({
-      hostname: "127.0.0.1",
-      port: 0,
-      allowHalfOpen: true,
-      data: { pending: null },
-      socket: {
-        binaryType: "uint8array",
-        open(s) {
-          s.data = { pending: null };
-          if (tag) s.write(tag);
-        },
-        data(s, b) {
-          if (s.data.pending) {
-            const p = s.data.pending;
-            const joined = new Uint8Array(p.length + b.length);
-            joined.set(p);
-            joined.set(b, p.length);
-            s.data.pending = joined;
-            return;
-          }
-          const n = s.write(b);
-          if (n < b.length) {
-            s.data.pending = b.subarray(Math.max(0, n));
-            s.pause();
-          }
-        },
-        drain(s) {
-          const p = s.data.pending;
-          if (!p) return;
-          const n = s.write(p);
-          if (n < p.length) s.data.pending = p.subarray(Math.max(0, n));
-          else {
-            s.data.pending = null;
-            s.resume();
-          }
-        },
-        end(s) {
-          s.shutdown();
-        },
-      },
-    }),
-  );
 }
 
 interface Client {
@@ -126,7 +79,7 @@ function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<type
 
 describe("TCP splice", () => {
   test("echoes 100 MB of random data intact (sha256)", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "echo", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("echo");
     const total = 100 * 1024 * 1024;
@@ -295,7 +248,7 @@ describe("TCP splice", () => {
   });
 
   test("endpoints on another node go through the RemoteDialer seam", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const dials: string[] = [];
     // A stand-in tunnel: reaches the "remote" endpoint over a plain local socket and adapts
     // Bun's socket events to the StreamSink, as the libp2p stream adapter will.
@@ -329,7 +282,7 @@ describe("TCP splice", () => {
   });
 
   test("streams arriving from a peer are spliced into the local endpoint (spliceInbound)", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const deadPort = dead.port;
     dead.stop(true);
@@ -377,7 +330,7 @@ describe("TCP splice", () => {
   });
 
   test("a refusing endpoint is skipped and counted", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const deadPort = dead.port;
     dead.stop(true); // nothing listens there now: connections are refused
@@ -410,7 +363,7 @@ describe("TCP splice", () => {
       if (f) fillers.push(f);
     }
     cleanups.push(() => fillers.forEach((f) => f.terminate()));
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "hole", endpoints: [{ port: holePort }, { port: echo.port }] }], { dialTimeoutMs: 400 });
     const { port } = await h.addr("hole");
     const t0 = Date.now();
@@ -443,7 +396,7 @@ describe("TCP splice", () => {
   }, 10_000);
 
   test("bytes sent while the upstream is still connecting are replayed", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "early", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("early");
     const c = await connect(port);
@@ -454,8 +407,8 @@ describe("TCP splice", () => {
   });
 
   test("existing connections survive endpoint churn and removal of their service", async () => {
-    const a = echoServer("A");
-    const b = echoServer("B");
+    const a = track(echoServer("A"));
+    const b = track(echoServer("B"));
     const h = harness([{ name: "churn", endpoints: [{ port: a.port }] }]);
     const { port } = await h.addr("churn");
     const c1 = await connect(port);
@@ -484,7 +437,7 @@ describe("TCP splice", () => {
   });
 
   test("the per-port cap refuses connections past it, and frees slots when they close", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 3 });
     const { port } = await h.addr("capped");
     const held: Client[] = [];
@@ -507,8 +460,8 @@ describe("TCP splice", () => {
   });
 
   test("round robin alternates endpoints per connection", async () => {
-    const a = echoServer("A");
-    const b = echoServer("B");
+    const a = track(echoServer("A"));
+    const b = track(echoServer("B"));
     const h = harness([{ name: "rr", endpoints: [{ port: a.port }, { port: b.port }] }]);
     const { port } = await h.addr("rr");
     const seen: string[] = [];
@@ -585,7 +538,7 @@ describe("TCP splice", () => {
   }, 30_000);
 
   test("drain stops accepting and waits for open connections", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("drain");
     const c = await connect(port);

@@ -3,11 +3,11 @@
 // stop (its descriptors freed), caps and byte counters.
 
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket } from "bun";
 import { createZeroCopyEngine, zeroCopyFdBudget } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { startProxy, type Harness } from "./proxy-support.ts";
+import { echoServer, openFds, randomBytes, settledFds, startProxy, until, type Harness } from "./proxy-support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -29,84 +29,10 @@ function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<type
 
 const adopted = (h: { zc: MetricsRegistry }) => h.zc.snapshot()["zerocopy_adopted_total"] ?? 0;
 
-async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
-function openFds(): number {
-  return [...new Bun.Glob("*").scanSync({ cwd: "/proc/self/fd", onlyFiles: false })].length;
-}
-
-/** fd count once it stopped changing (sockets of an earlier test may still be closing). */
-async function settledFds(): Promise<number> {
-  let last = openFds();
-  for (let i = 0; i < 100; i++) {
-    await Bun.sleep(20);
-    const now = openFds();
-    if (now === last) return now;
-    last = now;
-  }
-  return last;
-}
-
-interface EchoState {
-  pending: Uint8Array | null;
-  fin: boolean;
-}
-
-/** Echo with backpressure; passes the client's FIN on only after every byte was echoed. */
-function echoServer(): TCPSocketListener<EchoState> {
-  const flush = (s: Socket<EchoState>) => {
-    const p = s.data.pending;
-    if (p !== null) {
-      const n = s.write(p);
-      if (n < p.length) {
-        s.data.pending = p.subarray(Math.max(0, n));
-        return;
-      }
-      s.data.pending = null;
-      s.resume();
-    }
-    if (s.data.fin) s.shutdown();
-  };
-  const l = Bun.listen<EchoState>({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    data: { pending: null, fin: false },
-    socket: {
-      binaryType: "uint8array",
-      open(s) {
-        s.data = { pending: null, fin: false };
-      },
-      data(s, b) {
-        const p = s.data.pending;
-        if (p !== null) {
-          const joined = new Uint8Array(p.length + b.length);
-          joined.set(p);
-          joined.set(b, p.length);
-          s.data.pending = joined;
-          return;
-        }
-        const n = s.write(b);
-        if (n < b.length) {
-          s.data.pending = b.subarray(Math.max(0, n));
-          s.pause();
-        }
-      },
-      drain: flush,
-      end(s) {
-        s.data.fin = true;
-        if (s.data.pending === null) s.shutdown();
-      },
-    },
-  });
-  cleanups.push(() => l.stop(true));
-  return l;
+/** Stops `x` (a listener or server) after all tests. */
+function track<T extends { stop(force?: boolean): void }>(x: T): T {
+  cleanups.push(() => x.stop(true));
+  return x;
 }
 
 interface Pusher {
@@ -159,17 +85,12 @@ async function push(port: number, data: Uint8Array, fin: boolean): Promise<Pushe
   return { socket, received: () => received, hash: () => hasher.digest("hex"), closed, echoed };
 }
 
-function randomBytes(n: number): Uint8Array {
-  const data = new Uint8Array(n);
-  for (let off = 0; off < n; off += 65536) crypto.getRandomValues(data.subarray(off, Math.min(n, off + 65536)));
-  return data;
-}
 
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
 describe("TCP splice with the zero-copy engine", () => {
   test("a 100 MB echo is adopted, arrives intact (sha256) and is counted in the byte counters", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "bulk", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("bulk");
     const data = randomBytes(100 * MiB);
@@ -263,7 +184,7 @@ describe("TCP splice with the zero-copy engine", () => {
   }, 30_000);
 
   test("drain waits for an adopted pair, which finishes its transfer", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("drain");
     const data = randomBytes(4 * MiB);
@@ -289,7 +210,7 @@ describe("TCP splice with the zero-copy engine", () => {
   }, 30_000);
 
   test("stop resets adopted pairs and frees their descriptors", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const base = await settledFds();
     const h = harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("stop");
@@ -310,7 +231,7 @@ describe("TCP splice with the zero-copy engine", () => {
   }, 30_000);
 
   test("the per-port cap counts adopted pairs", async () => {
-    const echo = echoServer();
+    const echo = track(echoServer());
     const h = harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 2 });
     const { port } = await h.addr("capped");
     const data = randomBytes(2 * MiB);

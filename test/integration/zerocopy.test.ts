@@ -7,30 +7,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { createZeroCopyEngine, socketFd, type ZeroCopyDoneInfo, type ZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-
-function openFds(): number {
-  return [...new Bun.Glob("*").scanSync({ cwd: "/proc/self/fd", onlyFiles: false })].length;
-}
-
-/** fd count once it stopped changing (sockets of an earlier test may still be closing). */
-async function settledFds(): Promise<number> {
-  let last = openFds();
-  for (let i = 0; i < 100; i++) {
-    await Bun.sleep(20);
-    const now = openFds();
-    if (now === last) return now;
-    last = now;
-  }
-  return last;
-}
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
+import { echoServer, openFds, randomBytes, settledFds, until, type EchoState } from "./proxy-support.ts";
 
 interface ProxySide {
   peer: Socket<ProxySide> | null;
@@ -186,51 +163,6 @@ function startMidStreamProxy(engine: ZeroCopyEngine, targetPort: number, after: 
   return proxy;
 }
 
-interface EchoState {
-  pending: Uint8Array[];
-  fin: boolean;
-}
-
-/** Echo with backpressure; the FIN is echoed after the last byte. */
-function startEcho(): TCPSocketListener<EchoState> {
-  return Bun.listen<EchoState>({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    socket: {
-      open(s) {
-        s.data = { pending: [], fin: false };
-      },
-      data(s, buf) {
-        const st = s.data;
-        if (st.pending.length > 0) return void st.pending.push(buf);
-        const n = s.write(buf);
-        if (n < buf.length) {
-          st.pending.push(buf.subarray(Math.max(n, 0)));
-          s.pause();
-        }
-      },
-      drain(s) {
-        const st = s.data;
-        while (st.pending.length > 0) {
-          const b = st.pending[0]!;
-          const n = s.write(b);
-          if (n < b.length) return void (st.pending[0] = b.subarray(Math.max(n, 0)));
-          st.pending.shift();
-        }
-        if (st.fin) s.shutdown();
-        else s.resume();
-      },
-      end(s) {
-        s.data.fin = true;
-        if (s.data.pending.length === 0) s.shutdown();
-      },
-      close() {},
-      error() {},
-    },
-  });
-}
-
 interface ClientResult {
   sentHash: string;
   receivedHash: string;
@@ -298,12 +230,6 @@ function client(port: number, payload: Uint8Array, opts: ClientOptions = {}): Pr
   });
 }
 
-function randomBytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  return out;
-}
-
 const metrics = createMetrics();
 const log = createMemoryLogger();
 let engine: ZeroCopyEngine;
@@ -314,7 +240,7 @@ let fdsAtStart = 0;
 beforeAll(() => {
   fdsAtStart = openFds();
   engine = createZeroCopyEngine({ maxPairs: 256, log, metrics });
-  echo = startEcho();
+  echo = echoServer();
   proxy = startZcProxy(engine, echo.port);
 });
 
