@@ -1,5 +1,6 @@
 import { afterAll, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import { runCleanups } from "./proxy-support.ts";
 
 // 5,000 concurrent connections through one service port. The proxy runs in its own process
 // (as the agent does), so its descriptors are its own: 2 per proxied connection. Its cap is set
@@ -9,13 +10,7 @@ const CAP = 4500;
 const BATCH = 250;
 
 const cleanups: (() => void)[] = [];
-afterAll(() => {
-  for (const fn of cleanups.reverse()) {
-    try {
-      fn();
-    } catch {}
-  }
-});
+afterAll(() => runCleanups(cleanups));
 
 const child = (echoPort: number) => `
 import { startProxy } from ${JSON.stringify(import.meta.dir + "/proxy-support.ts")};

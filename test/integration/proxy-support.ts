@@ -194,3 +194,12 @@ export async function settledFds(): Promise<number> {
   }
   return last;
 }
+
+/** Runs a test file's cleanup steps, last registered first; one that throws does not stop the rest. */
+export function runCleanups(fns: (() => void)[]): void {
+  for (const fn of fns.splice(0).reverse()) {
+    try {
+      fn();
+    } catch {}
+  }
+}

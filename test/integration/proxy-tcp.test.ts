@@ -4,16 +4,10 @@ import type { ByteStream, RemoteDialer, StreamSink } from "../../src/hotpath/ind
 import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { echoServer, makeTable, startProxy, type Harness } from "./proxy-support.ts";
+import { echoServer, makeTable, runCleanups, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
-afterAll(() => {
-  for (const fn of cleanups.reverse()) {
-    try {
-      fn();
-    } catch {}
-  }
-});
+afterAll(() => runCleanups(cleanups));
 
 function track<T extends { stop(force?: boolean): void }>(x: T): T {
   cleanups.push(() => x.stop(true));

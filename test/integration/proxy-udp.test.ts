@@ -3,16 +3,10 @@ import type { udp } from "bun";
 import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { startProxy, type Harness } from "./proxy-support.ts";
+import { runCleanups, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
-afterAll(() => {
-  for (const fn of cleanups.reverse()) {
-    try {
-      fn();
-    } catch {}
-  }
-});
+afterAll(() => runCleanups(cleanups));
 
 async function udpEcho(tag = ""): Promise<udp.Socket<"uint8array">> {
   const prefix = new TextEncoder().encode(tag);

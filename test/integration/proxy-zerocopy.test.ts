@@ -7,18 +7,12 @@ import type { Socket } from "bun";
 import { createZeroCopyEngine, zeroCopyFdBudget } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { echoServer, openFds, randomBytes, settledFds, startProxy, until, type Harness } from "./proxy-support.ts";
+import { echoServer, openFds, randomBytes, runCleanups, settledFds, startProxy, until, type Harness } from "./proxy-support.ts";
 
 const MiB = 1024 * 1024;
 
 const cleanups: (() => void)[] = [];
-afterAll(() => {
-  for (const fn of cleanups.reverse()) {
-    try {
-      fn();
-    } catch {}
-  }
-});
+afterAll(() => runCleanups(cleanups));
 
 function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<typeof startProxy>[1] = {}): Harness & { zc: MetricsRegistry } {
   const zc = createMetrics();
