@@ -3,8 +3,8 @@
 // (128 KiB / 2 min per relayed connection), as EdgeMesh's relays do not.
 import { afterEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import type { Stream, StreamMessageEvent } from "@libp2p/interface";
-import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
+import type { Stream } from "@libp2p/interface";
+import { receiveBytes, stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 
 const MB = 1024 * 1024;
 
@@ -22,27 +22,6 @@ async function sendBytes(stream: Stream, total: number, seed: number): Promise<s
     if (!stream.send(piece)) await new Promise((resolve) => stream.addEventListener("drain", resolve, { once: true }));
   }
   return hash.digest("hex");
-}
-
-function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash("sha256");
-    let got = 0;
-    const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
-    const onMessage = (evt: StreamMessageEvent) => {
-      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
-        const take = Math.min(b.length, total - got); // later bytes belong to the next reader
-        hash.update(b.subarray(0, take));
-        got += take;
-      }
-      if (got >= total) {
-        clearTimeout(timer);
-        stream.removeEventListener("message", onMessage);
-        resolve(hash.digest("hex"));
-      }
-    };
-    stream.addEventListener("message", onMessage);
-  });
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {

@@ -7,12 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromString } from "@libp2p/peer-id";
-import type { Stream, StreamMessageEvent } from "@libp2p/interface";
+import type { Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { DISCOVERY_PROTOCOL, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
 import { createHost } from "../../src/tunnel/host.ts";
-import { stopAllTunnels, stopWithTunnels, TEST_PSK, testTunnel } from "../support/tunnels.ts";
+import { receiveBytes, stopAllTunnels, stopWithTunnels, TEST_PSK, testTunnel } from "../support/tunnels.ts";
 
 const OTHER_PSK = new Uint8Array(32).fill(8);
 const MB = 1024 * 1024;
@@ -36,28 +36,6 @@ export async function sendBytes(stream: Stream, total: number, seed: number): Pr
     if (!stream.send(piece)) await new Promise((resolve) => stream.addEventListener("drain", resolve, { once: true }));
   }
   return hash.digest("hex");
-}
-
-/** Resolves with the sha256 of the first `total` bytes received. */
-export function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash("sha256");
-    let got = 0;
-    const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
-    const onMessage = (evt: StreamMessageEvent) => {
-      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
-        const take = Math.min(b.length, total - got); // later bytes belong to the next reader
-        hash.update(b.subarray(0, take));
-        got += take;
-      }
-      if (got >= total) {
-        clearTimeout(timer);
-        stream.removeEventListener("message", onMessage);
-        resolve(hash.digest("hex"));
-      }
-    };
-    stream.addEventListener("message", onMessage);
-  });
 }
 
 async function pair(extraA: Partial<TunnelOptions> = {}, extraB: Partial<TunnelOptions> = {}) {

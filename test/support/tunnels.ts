@@ -2,6 +2,8 @@
 // options (TCP, a PSK, compat identity, no mDNS, relays or hole punching), so those defaults live
 // here once and each test overrides only what it is about. Each tunnel is registered so that one
 // stopAllTunnels() in afterEach/afterAll frees its ports and timers, also when a test fails.
+import { createHash } from "node:crypto";
+import type { Stream, StreamMessageEvent } from "@libp2p/interface";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
 import { createTunnel, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
@@ -52,4 +54,26 @@ export function stopWithTunnels(s: Stoppable): void {
 /** Stops every registered tunnel and host; failures to stop are ignored (cleanup only). */
 export async function stopAllTunnels(): Promise<void> {
   await Promise.allSettled(running.splice(0).map((t) => t.stop()));
+}
+
+/** Resolves with the sha256 of the first `total` bytes received. */
+export function receiveBytes(stream: Stream, total: number, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let got = 0;
+    const timer = setTimeout(() => reject(new Error(`received ${got}/${total} bytes`)), timeoutMs);
+    const onMessage = (evt: StreamMessageEvent) => {
+      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
+        const take = Math.min(b.length, total - got); // later bytes belong to the next reader
+        hash.update(b.subarray(0, take));
+        got += take;
+      }
+      if (got >= total) {
+        clearTimeout(timer);
+        stream.removeEventListener("message", onMessage);
+        resolve(hash.digest("hex"));
+      }
+    };
+    stream.addEventListener("message", onMessage);
+  });
 }
