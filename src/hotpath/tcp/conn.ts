@@ -9,6 +9,7 @@ import type { Counter } from "../../metrics/index.ts";
 import type { Balancer } from "../lb/index.ts";
 import type { ByteStream, RemoteDialer } from "../types.ts";
 import type { ZeroCopyEngine } from "../zerocopy/index.ts";
+import type { Dial } from "./splice.ts";
 
 /** Lifecycle of a Conn. Plain numbers: compared on every event. */
 export const PHASE_HEAD = 0; // reading the HTTP request head to hash a header
@@ -57,15 +58,6 @@ export interface TcpListenerState {
   readonly key: string;
   readonly ctx: TcpContext;
   active: number;
-}
-
-/**
- * One dial attempt. Its own object because an abandoned attempt (timed out, client gone) can
- * still complete later and must then find `conn === null` instead of a reused Conn.
- * It is also the StreamSink a RemoteDialer drives (methods are wired in splice.ts).
- */
-export class Dial {
-  constructor(public conn: Conn | null) {}
 }
 
 export class Conn {

@@ -14,7 +14,11 @@ import { CONN_POOL_MAX, EARLY_BYTES_MAX, ZC_ADOPT_AFTER_BYTES } from "../constan
 import { socketFd, type ZeroCopyDoneInfo } from "../zerocopy/index.ts";
 import { abandonDial, accept, dialFailed, onHeadBytes, reportResult } from "./dial.ts";
 
-/** One dial attempt; also the sink a RemoteDialer drives. See conn.ts for why it is separate. */
+/**
+ * One dial attempt. Its own object because an abandoned attempt (timed out, client gone) can
+ * still complete later and must then find `conn === null` instead of a reused Conn. It is also
+ * the StreamSink a RemoteDialer drives.
+ */
 export class Dial implements StreamSink {
   constructor(public conn: Conn | null) {}
   open(stream: ByteStream): void {
