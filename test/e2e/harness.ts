@@ -74,8 +74,16 @@ spec:
 
 /** What an agent runs beyond the default (edgeDNS + edgeProxy, edgeTunnel off). */
 export interface AgentOptions {
-  /** Turn edgeTunnel on with this PSK file and, if given, these relay nodes. */
-  tunnel?: { psk: string; relayNodes?: { nodeName: string; advertiseAddress: string[] }[] };
+  /**
+   * Turn edgeTunnel on with this PSK file (false: psk.enable false) and, if given, these relay
+   * nodes, transport (default tcp) and identity mode (default compat).
+   */
+  tunnel?: {
+    psk: string | false;
+    relayNodes?: { nodeName: string; advertiseAddress: string[] }[];
+    transport?: "tcp" | "quic";
+    identityMode?: "compat" | "secure";
+  };
   /** edgeProxy.udpIdleTimeoutSeconds (the agent's default when unset). */
   udpIdleTimeoutSeconds?: number;
 }
@@ -85,10 +93,8 @@ function agentConfig(manifestDir: string, stateDir: string, o: AgentOptions = {}
   const tunnel = o.tunnel
     ? `  edgeTunnel:
     enable: true
-    psk:
-      enable: true
-      path: ${o.tunnel.psk}
-${relays ? `    relayNodes:\n${relays}\n` : ""}`
+${o.tunnel.transport ? `    transport: ${o.tunnel.transport}\n` : ""}${o.tunnel.identityMode ? `    identityMode: ${o.tunnel.identityMode}\n` : ""}    psk:
+${o.tunnel.psk === false ? "      enable: false\n" : `      enable: true\n      path: ${o.tunnel.psk}\n`}${relays ? `    relayNodes:\n${relays}\n` : ""}`
     : `  edgeTunnel:
     enable: false
 `;
