@@ -91,6 +91,11 @@ export async function runAgent(configPath: string): Promise<number> {
       : undefined;
   if (tunnel && inbound) tunnel.handleProxy(inbound.handle);
   await tunnel?.start();
+  // Secure mode: publish our peer ID, admit and address the peers whose IDs are published.
+  const securePeers =
+    tunnel && config.modules.edgeTunnel.identityMode === "secure"
+      ? await tunnelModule!.startSecurePeers(config, store, tunnel, log.child("peers"), metrics)
+      : undefined;
   const stopWatch = tunnel ? tunnelModule!.watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
 
   const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;
@@ -124,6 +129,7 @@ export async function runAgent(configPath: string): Promise<number> {
 
   return onShutdown(log, async () => {
     stopWatch?.();
+    securePeers?.stop();
     await proxy?.drain(DRAIN_DEADLINE_MS);
     inbound?.stop();
     await tunnel?.stop().catch((err) => log.warn("tunnel stop failed", { error: (err as Error).message }));

@@ -19,6 +19,8 @@ import {
   type TunnelOptions,
 } from "../tunnel/index.ts";
 
+export { startSecurePeers } from "./peer-publish.ts";
+
 /** File name of the secure-mode key inside commonConfig.stateDir. */
 export const TUNNEL_KEY_FILE = "tunnel.key";
 /** With tunnelLimitConfig.enable false: effectively unlimited, as EdgeMesh's infinite limits. */

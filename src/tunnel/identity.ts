@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import type { PrivateKey } from "@libp2p/interface";
-import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
 import { TunnelError } from "./errors.ts";
 import { GoRand } from "./gorand.ts";
 
@@ -55,4 +55,21 @@ export async function loadOrCreateKey(keyFile: string): Promise<PrivateKey> {
   await chmod(tmp, 0o600);
   await rename(tmp, keyFile);
   return key;
+}
+
+/** Longest peer ID string accepted from published metadata (an Ed25519 ID is 52 characters;
+ * RSA IDs are 46; CIDv1 forms are longer but well under this). */
+const MAX_PEER_ID_CHARS = 128;
+
+/**
+ * True when `s` is a libp2p peer ID string (base58btc multihash or CIDv1). Secure mode reads
+ * peer IDs that other agents published in Node annotations; anything else is ignored there.
+ */
+export function isPeerIdString(s: unknown): s is string {
+  if (typeof s !== "string" || s.length === 0 || s.length > MAX_PEER_ID_CHARS) return false;
+  try {
+    return peerIdFromString(s).toString() === s;
+  } catch {
+    return false;
+  }
 }

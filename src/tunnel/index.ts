@@ -3,7 +3,7 @@
 // from outside.
 export { TunnelError, type TunnelErrorCode } from "./errors.ts";
 export { GoRand } from "./gorand.ts";
-export { ed25519SeedFromNodeName, loadOrCreateKey, peerIdFromNodeName, privateKeyFromNodeName, seedFromNodeName } from "./identity.ts";
+export { ed25519SeedFromNodeName, isPeerIdString, loadOrCreateKey, peerIdFromNodeName, privateKeyFromNodeName, seedFromNodeName } from "./identity.ts";
 export { PSK_KEY_BYTES, pskKeyFromFile } from "./psk.ts";
 export {
   decodeDiscovery,

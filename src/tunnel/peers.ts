@@ -1,5 +1,8 @@
 // The peer book: node name <-> peer ID (learned by discovery, given by addPeer, or derived from
 // the name in compat mode, as EdgeMesh does) and the relays with their addresses.
+// Pinned entries (secure mode: IDs published in Node metadata) outrank discovery: the discovery
+// handshake is a peer's own claim, so an admitted peer saying "I am node X" must not redirect
+// X's traffic to itself.
 import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { isIP } from "node:net";
 import { TunnelError } from "./errors.ts";
@@ -17,6 +20,7 @@ export class PeerBook {
   readonly #byNode = new Map<string, string>();
   readonly #byPeer = new Map<string, string>();
   readonly #derived = new Map<string, string>();
+  readonly #pinned = new Map<string, string>();
   relays: Relay[] = [];
 
   constructor(
@@ -25,11 +29,40 @@ export class PeerBook {
     private readonly transport: TransportKind,
   ) {}
 
-  set(nodeName: string, peerId: string): void {
+  /** Record a learned pair; false (and nothing changes) when it contradicts a pinned one. */
+  set(nodeName: string, peerId: string): boolean {
+    const pin = this.#pinned.get(nodeName);
+    if (pin !== undefined && pin !== peerId) return false;
+    const pinnedNode = this.#byPeer.get(peerId);
+    if (pinnedNode !== undefined && pinnedNode !== nodeName && this.#pinned.get(pinnedNode) === peerId) return false;
     const old = this.#byNode.get(nodeName);
     if (old && old !== peerId) this.#byPeer.delete(old);
     this.#byNode.set(nodeName, peerId);
     this.#byPeer.set(peerId, nodeName);
+    return true;
+  }
+
+  /** An authoritative pair (published metadata): replaces whatever was learned for the node. */
+  pin(nodeName: string, peerId: string): void {
+    const old = this.#pinned.get(nodeName);
+    if (old !== undefined && old !== peerId) this.#drop(nodeName);
+    this.#pinned.set(nodeName, peerId);
+    const prevNode = this.#byPeer.get(peerId);
+    if (prevNode !== undefined && prevNode !== nodeName) this.#byNode.delete(prevNode);
+    this.set(nodeName, peerId);
+  }
+
+  /** Forget a node's pinned and learned IDs (its publication disappeared). */
+  unpin(nodeName: string): void {
+    if (!this.#pinned.has(nodeName)) return;
+    this.#drop(nodeName);
+  }
+
+  #drop(nodeName: string): void {
+    this.#pinned.delete(nodeName);
+    const id = this.#byNode.get(nodeName);
+    this.#byNode.delete(nodeName);
+    if (id !== undefined && this.#byPeer.get(id) === nodeName) this.#byPeer.delete(id);
   }
 
   nodeOf(peerId: string): string | undefined {

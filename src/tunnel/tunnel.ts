@@ -20,6 +20,7 @@
 //    stream (and can take the connection with it).
 import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
 import type { PeerId } from "@libp2p/interface";
+import type { Logger } from "../log/index.ts";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p } from "libp2p";
 import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL, RELAY_BACKOFF_MAX_MS, RELAY_CHECK_INTERVAL_MS } from "./constants.ts";
@@ -93,7 +94,9 @@ class EdgeTunnel implements Tunnel {
       pnetCipher: o.pnetCipher ?? "auto",
       maxStreamsPerPeer: maxStreamsPerPeer + 64, // room for discovery/identify/relay streams
       isAllowed: this.#allowed ? (p) => this.#allowed!.has(p.toString()) : undefined,
-      log: this.#log,
+      // An unknown peer on the LAN is re-announced by mDNS and re-dials us: one line per peer
+      // per interval, not one per attempt (every attempt is still counted).
+      log: this.#allowed ? limitRefusalLines(this.#log, o.refusedLogIntervalMs ?? REFUSED_LOG_INTERVAL_MS) : this.#log,
       counters: {
         handshakeFailures: m.counter("tunnel_handshake_failures_total", "Connections whose Noise handshake failed (PSK mismatch?)"),
         gaterDenied: m.counter("tunnel_gater_denied_total", "Connections refused because the peer ID is not allowed"),
@@ -111,6 +114,9 @@ class EdgeTunnel implements Tunnel {
     await libp2p.handle(DISCOVERY_PROTOCOL, this.#discovery.onStream, { runOnLimitedConnection: true });
     libp2p.addEventListener("peer:discovery", (evt) => {
       const { id, multiaddrs } = evt.detail;
+      // Secure mode: a peer nobody published is not dialed (the gater would refuse it anyway;
+      // dialing it on every mDNS announcement only makes noise).
+      if (this.#allowed && !this.#allowed.has(id.toString())) return;
       void libp2p.peerStore.merge(id, { multiaddrs }).catch(() => {});
       void this.#discovery!.handshake(id, "MDNS");
     });
@@ -148,8 +154,13 @@ class EdgeTunnel implements Tunnel {
   async addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void> {
     const id = peerId ?? (await this.#book.peerOf(nodeName));
     if (!id) throw new TunnelError("NO_PEER", `no peer ID for node ${nodeName}`);
-    this.#book.set(nodeName, id);
+    if (this.#allowed && peerId) this.#book.pin(nodeName, peerId);
+    else this.#book.set(nodeName, id);
     if (addrs?.length && this.#libp2p) await this.#libp2p.peerStore.merge(peerIdFromString(id), { multiaddrs: addrs.map((a) => multiaddr(a)) });
+  }
+
+  forgetPeer(nodeName: string): void {
+    this.#book.unpin(nodeName);
   }
 
   peers(): PeerInfo[] {
@@ -230,6 +241,35 @@ class EdgeTunnel implements Tunnel {
       }),
     );
   }
+}
+
+/** Default for TunnelOptions.refusedLogIntervalMs. */
+const REFUSED_LOG_INTERVAL_MS = 10 * 60_000;
+/** The gater's refusal line (host.ts); matched by prefix so its wording can grow. */
+const REFUSAL_LINE = "connection refused: peer ID is not in the allowed list";
+/** Bound on remembered refused peers, so a stream of random IDs cannot grow the map forever. */
+const MAX_REFUSED_PEERS = 4096;
+
+/**
+ * The host's logger with its secure-mode refusal line limited to one per peer per interval;
+ * the next line after a quiet interval says how many refusals were not logged.
+ */
+function limitRefusalLines(log: Logger, intervalMs: number): Logger {
+  const seen = new Map<string, { at: number; suppressed: number }>();
+  const warn = (msg: string, ctx?: Record<string, unknown>): void => {
+    if (!msg.startsWith(REFUSAL_LINE)) return log.warn(msg, ctx);
+    const peer = String(ctx?.peer ?? "");
+    const now = Date.now();
+    const s = seen.get(peer);
+    if (s && now - s.at < intervalMs) {
+      s.suppressed++;
+      return;
+    }
+    if (!s && seen.size >= MAX_REFUSED_PEERS) seen.clear();
+    seen.set(peer, { at: now, suppressed: 0 });
+    log.warn(msg, s?.suppressed ? { ...ctx, notLogged: s.suppressed } : ctx);
+  };
+  return { debug: log.debug, info: log.info, warn, error: log.error, child: (c) => log.child(c) };
 }
 
 function defaultListen(port: number, transport: TunnelOptions["transport"]): string[] {

@@ -42,6 +42,9 @@ export interface TunnelOptions {
   pnetCipher?: "auto" | "js";
   maxStreams?: number;
   maxStreamsPerPeer?: number;
+  /** Secure mode: a refused peer is logged once per this interval (default 10 min); every
+   * refusal is counted in tunnel_gater_denied_total. */
+  refusedLogIntervalMs?: number;
   log: Logger;
   metrics: MetricsRegistry;
 }
@@ -99,8 +102,13 @@ export interface Tunnel {
   openProxyStream(node: string, target: ProxyTarget, options?: { signal?: AbortSignal }): Promise<OpenedProxyStream>;
   /** Incoming CONNECTs: return true to accept; the tunnel then answers SUCCESS. */
   handleProxy(handler: ProxyHandler): void;
-  /** Teach the tunnel a node's peer ID and/or direct addresses (secure mode, tests, static). */
+  /**
+   * Teach the tunnel a node's peer ID and/or direct addresses (secure mode, tests, static).
+   * In secure mode a given peer ID is pinned: discovery handshakes cannot override it.
+   */
   addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void>;
+  /** Forget a node's pinned peer ID (its published ID disappeared). */
+  forgetPeer(nodeName: string): void;
   peers(): PeerInfo[];
   setRelayNodes(relays: RelayNode[]): void;
   /**

@@ -13,7 +13,11 @@
 //   HTTP 200 and one ERROR event with a Status of code 410 / reason Expired; `goneAs: "http"`
 //   answers HTTP 410 instead, which the client must handle too;
 // - TLS (Bun.serve), optionally requiring a client certificate signed by a given CA, and an
-//   optional bearer token.
+//   optional bearer token;
+// - PATCH of a Node with a JSON merge patch (application/merge-patch+json, RFC 7386), the one
+//   write the agent makes (secure mode publishes its peer ID as an annotation); 415 for other
+//   patch types, 404 for a missing Node, 403 while `forbidPatch` is set (RBAC without
+//   nodes/patch).
 // Test controls: add/update/remove objects (bumping the resourceVersion), compact(), drop the
 // watch connections mid-stream, go down and come back up on the same port.
 
@@ -56,6 +60,8 @@ export interface StandInApiServer {
   readonly resourceVersion: number;
   readonly requests: RequestRecord[];
   served: Served;
+  /** While true, PATCH answers 403 Forbidden as the apiserver does without the RBAC verb. */
+  forbidPatch: boolean;
   add(kind: StandInKind, obj: StandInObject): StandInObject;
   update(kind: StandInKind, obj: StandInObject): StandInObject;
   upsert(kind: StandInKind, obj: StandInObject): StandInObject;
@@ -143,7 +149,29 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
     return json({ kind: `${def.kind}List`, apiVersion, metadata, items: page });
   };
 
-  const route = (req: Request): Response => {
+  const patch = async (def: ResourceDef, name: string, req: Request): Promise<Response> => {
+    if (api.forbidPatch) {
+      return json(status(403, "Forbidden", `nodes "${name}" is forbidden: User "system:serviceaccount:kubeedge:edgemesh-agent" cannot patch resource "nodes" in API group "" at the cluster scope`), 403);
+    }
+    const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim();
+    if (type !== "application/merge-patch+json") {
+      return json(status(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json (stand-in)`), 415);
+    }
+    const current = objects.get(def.kind)!.get(key(undefined, name));
+    if (!current) return json(status(404, "NotFound", `nodes "${name}" not found`), 404);
+    let body: unknown;
+    try {
+      body = await req.json();
+    } catch (err) {
+      return json(status(400, "BadRequest", `invalid JSON: ${(err as Error).message}`), 400);
+    }
+    const merged = mergePatch(structuredClone(current), body) as StandInObject;
+    merged.metadata = { ...merged.metadata, name, resourceVersion: current.metadata.resourceVersion };
+    const stored = change(def.kind, "MODIFIED", merged);
+    return json({ apiVersion: "v1", kind: def.kind, ...stored });
+  };
+
+  const route = (req: Request): Response | Promise<Response> => {
     const url = new URL(req.url);
     const q = url.searchParams;
     requests.push({ method: req.method, path: url.pathname, query: Object.fromEntries(q) });
@@ -165,6 +193,7 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
     let ns: string | undefined;
     if (rest[0] === "namespaces" && rest.length === 3) [ns, rest] = [rest[1], rest.slice(2)];
     const def = RESOURCES.find((r) => r.group === group && r.plural === rest[0]);
+    if (def?.kind === "Node" && rest.length === 2 && req.method === "PATCH") return patch(def, rest[1]!, req);
     if (!def || rest.length !== 1 || req.method !== "GET") {
       return json(status(404, "NotFound", "the server could not find the requested resource"), 404);
     }
@@ -194,6 +223,7 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
     get resourceVersion() { return rv; },
     requests,
     served,
+    forbidPatch: false,
     add(kind, obj) {
       if (objects.get(kind)!.has(key(obj.metadata.namespace, obj.metadata.name))) throw new Error(`stand-in: ${kind} ${obj.metadata.name} exists`);
       return change(kind, "ADDED", obj);
@@ -245,3 +275,14 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
   return api;
 }
 
+
+/** RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === "object" && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}

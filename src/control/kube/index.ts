@@ -12,3 +12,4 @@ export { makeApiClient } from "./api-client.ts";
 export { DEFAULT_KINDS, type WatchedKind } from "./discovery.ts";
 export { loadSnapshot, saveSnapshot, SnapshotError, SNAPSHOT_FILE, type MetadataSnapshot } from "./snapshot.ts";
 export { KubeSourceError } from "./errors.ts";
+export { patchNodeAnnotations, MERGE_PATCH_CONTENT_TYPE, NODE_PATCH_PERMISSION } from "./node-patch.ts";

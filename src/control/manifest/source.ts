@@ -8,6 +8,11 @@
 // folder replaced, a network file system, a ConfigMap volume swapping its ..data symlink).
 // A malformed file is reported (file, line, reason) and logged once per change, and the last
 // good content of that file stays in effect, so a half-saved edit loses nothing.
+//
+// One kind of dotfile is read: ".edgemesh-peer-<node>.yaml", written by agents in secure mode
+// (publish.ts) to tell each other their tunnel peer IDs. Such a file only adds its Node's
+// annotations: merged into a Node defined by an ordinary file, or a Node of its own; any other
+// object in it is ignored, so an agent's publication cannot change services or routes.
 
 import { statSync, watch, type FSWatcher } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
@@ -17,6 +22,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { KINDS, type Kind, type KubeObject, objectKey } from "../objects.ts";
 import type { ObjectStore } from "../store.ts";
 import { type ManifestError, type ParsedObject, parseManifest } from "./parse.ts";
+import { isPeerManifest } from "./publish.ts";
 
 /** An editor save is a burst of events (truncate, write, rename, chmod): wait for the quiet. */
 export const DEFAULT_DEBOUNCE_MS = 50;
@@ -75,7 +81,7 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
 
   /** Reads and parses what changed; true if the set of good objects changed. */
   const scanOnce = async (): Promise<boolean> => {
-    const names = (await readdir(dir)).filter((n) => MANIFEST_FILE.test(n) && !n.startsWith(".")).sort();
+    const names = (await readdir(dir)).filter((n) => MANIFEST_FILE.test(n) && (!n.startsWith(".") || isPeerManifest(n))).sort();
     let changed = false;
     const present = new Set<string>();
     for (const name of names) {
@@ -126,8 +132,12 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
     for (const kind of KINDS) byKind[kind] = [];
     const seen = new Map<string, string>();
     let ignoredNow = 0;
-    // In file-name order, so "the later file wins" means the same thing on every scan.
-    for (const name of [...files.keys()].sort()) {
+    // In file-name order, so "the later file wins" means the same thing on every scan; peer
+    // publications after all ordinary files, since they only add to what those define.
+    const ordered = [...files.keys()].sort();
+    const peerFiles = ordered.filter(isPeerManifest);
+    for (const name of ordered) {
+      if (isPeerManifest(name)) continue;
       const state = files.get(name)!;
       ignoredNow += state.ignored;
       for (const { kind, object } of state.objects) {
@@ -136,6 +146,17 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
         if (first !== undefined) log.warn("object defined twice; the later file wins", { object: id, first, file: name });
         seen.set(id, name);
         byKind[kind].push(object);
+      }
+    }
+    for (const name of peerFiles) {
+      const state = files.get(name)!;
+      for (const { kind, object } of state.objects) {
+        if (kind !== "Node") {
+          ignoredNow++;
+          continue;
+        }
+        mergePeerNode(byKind.Node, object);
+        seen.set(`Node ${objectKey(object)}`, name);
       }
     }
     ignored = ignoredNow;
@@ -255,4 +276,19 @@ export function createManifestSource(options: ManifestSourceOptions): ManifestSo
       return ignored;
     },
   };
+}
+
+/**
+ * Adds a peer publication's annotations to the Node of that name (a copy: parsed objects are
+ * kept per file and must not change), or adds the publication as the Node when none exists.
+ */
+function mergePeerNode(nodes: KubeObject[], published: KubeObject): void {
+  const i = nodes.findIndex((n) => n.metadata.name === published.metadata.name);
+  if (i < 0) {
+    nodes.push(published);
+    return;
+  }
+  const base = nodes[i]!;
+  const annotations = { ...base.metadata.annotations, ...published.metadata.annotations };
+  nodes[i] = { ...base, metadata: { ...base.metadata, annotations } };
 }
