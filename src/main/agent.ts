@@ -90,12 +90,12 @@ export async function runAgent(configPath: string): Promise<number> {
         })
       : undefined;
   if (tunnel && inbound) tunnel.handleProxy(inbound.handle);
-  await tunnel?.start();
-  // Secure mode: publish our peer ID, admit and address the peers whose IDs are published.
+  // Secure mode: admit and address the peers whose IDs are published (from the first
+  // connection on), and publish ours once the tunnel has it.
   const securePeers =
-    tunnel && config.modules.edgeTunnel.identityMode === "secure"
-      ? await tunnelModule!.startSecurePeers(config, store, tunnel, log.child("peers"), metrics)
-      : undefined;
+    tunnel && config.modules.edgeTunnel.identityMode === "secure" ? tunnelModule!.createSecurePeers(config, store, tunnel, log.child("peers"), metrics) : undefined;
+  await tunnel?.start();
+  await securePeers?.publish();
   const stopWatch = tunnel ? tunnelModule!.watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
 
   const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;

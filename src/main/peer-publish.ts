@@ -177,31 +177,37 @@ export function createPeerPublisher(o: PeerPublisherOptions): PeerPublisher {
   };
 }
 
+export interface SecurePeers {
+  /** Start publishing our own ID; call after tunnel.start() (the peer ID exists from then on). */
+  publish(): Promise<void>;
+  stop(): void;
+}
+
 /**
- * The agent's secure-mode wiring: read the others' published IDs into the tunnel and publish
- * our own. Call after tunnel.start() (the tunnel's peer ID and allowed set exist from then on).
+ * The agent's secure-mode wiring. Create it before tunnel.start(): the published IDs already in
+ * the store become the gater's first allowed set, so no published peer is refused at start.
  */
-export async function startSecurePeers(
+export function createSecurePeers(
   config: EdgeMeshAgentConfig,
   store: ObjectStore,
   tunnel: Pick<Tunnel, "peerId" | "setAllowedPeers" | "addPeer" | "forgetPeer">,
   log: Logger,
   metrics: MetricsRegistry,
-): Promise<{ stop(): void }> {
+): SecurePeers {
   const watcher = createPeerWatcher({ store, tunnel, nodeName: config.nodeName, log, metrics });
-  const dir = config.kubeAPIConfig.manifestDir;
-  let target: PeerPublishTarget;
-  try {
-    target = dir ? manifestTarget(dir) : kubeTarget(await createKubeFetch(resolveMode(config.kubeAPIConfig)));
-  } catch (err) {
-    watcher.stop();
-    throw err;
-  }
-  const publisher = createPeerPublisher({ nodeName: config.nodeName, peerId: tunnel.peerId, target, store, log, metrics });
-  publisher.start();
+  let publisher: PeerPublisher | undefined;
+  let stopped = false;
   return {
+    async publish() {
+      const dir = config.kubeAPIConfig.manifestDir;
+      const target = dir ? manifestTarget(dir) : kubeTarget(await createKubeFetch(resolveMode(config.kubeAPIConfig)));
+      if (stopped) return target.close();
+      publisher = createPeerPublisher({ nodeName: config.nodeName, peerId: tunnel.peerId, target, store, log, metrics });
+      publisher.start();
+    },
     stop() {
-      publisher.stop();
+      stopped = true;
+      publisher?.stop();
       watcher.stop();
     },
   };

@@ -19,7 +19,7 @@ import {
   type TunnelOptions,
 } from "../tunnel/index.ts";
 
-export { startSecurePeers } from "./peer-publish.ts";
+export { createSecurePeers } from "./peer-publish.ts";
 
 /** File name of the secure-mode key inside commonConfig.stateDir. */
 export const TUNNEL_KEY_FILE = "tunnel.key";

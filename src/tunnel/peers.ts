@@ -47,6 +47,8 @@ export class PeerBook {
     const old = this.#pinned.get(nodeName);
     if (old !== undefined && old !== peerId) this.#drop(nodeName);
     this.#pinned.set(nodeName, peerId);
+    // A relay given by name and address only (secure mode) gets its ID from its publication.
+    for (const r of this.relays) if (r.nodeName === nodeName) r.peerId = peerId;
     const prevNode = this.#byPeer.get(peerId);
     if (prevNode !== undefined && prevNode !== nodeName) this.#byNode.delete(prevNode);
     this.set(nodeName, peerId);

@@ -47,6 +47,8 @@ class EdgeTunnel implements Tunnel {
   #handler?: ProxyHandler;
   #peerId = "";
   #allowed?: Set<string>;
+  /** setAllowedPeers before start(): applied when the allowed set is built. */
+  #pendingAllowed?: string[];
   #timer?: ReturnType<typeof setInterval>;
   readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
 
@@ -74,7 +76,7 @@ class EdgeTunnel implements Tunnel {
     this.#peerId = peerIdFromPrivateKey(key).toString();
     await this.#book.setRelays(o.relayNodes);
     if (o.identity.mode === "secure") {
-      this.#allowed = new Set([this.#peerId, ...(o.identity.allowedPeers ?? [])]);
+      this.#allowed = new Set([this.#peerId, ...(o.identity.allowedPeers ?? []), ...(this.#pendingAllowed ?? [])]);
       for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
     }
     const isRelay = o.isRelay ?? o.relayNodes.some((r) => r.nodeName === o.nodeName);
@@ -114,10 +116,11 @@ class EdgeTunnel implements Tunnel {
     await libp2p.handle(DISCOVERY_PROTOCOL, this.#discovery.onStream, { runOnLimitedConnection: true });
     libp2p.addEventListener("peer:discovery", (evt) => {
       const { id, multiaddrs } = evt.detail;
-      // Secure mode: a peer nobody published is not dialed (the gater would refuse it anyway;
-      // dialing it on every mDNS announcement only makes noise).
-      if (this.#allowed && !this.#allowed.has(id.toString())) return;
+      // Addresses are kept even for a peer not (yet) allowed: its publication may arrive a moment
+      // later, and then a dial needs them. The handshake dial waits for that: the gater would
+      // refuse it, on every mDNS announcement.
       void libp2p.peerStore.merge(id, { multiaddrs }).catch(() => {});
+      if (this.#allowed && !this.#allowed.has(id.toString())) return;
       void this.#discovery!.handshake(id, "MDNS");
     });
     libp2p.addEventListener("peer:identify", (evt) => {
@@ -154,7 +157,7 @@ class EdgeTunnel implements Tunnel {
   async addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void> {
     const id = peerId ?? (await this.#book.peerOf(nodeName));
     if (!id) throw new TunnelError("NO_PEER", `no peer ID for node ${nodeName}`);
-    if (this.#allowed && peerId) this.#book.pin(nodeName, peerId);
+    if (this.#o.identity.mode === "secure" && peerId) this.#book.pin(nodeName, peerId);
     else this.#book.set(nodeName, id);
     if (addrs?.length && this.#libp2p) await this.#libp2p.peerStore.merge(peerIdFromString(id), { multiaddrs: addrs.map((a) => multiaddr(a)) });
   }
@@ -191,17 +194,40 @@ class EdgeTunnel implements Tunnel {
   }
 
   setAllowedPeers(peerIds: string[]): void {
-    if (!this.#allowed) {
+    if (this.#o.identity.mode !== "secure") {
       this.#log.warn("setAllowedPeers ignored: identity mode is compat");
+      return;
+    }
+    if (!this.#allowed) {
+      this.#pendingAllowed = [...peerIds]; // not started: the gater starts with these
       return;
     }
     const next = new Set([this.#peerId, ...peerIds]);
     for (const r of this.#book.relays) if (r.peerId) next.add(r.peerId);
+    const prev = this.#allowed;
     this.#allowed = next;
+    for (const id of next) if (!prev.has(id)) void this.#greet(id);
     for (const c of this.#libp2p?.getConnections() ?? []) {
       if (next.has(c.remotePeer.toString())) continue;
       this.#log.info("closing connection of a peer no longer allowed", { peer: c.remotePeer.toString() });
       void c.close().catch(() => c.abort(new Error("peer no longer allowed")));
+    }
+  }
+
+  /**
+   * A newly allowed peer that mDNS already showed us (its announcements were not acted on while
+   * it was unknown): connect now rather than at the next announcement or the first request.
+   */
+  async #greet(id: string): Promise<void> {
+    const libp2p = this.#libp2p;
+    if (!libp2p || id === this.#peerId) return;
+    try {
+      const peer = peerIdFromString(id);
+      if (libp2p.getConnections(peer).length > 0) return;
+      if ((await libp2p.peerStore.get(peer)).addresses.length === 0) return;
+      await this.#discovery?.handshake(peer, "MDNS");
+    } catch {
+      // not in the peer store (never seen on the LAN) or not a valid ID: nothing to greet
     }
   }
 

@@ -113,7 +113,8 @@ export interface Tunnel {
   setRelayNodes(relays: RelayNode[]): void;
   /**
    * Secure mode: replace the allowed peer IDs (as other agents publish theirs); connections of
-   * peers no longer allowed are closed. Relays stay allowed. Ignored in compat mode.
+   * peers no longer allowed are closed. Relays stay allowed. Ignored in compat mode. May be
+   * called before start(), so the gater admits the published peers from the first connection.
    */
   setAllowedPeers(peerIds: string[]): void;
 }
