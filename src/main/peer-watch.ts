@@ -12,6 +12,9 @@ import { isPeerIdString, type Tunnel } from "../tunnel/index.ts";
 /** Where an agent in secure mode publishes its tunnel peer ID (on its own Node). */
 export const PEER_ID_ANNOTATION = "edgemesh.kubeedge.io/peer-id";
 
+/** Malformed (node, value) pairs remembered so each is logged once. */
+const MAX_REPORTED = 10_000;
+
 export interface PublishedPeers {
   /** node name -> peer ID, for every Node with a well-formed annotation. */
   peers: Map<string, string>;
@@ -67,6 +70,7 @@ export function createPeerWatcher(o: PeerWatcherOptions): PeerWatcher {
     for (const m of malformed) {
       const key = `${m.node}\u0000${m.value}`;
       if (reported.has(key)) continue;
+      if (reported.size >= MAX_REPORTED) reported.clear(); // bounded; at worst a line repeats
       reported.add(key);
       malformedTotal.value++;
       o.log.warn(`ignoring a malformed ${PEER_ID_ANNOTATION} annotation (not a libp2p peer ID)`, { node: m.node, value: m.value });

@@ -11,7 +11,8 @@ import { createKubeFetch } from "../../src/control/kube/index.ts";
 import { createObjectStore } from "../../src/control/store.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { createPeerPublisher, kubeTarget, type PeerPublisher } from "../../src/main/peer-publish.ts";
+import type { EdgeMeshAgentConfig } from "../../src/control/index.ts";
+import { createPeerPublisher, createSecurePeers, kubeTarget, type PeerPublisher } from "../../src/main/peer-publish.ts";
 import { createPeerWatcher, PEER_ID_ANNOTATION, type PeerWatcher } from "../../src/main/peer-watch.ts";
 import { peerIdFromNodeName, TunnelError } from "../../src/tunnel/index.ts";
 import { startStandInApiServer, type StandInApiServer } from "../support/apiserver.ts";
@@ -21,6 +22,7 @@ import { createTestPki, type TestPki } from "../support/certs.ts";
 import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 
 const ID1 = await peerIdFromNodeName("n1");
+const ID2 = await peerIdFromNodeName("n2");
 
 let pki: TestPki;
 let api: StandInApiServer | undefined;
@@ -122,6 +124,34 @@ describe("publication through the Kubernetes API", () => {
     api.add("Node", fx.node("n9", "10.0.0.9"));
     await waitFor("published", () => p.published);
     expect((api.get("Node", undefined, "n9") as any).metadata.annotations[PEER_ID_ANNOTATION]).toBe(ID1);
+  }, 20_000);
+});
+
+describe("agent wiring", () => {
+  test("createSecurePeers admits published peers before the tunnel starts and publishes through the configured API", async () => {
+    api = await startStandInApiServer();
+    api.add("Node", fx.node("n1", "10.0.0.1"));
+    api.add("Node", { ...fx.node("n2", "10.0.0.2"), metadata: { name: "n2", annotations: { [PEER_ID_ANNOTATION]: ID2 } } });
+    h = makeSource(api.url);
+    await h.source.start();
+    const calls: string[] = [];
+    const tunnel = {
+      peerId: "",
+      setAllowedPeers: (ids: string[]) => void calls.push(`allow ${ids.join(",")}`),
+      addPeer: async (node: string, id?: string) => void calls.push(`add ${node} ${id}`),
+      forgetPeer: () => {},
+    };
+    const config = { nodeName: "n1", kubeAPIConfig: { master: api.url, kubeConfig: "", manifestDir: "", contentType: "application/json" } } as unknown as EdgeMeshAgentConfig;
+    const secure = createSecurePeers(config, h.store, tunnel, createMemoryLogger(), createMetrics());
+    try {
+      expect(calls).toEqual([`allow ${ID2}`, `add n2 ${ID2}`]); // before any start()
+      tunnel.peerId = ID1; // what tunnel.start() yields
+      await secure.publish();
+      await waitFor("n1 published", () => (api!.get("Node", undefined, "n1") as any).metadata.annotations?.[PEER_ID_ANNOTATION] === ID1);
+      expect(api.requests.find((r) => r.method === "PATCH")?.path).toBe("/api/v1/nodes/n1");
+    } finally {
+      secure.stop();
+    }
   }, 20_000);
 });
 
