@@ -17,7 +17,10 @@ import { noiseForBun, type NoiseAead } from "./noise.ts";
 import { defaultXSalsaXor, nobleXSalsaXor, pnetProtector } from "./pnet.ts";
 import { safeTcp } from "./tcp-dial.ts";
 import { installQuicReadBackpressure } from "./quic-backpressure.ts";
+import { installRelayBackpressure } from "./relay-backpressure.ts";
 import { installYamuxHalfWindowUpdates } from "./yamux-window.ts";
+import { HolePunch, type HolePunchComponents } from "./holepunch.ts";
+import { createRawPunchSender } from "./udp-punch.ts";
 
 export type TransportKind = "tcp" | "quic" | "both";
 
@@ -35,6 +38,8 @@ export interface HostOptions {
   noiseAead: NoiseAead;
   pnetCipher: "auto" | "js";
   maxStreamsPerPeer: number;
+  /** Whose observation of our address (identify) we confirm as public; default: relay nodes. */
+  isTrustedObserver?: (peer: PeerId, protocols: string[]) => boolean;
   /** Secure mode: only these peer IDs may connect (relays included); undefined = anyone. */
   isAllowed?: (peer: PeerId) => boolean;
   log: Logger;
@@ -55,8 +60,9 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
     identify: identify(),
     ping: ping(),
   };
-  if (o.enableHolePunch) services.dcutr = dcutr();
+  if (o.enableHolePunch) Object.assign(services, holePunchServices(o));
   if (o.isRelay) {
+    await installRelayBackpressure(); // a slow destination holds the source back (see relay-backpressure.ts)
     // EdgeMesh runs its relay with infinite resources; v2's defaults (128 KiB, 2 min per relayed
     // connection) would cut every proxied stream.
     services.relay = circuitRelayServer({
@@ -95,6 +101,41 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
     connectionManager: { maxConnections: 1024 },
     services,
   }) as Promise<Libp2p>;
+}
+
+/**
+ * DCUtR, plus what makes it work here (holepunch.ts): our relay-observed public QUIC address
+ * confirmed, and DCUtR's dials split into raw punches and QUIC dials. Without QUIC (TCP cannot
+ * dial from its listen port) DCUtR runs as shipped.
+ */
+function holePunchServices(o: HostOptions): Record<string, (components: any) => unknown> {
+  const listenPort = quicListenPort(o.listenAddrs);
+  if (o.transport === "tcp" || listenPort === undefined) return { dcutr: dcutr() };
+  let hp: HolePunch | undefined;
+  const get = (c: HolePunchComponents) =>
+    (hp ??= new HolePunch(c, { listenPort, punch: createRawPunchSender, isTrustedObserver: o.isTrustedObserver, log: o.log.child("holepunch") }));
+  return {
+    holePunch: (c: HolePunchComponents) => get(c),
+    // DCUtR gets our dial step in place of the connection manager (it calls only openConnection).
+    dcutr: (c: any) =>
+      dcutr()({
+        logger: c.logger,
+        peerStore: c.peerStore,
+        registrar: c.registrar,
+        addressManager: c.addressManager,
+        transportManager: c.transportManager,
+        connectionManager: { openConnection: (addrs: any, opts: any) => get(c).openConnection(addrs, opts) },
+      } as Parameters<ReturnType<typeof dcutr>>[0]),
+  };
+}
+
+/** The port of our first QUIC listen address (all nodes of a cluster share listenPort). */
+export function quicListenPort(listenAddrs: string[]): number | undefined {
+  for (const a of listenAddrs) {
+    const m = /\/udp\/(\d+)\/quic-v1/.exec(a);
+    if (m && m[1] !== "0") return Number(m[1]);
+  }
+  return undefined;
 }
 
 function gater(o: HostOptions): ConnectionGater {

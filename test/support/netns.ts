@@ -41,6 +41,15 @@ export interface RouterSpec {
   outsideIP: string;
   /** MASQUERADE on the outside interface (default true); false = a plain router. */
   nat?: boolean;
+  /** MASQUERADE --random: a fresh random source port per flow (endpoint-dependent mapping, a
+   * "symmetric" NAT that defeats hole punching). Default false: Linux keeps the source port
+   * when it is free (endpoint-independent mapping). */
+  randomPorts?: boolean;
+  /** Drop unsolicited packets from the outside addressed to the router itself, as home
+   * gateways do. Besides realism this matters for hole punching: a dropped packet leaves no
+   * conntrack entry, while an accepted one (even to a closed port) leaves an entry that makes
+   * the NAT pick another port for the inside host's own packet to that peer a moment later. */
+  firewall?: boolean;
 }
 export interface TopologySpec {
   lans: LanSpec[];
@@ -74,6 +83,8 @@ export interface TestNode extends Place {
 export interface Testbed {
   readonly runId: string;
   node(name: string): TestNode;
+  /** A router's namespace (its inside address), e.g. to read conntrack or iptables counters. */
+  router(name: string): Place;
   /** Kill every process, delete every namespace of this run. Safe to call twice. */
   destroy(): Promise<void>;
 }
@@ -136,6 +147,7 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
       lanBridge.set(lan.name, br);
     }
     const routerFor = new Map<string, string>();
+    const routers = new Map<string, Place>();
     for (const [i, r] of (spec.routers ?? []).entries()) {
       const ns = await addNs(`r-${r.name}`, false);
       const sides = [
@@ -152,8 +164,10 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
       }
       await must(inNs(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
       // The router's own iptables, inside its own namespace.
-      if (r.nat !== false) await must(inNs(ns, ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "out0", "-j", "MASQUERADE"]));
+      if (r.nat !== false) await must(inNs(ns, ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "out0", "-j", "MASQUERADE", ...(r.randomPorts ? ["--random"] : [])]));
+      if (r.firewall) await must(inNs(ns, ["iptables", "-A", "INPUT", "-i", "out0", "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"]));
       routerFor.set(r.inside, r.insideIP);
+      routers.set(r.name, place(ns, r.insideIP));
     }
 
     const nodes = new Map<string, TestNode>();
@@ -208,6 +222,11 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
         const n = nodes.get(name);
         if (!n) throw new Error(`no node ${name}`);
         return n;
+      },
+      router(name) {
+        const r = routers.get(name);
+        if (!r) throw new Error(`no router ${name}`);
+        return r;
       },
       destroy,
     };
