@@ -7,10 +7,13 @@
 //     n2's agent -> pod) and straight to the pod IP (the bed routes pod CIDRs between the nodes,
 //     as a host-gw CNI would, for the reference only; the agents tunnel regardless). Also times
 //     the first cross-node request from the moment both agents are started.
+//   --mode relay (issue 6): as cross-node, but n1 and n2 firewall each other's tunnel port
+//     (20006, rejected in both nodes' own iptables), so the tunnel goes n1 -> relay node -> n2
+//     (circuit relay v2 without limits, as EdgeMesh runs it). The pod-to-pod reference is direct.
 //
 // Reports iperf3 bulk throughput, 64-connection HTTP request rate (wrk), the agents' CPU per unit
 // of work and their RSS idle and after load, as one JSON object.
-//   bun bench/netns-bench.ts [--mode local|cross-node] [--seconds 5] [--rounds 2]
+//   bun bench/netns-bench.ts [--mode local|cross-node|relay] [--seconds 5] [--rounds 2]
 // Needs root (namespaces) and the agent (bun src/main/index.ts agent). Touches nothing outside
 // the namespaces it creates.
 
@@ -24,16 +27,21 @@ const { values: a } = parseArgs({
 });
 const seconds = Math.min(60, Math.max(1, Number(a.seconds)));
 const rounds = Math.min(5, Math.max(1, Number(a.rounds)));
-const mode = a.mode === "cross-node" ? "cross-node" : a.mode === "local" ? "local" : undefined;
-if (!mode) throw new Error(`--mode: expected local or cross-node, got ${a.mode}`);
-const cross = mode === "cross-node";
+const MODES = ["local", "cross-node", "relay"] as const;
+const mode = MODES.find((m) => m === a.mode);
+if (!mode) throw new Error(`--mode: expected one of ${MODES.join(", ")}, got ${a.mode}`);
+const cross = mode !== "local";
+const relayed = mode === "relay";
+const TUNNEL_PORT = 20006;
 
 const SERVER_IP = cross ? "10.244.2.10" : "10.244.1.10";
 const IPERF_SVC = "10.96.2.1";
 const HTTP_SVC = "10.96.2.2";
 
 /** Targets and EdgeMesh's own figures from the issues (same bed, same kind of machine). */
-const REFERENCE = cross
+const REFERENCE = relayed
+  ? { iperf: { target: undefined, edgemesh: undefined }, http: { target: undefined, edgemesh: undefined }, firstRequestMs: { target: undefined, edgemesh: undefined } }
+  : cross
   ? { iperf: { target: 0.2, edgemesh: "0.154 (2.54 of 16.5 Gbit/s)" }, http: { target: 0.6, edgemesh: "0.47 (20.7k of 43.6k req/s)" }, firstRequestMs: { target: 2000, edgemesh: "~1000 (mDNS)" } }
   : { iperf: { target: 0.75, edgemesh: "0.57-0.59" }, http: { target: 0.7, edgemesh: "0.50-0.53" }, rss: { idle: 54, afterLoad: "62-66" } };
 
@@ -54,6 +62,7 @@ const c = await createCluster({
     ? [
         { name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" },
         { name: "n2", lan: "lan", ip: "10.10.0.12", podCidr: "10.244.2.0/24" },
+        ...(relayed ? [{ name: "relay", lan: "lan", ip: "10.10.0.5", podCidr: "10.244.9.0/24" }] : []),
       ]
     : [{ name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" }],
   podRoutes: cross,
@@ -73,13 +82,29 @@ try {
   if (cross) {
     const psk = join(c.dir, "psk");
     writeFileSync(psk, "edgemesh-netns-bench\n");
+    const relayNodes = relayed ? [{ nodeName: "relay", advertiseAddress: ["10.10.0.5"] }] : undefined;
+    if (relayed) {
+      // A firewall between the two nodes' tunnel ports: only the relay connects them.
+      for (const [node, other] of [["n1", "10.10.0.12"], ["n2", "10.10.0.11"]] as const) {
+        const place = c.node(node);
+        await place.must(["iptables", "-I", "INPUT", "-s", other, "-p", "tcp", "--dport", String(TUNNEL_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"]);
+        await place.must(["iptables", "-I", "OUTPUT", "-d", other, "-p", "tcp", "--dport", String(TUNNEL_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"]);
+      }
+      agents.push(await c.startAgent("relay", { tunnel: { psk, relayNodes } }));
+    }
     // Both agents are spawned together; the clock runs until the client pod on n1 gets an
     // answer from the pod on n2 through the ClusterIP (as test/e2e/cross-node.test.ts).
     const t0 = Date.now();
-    agents.push(c.spawnAgent("n1", { tunnel: { psk } }), c.spawnAgent("n2", { tunnel: { psk } }));
+    agents.push(c.spawnAgent("n1", { tunnel: { psk, relayNodes } }), c.spawnAgent("n2", { tunnel: { psk, relayNodes } }));
     const ok = await until(async () => (await client.exec(["curl", "-s", "--connect-timeout", "0.2", "--max-time", "3", `http://${HTTP_SVC}/`])).stdout === "server", 20_000, 20);
     firstRequestMs = Date.now() - t0;
-    if (!ok) throw new Error(`no cross-node answer within 20 s; n1:\n${agents[0]!.proc.output().slice(-3000)}`);
+    if (!ok) throw new Error(`no cross-node answer within 20 s; n1:\n${agents.at(-2)!.proc.output().slice(-3000)}`);
+    if (relayed) {
+      // The bytes must really go through the relay: n1's only connection to n2 is a circuit.
+      const peers = JSON.parse((await c.node("n1").must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as { nodeName?: string; relayed: boolean }[];
+      const toN2 = peers.find((p) => p.nodeName === "n2");
+      if (!toN2?.relayed) throw new Error(`relay mode: n1's connection to n2 is not relayed: ${JSON.stringify(peers)}`);
+    }
   } else {
     agents.push(await c.startAgent("n1"));
     if (!(await until(async () => (await client.exec(["curl", "-s", "--max-time", "1", `http://${HTTP_SVC}/`])).stdout === "server", 5000))) {
@@ -96,7 +121,9 @@ try {
   const iperfGbps = async (host: string) => {
     const cpu0 = cpuAll();
     const r = await client.must(["iperf3", "-c", host, "-p", "5201", "-t", String(seconds), "-J"], { timeoutMs: (seconds + 20) * 1000 });
-    const sum = JSON.parse(r.stdout).end.sum_received;
+    const out = JSON.parse(r.stdout);
+    const sum = out.end?.sum_received;
+    if (!sum) throw new Error(`iperf3 to ${host} failed: ${out.error ?? r.stdout.slice(-500)}`);
     if (host === IPERF_SVC) {
       agentCost.iperfCpuMs += cpuAll() - cpu0;
       agentCost.iperfBytes += sum.bytes;
