@@ -137,6 +137,13 @@ describe("e2e: hole punching through two endpoint-independent NATs", () => {
     expect(big.got).toBe(5 * MIB);
     expect(big.relayRx).toBeLessThan(256 * 1024);
   }, 30_000);
+
+  test("the direct connection outlives the relay", async () => {
+    await s.agents.relay!.proc.kill("SIGKILL");
+    const r = await client.exec(["curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{size_download}", `http://10.96.0.10/size?n=${MIB}`]);
+    expect(Number(r.stdout)).toBe(MIB);
+    expect((await n2SeenFromN1(c))?.relayed).toBe(false);
+  }, 20_000);
 });
 
 describe("e2e: endpoint-dependent NATs (MASQUERADE --random) keep traffic on the relay", () => {
