@@ -87,10 +87,11 @@ async function n2SeenFromN1(c: Cluster): Promise<PeerJson | undefined> {
 }
 
 /** GET n bytes from the pod on site B; returns the length received and the relay's rx growth. */
-async function fetchThroughTunnel(c: Cluster, client: Pod, n: number): Promise<{ got: number; relayRx: number }> {
+async function fetchThroughTunnel(c: Cluster, client: Pod, n: number): Promise<{ got: number; relayRx: number; seconds: number }> {
   const before = await relayRxBytes(c);
-  const r = await client.exec(["curl", "-s", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download}", `http://10.96.0.10/size?n=${n}`], { timeoutMs: 25_000 });
-  return { got: Number(r.stdout), relayRx: (await relayRxBytes(c)) - before };
+  const r = await client.exec(["curl", "-s", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", `http://10.96.0.10/size?n=${n}`], { timeoutMs: 25_000 });
+  const [got, seconds] = r.stdout.trim().split(" ").map(Number);
+  return { got: got ?? 0, relayRx: (await relayRxBytes(c)) - before, seconds: seconds ?? 0 };
 }
 
 function logsOf(s: Sites): string {
@@ -133,7 +134,7 @@ describe("e2e: hole punching through two endpoint-independent NATs", () => {
 
   test("a 5 MiB transfer after the upgrade passes the relay by", async () => {
     const big = await fetchThroughTunnel(c, client, 5 * MIB);
-    console.log(`holepunch e2e: direct 5 MiB, relay rx grew ${big.relayRx} bytes`);
+    console.log(`holepunch e2e: direct 5 MiB in ${big.seconds} s, relay rx grew ${big.relayRx} bytes`);
     expect(big.got).toBe(5 * MIB);
     expect(big.relayRx).toBeLessThan(256 * 1024);
   }, 30_000);
@@ -171,7 +172,7 @@ describe("e2e: endpoint-dependent NATs (MASQUERADE --random) keep traffic on the
     // DCUtR did try (so staying relayed is the NAT's doing, not a punch never attempted).
     expect(s.agents.n1!.proc.output() + s.agents.n2!.proc.output()).toContain("hole punch: punching and dialing");
     const big = await fetchThroughTunnel(c, client, 2 * MIB);
-    console.log(`holepunch e2e (random NAT): 2 MiB, relay rx grew ${big.relayRx} bytes`);
+    console.log(`holepunch e2e (random NAT): relayed 2 MiB in ${big.seconds} s, relay rx grew ${big.relayRx} bytes`);
     expect(big.got).toBe(2 * MIB);
     expect(big.relayRx).toBeGreaterThan(2 * MIB);
   }, 40_000);
