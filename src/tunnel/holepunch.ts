@@ -91,12 +91,25 @@ export function planUpgrade(addrs: Multiaddr[], listenPort: number): { dial: Mul
   return { dial, punch };
 }
 
+/** Counted in place (metrics Counter objects, or plain { value } in tests). */
+export interface HolePunchCounters {
+  /** DCUtR dial steps we ran (punch + dial). */
+  attempts: { value: number };
+  /** Direct connections that DCUtR's dials (or a unilateral dial) opened. */
+  upgrades: { value: number };
+  /** Punch datagrams handed to the kernel. */
+  punches: { value: number };
+  /** Unilateral dials skipped because the peer is behind a NAT. */
+  unilateralSkipped: { value: number };
+}
+
 export interface HolePunchInit {
   listenPort: number;
   punch: PunchFactory;
   /** Whose observation of our address we believe; default: peers that serve as relays. */
   isTrustedObserver?: (peer: PeerId, protocols: string[]) => boolean;
   log: Logger;
+  counters?: HolePunchCounters;
   /** Timers, injectable for tests. */
   setTimeout?: (fn: () => void, ms: number) => unknown;
 }
@@ -116,14 +129,12 @@ export class HolePunch {
   readonly #c: HolePunchComponents;
   #client?: Multiaddr;
   #sender: ReturnType<PunchFactory> = null;
-  punchesSent = 0;
-  unilateralSkipped = 0;
-  upgrades = 0;
-  attempts = 0;
+  readonly counters: HolePunchCounters;
 
   constructor(components: HolePunchComponents, init: HolePunchInit) {
     this.#c = components;
     this.#o = init;
+    this.counters = init.counters ?? { attempts: { value: 0 }, upgrades: { value: 0 }, punches: { value: 0 }, unilateralSkipped: { value: 0 } };
     this.onIdentify = this.onIdentify.bind(this);
   }
 
@@ -172,21 +183,21 @@ export class HolePunch {
     const plan = planUpgrade(list, this.#o.listenPort);
     if (options?.priority !== DCUTR_DIAL_PRIORITY) {
       if (plan.punch.length > 0) {
-        this.unilateralSkipped++;
+        this.counters.unilateralSkipped.value++;
         return Promise.reject(new HolePunchError("unilateral upgrade skipped: the peer is behind a NAT (it advertises a client mapping)"));
       }
       return this.#c.connectionManager.openConnection(addrs, options).then((c) => this.#upgraded(c));
     }
     if (this.#sender) for (const t of plan.punch) this.#burst(t, PUNCH_COUNT);
     if (plan.dial.length === 0) return Promise.reject(new HolePunchError(`no QUIC listener address to dial among ${list.map(String).join(", ")}`));
-    this.attempts++;
+    this.counters.attempts.value++;
     this.#o.log.info("hole punch: punching and dialing", { dial: plan.dial.map(String).join(","), punch: plan.punch.map((p) => `${p.ip}:${p.port}`).join(",") });
     return this.#c.connectionManager.openConnection(plan.dial, options).then((c) => this.#upgraded(c));
   }
 
   /** A direct connection is up: the relayed ones to that peer close once their streams end. */
   #upgraded(direct: Connection): Connection {
-    this.upgrades++;
+    this.counters.upgrades.value++;
     this.#o.log.info("hole punch: direct connection", { peer: direct.remotePeer.toString(), addr: direct.remoteAddr.toString() });
     for (const conn of this.#c.connectionManager.getConnections(direct.remotePeer)) {
       if (!Circuit.matches(conn.remoteAddr) || conn.status !== "open") continue;
@@ -203,7 +214,9 @@ export class HolePunch {
         close().catch((err: Error) => conn.abort(err));
       };
       // DCUtR awaits this right after the upgrade; answer at once and close in the background.
+      // Only this one call is deferred: a later close (shutdown, pruning) closes at once.
       conn.close = () => {
+        conn.close = close;
         timer(drainThenClose, 0);
         return Promise.resolve();
       };
@@ -213,7 +226,7 @@ export class HolePunch {
 
   #burst(t: UdpTarget, left: number): void {
     if (!this.#sender) return; // stopped
-    if (this.#sender.send(this.#o.listenPort, t.ip, t.port)) this.punchesSent++;
+    if (this.#sender.send(this.#o.listenPort, t.ip, t.port)) this.counters.punches.value++;
     if (left > 1) (this.#o.setTimeout ?? setTimeout)(() => this.#burst(t, left - 1), PUNCH_INTERVAL_MS);
   }
 }

@@ -19,7 +19,7 @@ import { safeTcp } from "./tcp-dial.ts";
 import { installQuicReadBackpressure } from "./quic-backpressure.ts";
 import { installRelayBackpressure } from "./relay-backpressure.ts";
 import { installYamuxHalfWindowUpdates } from "./yamux-window.ts";
-import { HolePunch, type HolePunchComponents } from "./holepunch.ts";
+import { HolePunch, type HolePunchComponents, type HolePunchCounters } from "./holepunch.ts";
 import { createRawPunchSender } from "./udp-punch.ts";
 
 export type TransportKind = "tcp" | "quic" | "both";
@@ -44,6 +44,8 @@ export interface HostOptions {
   isAllowed?: (peer: PeerId) => boolean;
   log: Logger;
   counters: { handshakeFailures: Counter; gaterDenied: Counter; pskMismatch: Counter };
+  /** Hole-punch attempts, upgrades, punches, skipped unilateral dials (kept locally if unset). */
+  holePunchCounters?: HolePunchCounters;
 }
 
 export async function createHost(o: HostOptions): Promise<Libp2p> {
@@ -113,7 +115,7 @@ function holePunchServices(o: HostOptions): Record<string, (components: any) => 
   if (o.transport === "tcp" || listenPort === undefined) return { dcutr: dcutr() };
   let hp: HolePunch | undefined;
   const get = (c: HolePunchComponents) =>
-    (hp ??= new HolePunch(c, { listenPort, punch: createRawPunchSender, isTrustedObserver: o.isTrustedObserver, log: o.log.child("holepunch") }));
+    (hp ??= new HolePunch(c, { listenPort, punch: createRawPunchSender, isTrustedObserver: o.isTrustedObserver, counters: o.holePunchCounters, log: o.log.child("holepunch") }));
   return {
     holePunch: (c: HolePunchComponents) => get(c),
     // DCUtR gets our dial step in place of the connection manager (it calls only openConnection).

@@ -101,14 +101,15 @@ test("DCUtR's dial punches the peer's client mapping from our listen port, then 
   expect(s.sent).toEqual(["20006->11.0.0.2:52236"]); // the first punch goes out before the dial
   s.runTimers();
   expect(s.sent).toHaveLength(PUNCH_COUNT);
-  expect(s.hp.attempts).toBe(1);
+  expect(s.hp.counters.attempts.value).toBe(1);
+  expect(s.hp.counters.punches.value).toBe(PUNCH_COUNT);
 });
 
 test("the unilateral dial to a peer behind a NAT is skipped; to a public peer it goes ahead", async () => {
   const s = stubbed();
   await expect(s.hp.openConnection(PEER_ADDRS, { force: true })).rejects.toBeInstanceOf(HolePunchError);
   expect(s.dials).toHaveLength(0);
-  expect(s.hp.unilateralSkipped).toBe(1);
+  expect(s.hp.counters.unilateralSkipped.value).toBe(1);
   await s.hp.openConnection([ma("/ip4/11.0.0.9/udp/20006/quic-v1")], { force: true });
   expect(s.dials).toHaveLength(1);
   expect(s.sent).toHaveLength(0);
@@ -139,7 +140,25 @@ test("after the upgrade the relayed connection closes only once its streams have
   stream.status = "closed";
   s.runTimers();
   expect(closed).toBe(1); // DCUtR's own stream does not hold the connection open
-  expect(s.hp.upgrades).toBe(1);
+  expect(s.hp.counters.upgrades.value).toBe(1);
+});
+
+test("a later close of the relayed connection (shutdown, pruning) is not deferred", async () => {
+  let closed = 0;
+  const relayed: Partial<Connection> = {
+    remoteAddr: ma("/ip4/11.0.0.5/udp/20006/quic-v1/p2p/12D3KooWCDFKaEq8SUYx1H66rNctM8kfsESGGDDUuStgjZUko7r7/p2p-circuit"),
+    status: "open",
+    streams: [{ protocol: "/libp2p/tunnel-proxy/1.0.0", status: "open" }] as Connection["streams"],
+    close: async () => {
+      closed++;
+    },
+  };
+  const s = stubbed([relayed]);
+  await s.hp.openConnection(PEER_ADDRS, { priority: 100 });
+  await relayed.close!(); // DCUtR's: deferred
+  expect(closed).toBe(0);
+  await relayed.close!(); // anyone else's: at once
+  expect(closed).toBe(1);
 });
 
 let host: Libp2p | undefined;
