@@ -128,6 +128,7 @@ export class HolePunch {
   readonly #o: HolePunchInit;
   readonly #c: HolePunchComponents;
   #client?: Multiaddr;
+  readonly #mapped = new Set<string>();
   #sender: ReturnType<PunchFactory> = null;
   readonly counters: HolePunchCounters;
 
@@ -164,9 +165,11 @@ export class HolePunch {
     for (const local of this.#c.transportManager.getAddrs()) {
       const t = QUIC_V1.exactMatch(local) ? local.getComponents() : undefined;
       const ip = t?.find((x) => x.name === "ip4")?.value;
-      if (ip && Number(t!.find((x) => x.name === "udp")?.value) === this.#o.listenPort) {
-        am.addPublicAddressMapping(ip, this.#o.listenPort, observedIp(found.listen), this.#o.listenPort, "udp");
-      }
+      if (!ip || Number(t!.find((x) => x.name === "udp")?.value) !== this.#o.listenPort) continue;
+      const key = `${ip}>${observedIp(found.listen)}`;
+      if (this.#mapped.has(key)) continue; // the address manager keeps duplicates
+      this.#mapped.add(key);
+      am.addPublicAddressMapping(ip, this.#o.listenPort, observedIp(found.listen), this.#o.listenPort, "udp");
     }
     am.confirmObservedAddr(found.listen);
     if (this.#client && !this.#client.equals(found.client)) am.removeObservedAddr(this.#client);

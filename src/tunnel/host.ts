@@ -1,6 +1,7 @@
 // Builds the libp2p node: transports, Noise (Bun-safe AEAD), yamux, the pnet protector when a
 // PSK is set, identify, ping, circuit relay v2 (an unlimited server on relay nodes, reservations
-// elsewhere), DCUtR, mDNS, and the secure-mode gater. Pure wiring; no tunnel logic here.
+// elsewhere), DCUtR with QUIC hole punching (holepunch.ts), mDNS, and the secure-mode gater.
+// Pure wiring; no tunnel logic here.
 import { quic } from "@chainsafe/libp2p-quic";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { circuitRelayServer, circuitRelayTransport } from "@libp2p/circuit-relay-v2";

@@ -201,6 +201,11 @@ test("a real host confirms the relay-observed addresses and advertises them; oth
   expect(publicAddrs().sort()).toEqual([`/ip4/11.0.0.1/udp/${port}/quic-v1`, "/ip4/11.0.0.1/udp/43981/quic-v1"].sort());
   expect(log.lines.join("\n")).toContain("public QUIC address confirmed");
 
+  // Told again (a relay reconnects): nothing is added twice.
+  const mappings = (host as unknown as { components: { addressManager: { ipMappings: { mappings: Map<string, unknown[]> } } } }).components.addressManager.ipMappings.mappings;
+  await identify([RELAY_HOP_PROTOCOL], "/ip4/11.0.0.1/udp/43981/quic-v1");
+  expect([...mappings.values()].flat()).toHaveLength(1);
+
   // The NAT moved our client socket's mapping: the old one is withdrawn.
   await identify([RELAY_HOP_PROTOCOL], "/ip4/11.0.0.1/udp/50000/quic-v1");
   expect(publicAddrs().sort()).toEqual([`/ip4/11.0.0.1/udp/${port}/quic-v1`, "/ip4/11.0.0.1/udp/50000/quic-v1"].sort());
