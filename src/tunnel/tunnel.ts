@@ -96,6 +96,15 @@ class EdgeTunnel implements Tunnel {
       pnetCipher: o.pnetCipher ?? "auto",
       maxStreamsPerPeer: maxStreamsPerPeer + 64, // room for discovery/identify/relay streams
       isAllowed: this.#allowed ? (p) => this.#allowed!.has(p.toString()) : undefined,
+      // Our public (NAT-mapped) address is taken only from the relays we were configured with:
+      // any peer can claim to serve the hop protocol and report a false address.
+      isTrustedObserver: (p) => this.#book.relays.some((r) => r.peerId === p.toString()),
+      holePunchCounters: {
+        attempts: m.counter("tunnel_holepunch_attempts_total", "DCUtR hole-punch dial steps run (punch + dial)"),
+        upgrades: m.counter("tunnel_holepunch_upgrades_total", "Relayed peers upgraded to a direct connection"),
+        punches: m.counter("tunnel_holepunch_punch_datagrams_total", "Hole-punch datagrams sent from the QUIC listen port"),
+        unilateralSkipped: m.counter("tunnel_holepunch_unilateral_skipped_total", "Direct dials skipped because the peer is behind a NAT"),
+      },
       // An unknown peer on the LAN is re-announced by mDNS and re-dials us: one line per peer
       // per interval, not one per attempt (every attempt is still counted).
       log: this.#allowed ? limitRefusalLines(this.#log, o.refusedLogIntervalMs ?? REFUSED_LOG_INTERVAL_MS) : this.#log,

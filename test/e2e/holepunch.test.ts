@@ -81,6 +81,12 @@ async function relayRxBytes(c: Cluster): Promise<number> {
   return Number((await c.node("relay").must(["cat", "/sys/class/net/eth0/statistics/rx_bytes"])).stdout.trim());
 }
 
+/** A counter from the agent's /metrics on `node` (0 when absent). */
+async function metric(c: Cluster, node: string, name: string): Promise<number> {
+  const text = (await c.node(node).must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/metrics"])).stdout;
+  return Number(new RegExp(`^edgemesh_${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+}
+
 async function n2SeenFromN1(c: Cluster): Promise<PeerJson | undefined> {
   const peers = JSON.parse((await c.node("n1").must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as PeerJson[];
   return peers.find((p) => p.nodeName === "n2");
@@ -130,6 +136,9 @@ describe("e2e: hole punching through two endpoint-independent NATs", () => {
     expect(direct).toBe(true);
     // Direct over QUIC to site B's NAT: its listener (we dialed) or its client mapping (it dialed us).
     expect((await n2SeenFromN1(c))!.addrs.some((a) => a.startsWith("/ip4/11.0.0.2/udp/") && a.includes("/quic-v1/") && !a.includes("p2p-circuit"))).toBe(true);
+    // The agents export it: whichever side ran DCUtR's dial step counted the upgrade.
+    const upgrades = (await metric(c, "n1", "tunnel_holepunch_upgrades_total")) + (await metric(c, "n2", "tunnel_holepunch_upgrades_total"));
+    expect(upgrades).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   test("a 5 MiB transfer after the upgrade passes the relay by", async () => {
@@ -171,6 +180,8 @@ describe("e2e: endpoint-dependent NATs (MASQUERADE --random) keep traffic on the
     expect(seen?.relayed).toBe(true);
     // DCUtR did try (so staying relayed is the NAT's doing, not a punch never attempted).
     expect(s.agents.n1!.proc.output() + s.agents.n2!.proc.output()).toContain("hole punch: punching and dialing");
+    expect((await metric(c, "n1", "tunnel_holepunch_attempts_total")) + (await metric(c, "n2", "tunnel_holepunch_attempts_total"))).toBeGreaterThanOrEqual(1);
+    expect((await metric(c, "n1", "tunnel_holepunch_upgrades_total")) + (await metric(c, "n2", "tunnel_holepunch_upgrades_total"))).toBe(0);
     const big = await fetchThroughTunnel(c, client, 2 * MIB);
     console.log(`holepunch e2e (random NAT): relayed 2 MiB in ${big.seconds} s, relay rx grew ${big.relayRx} bytes`);
     expect(big.got).toBe(2 * MIB);
