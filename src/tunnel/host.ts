@@ -43,6 +43,8 @@ export interface HostOptions {
   isTrustedObserver?: (peer: PeerId, protocols: string[]) => boolean;
   /** Secure mode: only these peer IDs may connect (relays included); undefined = anyone. */
   isAllowed?: (peer: PeerId) => boolean;
+  /** Called for every refusal by isAllowed (after counting); default: one log line each. */
+  onRefused?: (peer: PeerId, direction: "dial" | "inbound" | "outbound") => void;
   log: Logger;
   counters: { handshakeFailures: Counter; gaterDenied: Counter; pskMismatch: Counter };
   /** Hole-punch attempts, upgrades, punches, skipped unilateral dials (kept locally if unset). */
@@ -141,12 +143,15 @@ export function quicListenPort(listenAddrs: string[]): number | undefined {
   return undefined;
 }
 
+export const REFUSAL_LINE = "connection refused: peer ID is not in the allowed list (secure mode)";
+
 function gater(o: HostOptions): ConnectionGater {
   // Edge nodes talk over private LAN addresses (and tests over loopback): never deny by address.
-  const deny = (peer: PeerId, dir: string): boolean => {
+  const deny = (peer: PeerId, dir: "dial" | "inbound" | "outbound"): boolean => {
     if (!o.isAllowed || o.isAllowed(peer)) return false;
     o.counters.gaterDenied.value++;
-    o.log.warn("connection refused: peer ID is not in the allowed list (secure mode)", { peer: peer.toString(), direction: dir });
+    if (o.onRefused) o.onRefused(peer, dir);
+    else o.log.warn(REFUSAL_LINE, { peer: peer.toString(), direction: dir });
     return true;
   };
   return {

@@ -26,7 +26,7 @@ import type { Libp2p } from "libp2p";
 import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL, RELAY_BACKOFF_MAX_MS, RELAY_CHECK_INTERVAL_MS } from "./constants.ts";
 import { DiscoveryService } from "./discovery.ts";
 import { TunnelError } from "./errors.ts";
-import { createHost } from "./host.ts";
+import { createHost, REFUSAL_LINE } from "./host.ts";
 import { skipRepeatedProtocolMerges } from "./peerstore-cache.ts";
 import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
 import { PeerBook } from "./peers.ts";
@@ -107,7 +107,8 @@ class EdgeTunnel implements Tunnel {
       },
       // An unknown peer on the LAN is re-announced by mDNS and re-dials us: one line per peer
       // per interval, not one per attempt (every attempt is still counted).
-      log: this.#allowed ? limitRefusalLines(this.#log, o.refusedLogIntervalMs ?? REFUSED_LOG_INTERVAL_MS) : this.#log,
+      onRefused: refusalLogger(this.#log, o.refusedLogIntervalMs ?? REFUSED_LOG_INTERVAL_MS),
+      log: this.#log,
       counters: {
         handshakeFailures: m.counter("tunnel_handshake_failures_total", "Connections whose Noise handshake failed (PSK mismatch?)"),
         gaterDenied: m.counter("tunnel_gater_denied_total", "Connections refused because the peer ID is not allowed"),
@@ -280,20 +281,17 @@ class EdgeTunnel implements Tunnel {
 
 /** Default for TunnelOptions.refusedLogIntervalMs. */
 const REFUSED_LOG_INTERVAL_MS = 10 * 60_000;
-/** The gater's refusal line (host.ts); matched by prefix so its wording can grow. */
-const REFUSAL_LINE = "connection refused: peer ID is not in the allowed list";
 /** Bound on remembered refused peers, so a stream of random IDs cannot grow the map forever. */
 const MAX_REFUSED_PEERS = 4096;
 
 /**
- * The host's logger with its secure-mode refusal line limited to one per peer per interval;
- * the next line after a quiet interval says how many refusals were not logged.
+ * The secure-mode refusal line, at most once per peer per interval; the next line after a quiet
+ * interval says how many refusals were not logged.
  */
-function limitRefusalLines(log: Logger, intervalMs: number): Logger {
+function refusalLogger(log: Logger, intervalMs: number): (peer: PeerId, direction: string) => void {
   const seen = new Map<string, { at: number; suppressed: number }>();
-  const warn = (msg: string, ctx?: Record<string, unknown>): void => {
-    if (!msg.startsWith(REFUSAL_LINE)) return log.warn(msg, ctx);
-    const peer = String(ctx?.peer ?? "");
+  return (peerId, direction) => {
+    const peer = peerId.toString();
     const now = Date.now();
     const s = seen.get(peer);
     if (s && now - s.at < intervalMs) {
@@ -302,9 +300,8 @@ function limitRefusalLines(log: Logger, intervalMs: number): Logger {
     }
     if (!s && seen.size >= MAX_REFUSED_PEERS) seen.clear();
     seen.set(peer, { at: now, suppressed: 0 });
-    log.warn(msg, s?.suppressed ? { ...ctx, notLogged: s.suppressed } : ctx);
+    log.warn(REFUSAL_LINE, s?.suppressed ? { peer, direction, notLogged: s.suppressed } : { peer, direction });
   };
-  return { debug: log.debug, info: log.info, warn, error: log.error, child: (c) => log.child(c) };
 }
 
 function defaultListen(port: number, transport: TunnelOptions["transport"]): string[] {
