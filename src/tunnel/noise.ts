@@ -9,47 +9,62 @@ import type { ConnectionEncrypter, SecuredConnection } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { CoalescingMessageStream } from "./coalesce.ts";
+import { installFramedEncrypt } from "./noise-frames.ts";
+import { AEAD_TAG_BYTES, loadOpenSsl, SEAL_HEADROOM_BYTES } from "./openssl.ts";
 import { loadSodium } from "./sodium.ts";
 
 /**
- * "native": the system libsodium via bun:ffi (about 1 GiB/s); "wasm": AssemblyScript
- * as-chacha20poly1305; "js": @noble/ciphers. "auto": native when libsodium loads, else wasm.
+ * "native": OpenSSL's libcrypto via bun:ffi (about 3 GiB/s, see openssl.ts) for messages of
+ * OPENSSL_MIN_BYTES or more and libsodium below (its per-call cost is lower), or libsodium alone
+ * when libcrypto is missing; "sodium": libsodium only; "wasm": AssemblyScript
+ * as-chacha20poly1305; "js": @noble/ciphers. "auto": native when a library loads, else wasm.
+ * Every native seal leaves SEAL_HEADROOM_BYTES free in front of its output (noise-frames.ts).
  */
-export type NoiseAead = "auto" | "native" | "wasm" | "js";
+export type NoiseAead = "auto" | "native" | "sodium" | "wasm" | "js";
 
-const AEAD_TAG_BYTES = 16;
+/** Below this, a message goes through libsodium: OpenSSL's EVP calls cost about 1 us more each. */
+export const OPENSSL_MIN_BYTES = 2048;
 
 type Aead = Pick<typeof asCrypto, "chaCha20Poly1305Encrypt" | "chaCha20Poly1305Decrypt">;
+type Plain = Parameters<Aead["chaCha20Poly1305Encrypt"]>[0];
 
-export function pickAead(kind: NoiseAead): { name: "native" | "wasm" | "js"; aead: Aead } {
-  if (kind === "auto" || kind === "native") {
+export function pickAead(kind: NoiseAead): { name: "native" | "sodium" | "wasm" | "js"; aead: Aead } {
+  if (kind === "auto" || kind === "native" || kind === "sodium") {
     const sodium = loadSodium();
-    if (sodium) {
+    const ssl = kind === "sodium" ? undefined : loadOpenSsl();
+    if (sodium || ssl) {
+      // Noise hands a list (yamux header + payload, or a batch of frames). libsodium: copy it
+      // once into an uninitialised buffer with room for the tag and encrypt in place. OpenSSL:
+      // seal chunk by chunk into the output, no copy.
+      const sodiumSeal = (plain: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array): Uint8Array => {
+        const n = plain.byteLength;
+        const buf = Buffer.allocUnsafeSlow(SEAL_HEADROOM_BYTES + n + AEAD_TAG_BYTES);
+        const out = new Uint8Array(buf.buffer, SEAL_HEADROOM_BYTES, n + AEAD_TAG_BYTES);
+        if (plain instanceof Uint8Array) out.set(plain);
+        else {
+          let offset = 0;
+          for (const chunk of plain) {
+            out.set(chunk, offset);
+            offset += chunk.length;
+          }
+        }
+        sodium!.aeadEncryptInPlace(out, n, nonce, ad, k);
+        return out;
+      };
+      const seal = ssl === undefined ? sodiumSeal : sodium === undefined ? (plain: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) => ssl.seal(plain, nonce, ad, k) : (plain: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) =>
+        plain.byteLength >= OPENSSL_MIN_BYTES ? ssl.seal(plain, nonce, ad, k) : sodiumSeal(plain, nonce, ad, k);
       return {
-        name: "native",
+        name: kind === "sodium" ? "sodium" : "native",
         aead: {
-          // Noise hands a list (yamux header + payload, or a batch of frames): copy it once into
-          // an uninitialised buffer with room for the tag and encrypt in place, instead of
-          // concatenating, then allocating a zeroed output.
-          chaCha20Poly1305Encrypt: (plain, nonce, ad, k) => {
-            const n = plain.byteLength;
-            const out = Buffer.allocUnsafe(n + AEAD_TAG_BYTES);
-            if (plain instanceof Uint8Array) out.set(plain);
-            else {
-              let offset = 0;
-              for (const chunk of plain) {
-                out.set(chunk, offset);
-                offset += chunk.length;
-              }
-            }
-            sodium.aeadEncryptInPlace(out, n, nonce, ad, k);
-            return out;
-          },
-          chaCha20Poly1305Decrypt: (cipher, nonce, ad, k, dst) => sodium.aeadDecrypt(cipher.subarray(), nonce, ad, k, dst),
+          chaCha20Poly1305Encrypt: seal,
+          chaCha20Poly1305Decrypt: (cipher, nonce, ad, k, dst) =>
+            ssl !== undefined && (sodium === undefined || cipher.byteLength >= OPENSSL_MIN_BYTES)
+              ? ssl.open(cipher, nonce, ad, k, dst)
+              : sodium!.aeadDecrypt(cipher.subarray(), nonce, ad, k, dst),
         },
       };
     }
-    if (kind === "native") throw new Error("libsodium not found (install libsodium23) but noise AEAD 'native' was asked for");
+    if (kind !== "auto") throw new Error(`neither libcrypto (OpenSSL 3) nor libsodium found, but noise AEAD '${kind}' was asked for`);
   }
   return kind === "js" ? { name: "js", aead: pureJsCrypto } : { name: "wasm", aead: asCrypto };
 }
@@ -84,6 +99,7 @@ export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logg
 }
 
 function coalesced<T extends SecuredConnection>(secured: T): T {
+  installFramedEncrypt(secured.connection); // one buffer per Noise message (noise-frames.ts)
   return { ...secured, connection: new CoalescingMessageStream(secured.connection) };
 }
 
