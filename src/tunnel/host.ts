@@ -2,7 +2,6 @@
 // PSK is set, identify, ping, circuit relay v2 (an unlimited server on relay nodes, reservations
 // elsewhere), DCUtR with QUIC hole punching (holepunch.ts), mDNS, and the secure-mode gater.
 // Pure wiring; no tunnel logic here.
-import { quic } from "@chainsafe/libp2p-quic";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { circuitRelayServer, circuitRelayTransport } from "@libp2p/circuit-relay-v2";
 import { dcutr } from "@libp2p/dcutr";
@@ -56,7 +55,10 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
   const transports: NonNullable<Libp2pOptions["transports"]> = [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
   if (o.transport !== "quic") transports.push(safeTcp());
   // libp2p-quic is built against another copy of @libp2p/interface; the shapes match at runtime.
+  // Loaded only when used: a TCP-only node (the default, and every PSK network) need not map
+  // its native module (measured: ~1 MiB of RSS).
   if (o.transport !== "tcp") {
+    const { quic } = await import("@chainsafe/libp2p-quic");
     await installQuicReadBackpressure(); // a paused QUIC stream stops reading (see quic-backpressure.ts)
     transports.push(quic() as unknown as (typeof transports)[number]);
   }
