@@ -6,6 +6,9 @@
 // two agents' CPU time during the bulk run over the bytes moved. A "raw" row measures the tunnel
 // alone (two processes, proxy streams driven directly, no proxy or sockets at either end), so the
 // share of the gap that is the tunnel's and the share that is the splice's can be told apart.
+// "short_*": one fresh connection at a time (connect, 1 KiB POST, response, close; macro/
+// short-conn.ts), p50 latency and rate vs direct: what a proxy stream open (CONNECT -> SUCCESS on
+// the live libp2p connection) adds to every short connection.
 // Prints one JSON document.
 //
 //   bun bench/tunnel-bench.ts            full (10 s per measurement)
@@ -221,10 +224,21 @@ async function runAgent(): Promise<void> {
   });
 }
 
+/** Sequential connect + 1 KiB POST + response + close (bench/macro/short-conn.ts). */
+async function shortConn(port: number, seconds: number): Promise<{ p50_ms: number; p99_ms: number; rate: number; errors: number }> {
+  const child = spawnBun("./short-conn.ts", ["--port", String(port), "--seconds", String(seconds)]);
+  try {
+    return await child.nextJson((seconds + 20) * 1000);
+  } finally {
+    await child.stop();
+  }
+}
+
 interface PathResult {
   name: string;
   bulkGbps?: number;
   rps?: number;
+  short?: { p50_ms: number; p99_ms: number; rate: number; errors: number };
   rpsErrors?: number;
   cpuSecondsPerGiB?: number;
   error?: string;
@@ -253,7 +267,8 @@ async function measurePath(name: string, psk: boolean, transport: string, iperfP
     // iperf3 runs seconds + 1 (the omitted slow-start second moves bytes too).
     const gib = (bulkGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
     const r = await wrk(pair.entry.ports.http, seconds);
-    return { name, bulkGbps, rps: r.rps, rpsErrors: r.errors, cpuSecondsPerGiB: (cpu1 - cpu0) / gib };
+    const short = await shortConn(pair.entry.ports.http, seconds);
+    return { name, bulkGbps, rps: r.rps, rpsErrors: r.errors, cpuSecondsPerGiB: (cpu1 - cpu0) / gib, short };
   } catch (err) {
     return { name, error: (err as Error).message.slice(0, 400) };
   } finally {
@@ -278,7 +293,7 @@ async function main(): Promise<void> {
     const http = spawnBun("./http-backend.ts");
     const httpPort = (await http.nextJson<{ port: number }>()).port;
 
-    const direct = { bulkGbps: await iperf3(iperfPort, seconds), rps: (await wrk(httpPort, seconds)).rps };
+    const direct = { bulkGbps: await iperf3(iperfPort, seconds), rps: (await wrk(httpPort, seconds)).rps, short: await shortConn(httpPort, seconds) };
     const paths: PathResult[] = [
       await measurePath("tcp_psk", true, "tcp", iperfPort, httpPort, seconds),
       await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
@@ -286,7 +301,10 @@ async function main(): Promise<void> {
     if (!args.short) paths.push(await measurePath("quic_nopsk", false, "quic", iperfPort, httpPort, seconds));
     const raw = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
 
-    const out: Record<string, unknown> = { seconds, direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps } };
+    const out: Record<string, unknown> = {
+      seconds,
+      direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps, short_p50_ms: direct.short.p50_ms, short_rate: direct.short.rate },
+    };
     for (const p of paths) {
       out[p.name] = p.error
         ? { error: p.error }
@@ -297,6 +315,12 @@ async function main(): Promise<void> {
             rps_ratio: p.rps! / direct.rps,
             rps_errors: p.rpsErrors,
             cpu_s_per_gib: p.cpuSecondsPerGiB,
+            // One fresh connection at a time: connect, 1 KiB request, response, close.
+            short_p50_ms: p.short?.p50_ms,
+            short_p99_ms: p.short?.p99_ms,
+            short_rate: p.short?.rate,
+            short_rate_ratio: p.short ? p.short.rate / direct.short.rate : undefined,
+            short_errors: p.short?.errors,
           };
     }
     // The tunnel alone, for reading the rows above: the path cannot beat these.
