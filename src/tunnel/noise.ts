@@ -10,7 +10,7 @@ import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { CoalescingMessageStream } from "./coalesce.ts";
 import { installFramedEncrypt } from "./noise-frames.ts";
-import { AEAD_TAG_BYTES, loadOpenSsl, SEAL_HEADROOM_BYTES } from "./openssl.ts";
+import { AEAD_TAG_BYTES, IN_PLACE, loadOpenSsl, SEAL_HEADROOM_BYTES } from "./openssl.ts";
 import { loadSodium } from "./sodium.ts";
 
 /**
@@ -51,6 +51,10 @@ export function pickAead(kind: NoiseAead): { name: "native" | "sodium" | "wasm" 
         sodium!.aeadEncryptInPlace(out, n, nonce, ad, k);
         return out;
       };
+      const sodiumOpen = (cipher: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array, dst?: Uint8Array): Uint8Array => {
+        const flat = cipher.subarray(); // a view when the ciphertext is in one chunk
+        return sodium!.aeadDecrypt(flat, nonce, ad, k, dst === IN_PLACE ? flat : dst);
+      };
       const seal = ssl === undefined ? sodiumSeal : sodium === undefined ? (plain: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) => ssl.seal(plain, nonce, ad, k) : (plain: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) =>
         plain.byteLength >= OPENSSL_MIN_BYTES ? ssl.seal(plain, nonce, ad, k) : sodiumSeal(plain, nonce, ad, k);
       return {
@@ -60,7 +64,7 @@ export function pickAead(kind: NoiseAead): { name: "native" | "sodium" | "wasm" 
           chaCha20Poly1305Decrypt: (cipher, nonce, ad, k, dst) =>
             ssl !== undefined && (sodium === undefined || cipher.byteLength >= OPENSSL_MIN_BYTES)
               ? ssl.open(cipher, nonce, ad, k, dst)
-              : sodium!.aeadDecrypt(cipher.subarray(), nonce, ad, k, dst),
+              : sodiumOpen(cipher, nonce, ad, k, dst),
         },
       };
     }
@@ -73,7 +77,8 @@ type NoiseFactory = ReturnType<typeof noise>;
 type NoiseComponents = Parameters<NoiseFactory>[0];
 
 export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logger; failures: Counter }): NoiseFactory {
-  const { aead } = pickAead(o.aead);
+  const { aead, name } = pickAead(o.aead);
+  const inPlace = name === "native" || name === "sodium";
   const crypto = {
     ...defaultCrypto,
     chaCha20Poly1305Encrypt: aead.chaCha20Poly1305Encrypt,
@@ -91,15 +96,15 @@ export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logg
     const wrapped: ConnectionEncrypter = Object.create(inner);
     // The muxer above Noise writes through a CoalescingMessageStream (see coalesce.ts).
     wrapped.secureInbound = (conn, opts) =>
-      inner.secureInbound(conn, opts).then(coalesced, (err) => explain("inbound", remoteOf(conn), err));
+      inner.secureInbound(conn, opts).then((s) => coalesced(s, inPlace), (err) => explain("inbound", remoteOf(conn), err));
     wrapped.secureOutbound = (conn, opts) =>
-      inner.secureOutbound(conn, opts).then(coalesced, (err) => explain("outbound", remoteOf(conn), err));
+      inner.secureOutbound(conn, opts).then((s) => coalesced(s, inPlace), (err) => explain("outbound", remoteOf(conn), err));
     return wrapped as ReturnType<NoiseFactory>;
   };
 }
 
-function coalesced<T extends SecuredConnection>(secured: T): T {
-  installFramedEncrypt(secured.connection); // one buffer per Noise message (noise-frames.ts)
+function coalesced<T extends SecuredConnection>(secured: T, inPlace: boolean): T {
+  installFramedEncrypt(secured.connection, inPlace); // one buffer per Noise message, opened in place (noise-frames.ts)
   return { ...secured, connection: new CoalescingMessageStream(secured.connection) };
 }
 

@@ -8,11 +8,18 @@
 // joining it. Per message: one init (key + nonce), optional AAD, one update per chunk, final, tag.
 // When libcrypto.so.3 is missing `loadOpenSsl()` returns undefined and callers fall back.
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import type { Uint8ArrayList } from "uint8arraylist";
+import { Uint8ArrayList } from "uint8arraylist";
 
 export const AEAD_TAG_BYTES = 16;
 /** Room left in front of every sealed message for Noise's 2-byte length prefix (see noise-frames.ts). */
 export const SEAL_HEADROOM_BYTES = 2;
+
+/**
+ * Pass as `dst` to open(): decrypt in the ciphertext's own memory, chunk by chunk, and return the
+ * plaintext as views of it (a list when the ciphertext was one). Only for ciphertexts nobody else
+ * reads afterwards (socket reads handed to Noise: noise-frames.ts).
+ */
+export const IN_PLACE: Uint8Array = new Uint8Array(0);
 
 /** A plaintext or ciphertext as Noise hands it: one array or a list of chunks. */
 export type Chunks = Uint8Array | Uint8ArrayList;
@@ -25,8 +32,11 @@ export interface OpenSslAead {
    * into its own ArrayBuffer (the bytes before it are free for a length prefix).
    */
   seal(plain: Chunks, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array): Uint8Array;
-  /** Returns the plaintext, written into `dst` when it is large enough; throws on a bad tag. */
-  open(cipher: Chunks, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array, dst?: Uint8Array): Uint8Array;
+  /**
+   * Returns the plaintext, written into `dst` when it is large enough, or in place (IN_PLACE);
+   * throws on a bad tag.
+   */
+  open(cipher: Chunks, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array, dst?: Uint8Array): Uint8Array | Uint8ArrayList;
 }
 
 const LIB_NAMES = ["libcrypto.so.3", "libcrypto.so", "libcrypto.3.dylib"];
@@ -87,6 +97,28 @@ function bind(name: string): OpenSslAead {
     if (ad.length > 0 && f.EVP_CipherUpdate(ctx, null, outLen, ad, ad.length) !== 1) throw new Error("chacha20-poly1305 AAD failed");
   };
 
+  /** Each chunk decrypted into itself; the plaintext is the chunks' first n bytes, as views. */
+  const openListInPlace = (cipher: Uint8ArrayList, n: number, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array): Uint8ArrayList => {
+    start(decCtx, key, nonce, ad, 0);
+    const bufs = (cipher as unknown as ListFields).bufs;
+    const plain = new Uint8ArrayList();
+    let at = 0;
+    for (let i = 0; i < bufs.length; i++) {
+      const b = bufs[i]!;
+      const body = Math.min(b.length, n - at > 0 ? n - at : 0);
+      if (body > 0) {
+        outAt = ptr(b);
+        feed(decCtx, b, body);
+        plain.append(body === b.length ? b : b.subarray(0, body));
+      }
+      for (let j = body; j < b.length; j++) tag[at + j - n] = b[j]!;
+      at += b.length;
+    }
+    if (f.EVP_CIPHER_CTX_ctrl(decCtx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_BYTES, tag) !== 1) throw new Error("chacha20-poly1305 tag failed");
+    if (f.EVP_CipherFinal_ex(decCtx, scratch, outLen) !== 1) throw new Error("Invalid chacha20poly1305 decryption");
+    return plain;
+  };
+
   return {
     seal(plain, nonce, ad, key) {
       const n = plain.byteLength;
@@ -113,6 +145,10 @@ function bind(name: string): OpenSslAead {
       const total = cipher.byteLength;
       if (total < AEAD_TAG_BYTES) throw new Error("Invalid chacha20poly1305 decryption");
       const n = total - AEAD_TAG_BYTES;
+      if (dst === IN_PLACE) {
+        if (!(cipher instanceof Uint8Array)) return openListInPlace(cipher, n, nonce, ad, key);
+        dst = cipher;
+      }
       // In place when dst is the ciphertext's own memory (Noise passes such a view); OpenSSL
       // allows out == in, and dst never starts after the ciphertext, so no other overlap occurs.
       const out = dst !== undefined && dst.length >= n ? dst.subarray(0, n) : new Uint8Array(n);

@@ -96,8 +96,8 @@ test("library check: noise's own secured stream has encrypt() and handshake.encr
   const make = async () => noise({ crypto: { ...defaultCrypto, ...pickAead("native").aead } })({ privateKey: await generateKeyPair("Ed25519"), logger: defaultLogger(), upgrader } as never);
   const [na, nb] = await Promise.all([make(), make()]);
   const [sa, sb] = await Promise.all([na.secureOutbound(a as never), nb.secureInbound(b as never)]);
-  expect(installFramedEncrypt(sa.connection)).toBe(true);
-  expect(installFramedEncrypt({ encrypt() {} })).toBe(false);
+  expect(installFramedEncrypt(sa.connection, true)).toBe(true);
+  expect(installFramedEncrypt({ encrypt() {} }, true)).toBe(false);
   // Framed and unframed ends still talk.
   const got = await transfer(sa.connection, sb.connection, [pattern(70_000, 9)]);
   expect(Buffer.from(got).equals(Buffer.from(pattern(70_000, 9)))).toBe(true);
