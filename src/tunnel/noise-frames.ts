@@ -1,21 +1,22 @@
-// Noise transport messages as one buffer each: length prefix and ciphertext together; and
-// received messages opened in the buffers they arrived in.
+// Noise transport messages laid out as the wire wants them, and opened where they arrive.
 //
 // @chainsafe/libp2p-noise 17 sends every message as two buffers, a fresh 2-byte length and the
-// ciphertext, and the layer below writes them one by one: @libp2p/tcp does one socket.write per
-// buffer, so without a PSK every Noise message cost two writes (the 2-byte one a syscall and
-// a TCP segment of its own when the socket is not backed up). Our native AEAD (noise.ts,
-// openssl.ts) leaves two free bytes in front of each ciphertext, so the prefix can be written
-// there and the message handed down as one view, with no copy. The library has no option for it,
-// so this is the one place that adjusts it: each secured connection's own `encrypt` (an instance
-// property shadowing EncryptedMessageStream.prototype.encrypt) does what the library's does
-// (split at the Noise maximum, seal each piece through the handshake's cipher state, which
-// counts the nonce) and frames in place when the headroom is there, as the library otherwise.
-// Receiving, the library joins a message split over two socket reads into a new buffer before
-// opening it; inPlaceDecrypt below opens it where it lies. The bytes on the wire are identical.
+// ciphertext, and @libp2p/tcp does one socket.write per buffer: without a PSK each message cost
+// two writes (the 2-byte one a syscall and a TCP segment of its own), and a batch of frames
+// larger than one message (65519 bytes) several. framedEncrypt seals all messages of one batch
+// into one buffer, each length prefix in front of its ciphertext (seal-buffers.ts points each
+// seal at its slot): one allocation and one socket write per batch, and the pnet layer XORs it
+// in place. Receiving, the library joins a message split over two socket reads into a new buffer
+// before opening it; inPlaceDecrypt opens it where it lies. The library has no option for either,
+// so this is the one place that adjusts them: each secured connection gets its own `encrypt` and
+// `decrypt` (instance properties shadowing EncryptedMessageStream.prototype's), which do what the
+// library's do (split at the Noise maximum, go through the handshake's cipher state, which
+// counts nonces) with our buffers. The bytes on the wire are identical.
 // tunnel-noise-frames.test.ts fails if the library's stream stops looking like this.
 import { Uint8ArrayList } from "uint8arraylist";
-import { AEAD_TAG_BYTES, IN_PLACE, SEAL_HEADROOM_BYTES } from "./openssl.ts";
+import { AEAD_TAG_BYTES } from "./aead-constants.ts";
+import { IN_PLACE } from "./openssl.ts";
+import { allocSealed, clearSealTarget, SEAL_HEADROOM_BYTES, sealNextInto } from "./seal-buffers.ts";
 
 /** Noise's largest message (65535) less the 16-byte tag: the plaintext bytes per message. */
 export const NOISE_MAX_PLAINTEXT_BYTES = 65535 - 16;
@@ -34,37 +35,47 @@ interface NoiseStream {
 }
 
 /**
- * Gives `conn` (the secured connection Noise returns) the framing encrypt and, when the AEAD
- * understands IN_PLACE, the in-place decrypt; false when it is not the library's stream as we
- * know it (then nothing is changed and the library's code runs).
+ * Gives `conn` (the secured connection Noise returns) the batch encrypt and the in-place decrypt
+ * when the AEAD is one of ours (they honour sealNextInto and IN_PLACE); false when it is not, or
+ * `conn` is not the library's stream as we know it (then the library's code runs unchanged).
  */
-export function installFramedEncrypt(conn: object, aeadKnowsInPlace: boolean): boolean {
+export function installFramedEncrypt(conn: object, nativeAead: boolean): boolean {
+  if (!nativeAead) return false;
   const c = conn as Partial<NoiseStream>;
   if (typeof c.encrypt !== "function" || typeof c.decrypt !== "function") return false;
   if (typeof c.handshake?.encrypt !== "function" || typeof c.handshake?.decrypt !== "function") return false;
   (conn as NoiseStream).encrypt = framedEncrypt;
-  if (aeadKnowsInPlace) (conn as NoiseStream).decrypt = inPlaceDecrypt;
+  (conn as NoiseStream).decrypt = inPlaceDecrypt;
   return true;
 }
 
 function framedEncrypt(this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8ArrayList {
   const output = new Uint8ArrayList();
   const total = chunk.byteLength;
-  for (let i = 0; i < total; i += NOISE_MAX_PLAINTEXT_BYTES) {
-    const end = Math.min(i + NOISE_MAX_PLAINTEXT_BYTES, total);
-    const piece = chunk instanceof Uint8Array ? chunk.subarray(i, end) : chunk.sublist(i, end);
-    const data = this.handshake.encrypt(piece);
-    const n = data.byteLength;
-    if (data.byteOffset === SEAL_HEADROOM_BYTES && data.buffer.byteLength === n + SEAL_HEADROOM_BYTES) {
-      const framed = new Uint8Array(data.buffer, 0, n + SEAL_HEADROOM_BYTES);
-      framed[0] = n >> 8;
-      framed[1] = n & 0xff;
-      output.append(framed);
-    } else {
-      output.append(Uint8Array.of(n >> 8, n & 0xff));
-      output.append(data);
+  if (total === 0) return output;
+  const count = Math.ceil(total / NOISE_MAX_PLAINTEXT_BYTES);
+  const frame = SEAL_HEADROOM_BYTES + AEAD_TAG_BYTES;
+  const batch = allocSealed(total + count * frame);
+  let at = 0;
+  try {
+    for (let i = 0; i < total; i += NOISE_MAX_PLAINTEXT_BYTES) {
+      const end = Math.min(i + NOISE_MAX_PLAINTEXT_BYTES, total);
+      const piece = chunk instanceof Uint8Array ? chunk.subarray(i, end) : chunk.sublist(i, end);
+      sealNextInto(batch, at);
+      const data = this.handshake.encrypt(piece);
+      const n = data.byteLength;
+      // A seal that ignored the slot (not one of our AEADs) would leave garbage on the wire.
+      if (data.buffer !== batch.buffer || data.byteOffset !== batch.byteOffset + at + SEAL_HEADROOM_BYTES) {
+        throw new Error("Noise seal did not write into its slot (noise-frames.ts needs the native AEAD)");
+      }
+      batch[at] = n >> 8;
+      batch[at + 1] = n & 0xff;
+      at += SEAL_HEADROOM_BYTES + n;
     }
+  } finally {
+    clearSealTarget();
   }
+  output.append(batch);
   return output;
 }
 

@@ -10,7 +10,9 @@ import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { CoalescingMessageStream } from "./coalesce.ts";
 import { installFramedEncrypt } from "./noise-frames.ts";
-import { AEAD_TAG_BYTES, IN_PLACE, loadOpenSsl, SEAL_HEADROOM_BYTES } from "./openssl.ts";
+import { IN_PLACE, loadOpenSsl } from "./openssl.ts";
+import { AEAD_TAG_BYTES } from "./aead-constants.ts";
+import { SEAL_HEADROOM_BYTES, sealRegion } from "./seal-buffers.ts";
 import { loadSodium } from "./sodium.ts";
 
 /**
@@ -18,7 +20,7 @@ import { loadSodium } from "./sodium.ts";
  * OPENSSL_MIN_BYTES or more and libsodium below (its per-call cost is lower), or libsodium alone
  * when libcrypto is missing; "sodium": libsodium only; "wasm": AssemblyScript
  * as-chacha20poly1305; "js": @noble/ciphers. "auto": native when a library loads, else wasm.
- * Every native seal leaves SEAL_HEADROOM_BYTES free in front of its output (noise-frames.ts).
+ * Native seals write where seal-buffers.ts says (a batch slot, or a buffer of their own).
  */
 export type NoiseAead = "auto" | "native" | "sodium" | "wasm" | "js";
 
@@ -38,8 +40,8 @@ export function pickAead(kind: NoiseAead): { name: "native" | "sodium" | "wasm" 
       // seal chunk by chunk into the output, no copy.
       const sodiumSeal = (plain: Plain, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array): Uint8Array => {
         const n = plain.byteLength;
-        const buf = Buffer.allocUnsafeSlow(SEAL_HEADROOM_BYTES + n + AEAD_TAG_BYTES);
-        const out = new Uint8Array(buf.buffer, SEAL_HEADROOM_BYTES, n + AEAD_TAG_BYTES);
+        const region = sealRegion(n);
+        const out = new Uint8Array(region.buffer, region.byteOffset + SEAL_HEADROOM_BYTES, n + AEAD_TAG_BYTES);
         if (plain instanceof Uint8Array) out.set(plain);
         else {
           let offset = 0;
@@ -78,7 +80,7 @@ type NoiseComponents = Parameters<NoiseFactory>[0];
 
 export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logger; failures: Counter }): NoiseFactory {
   const { aead, name } = pickAead(o.aead);
-  const inPlace = name === "native" || name === "sodium";
+  const native = name === "native" || name === "sodium";
   const crypto = {
     ...defaultCrypto,
     chaCha20Poly1305Encrypt: aead.chaCha20Poly1305Encrypt,
@@ -96,15 +98,15 @@ export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logg
     const wrapped: ConnectionEncrypter = Object.create(inner);
     // The muxer above Noise writes through a CoalescingMessageStream (see coalesce.ts).
     wrapped.secureInbound = (conn, opts) =>
-      inner.secureInbound(conn, opts).then((s) => coalesced(s, inPlace), (err) => explain("inbound", remoteOf(conn), err));
+      inner.secureInbound(conn, opts).then((s) => coalesced(s, native), (err) => explain("inbound", remoteOf(conn), err));
     wrapped.secureOutbound = (conn, opts) =>
-      inner.secureOutbound(conn, opts).then((s) => coalesced(s, inPlace), (err) => explain("outbound", remoteOf(conn), err));
+      inner.secureOutbound(conn, opts).then((s) => coalesced(s, native), (err) => explain("outbound", remoteOf(conn), err));
     return wrapped as ReturnType<NoiseFactory>;
   };
 }
 
-function coalesced<T extends SecuredConnection>(secured: T, inPlace: boolean): T {
-  installFramedEncrypt(secured.connection, inPlace); // one buffer per Noise message, opened in place (noise-frames.ts)
+function coalesced<T extends SecuredConnection>(secured: T, native: boolean): T {
+  installFramedEncrypt(secured.connection, native); // one buffer per batch, opened in place (noise-frames.ts)
   return { ...secured, connection: new CoalescingMessageStream(secured.connection) };
 }
 

@@ -9,10 +9,10 @@
 // When libcrypto.so.3 is missing `loadOpenSsl()` returns undefined and callers fall back.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { Uint8ArrayList } from "uint8arraylist";
+import { AEAD_TAG_BYTES } from "./aead-constants.ts";
+import { SEAL_HEADROOM_BYTES, sealRegion } from "./seal-buffers.ts";
 
-export const AEAD_TAG_BYTES = 16;
-/** Room left in front of every sealed message for Noise's 2-byte length prefix (see noise-frames.ts). */
-export const SEAL_HEADROOM_BYTES = 2;
+export { AEAD_TAG_BYTES } from "./aead-constants.ts";
 
 /**
  * Pass as `dst` to open(): decrypt in the ciphertext's own memory, chunk by chunk, and return the
@@ -28,8 +28,8 @@ type ListFields = { bufs: Uint8Array[] };
 
 export interface OpenSslAead {
   /**
-   * ChaCha20-Poly1305 IETF. Returns ciphertext || tag as a view that starts SEAL_HEADROOM_BYTES
-   * into its own ArrayBuffer (the bytes before it are free for a length prefix).
+   * ChaCha20-Poly1305 IETF. Returns ciphertext || tag as a view SEAL_HEADROOM_BYTES into the
+   * region sealRegion() gives (the bytes before it are free for a length prefix).
    */
   seal(plain: Chunks, nonce: Uint8Array, ad: Uint8Array, key: Uint8Array): Uint8Array;
   /**
@@ -122,9 +122,8 @@ function bind(name: string): OpenSslAead {
   return {
     seal(plain, nonce, ad, key) {
       const n = plain.byteLength;
-      // Unpooled: the view's own ArrayBuffer, so the headroom in front of it is ours.
-      const buf = Buffer.allocUnsafeSlow(SEAL_HEADROOM_BYTES + n + AEAD_TAG_BYTES);
-      const base = ptr(buf);
+      const region = sealRegion(n); // headroom + ciphertext + tag (seal-buffers.ts)
+      const base = ptr(region);
       start(encCtx, key, nonce, ad, 1);
       outAt = base + SEAL_HEADROOM_BYTES;
       if (plain instanceof Uint8Array) {
@@ -138,7 +137,7 @@ function bind(name: string): OpenSslAead {
       }
       if (f.EVP_CipherFinal_ex(encCtx, scratch, outLen) !== 1) throw new Error("chacha20-poly1305 final failed");
       if (f.EVP_CIPHER_CTX_ctrl(encCtx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_BYTES, outAt) !== 1) throw new Error("chacha20-poly1305 tag failed");
-      return new Uint8Array(buf.buffer, SEAL_HEADROOM_BYTES, n + AEAD_TAG_BYTES);
+      return new Uint8Array(region.buffer, region.byteOffset + SEAL_HEADROOM_BYTES, n + AEAD_TAG_BYTES);
     },
 
     open(cipher, nonce, ad, key, dst) {

@@ -9,6 +9,7 @@ import type { AbortOptions, ConnectionProtector, MessageStream, StreamCloseEvent
 import { AbstractMessageStream, byteStream } from "@libp2p/utils";
 import { xsalsa20 } from "@noble/ciphers/salsa.js";
 import { PSK_KEY_BYTES } from "./psk.ts";
+import { SEALED_BUFFERS } from "./seal-buffers.ts";
 import { loadSodium } from "./sodium.ts";
 
 export const PNET_NONCE_BYTES = 24;
@@ -122,8 +123,20 @@ class PnetMessageStream extends AbstractMessageStream {
   }
 
   sendData(data: ByteList) {
-    // Encrypt each chunk straight into one output buffer: no concatenation copy, one socket
-    // write, and never in place (the caller may still own its buffers).
+    // Sealed Noise messages (SEALED_BUFFERS) are ours alone: XOR them in place and send them as
+    // they are. Anything else (multistream-select, the Noise handshake) is encrypted straight into
+    // one new buffer, never in place (the caller may still own it): no concatenation copy, one write.
+    const bufs = (data as unknown as { bufs: Uint8Array[] }).bufs;
+    let owned = true;
+    for (let i = 0; i < bufs.length && owned; i++) owned = SEALED_BUFFERS.has(bufs[i]!.buffer);
+    if (owned && bufs.length > 0) {
+      for (let i = 0; i < bufs.length; i++) {
+        const b = bufs[i]!;
+        SEALED_BUFFERS.delete(b.buffer); // at most once
+        this.#out.update(b, b);
+      }
+      return { sentBytes: data.byteLength, canSendMore: this.#inner.send(bufs.length === 1 ? bufs[0]! : data) };
+    }
     const out = Buffer.allocUnsafe(data.byteLength); // every byte is written below
     let offset = 0;
     for (const chunk of data) {

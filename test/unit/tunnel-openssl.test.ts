@@ -5,7 +5,8 @@
 import { describe, expect, test } from "bun:test";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { Uint8ArrayList } from "uint8arraylist";
-import { IN_PLACE, loadOpenSsl, SEAL_HEADROOM_BYTES } from "../../src/tunnel/openssl.ts";
+import { IN_PLACE, loadOpenSsl } from "../../src/tunnel/openssl.ts";
+import { SEAL_HEADROOM_BYTES } from "../../src/tunnel/seal-buffers.ts";
 
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
