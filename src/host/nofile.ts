@@ -5,11 +5,11 @@
 
 import { dlopen, FFIType } from "bun:ffi";
 import { readFileSync } from "node:fs";
+import { LIBC_NAMES, nativeLibrary } from "./native.ts";
 
 /** RLIMIT_NOFILE on Linux (x86_64, arm64, riscv; not mips/sparc). */
 const RLIMIT_NOFILE = 7;
 const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
-const LIBC_CANDIDATES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
 export interface NofileLimits {
   /** Soft limit before we touched it. */
@@ -25,28 +25,17 @@ interface Rlimit {
   setrlimit(resource: number, value: BigUint64Array): number;
 }
 
-let libc: Rlimit | null | undefined;
-
-function openLibc(): Rlimit | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  for (const path of LIBC_CANDIDATES) {
-    try {
-      const lib = dlopen(path, {
-        getrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-        setrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-      });
-      libc = {
-        getrlimit: (r, out) => lib.symbols.getrlimit(r, out) as number,
-        setrlimit: (r, v) => lib.symbols.setrlimit(r, v) as number,
-      };
-      break;
-    } catch {
-      // try the next name
-    }
-  }
-  return libc;
-}
+/** getrlimit/setrlimit, bound on first use; undefined when libc cannot be opened. */
+const openLibc = nativeLibrary(LIBC_NAMES, (path): Rlimit => {
+  const lib = dlopen(path, {
+    getrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    setrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  });
+  return {
+    getrlimit: (r, out) => lib.symbols.getrlimit(r, out) as number,
+    setrlimit: (r, v) => lib.symbols.setrlimit(r, v) as number,
+  };
+});
 
 /** Raise the soft descriptor limit to the hard one (capped by fs.nr_open if hard is unlimited). */
 export function raiseNofileLimit(want = Number.POSITIVE_INFINITY): NofileLimits {

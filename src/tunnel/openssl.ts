@@ -8,6 +8,7 @@
 // joining it. Per message: one init (key + nonce), optional AAD, one update per chunk, final, tag.
 // When libcrypto.so.3 is missing `loadOpenSsl()` returns undefined and callers fall back.
 import { dlopen, FFIType, ptr } from "bun:ffi";
+import { nativeLibrary } from "../host/native.ts";
 import { Uint8ArrayList } from "uint8arraylist";
 import { AEAD_TAG_BYTES } from "./aead-constants.ts";
 import { SEAL_HEADROOM_BYTES, sealRegion } from "./seal-buffers.ts";
@@ -42,21 +43,8 @@ export interface OpenSslAead {
 const LIB_NAMES = ["libcrypto.so.3", "libcrypto.so", "libcrypto.3.dylib"];
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
-let cached: OpenSslAead | null | undefined;
-
-export function loadOpenSsl(): OpenSslAead | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  cached = null;
-  for (const name of LIB_NAMES) {
-    try {
-      cached = bind(name);
-      break;
-    } catch {
-      // try the next name
-    }
-  }
-  return cached ?? undefined;
-}
+/** libcrypto bound on first use; undefined when it is not installed. */
+export const loadOpenSsl: () => OpenSslAead | undefined = nativeLibrary(LIB_NAMES, bind);
 
 function bind(name: string): OpenSslAead {
   const p = FFIType.ptr;

@@ -3,6 +3,7 @@
 // neither, and the WASM/JS versions cap a stream at a few tens of MiB/s. When libsodium is not
 // installed (Debian: libsodium23) `loadSodium()` returns undefined and callers fall back.
 import { dlopen, FFIType } from "bun:ffi";
+import { nativeLibrary } from "../host/native.ts";
 
 export interface Sodium {
   /** ChaCha20-Poly1305 IETF: returns ciphertext || 16-byte tag. */
@@ -17,21 +18,8 @@ export interface Sodium {
 
 const LIB_NAMES = ["libsodium.so.23", "libsodium.so", "libsodium.dylib"];
 const TAG_BYTES = 16;
-let cached: Sodium | null | undefined;
-
-export function loadSodium(): Sodium | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  cached = null;
-  for (const name of LIB_NAMES) {
-    try {
-      cached = bind(name);
-      break;
-    } catch {
-      // try the next name
-    }
-  }
-  return cached ?? undefined;
-}
+/** libsodium bound on first use; undefined when it is not installed. */
+export const loadSodium: () => Sodium | undefined = nativeLibrary(LIB_NAMES, bind);
 
 function bind(name: string): Sodium {
   const ptr = FFIType.ptr;

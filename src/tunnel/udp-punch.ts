@@ -8,6 +8,7 @@
 
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { isIPv4 } from "node:net";
+import { LIBC_NAMES, nativeLibrary } from "../host/native.ts";
 
 const AF_INET = 2;
 const SOCK_RAW = 3;
@@ -17,7 +18,6 @@ const SOCKADDR_IN_BYTES = 16;
 const UDP_HEADER_BYTES = 8;
 /** A few bytes no QUIC endpoint mistakes for a packet (too short even for a stateless reset). */
 const PUNCH_PAYLOAD = new TextEncoder().encode("edgemesh-punch");
-const LIBC_CANDIDATES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
 export type PunchSender = (srcPort: number, ip: string, port: number) => boolean;
 
@@ -27,30 +27,19 @@ interface RawLibc {
   close(fd: number): number;
 }
 
-let libc: RawLibc | null | undefined;
-
-function openLibc(): RawLibc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  for (const path of LIBC_CANDIDATES) {
-    try {
-      const lib = dlopen(path, {
-        socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-        sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64 },
-        close: { args: [FFIType.i32], returns: FFIType.i32 },
-      });
-      libc = {
-        socket: (d, t, p) => lib.symbols.socket(d, t, p) as number,
-        sendto: (fd, buf, len, flags, addr, addrLen) => Number(lib.symbols.sendto(fd, ptr(buf), len, flags, ptr(addr), addrLen)),
-        close: (fd) => lib.symbols.close(fd) as number,
-      };
-      return libc;
-    } catch {
-      // try the next name
-    }
-  }
-  return libc;
-}
+/** The three libc calls, bound on first use; undefined when libc cannot be opened. */
+const openLibc = nativeLibrary(LIBC_NAMES, (path): RawLibc => {
+  const lib = dlopen(path, {
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+  });
+  return {
+    socket: (d, t, p) => lib.symbols.socket(d, t, p) as number,
+    sendto: (fd, buf, len, flags, addr, addrLen) => Number(lib.symbols.sendto(fd, ptr(buf), len, flags, ptr(addr), addrLen)),
+    close: (fd) => lib.symbols.close(fd) as number,
+  };
+});
 
 /** The UDP datagram (header + payload) a raw IPPROTO_UDP socket sends; the kernel adds the IP
  * header. Checksum 0 means "none" for UDP over IPv4. */
