@@ -21,6 +21,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createCluster, serviceYaml, until, type Agent } from "../test/e2e/harness.ts";
+import { oneLan } from "../test/support/netns.ts";
 
 const { values: a } = parseArgs({
   options: { seconds: { type: "string", default: "5" }, rounds: { type: "string", default: "2" }, mode: { type: "string", default: "local" } },
@@ -56,17 +57,12 @@ function rssMB(pid: number): number {
   return Math.round((Number(line?.split(/\s+/)[1] ?? 0) / 1024) * 10) / 10;
 }
 
-const c = await createCluster({
-  lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-  nodes: cross
-    ? [
-        { name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "lan", ip: "10.10.0.12", podCidr: "10.244.2.0/24" },
-        ...(relayed ? [{ name: "relay", lan: "lan", ip: "10.10.0.5", podCidr: "10.244.9.0/24" }] : []),
-      ]
-    : [{ name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" }],
-  podRoutes: cross,
-});
+const c = await createCluster(
+  oneLan(cross ? 2 : 1, {
+    podRoutes: cross,
+    nodes: relayed ? [{ name: "relay", lan: "lan", ip: "10.10.0.5", podCidr: "10.244.9.0/24" }] : [],
+  }),
+);
 try {
   const serverNode = cross ? "n2" : "n1";
   const server = await c.node(serverNode).addPod("server", SERVER_IP);

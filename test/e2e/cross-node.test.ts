@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Pod } from "../support/netns.ts";
+import { oneLan, type Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
 import { APP_PORTS, BUN, CLIENT, createCluster, serviceYaml, until, type Cluster } from "./harness.ts";
 
@@ -26,14 +26,7 @@ describe("e2e: cross-node services through the tunnel", () => {
   };
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [
-        { name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "lan", ip: "10.10.0.12", podCidr: "10.244.2.0/24" },
-        { name: "n3", lan: "lan", ip: "10.10.0.13", podCidr: "10.244.3.0/24" },
-      ],
-    });
+    c = await createCluster(oneLan(3));
     writeFileSync(join(c.dir, "psk"), "edgemesh-e2e-shared-secret\n");
     writeFileSync(join(c.dir, "psk-other"), "some other cluster\n");
     const pods = [

@@ -2,7 +2,7 @@
 // manifests change while traffic flows, and someone flushes our iptables chain.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Pod, TestNode } from "../support/netns.ts";
+import { oneLan, type Pod, type TestNode } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
 import { join } from "node:path";
 import { BUN, CLIENT, createCluster, serviceYaml, until, type Agent, type Cluster, type ServiceSpec } from "./harness.ts";
@@ -19,10 +19,7 @@ describe("e2e: faults", () => {
   const web = (eps = endpoints): ServiceSpec => ({ name: "web", clusterIP: "10.96.0.10", ports: [{ name: "http", port: 80, targetPort: 8080 }], endpoints: eps });
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [{ name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" }],
-    });
+    c = await createCluster(oneLan(1));
     n1 = c.node("n1");
     for (const e of endpoints) apps.set(e.name, await c.startApp(await n1.addPod(e.name, e.ip)));
     client = await n1.addPod("client", "10.244.1.100");

@@ -2,7 +2,7 @@
 // connection, from a client pod; round robin spreads them, consistent hashing sticks.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Pod } from "../support/netns.ts";
+import { oneLan, type Pod } from "../support/netns.ts";
 import { BUN, CLIENT, createCluster, serviceYaml, until, type Cluster } from "./harness.ts";
 
 interface LoadResult {
@@ -19,10 +19,7 @@ describe("e2e: load balancing over 5 endpoints", () => {
   const endpoints = [0, 1, 2, 3, 4].map((i) => ({ ip: `10.244.1.${10 + i}`, node: "n1", name: `web${i}` }));
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [{ name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" }],
-    });
+    c = await createCluster(oneLan(1));
     const n1 = c.node("n1");
     for (const e of endpoints) await c.startApp(await n1.addPod(e.name, e.ip));
     clientA = await n1.addPod("clienta", "10.244.1.100");

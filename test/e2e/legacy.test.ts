@@ -2,7 +2,7 @@
 // put its rules there too, or they would not run before kube-proxy's.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Pod, TestNode } from "../support/netns.ts";
+import { oneLan, type Pod, type TestNode } from "../support/netns.ts";
 import { createCluster, serviceYaml, until, type Agent, type Cluster } from "./harness.ts";
 
 describe("e2e: agent on an iptables-legacy node", () => {
@@ -12,10 +12,7 @@ describe("e2e: agent on an iptables-legacy node", () => {
   let agent: Agent;
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [{ name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" }],
-    });
+    c = await createCluster(oneLan(1));
     n1 = c.node("n1");
     await c.startApp(await n1.addPod("web0", "10.244.1.10"));
     client = await n1.addPod("client", "10.244.1.100");

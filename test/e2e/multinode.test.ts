@@ -4,7 +4,7 @@
 // agent going away leaves the other node untouched.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Pod } from "../support/netns.ts";
+import { oneLan, type Pod } from "../support/netns.ts";
 import { BUN, CLIENT, createCluster, serviceYaml, until, type Agent, type Cluster } from "./harness.ts";
 
 describe("e2e: two nodes, one agent each", () => {
@@ -17,14 +17,7 @@ describe("e2e: two nodes, one agent each", () => {
   ];
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [
-        { name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "lan", ip: "10.10.0.12", podCidr: "10.244.2.0/24" },
-      ],
-      podRoutes: true,
-    });
+    c = await createCluster(oneLan(2, { podRoutes: true }));
     for (const e of endpoints) await c.startApp(await c.node(e.node).addPod(e.name, e.ip), e.name);
     clients.push(await c.node("n1").addPod("client", "10.244.1.100"), await c.node("n2").addPod("client", "10.244.2.100"));
     c.writeManifest("web.yaml", serviceYaml({ name: "web", clusterIP: "10.96.0.10", ports: [{ name: "http", port: 80, targetPort: 8080 }], endpoints }));

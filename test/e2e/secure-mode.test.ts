@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Pod } from "../support/netns.ts";
+import { oneLan, type Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
 import { APP_PORTS, BUN, createCluster, MAIN, serviceYaml, until, type Agent, type Cluster } from "./harness.ts";
 
@@ -32,14 +32,7 @@ describe("e2e: secure mode (published peer IDs)", () => {
   const get = (pod: Pod, url: string) => pod.exec(["curl", "-s", "--connect-timeout", "1", "--max-time", "3", url]).then((r) => r.stdout);
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [
-        { name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "lan", ip: "10.10.0.12", podCidr: "10.244.2.0/24" },
-        { name: "n3", lan: "lan", ip: "10.10.0.13", podCidr: "10.244.3.0/24" },
-      ],
-    });
+    c = await createCluster(oneLan(3));
     const psk = join(c.dir, "psk");
     writeFileSync(psk, "edgemesh-e2e-secure-secret\n");
     await c.startApp(await c.node("n1").addPod("a-on-n1", "10.244.1.10"));

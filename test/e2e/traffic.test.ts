@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Pod, TestNode } from "../support/netns.ts";
+import { oneLan, type Pod, type TestNode } from "../support/netns.ts";
 import { BUN, createCluster, makeTestCA, serviceYaml, until, type Agent, type Cluster } from "./harness.ts";
 
 const PROBE = join(import.meta.dir, "../support/apps/probe.ts");
@@ -19,10 +19,7 @@ describe("e2e: traffic through the agent on one node", () => {
   let agent: Agent;
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [{ name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" }],
-    });
+    c = await createCluster(oneLan(1));
     const tls = await makeTestCA(c.dir, [WEB_NAME, "web", "web.default", "10.96.0.10"]);
     ca = tls.ca;
     n1 = c.node("n1");

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
-import { createTestbed, RESOLV_CONF, type Pod, type Testbed } from "../support/netns.ts";
+import { createTestbed, oneLan, RESOLV_CONF, type Pod, type Testbed } from "../support/netns.ts";
 import { listNamespaces, sweepStale } from "../support/testbed/names.ts";
 import { must, run } from "../support/testbed/sh.ts";
 
@@ -16,13 +16,7 @@ describe("netns test bed", () => {
 
   beforeAll(async () => {
     rootLinksBefore = (await must(["ip", "-o", "link", "show"])).stdout.replace(/\s+link\/.*$/gm, "");
-    bed = await createTestbed({
-      lans: [{ name: "lan", cidr: "10.10.0.0/24" }],
-      nodes: [
-        { name: "n1", lan: "lan", ip: "10.10.0.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "lan", ip: "10.10.0.12", podCidr: "10.244.2.0/24" },
-      ],
-    });
+    bed = await createTestbed(oneLan(2));
     pods = [await bed.node("n1").addPod("a", "10.244.1.10"), await bed.node("n1").addPod("b", "10.244.1.11")];
   }, 30_000);
 

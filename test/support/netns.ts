@@ -61,6 +61,16 @@ export interface TopologySpec {
   podRoutes?: boolean;
 }
 
+/**
+ * The usual bed: `count` nodes n1..nN on one LAN 10.10.0.0/24 (node i at 10.10.0.1i, pods in
+ * 10.244.i.0/24), plus whatever else the test sets (podRoutes, more LANs, routers, nodes).
+ */
+export function oneLan(count: number, extra: Partial<TopologySpec> = {}): TopologySpec {
+  const nodes: NodeSpec[] = [];
+  for (let i = 1; i <= count; i++) nodes.push({ name: `n${i}`, lan: "lan", ip: `10.10.0.${10 + i}`, podCidr: `10.244.${i}.0/24` });
+  return { ...extra, lans: [{ name: "lan", cidr: "10.10.0.0/24" }, ...(extra.lans ?? [])], nodes: [...nodes, ...(extra.nodes ?? [])] };
+}
+
 /** Something that can run commands inside one namespace. */
 export interface Place {
   readonly ns: string;
