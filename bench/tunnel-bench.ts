@@ -13,6 +13,7 @@
 //
 //   bun bench/tunnel-bench.ts            full (10 s per measurement)
 //   bun bench/tunnel-bench.ts --short    ~30-40 s, for the CI gate
+//   bun bench/tunnel-bench.ts --raw-only [--transport quic] [--psk 0]   the raw tunnel row alone
 //   (internal) bun bench/tunnel-bench.ts --role agent ...   one agent process
 
 import { parseArgs } from "node:util";
@@ -31,6 +32,7 @@ const { values: args } = parseArgs({
     short: { type: "boolean", default: false },
     seconds: { type: "string" },
     mode: { type: "string" },
+    "raw-only": { type: "boolean", default: false },
   },
 });
 
@@ -53,8 +55,8 @@ async function bareTunnel(node: string) {
   return createTunnel({
     nodeName: node,
     listenPort: 0,
-    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
-    transport: "tcp",
+    listenAddrs: [args.transport === "quic" ? "/ip4/127.0.0.1/udp/0/quic-v1" : "/ip4/127.0.0.1/tcp/0"],
+    transport: args.transport === "quic" ? "quic" : "tcp",
     psk: args.psk === "1" ? new Uint8Array(32).fill(42) : undefined,
     identity: { mode: "compat" },
     relayNodes: [],
@@ -90,12 +92,14 @@ async function runRawA(): Promise<void> {
     const { stream } = await tunnel.openProxyStream("node-b", { protocol: "tcp", ip: "127.0.0.1", port: 1 });
     const chunk = new Uint8Array(64 * 1024);
     let sent = 0;
+    const cpu0 = process.cpuUsage();
     const end = performance.now() + ms;
     while (performance.now() < end) {
       sent += chunk.length;
       if (!stream.send(chunk)) await new Promise((r) => stream.addEventListener("drain", r, { once: true }));
     }
-    console.log(JSON.stringify({ gbps: (sent * 8) / (ms / 1000) / 1e9 }));
+    const cpu = process.cpuUsage(cpu0);
+    console.log(JSON.stringify({ gbps: (sent * 8) / (ms / 1000) / 1e9, bytes: sent, cpu: (cpu.user + cpu.system) / 1e6 }));
   } else {
     const body = new Uint8Array(1024);
     let count = 0;
@@ -126,16 +130,16 @@ async function runRawA(): Promise<void> {
   process.exit(0);
 }
 
-async function measureRaw(name: string, psk: boolean, seconds: number): Promise<Record<string, unknown>> {
+async function measureRaw(name: string, psk: boolean, seconds: number, transport = "tcp"): Promise<Record<string, unknown>> {
   const p = psk ? "1" : "0";
-  const b = spawnBun("../tunnel-bench.ts", ["--role", "raw-b", "--psk", p]);
+  const b = spawnBun("../tunnel-bench.ts", ["--role", "raw-b", "--psk", p, "--transport", transport]);
   try {
     const info = await b.nextJson<AgentInfo>(20_000);
     const run = async (mode: string) => {
-      const a = spawnBun("../tunnel-bench.ts", ["--role", "raw-a", "--psk", p, "--mode", mode, "--seconds", String(seconds), "--peer", JSON.stringify(info)]);
+      const a = spawnBun("../tunnel-bench.ts", ["--role", "raw-a", "--psk", p, "--transport", transport, "--mode", mode, "--seconds", String(seconds), "--peer", JSON.stringify(info)]);
       try {
         const c0 = await cpuSecondsOf(b.pid);
-        const out = await a.nextJson<{ gbps?: number; rps?: number }>((seconds + 20) * 1000);
+        const out = await a.nextJson<{ gbps?: number; rps?: number; bytes?: number; cpu?: number }>((seconds + 20) * 1000);
         return { ...out, farCpu: (await cpuSecondsOf(b.pid)) - c0 };
       } finally {
         await a.stop();
@@ -143,7 +147,10 @@ async function measureRaw(name: string, psk: boolean, seconds: number): Promise<
     };
     const bulk = await run("bulk");
     const rr = await run("rr");
-    return { bulk_gbps: bulk.gbps, rps: rr.rps };
+    // CPU seconds per GiB on each side of the bulk run (sender's own timed loop; receiver's whole run).
+    const gib = (bulk.bytes ?? 0) / 2 ** 30;
+    const perGiB = (s: number | undefined) => (gib > 0 && s !== undefined ? Math.round((s / gib) * 100) / 100 : undefined);
+    return { bulk_gbps: bulk.gbps, send_cpu_s_per_gib: perGiB(bulk.cpu), recv_cpu_s_per_gib: perGiB(bulk.farCpu), rps: rr.rps };
   } catch (err) {
     return { error: `${name}: ${(err as Error).message.slice(0, 300)}` };
   } finally {
@@ -286,6 +293,16 @@ async function main(): Promise<void> {
   const stop = () => void stopAll().finally(() => process.exit(130));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  if (args["raw-only"]) {
+    const t = args.transport ?? "tcp";
+    const psk = args.psk === "1";
+    try {
+      console.log(JSON.stringify({ seconds, [`raw_${t}_${psk ? "psk" : "nopsk"}`]: await measureRaw(`raw_${t}`, psk, seconds, t) }, null, 2));
+    } finally {
+      await stopAll();
+    }
+    process.exit(0);
+  }
   try {
     const iperfPort = await freePort();
     spawnChild(["iperf3", "-s", "-p", String(iperfPort)]);
@@ -299,7 +316,8 @@ async function main(): Promise<void> {
       await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
     ];
     if (!args.short) paths.push(await measurePath("quic_nopsk", false, "quic", iperfPort, httpPort, seconds));
-    const raw = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
+    const raw: Record<string, unknown> = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
+    if (!args.short) raw.quic_nopsk = await measureRaw("raw_quic_nopsk", false, seconds, "quic");
 
     const out: Record<string, unknown> = {
       seconds,

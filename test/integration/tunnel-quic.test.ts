@@ -50,6 +50,42 @@ test("a proxy stream over QUIC echoes 8 MiB intact", async () => {
   expect(received.digest("hex")).toBe(sent.digest("hex"));
 }, 60_000);
 
+test("bulk reads grow past libp2p-quic's 4 KiB and small messages still arrive whole", async () => {
+  const a = quicTunnel("quic-ra");
+  const b = quicTunnel("quic-rb");
+  await a.start();
+  await b.start();
+  let got = 0;
+  let largest = 0;
+  b.handleProxy((_header, stream) => {
+    stream.addEventListener("message", (e: StreamMessageEvent) => {
+      got += e.data.byteLength;
+      largest = Math.max(largest, e.data.byteLength);
+      if (e.data.byteLength === 5) stream.send(e.data); // the small echo below
+    });
+    return true;
+  });
+  await a.addPeer("quic-rb", undefined, b.addrs());
+  const { stream } = await a.openProxyStream("quic-rb", { protocol: "tcp", ip: "10.0.0.9", port: 80 });
+  const total = 16 * 1024 * 1024;
+  const chunk = new Uint8Array(64 * 1024);
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    if (!stream.send(chunk)) await new Promise((r) => stream.addEventListener("drain", r, { once: true }));
+  }
+  for (let i = 0; i < 300 && got < total; i++) await Bun.sleep(20);
+  expect(got).toBe(total);
+  expect(largest).toBeGreaterThan(4096);
+
+  // After the bulk phase the read size shrinks back: a 5-byte message still arrives as itself.
+  const echoes: number[] = [];
+  stream.addEventListener("message", (e: StreamMessageEvent) => void echoes.push(e.data.byteLength));
+  for (let i = 0; i < 20; i++) {
+    stream.send(new TextEncoder().encode("hello"));
+    for (let j = 0; j < 100 && echoes.length <= i; j++) await Bun.sleep(5);
+  }
+  expect(echoes.reduce((x, y) => x + y, 0)).toBe(100);
+}, 60_000);
+
 test("a paused QUIC stream holds the sender back (flow control) instead of overflowing its read buffer", async () => {
   const a = quicTunnel("quic-pa");
   const b = quicTunnel("quic-pb");
