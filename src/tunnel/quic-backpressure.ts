@@ -25,8 +25,10 @@
 //   before each read, while that QuicStream is paused; sendResume and close wake it. A read
 //   already in flight (at most READ_MAX) still completes.
 // The package exports neither class, so both modules are loaded relative to its own entry
-// point (the same module instances the package uses). tunnel-quic-backpressure.test.ts
-// fails if the library changes shape.
+// point (the same module instances the package uses). test/unit/tunnel-quic-read.test.ts
+// fails if the library changes shape. The same install adds write coalescing (quic-send.ts).
+
+import { installQuicWriteCoalescing, QUIC_NATIVE } from "./quic-send.ts";
 
 /** First and smallest read: the library's own 4 KiB. */
 export const QUIC_READ_MIN = 4096;
@@ -39,6 +41,7 @@ interface QuicStreamLike {
   readStatus: string;
   addEventListener(type: "close", fn: () => void, opts?: { once: boolean }): void;
   [READ_STATE]?: ReadState;
+  [QUIC_NATIVE]?: unknown;
 }
 
 /** Per native stream: its QuicStream, the next read's size, the last read's length. */
@@ -63,8 +66,8 @@ export async function installQuicReadBackpressure(): Promise<void> {
   const { Stream } = (await import(new URL("./napi.js", entry).href)) as { Stream?: { prototype: Record<PropertyKey, unknown> } };
   const qs = QuicStream?.prototype;
   const native = Stream?.prototype;
-  if (!qs || !native || typeof qs.readFromStream !== "function" || typeof qs.sendResume !== "function" || typeof qs.onData !== "function" || typeof native.read !== "function") {
-    throw new Error("@chainsafe/libp2p-quic changed (QuicStream.readFromStream / Stream.read): review src/tunnel/quic-backpressure.ts");
+  if (!qs || !native || typeof qs.readFromStream !== "function" || typeof qs.sendResume !== "function" || typeof qs.onData !== "function" || typeof qs.sendData !== "function" || typeof qs.sendCloseWrite !== "function" || typeof qs.sendReset !== "function" || typeof native.read !== "function") {
+    throw new Error("@chainsafe/libp2p-quic changed (QuicStream / Stream.read): review src/tunnel/quic-backpressure.ts and quic-send.ts");
   }
   if (qs[PATCHED] === true) return;
 
@@ -101,6 +104,7 @@ export async function installQuicReadBackpressure(): Promise<void> {
       starting = undefined;
       if (owner !== undefined) {
         owner[READ_STATE] = state;
+        owner[QUIC_NATIVE] = this as never;
         owner.addEventListener("close", () => wake(owner), { once: true });
       }
     } else {
@@ -111,6 +115,7 @@ export async function installQuicReadBackpressure(): Promise<void> {
     const size = state.size;
     return new Promise<void>((resolve) => waiters.set(owner, resolve)).then(() => read.call(this, size));
   };
+  installQuicWriteCoalescing(qs); // one native write in flight, the rest joined (quic-send.ts)
   qs[PATCHED] = true;
 }
 
