@@ -37,6 +37,12 @@ export interface StreamSink {
   open(stream: ByteStream): void;
   /** The stream could not be opened (peer unreachable, remote dial FAILED). At most once. */
   fail(error: Error): void;
+  /**
+   * Optional (early data): the far agent takes payload before it answers. `stream` accepts
+   * writes now; open() with the same stream, or fail(), follows. Bytes written before fail()
+   * are lost: the sink keeps them to replay on the next endpoint. At most once, before open().
+   */
+  early?(stream: ByteStream): void;
   data(chunk: Uint8Array): void;
   drain(): void;
   /** The remote side sent FIN. */

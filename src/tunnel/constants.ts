@@ -37,3 +37,9 @@ export const FIELD_FEATURES = 100;
 export const FIELD_ACCEPTED_FEATURES = 101;
 /** UDP datagrams travel as 2-byte big-endian length + payload instead of raw bytes. */
 export const FEATURE_UDP_FRAMED = 1;
+/**
+ * TCP: the opener may send payload right behind CONNECT, before the answer (our inbound side
+ * reads exactly the header and keeps what follows; EdgeMesh's drops it). A SUCCESS that carries
+ * this bit tells the opener it may do so on later streams over the same connection.
+ */
+export const FEATURE_EARLY_DATA = 2;

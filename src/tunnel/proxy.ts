@@ -8,7 +8,7 @@ import type { Libp2p } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType } from "./codec.ts";
-import { FEATURE_UDP_FRAMED, HEADER_TIMEOUT_MS, OPEN_TIMEOUT_MS, PROXY_PROTOCOL } from "./constants.ts";
+import { FEATURE_EARLY_DATA, FEATURE_UDP_FRAMED, HEADER_TIMEOUT_MS, OPEN_TIMEOUT_MS, PROXY_PROTOCOL } from "./constants.ts";
 import { TunnelError } from "./errors.ts";
 import { readHeader, replyAndClose } from "./header-io.ts";
 import type { PeerBook } from "./peers.ts";
@@ -29,7 +29,13 @@ export class ProxyService {
   #handler: ProxyHandler | undefined;
   #open = 0;
   readonly #perPeer = new Map<string, number>();
-  readonly #c: Record<"opened" | "openFailed" | "refused" | "badHeader" | "limit" | "accepted", Counter>;
+  /**
+   * Peer ID -> the libp2p connection on which its agent accepted early data. Per connection, not
+   * per peer: a compat-mode peer ID follows the node name, so the node may come back as an
+   * EdgeMesh agent (which would drop early bytes), but never on the same connection.
+   */
+  readonly #earlyOn = new Map<string, string>();
+  readonly #c: Record<"opened" | "openFailed" | "refused" | "badHeader" | "limit" | "accepted" | "early", Counter>;
 
   constructor(private readonly o: ProxyServiceOptions) {
     const m = o.metrics;
@@ -40,6 +46,7 @@ export class ProxyService {
       refused: m.counter("tunnel_proxy_refused_total", "Incoming CONNECTs answered FAILED by the handler"),
       badHeader: m.counter("tunnel_proxy_bad_header_total", "Incoming proxy streams with a malformed, oversized or missing header"),
       limit: m.counter("tunnel_proxy_stream_limit_total", "Proxy streams refused by the stream limits"),
+      early: m.counter("tunnel_proxy_early_data_streams_total", "Proxy streams opened with payload allowed before the answer (early data)"),
     };
     m.gaugeFn("tunnel_proxy_streams_open", "Proxy streams open now", () => this.#open);
   }
@@ -74,7 +81,12 @@ export class ProxyService {
     return true;
   }
 
-  async open(node: string, target: ProxyTarget, signal?: AbortSignal): Promise<OpenedProxyStream> {
+  /**
+   * Opens a proxy stream and resolves once SUCCESS arrived. `early` (TCP) is called right after
+   * CONNECT went out when the far agent accepted early data on this connection before: bytes the
+   * caller sends on the stream then travel before the answer (lost if the answer is FAILED).
+   */
+  async open(node: string, target: ProxyTarget, signal?: AbortSignal, early?: (stream: Stream) => void): Promise<OpenedProxyStream> {
     const id = await this.o.book.peerOf(node);
     if (!id) throw new TunnelError("NO_PEER", `no peer ID known for node ${node} (secure mode needs addPeer or discovery)`);
     if (this.#full(id)) {
@@ -86,10 +98,15 @@ export class ProxyService {
     const timeout = AbortSignal.timeout(OPEN_TIMEOUT_MS);
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let stream: Stream;
+    let conn: Connection;
     try {
-      // negotiateFully: false sends the protocol name together with our CONNECT: one round trip
-      // (CONNECT -> SUCCESS) instead of two on an open connection.
-      stream = await this.o.libp2p.dialProtocol(peer, PROXY_PROTOCOL, { runOnLimitedConnection: true, negotiateFully: false, signal: sig });
+      // libp2p's dialProtocol in two steps, to know which connection carries the stream.
+      // negotiateFully: false is documented to send the protocol name with our CONNECT, but
+      // libp2p 3.3 ignores it (newStream always completes multistream-select: one round trip
+      // before CONNECT, measured); kept for versions that honour it.
+      const opts = { runOnLimitedConnection: true, negotiateFully: false, signal: sig };
+      conn = await this.o.libp2p.dial(peer, opts);
+      stream = await conn.newStream(PROXY_PROTOCOL, opts);
     } catch (err) {
       this.#c.openFailed.value++;
       throw new TunnelError("NO_PEER", `cannot open a proxy stream to node ${node} (${id}): ${(err as Error).message}`);
@@ -101,7 +118,11 @@ export class ProxyService {
     const udp = target.protocol === "udp";
     let reply;
     try {
-      stream.send(encodeProxy({ type: MsgType.CONNECT, protocol: target.protocol, nodeName: node, ip: target.ip, port: target.port, features: udp ? FEATURE_UDP_FRAMED : undefined }));
+      stream.send(encodeProxy({ type: MsgType.CONNECT, protocol: target.protocol, nodeName: node, ip: target.ip, port: target.port, features: udp ? FEATURE_UDP_FRAMED : FEATURE_EARLY_DATA }));
+      if (!udp && early !== undefined && this.#earlyOn.get(id) === conn.id) {
+        this.#c.early.value++;
+        early(stream);
+      }
       reply = await readHeader(stream, decodeProxyBody, OPEN_TIMEOUT_MS);
     } catch (err) {
       this.#c.openFailed.value++;
@@ -114,7 +135,12 @@ export class ProxyService {
       throw new TunnelError("PROXY_REFUSED", `node ${node} refused ${target.protocol} ${target.ip}:${target.port}`);
     }
     this.#c.opened.value++;
-    const udpFramed = udp && ((reply.acceptedFeatures ?? 0) & FEATURE_UDP_FRAMED) !== 0;
+    const accepted = reply.acceptedFeatures ?? 0;
+    if (!udp) {
+      if ((accepted & FEATURE_EARLY_DATA) !== 0) this.#earlyOn.set(id, conn.id);
+      else this.#earlyOn.delete(id);
+    }
+    const udpFramed = udp && (accepted & FEATURE_UDP_FRAMED) !== 0;
     return { stream, udpFramed, relayed: isRelayed(this.o.libp2p, peer) };
   }
 
@@ -144,6 +170,9 @@ export class ProxyService {
       return;
     }
     const udpFramed = protocol === "udp" && ((msg.features ?? 0) & FEATURE_UDP_FRAMED) !== 0;
+    // Payload behind a TCP CONNECT waits in the stream (readHeader puts it back) until the
+    // handler's splice reads it, after its local dial: we can take early data.
+    const earlyData = protocol === "tcp" && ((msg.features ?? 0) & FEATURE_EARLY_DATA) !== 0;
     const header: ProxyHeader = { protocol, ip: msg.ip, port, nodeName: msg.nodeName ?? "", remotePeer, remoteNode: this.o.book.nodeOf(remotePeer), udpFramed };
     let accepted = false;
     const release = holdWrites(stream);
@@ -160,7 +189,8 @@ export class ProxyService {
       return;
     }
     try {
-      release(encodeProxy({ type: MsgType.SUCCESS, acceptedFeatures: udpFramed ? FEATURE_UDP_FRAMED : undefined }));
+      const acceptedFeatures = (udpFramed ? FEATURE_UDP_FRAMED : 0) | (earlyData ? FEATURE_EARLY_DATA : 0);
+      release(encodeProxy({ type: MsgType.SUCCESS, acceptedFeatures: acceptedFeatures === 0 ? undefined : acceptedFeatures }));
       this.#c.accepted.value++;
     } catch (err) {
       stream.abort(err as Error);

@@ -31,7 +31,7 @@ import { skipRepeatedProtocolMerges } from "./peerstore-cache.ts";
 import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
 import { PeerBook } from "./peers.ts";
 import { ProxyService } from "./proxy.ts";
-import type { OpenedProxyStream, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
+import type { OpenedProxyStream, OpenProxyStreamOptions, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
 
 export function createTunnel(options: TunnelOptions): Tunnel {
   return new EdgeTunnel(options);
@@ -154,9 +154,9 @@ class EdgeTunnel implements Tunnel {
     return this.#libp2p?.getMultiaddrs().map(String) ?? [];
   }
 
-  openProxyStream(node: string, target: ProxyTarget, options?: { signal?: AbortSignal }): Promise<OpenedProxyStream> {
+  openProxyStream(node: string, target: ProxyTarget, options?: OpenProxyStreamOptions): Promise<OpenedProxyStream> {
     if (!this.#proxy) return Promise.reject(new TunnelError("CLOSED", "tunnel not started"));
-    return this.#proxy.open(node, target, options?.signal);
+    return this.#proxy.open(node, target, options?.signal, options?.early);
   }
 
   handleProxy(handler: ProxyHandler): void {

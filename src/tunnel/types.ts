@@ -74,6 +74,18 @@ export interface OpenedProxyStream {
   relayed: boolean;
 }
 
+export interface OpenProxyStreamOptions {
+  signal?: AbortSignal;
+  /**
+   * TCP: called right after CONNECT is sent, before the answer, when the far agent accepted
+   * early data on this connection before (one of our agents; never an EdgeMesh one). Payload
+   * sent on `stream` from then on travels ahead of SUCCESS, saving a round trip. If the answer
+   * is FAILED (the promise rejects) those bytes are lost with the stream: keep them to replay
+   * elsewhere. Not called for the first stream over a connection, nor for UDP.
+   */
+  early?: (stream: TunnelStream) => void;
+}
+
 /**
  * Decides an incoming CONNECT (check the table, dial the endpoint) and returns true to accept.
  * The handler may start splicing at once: writes to `stream` are held by the tunnel until its
@@ -99,7 +111,7 @@ export interface Tunnel {
   /** Multiaddrs this node listens on (with /p2p/<id>), available after start(). */
   addrs(): string[];
   /** Open a proxy stream to the agent of `node`: sends CONNECT, awaits SUCCESS/FAILED. */
-  openProxyStream(node: string, target: ProxyTarget, options?: { signal?: AbortSignal }): Promise<OpenedProxyStream>;
+  openProxyStream(node: string, target: ProxyTarget, options?: OpenProxyStreamOptions): Promise<OpenedProxyStream>;
   /** Incoming CONNECTs: return true to accept; the tunnel then answers SUCCESS. */
   handleProxy(handler: ProxyHandler): void;
   /**

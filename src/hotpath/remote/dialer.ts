@@ -1,12 +1,13 @@
 // The RemoteDialer over the tunnel: a splice (or a UDP flow) whose endpoint lives on another node
 // gets a proxy stream to that node's agent. A failure of any kind (no peer, limits, the far agent
 // answered FAILED) is reported through sink.fail, so the proxy fails over to another endpoint.
-// One promise per dial; nothing per chunk.
+// When the far agent takes early data, the sink gets the stream before SUCCESS (sink.early) and
+// sends the client's first bytes right behind CONNECT. One promise per dial; nothing per chunk.
 
 import type { Protocol } from "../../control/index.ts";
 import type { Logger } from "../../log/index.ts";
 import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
-import type { OpenedProxyStream, ProxyTarget, Tunnel } from "../../tunnel/index.ts";
+import type { OpenedProxyStream, ProxyTarget, Tunnel, TunnelStream } from "../../tunnel/index.ts";
 import type { DatagramSink, RemoteDialer, StreamSink } from "../types.ts";
 import { StreamDatagrams } from "./datagrams.ts";
 import { StreamAdapter } from "./stream.ts";
@@ -40,8 +41,19 @@ export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
   return {
     dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void {
       const target: ProxyTarget = { protocol: protocol === "UDP" ? "udp" : "tcp", ip, port };
-      o.tunnel.openProxyStream(node, target).then(
-        (opened) => streamOpened(m, opened, sink),
+      // Early data: one adapter serves the stream before SUCCESS (writes only) and after it.
+      let early: StreamAdapter | null = null;
+      const options =
+        target.protocol === "tcp" && sink.early !== undefined
+          ? {
+              early: (s: TunnelStream) => {
+                early = new StreamAdapter(s);
+                sink.early!(early);
+              },
+            }
+          : undefined;
+      o.tunnel.openProxyStream(node, target, options).then(
+        (opened) => streamOpened(m, opened, sink, early),
         (err) => dialFailed(m, log, node, target, err, sink),
       );
     },
@@ -69,9 +81,9 @@ function count(m: DialerMetrics, opened: OpenedProxyStream): void {
   if (opened.relayed) m.relayed.value++;
 }
 
-function streamOpened(m: DialerMetrics, opened: OpenedProxyStream, sink: StreamSink): void {
+function streamOpened(m: DialerMetrics, opened: OpenedProxyStream, sink: StreamSink, early: StreamAdapter | null): void {
   count(m, opened);
-  const a = new StreamAdapter(opened.stream);
+  const a = early !== null && early.stream === opened.stream ? early : new StreamAdapter(opened.stream);
   // Listeners first: buffered bytes are dispatched on a later microtask, after open() set up
   // the splice; an abandoned dial terminates the stream inside open().
   a.attach(sink);

@@ -154,6 +154,7 @@ export function dialFailed(d: Dial): void {
   if (c === null || c.dial !== d) return;
   d.conn = null;
   c.dial = null;
+  if (d.resumed) c.client?.pause(); // read for early data; the next attempt decides anew
   c.ctx.waiting.delete(c);
   c.ctx.m.dialFailures.value++;
   nextDial(c);
@@ -165,6 +166,7 @@ export function abandonDial(c: Conn): void {
   if (d !== null) {
     d.conn = null;
     c.dial = null;
+    if (d.resumed) c.client?.pause();
   }
   c.ctx.waiting.delete(c);
 }

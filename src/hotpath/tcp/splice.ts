@@ -6,6 +6,8 @@
 // Handlers are two module-level objects; per-connection state lives in the pooled Conn.
 // Elephant flows between two Bun sockets leave JS after ZC_ADOPT_AFTER_BYTES: tryZeroCopy hands
 // both fds to the splice(2) engine (zerocopy/), which moves the rest in the kernel.
+// A tunnel upstream whose far agent takes early data gets the client's first bytes before it
+// answers (Dial.early); they stay in Conn.early until then, for a replay if it answers FAILED.
 
 import type { SocketHandler } from "bun";
 import type { ByteStream, StreamSink } from "../types.ts";
@@ -15,17 +17,33 @@ import { socketFd, type ZeroCopyDoneInfo } from "../zerocopy/index.ts";
 import { abandonDial, accept, dialFailed, onHeadBytes, reportResult } from "./dial.ts";
 
 /**
+ * Early data (tunnel): client bytes sent to the far agent before it answered, all kept for a
+ * replay should it answer FAILED. Past this the client is not read until the answer. 64 KiB
+ * covers a typical request and stays well inside yamux's initial 256 KiB stream window.
+ */
+export const EARLY_DATA_MAX_BYTES = 64 * 1024;
+
+/**
  * One dial attempt. Its own object because an abandoned attempt (timed out, client gone) can
  * still complete later and must then find `conn === null` instead of a reused Conn. It is also
  * the StreamSink a RemoteDialer drives.
  */
 export class Dial implements StreamSink {
+  /** Early data: the stream taking the client's bytes before the far agent answered. */
+  pending: ByteStream | null = null;
+  /** Bytes at the front of conn.early the stream accepted before the answer (not replayed). */
+  sent = 0;
+  /** The client was resumed for early data: pause it again if this attempt fails. */
+  resumed = false;
   constructor(public conn: Conn | null) {}
   open(stream: ByteStream): void {
     upstreamOpen(this, stream);
   }
   fail(_error: Error): void {
     dialFailed(this);
+  }
+  early(stream: ByteStream): void {
+    earlyOpen(this, stream);
   }
   data(chunk: Uint8Array): void {
     const c = this.conn;
@@ -145,8 +163,39 @@ function clientData(c: Conn, buf: Uint8Array): void {
   c.ctx.m.bytesUp.value += buf.length;
   c.early.push(buf);
   c.earlyBytes += buf.length;
-  if (c.phase === PHASE_HEAD) onHeadBytes(c);
-  else if (c.earlyBytes > EARLY_BYTES_MAX) abort(c);
+  if (c.phase === PHASE_HEAD) return onHeadBytes(c);
+  if (c.earlyBytes > EARLY_BYTES_MAX) return abort(c);
+  const d = c.dial;
+  if (d === null || !d.resumed) return;
+  // Early data: send it on now (every earlier chunk went in full while pending is set).
+  if (d.pending !== null) sendEarly(d, buf);
+  if (c.earlyBytes >= EARLY_DATA_MAX_BYTES) c.client!.pause();
+}
+
+/**
+ * The far agent takes early data: send what the client sent so far, and read more of it (up to
+ * EARLY_DATA_MAX_BYTES) while the far agent dials. Everything stays in c.early until the answer:
+ * SUCCESS drops what was sent, FAILED replays all of it on the next endpoint.
+ */
+function earlyOpen(d: Dial, stream: ByteStream): void {
+  const c = d.conn;
+  // Abandoned: open() terminates the stream; a client closed meanwhile has nothing to send.
+  if (c === null || c.dial !== d || c.client === null) return;
+  d.pending = stream;
+  for (let i = 0; i < c.early.length; i++) if (!sendEarly(d, c.early[i]!)) break;
+  if (c.earlyBytes < EARLY_DATA_MAX_BYTES && !c.clientFin) {
+    d.resumed = true;
+    c.client.resume();
+  }
+}
+
+/** Writes a chunk ahead of the answer; false (and no more early writes) when it did not all go. */
+function sendEarly(d: Dial, buf: Uint8Array): boolean {
+  const n = d.pending!.write(buf, 0, buf.length);
+  if (n > 0) d.sent += n;
+  if (n === buf.length) return true;
+  d.pending = null; // full or closed: the rest is replayed after SUCCESS (from d.sent on)
+  return false;
 }
 
 function sendDown(c: Conn, buf: Uint8Array): void {
@@ -230,11 +279,23 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   c.upstream = stream;
   c.phase = PHASE_SPLICING;
   if (c.onResult !== null) reportResult(c, true); // the tunnel answers SUCCESS before any byte
-  if (c.early.length === 0) return upFlushed(c, stream);
-  // Replay what the client sent while we dialed, in order, with the normal backpressure.
-  c.upBuf = c.early[0]!;
-  c.upOff = 0;
-  for (let i = 1; i < c.early.length; i++) c.upQueue.push(c.early[i]!);
+  // Skip what already went ahead of the answer (early data on this same stream).
+  let skip = d.sent;
+  let first = 0;
+  while (first < c.early.length && skip >= c.early[first]!.length) skip -= c.early[first++]!.length;
+  d.pending = null;
+  d.sent = 0;
+  if (first === c.early.length) {
+    c.early.length = 0;
+    c.earlyBytes = 0;
+    return upFlushed(c, stream);
+  }
+  // Replay what the client sent while we dialed, in order, with the normal backpressure
+  // (a client read for early data waits too: upFlushed resumes it).
+  if (d.resumed) c.client?.pause();
+  c.upBuf = c.early[first]!;
+  c.upOff = skip;
+  for (let i = first + 1; i < c.early.length; i++) c.upQueue.push(c.early[i]!);
   c.early.length = 0;
   c.earlyBytes = 0;
   flushUp(c);
