@@ -114,6 +114,39 @@ test("close() right after a burst of sends delivers every byte, then the far end
   expect(queuedWithoutWait).toBeGreaterThan(0);
 }, 60_000);
 
+test("a far reset while the sender is held back by flow control ends its close() instead of leaving it waiting", async () => {
+  const a = quicTunnel("quic-xa");
+  const b = quicTunnel("quic-xb");
+  await a.start();
+  await b.start();
+  let far: TunnelStream | undefined;
+  b.handleProxy((_header, stream) => {
+    far = stream;
+    stream.pause(); // nothing is read: the sender's writes back up behind QUIC flow control
+    return true;
+  });
+  await a.addPeer("quic-xb", undefined, b.addrs());
+  const { stream } = await a.openProxyStream("quic-xb", { protocol: "tcp", ip: "10.0.0.9", port: 80 });
+  // Send until QUIC flow control stops the native write (no 'drain' for 300 ms): a write is
+  // stuck in flight with more queued behind it.
+  const chunk = new Uint8Array(64 * 1024);
+  let stuck = false;
+  for (let i = 0; i < 2000 && !stuck; i++) {
+    if (stream.send(chunk)) continue;
+    const drained = new Promise<boolean>((r) => stream.addEventListener("drain", () => r(true), { once: true }));
+    stuck = !(await Promise.race([drained, Bun.sleep(300).then(() => false)]));
+  }
+  expect(stuck).toBe(true);
+  expect(far).toBeDefined();
+  const closing = stream.close().then(
+    () => "closed",
+    () => "rejected",
+  );
+  far!.abort(new Error("far end gives up"));
+  const outcome = await Promise.race([closing, Bun.sleep(5000).then(() => "hung")]);
+  expect(outcome).not.toBe("hung");
+}, 30_000);
+
 test("a paused QUIC stream holds the sender back (flow control) instead of overflowing its read buffer", async () => {
   const a = quicTunnel("quic-pa");
   const b = quicTunnel("quic-pb");
