@@ -24,8 +24,9 @@ missing=()
 for cmd in "${!PKG[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
 done
-# Not a command: the tunnel's native crypto (bun:ffi) loads libsodium.
+# Not commands: the tunnel's native crypto (bun:ffi) loads libsodium and libcrypto.
 ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing+=(libsodium23)
+ldconfig -p 2>/dev/null | grep -q 'libcrypto\.so\.3' || missing+=(libssl3)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup-system: all tools present"
   exit 0
