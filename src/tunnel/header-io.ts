@@ -1,6 +1,7 @@
-// Reads one varint-delimited header off a libp2p stream and gives back whatever came after it.
-// Runs once per stream, before any splicing, so a closure and a promise here are fine.
-import type { Stream, StreamMessageEvent } from "@libp2p/interface";
+// Reads one varint-delimited header off a libp2p stream and gives back whatever came after it;
+// opens a stream with a lazy multistream-select (its lines are varint-delimited too). Runs once
+// per stream, before any splicing, so a closure and a promise here are fine.
+import type { Connection, Stream, StreamMessageEvent, StreamMuxer } from "@libp2p/interface";
 import { splitDelimited } from "./codec.ts";
 import { TunnelError } from "./errors.ts";
 
@@ -77,4 +78,56 @@ export async function replyAndClose(stream: Stream, header: Uint8Array, timeoutM
   } catch (err) {
     stream.abort(err as Error);
   }
+}
+
+const MSS_PROTOCOL_ID = "/multistream/1.0.0";
+const utf8 = new TextDecoder();
+const lines = new Map<string, Uint8Array>();
+
+/** multistream-select's opening for `protocol`: both lines varint-prefixed, in one buffer. */
+function selectLines(protocol: string): Uint8Array {
+  let out = lines.get(protocol);
+  if (out === undefined) {
+    const parts = [MSS_PROTOCOL_ID, protocol].map((l) => new TextEncoder().encode(`${l}\n`));
+    out = new Uint8Array(parts.reduce((n, p) => n + 1 + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out[off++] = p.length; // both lines are shorter than 128 bytes: a one-byte varint
+      out.set(p, off);
+      off += p.length;
+    }
+    lines.set(protocol, out);
+  }
+  return out;
+}
+
+/**
+ * A new stream on `conn` whose multistream-select lines are sent at once, ahead of whatever the
+ * caller sends next, without waiting for the answer (go-libp2p's lazy select; any responder
+ * reads exactly those lines and hands the rest to the protocol handler). libp2p 3.3's
+ * newStream waits for the answer first (it ignores negotiateFully: false): a round trip per
+ * stream. The caller must read the answer with readSelected() before its own reply. Falls back
+ * to newStream (lazy: false, nothing to read) when the connection exposes no muxer.
+ */
+export async function newStreamLazy(
+  conn: Connection,
+  protocol: string,
+  options: { runOnLimitedConnection: boolean; signal: AbortSignal },
+): Promise<{ stream: Stream; lazy: boolean }> {
+  const muxer = (conn as unknown as { muxer?: StreamMuxer }).muxer;
+  if (muxer === undefined || typeof muxer.createStream !== "function" || conn.status !== "open") {
+    return { stream: await conn.newStream(protocol, options), lazy: false };
+  }
+  const stream = await muxer.createStream({ signal: options.signal });
+  stream.protocol = protocol;
+  stream.send(selectLines(protocol));
+  return { stream, lazy: true };
+}
+
+/** Reads the responder's two multistream-select lines; throws unless it selected `protocol`. */
+export async function readSelected(stream: Stream, protocol: string, timeoutMs: number): Promise<void> {
+  const line = (b: Uint8Array) => utf8.decode(b);
+  const first = await readHeader(stream, line, timeoutMs);
+  const second = first === `${MSS_PROTOCOL_ID}\n` ? await readHeader(stream, line, timeoutMs) : first;
+  if (second !== `${protocol}\n`) throw new TunnelError("CLOSED", `peer did not select ${protocol} (answered ${JSON.stringify(second.trim())})`);
 }

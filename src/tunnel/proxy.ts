@@ -10,7 +10,7 @@ import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType } from "./codec.ts";
 import { FEATURE_EARLY_DATA, FEATURE_UDP_FRAMED, HEADER_TIMEOUT_MS, OPEN_TIMEOUT_MS, PROXY_PROTOCOL } from "./constants.ts";
 import { TunnelError } from "./errors.ts";
-import { readHeader, replyAndClose } from "./header-io.ts";
+import { newStreamLazy, readHeader, readSelected, replyAndClose } from "./header-io.ts";
 import type { PeerBook } from "./peers.ts";
 import type { OpenedProxyStream, ProxyHandler, ProxyHeader, ProxyTarget } from "./types.ts";
 
@@ -99,14 +99,13 @@ export class ProxyService {
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let stream: Stream;
     let conn: Connection;
+    let lazy: boolean;
     try {
-      // libp2p's dialProtocol in two steps, to know which connection carries the stream.
-      // negotiateFully: false is documented to send the protocol name with our CONNECT, but
-      // libp2p 3.3 ignores it (newStream always completes multistream-select: one round trip
-      // before CONNECT, measured); kept for versions that honour it.
-      const opts = { runOnLimitedConnection: true, negotiateFully: false, signal: sig };
+      // libp2p's dialProtocol in two steps, to know which connection carries the stream, and
+      // with a lazy protocol select: the select lines go out together with our CONNECT.
+      const opts = { runOnLimitedConnection: true, signal: sig };
       conn = await this.o.libp2p.dial(peer, opts);
-      stream = await conn.newStream(PROXY_PROTOCOL, opts);
+      ({ stream, lazy } = await newStreamLazy(conn, PROXY_PROTOCOL, opts));
     } catch (err) {
       this.#c.openFailed.value++;
       throw new TunnelError("NO_PEER", `cannot open a proxy stream to node ${node} (${id}): ${(err as Error).message}`);
@@ -123,6 +122,7 @@ export class ProxyService {
         this.#c.early.value++;
         early(stream);
       }
+      if (lazy) await readSelected(stream, PROXY_PROTOCOL, OPEN_TIMEOUT_MS);
       reply = await readHeader(stream, decodeProxyBody, OPEN_TIMEOUT_MS);
     } catch (err) {
       this.#c.openFailed.value++;

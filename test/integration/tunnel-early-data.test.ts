@@ -8,13 +8,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { TCPSocketListener } from "bun";
 import { randomBytes } from "node:crypto";
 import { generateKeyPair } from "@libp2p/crypto/keys";
+import { multiaddr } from "@multiformats/multiaddr";
 import type { Stream } from "@libp2p/interface";
 import { createInboundHandler, createTunnelDialer } from "../../src/hotpath/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import type { MetricsRegistry } from "../../src/metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType, PROXY_PROTOCOL, type ProxyHeader, type Tunnel } from "../../src/tunnel/index.ts";
 import { FEATURE_EARLY_DATA } from "../../src/tunnel/constants.ts";
-import { readHeader } from "../../src/tunnel/header-io.ts";
+import { newStreamLazy, readHeader, readSelected } from "../../src/tunnel/header-io.ts";
 import { createHost } from "../../src/tunnel/host.ts";
 import { stopAllTunnels, stopWithTunnels, TEST_PSK, testTunnel } from "../support/tunnels.ts";
 import { makeTable, startProxy, type Harness, type PortSpec } from "./proxy-support.ts";
@@ -53,8 +54,8 @@ async function agent(name: string, specs: PortSpec[], wrap?: (h: ProxyHeader, s:
   return { tunnel, metrics, h };
 }
 
-/** A far agent that answers like EdgeMesh's: SUCCESS without acceptedFeatures, then echoes. */
-async function edgeMeshLike(): Promise<{ peerId: string; addrs: string[] }> {
+/** A bare libp2p node with the test PSK on loopback, stopped with the tunnels. */
+async function rawHost() {
   const counter = () => ({ name: "", help: "", labels: "", value: 0 });
   const raw = await createHost({
     privateKey: await generateKeyPair("Ed25519"),
@@ -74,6 +75,12 @@ async function edgeMeshLike(): Promise<{ peerId: string; addrs: string[] }> {
   });
   await raw.start();
   stopWithTunnels({ stop: async () => await raw.stop() });
+  return raw;
+}
+
+/** A far agent that answers like EdgeMesh's: SUCCESS without acceptedFeatures, then echoes. */
+async function edgeMeshLike(): Promise<{ peerId: string; addrs: string[] }> {
+  const raw = await rawHost();
   await raw.handle(PROXY_PROTOCOL, async (stream: Stream) => {
     try {
       const h = await readHeader(stream, decodeProxyBody, 5_000);
@@ -215,4 +222,50 @@ describe("early data through the tunnel", () => {
     }
     expect(metric(a.metrics, "tunnel_proxy_early_data_streams_total")).toBe(earlyBefore);
   }, 30_000);
+});
+
+describe("lazy protocol select (the select lines go out with the first bytes)", () => {
+  const ECHO = "/test/echo/1.0.0";
+  async function connected() {
+    const far = await rawHost();
+    await far.handle(ECHO, (stream: Stream) => {
+      stream.addEventListener("message", (e) => {
+        for (const b of e.data instanceof Uint8Array ? [e.data] : e.data) stream.send(b.slice());
+      });
+    });
+    const near = await rawHost();
+    const conn = await near.dial(multiaddr(far.getMultiaddrs()[0]!.toString()));
+    return { conn, signal: AbortSignal.timeout(5_000) };
+  }
+
+  test("bytes sent before the answer reach the handler intact, and the answer reads as selected", async () => {
+    const { conn, signal } = await connected();
+    const { stream, lazy } = await newStreamLazy(conn, ECHO, { runOnLimitedConnection: true, signal });
+    expect(lazy).toBe(true);
+    const payload = randomBytes(3000);
+    stream.send(payload);
+    const back = new Promise<Buffer>((resolve) => {
+      const parts: Buffer[] = [];
+      let got = 0;
+      const onMessage = (e: { data: Uint8Array | Iterable<Uint8Array> }) => {
+        for (const b of e.data instanceof Uint8Array ? [e.data] : e.data) {
+          parts.push(Buffer.from(b));
+          got += b.length;
+        }
+        if (got >= payload.length) resolve(Buffer.concat(parts));
+      };
+      // The echo follows the select answer: read that first, then listen for the payload.
+      void readSelected(stream, ECHO, 5_000).then(() => stream.addEventListener("message", onMessage));
+    });
+    expect((await back).equals(payload)).toBe(true);
+    stream.abort(new Error("done"));
+  });
+
+  test("a peer that does not speak the protocol fails the select", async () => {
+    const { conn, signal } = await connected();
+    const { stream } = await newStreamLazy(conn, "/test/none/1.0.0", { runOnLimitedConnection: true, signal });
+    stream.send(new TextEncoder().encode("ignored"));
+    await expect(readSelected(stream, "/test/none/1.0.0", 5_000)).rejects.toThrow("did not select");
+    stream.abort(new Error("done"));
+  });
 });
