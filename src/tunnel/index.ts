@@ -26,6 +26,7 @@ export type { NoiseAead } from "./noise.ts";
 export type {
   IdentityOptions,
   OpenedProxyStream,
+  OpenProxyStreamOptions,
   PeerInfo,
   ProxyHandler,
   ProxyHeader,
