@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { TCPSocketListener } from "bun";
 import { randomBytes } from "node:crypto";
-import { generateKeyPair } from "@libp2p/crypto/keys";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Stream } from "@libp2p/interface";
 import { createInboundHandler, createTunnelDialer } from "../../src/hotpath/index.ts";
@@ -16,8 +15,7 @@ import type { MetricsRegistry } from "../../src/metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType, PROXY_PROTOCOL, type ProxyHeader, type Tunnel } from "../../src/tunnel/index.ts";
 import { FEATURE_EARLY_DATA } from "../../src/tunnel/constants.ts";
 import { newStreamLazy, readHeader, readSelected } from "../../src/tunnel/header-io.ts";
-import { createHost } from "../../src/tunnel/host.ts";
-import { stopAllTunnels, stopWithTunnels, TEST_PSK, testTunnel } from "../support/tunnels.ts";
+import { bareHost, stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 import { makeTable, startProxy, type Harness, type PortSpec } from "./proxy-support.ts";
 
 /** How long the far side waits before it answers: early bytes have arrived by then. */
@@ -55,28 +53,7 @@ async function agent(name: string, specs: PortSpec[], wrap?: (h: ProxyHeader, s:
 }
 
 /** A bare libp2p node with the test PSK on loopback, stopped with the tunnels. */
-async function rawHost() {
-  const counter = () => ({ name: "", help: "", labels: "", value: 0 });
-  const raw = await createHost({
-    privateKey: await generateKeyPair("Ed25519"),
-    listenAddrs: ["/ip4/127.0.0.1/tcp/0"],
-    transport: "tcp",
-    psk: TEST_PSK,
-    isRelay: false,
-    useRelays: false,
-    mdns: false,
-    rendezvous: "x",
-    enableHolePunch: false,
-    noiseAead: "auto",
-    pnetCipher: "auto",
-    maxStreamsPerPeer: 100,
-    log: createMemoryLogger(),
-    counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
-  });
-  await raw.start();
-  stopWithTunnels({ stop: async () => await raw.stop() });
-  return raw;
-}
+const rawHost = () => bareHost();
 
 /** A far agent that answers like EdgeMesh's: SUCCESS without acceptedFeatures, then echoes. */
 async function edgeMeshLike(): Promise<{ peerId: string; addrs: string[] }> {

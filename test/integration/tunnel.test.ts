@@ -5,18 +5,14 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
-import { createMemoryLogger } from "../../src/log/index.ts";
 import { DISCOVERY_PROTOCOL, MsgType, peerIdFromNodeName, PROXY_PROTOCOL, TunnelError, encodeProxy, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
-import { createHost } from "../../src/tunnel/host.ts";
-import { receiveBytes, stopAllTunnels, stopWithTunnels, TEST_PSK, testTunnel } from "../support/tunnels.ts";
+import { bareHost, receiveBytes, stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 
 const OTHER_PSK = new Uint8Array(32).fill(8);
 const MB = 1024 * 1024;
-const counter = () => ({ name: "", help: "", labels: "", value: 0 });
 const dir = mkdtempSync(join(tmpdir(), "tunnel-test-"));
 
 afterEach(stopAllTunnels);
@@ -49,24 +45,7 @@ async function pair(extraA: Partial<TunnelOptions> = {}, extraB: Partial<TunnelO
 
 /** A bare libp2p node with the same PSK, to speak raw bytes on the tunnel's protocols. */
 async function rawHost(target: Tunnel) {
-  const raw = await createHost({
-    privateKey: await generateKeyPair("Ed25519"),
-    listenAddrs: [],
-    transport: "tcp",
-    psk: TEST_PSK,
-    isRelay: false,
-    useRelays: false,
-    mdns: false,
-    rendezvous: "x",
-    enableHolePunch: false,
-    noiseAead: "auto",
-    pnetCipher: "auto",
-    maxStreamsPerPeer: 100,
-    log: createMemoryLogger(),
-    counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
-  });
-  await raw.start();
-  stopWithTunnels({ stop: async () => await raw.stop() });
+  const raw = await bareHost([]);
   await raw.peerStore.merge(peerIdFromString(target.peerId), { multiaddrs: target.addrs().map((a) => multiaddr(a)) });
   return raw;
 }

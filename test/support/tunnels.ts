@@ -6,7 +6,9 @@ import { createHash } from "node:crypto";
 import type { Stream, StreamMessageEvent } from "@libp2p/interface";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
+import { generateKeyPair } from "@libp2p/crypto/keys";
 import { createTunnel, type Tunnel, type TunnelOptions } from "../../src/tunnel/index.ts";
+import { createHost } from "../../src/tunnel/host.ts";
 
 /** The pre-shared key test tunnels use unless a test passes another (or `psk: undefined`). */
 export const TEST_PSK = new Uint8Array(32).fill(7);
@@ -49,6 +51,33 @@ export function testTunnel(nodeName: string, extra: Partial<TunnelOptions> = {})
 /** Registers something else a test started (e.g. a bare libp2p host) to stop with the tunnels. */
 export function stopWithTunnels(s: Stoppable): void {
   running.push(s);
+}
+
+/**
+ * A bare libp2p host (no tunnel logic) with the test PSK, started and registered to stop with the
+ * tunnels: for speaking raw bytes on the tunnel's protocols, or playing a peer that is not ours.
+ */
+export async function bareHost(listenAddrs: string[] = ["/ip4/127.0.0.1/tcp/0"]) {
+  const counter = () => ({ name: "", help: "", labels: "", value: 0 });
+  const host = await createHost({
+    privateKey: await generateKeyPair("Ed25519"),
+    listenAddrs,
+    transport: "tcp",
+    psk: TEST_PSK,
+    isRelay: false,
+    useRelays: false,
+    mdns: false,
+    rendezvous: "x",
+    enableHolePunch: false,
+    noiseAead: "auto",
+    pnetCipher: "auto",
+    maxStreamsPerPeer: 100,
+    log: createMemoryLogger(),
+    counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
+  });
+  await host.start();
+  stopWithTunnels({ stop: async () => await host.stop() });
+  return host;
 }
 
 /** Stops every registered tunnel and host; failures to stop are ignored (cleanup only). */
