@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
-import { APP_PORTS, createCluster, serviceYaml, until, type Cluster } from "./harness.ts";
+import { createCluster, until, webOnN2, type Cluster } from "./harness.ts";
 
 interface PeerJson {
   nodeName?: string;
@@ -49,17 +49,7 @@ describe("e2e: cross-LAN through a relay node", () => {
       ],
     });
     writeFileSync(join(c.dir, "psk"), "edgemesh-e2e-relay-secret\n");
-    await c.startApp(await c.node("n2").addPod("b-on-n2", "10.244.2.10"), "b-on-n2");
-    client = await c.node("n1").addPod("client", "10.244.1.100");
-    c.writeManifest(
-      "web.yaml",
-      serviceYaml({
-        name: "web",
-        clusterIP: "10.96.0.10",
-        ports: [{ name: "http", port: 80, targetPort: APP_PORTS.http }],
-        endpoints: [{ ip: "10.244.2.10", node: "n2", name: "b-on-n2" }],
-      }),
-    );
+    ({ client } = await webOnN2(c));
     startAgent("relay");
     await agents.get("relay")!.waitFor(/\brunning\b/, 15_000);
     startAgent("n2");

@@ -210,6 +210,25 @@ export async function createCluster(spec: TopologySpec, tls?: { cert: string; ke
   return cluster;
 }
 
+/**
+ * The cross-site case most tunnel tests start from: the test app in pod b-on-n2 (10.244.2.10) on
+ * n2, service web (10.96.0.10:80 -> its HTTP port), and a client pod (10.244.1.100) on n1.
+ */
+export async function webOnN2(c: Cluster): Promise<{ client: Pod }> {
+  await c.startApp(await c.node("n2").addPod("b-on-n2", "10.244.2.10"), "b-on-n2");
+  const client = await c.node("n1").addPod("client", "10.244.1.100");
+  c.writeManifest(
+    "web.yaml",
+    serviceYaml({
+      name: "web",
+      clusterIP: "10.96.0.10",
+      ports: [{ name: "http", port: 80, targetPort: APP_PORTS.http }],
+      endpoints: [{ ip: "10.244.2.10", node: "n2", name: "b-on-n2" }],
+    }),
+  );
+  return { client };
+}
+
 /** Poll until `cond` holds or the time is up; returns the last value of cond. */
 export async function until(cond: () => Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const end = Date.now() + timeoutMs;

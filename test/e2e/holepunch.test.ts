@@ -12,7 +12,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Pod } from "../support/netns.ts";
-import { APP_PORTS, createCluster, serviceYaml, until, type Agent, type Cluster } from "./harness.ts";
+import { createCluster, until, webOnN2, type Agent, type Cluster } from "./harness.ts";
 
 interface PeerJson {
   nodeName?: string;
@@ -47,17 +47,7 @@ async function siteToSite(randomPorts: boolean): Promise<Sites> {
     ],
   });
   try {
-    await c.startApp(await c.node("n2").addPod("b-on-n2", "10.244.2.10"), "b-on-n2");
-    const client = await c.node("n1").addPod("client", "10.244.1.100");
-    c.writeManifest(
-      "web.yaml",
-      serviceYaml({
-        name: "web",
-        clusterIP: "10.96.0.10",
-        ports: [{ name: "http", port: 80, targetPort: APP_PORTS.http }],
-        endpoints: [{ ip: "10.244.2.10", node: "n2", name: "b-on-n2" }],
-      }),
-    );
+    const { client } = await webOnN2(c);
     const tunnel = { psk: false as const, transport: "quic" as const, relayNodes: [{ nodeName: "relay", advertiseAddress: ["11.0.0.5"] }] };
     const relay = await c.startAgent("relay", { tunnel });
     const n2 = await c.startAgent("n2", { tunnel });
