@@ -29,6 +29,10 @@ const { values: args } = parseArgs({
     iperf: { type: "string" },
     http: { type: "string" },
     peer: { type: "string" },
+    // Relay path: "self" runs the relay (circuit relay v2 server); otherwise the relay's AgentInfo.
+    relay: { type: "string" },
+    // "none": no listener of its own, reachable only through the relay.
+    listen: { type: "string" },
     short: { type: "boolean", default: false },
     seconds: { type: "string" },
     mode: { type: "string" },
@@ -169,14 +173,16 @@ async function runAgent(): Promise<void> {
   const log = createLogger({ level: "warn", component: node });
   const metrics = createMetrics();
   const quic = args.transport === "quic";
+  const relayInfo = args.relay && args.relay !== "self" ? (JSON.parse(args.relay) as AgentInfo) : undefined;
   const tunnel = createTunnel({
     nodeName: node,
     listenPort: 0,
-    listenAddrs: [quic ? "/ip4/127.0.0.1/udp/0/quic-v1" : "/ip4/127.0.0.1/tcp/0"],
+    listenAddrs: args.listen === "none" ? [] : [quic ? "/ip4/127.0.0.1/udp/0/quic-v1" : "/ip4/127.0.0.1/tcp/0"],
     transport: quic ? "quic" : "tcp",
     psk: args.psk === "1" ? new Uint8Array(32).fill(42) : undefined,
     identity: { mode: "compat" },
-    relayNodes: [],
+    relayNodes: relayInfo ? [{ nodeName: relayInfo.node, advertiseAddress: relayInfo.addrs.map((a) => a.replace(/\/p2p\/.*$/, "")) }] : [],
+    isRelay: args.relay === "self",
     mdns: false,
     rendezvous: "EDGEMESH_BENCH",
     enableHolePunch: false,
@@ -223,6 +229,8 @@ async function runAgent(): Promise<void> {
     await tunnel.addPeer(p.node, p.peerId, p.addrs);
   }
   for (let i = 0; i < 100 && proxy.listeners().size < 2; i++) await Bun.sleep(10);
+  // Reachable only through the relay: wait for the reservation before telling anyone.
+  if (args.listen === "none") for (let i = 0; i < 500 && !tunnel.addrs().some((x) => x.includes("/p2p-circuit")); i++) await Bun.sleep(20);
   const port = (name: string) => proxy.listeners().get(portKey("default", name, 80, "TCP"))!.port;
   console.log(JSON.stringify({ node, peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: port("iperf"), http: port("http") } } satisfies AgentInfo));
   process.on("SIGTERM", () => {
@@ -251,26 +259,38 @@ interface PathResult {
   error?: string;
 }
 
-async function startPair(psk: boolean, transport: string, iperfPort: number, httpPort: number): Promise<{ a: Child; b: Child; entry: AgentInfo }> {
+/**
+ * Agents A and B (B serves the backends); with `viaRelay`, a third agent runs the relay and B has
+ * no listener of its own, so A reaches B only as /p2p/RELAY/p2p-circuit/p2p/B.
+ */
+async function startPair(psk: boolean, transport: string, iperfPort: number, httpPort: number, viaRelay = false): Promise<{ a: Child; b: Child; relay?: Child; entry: AgentInfo }> {
   const common = ["--role", "agent", "--psk", psk ? "1" : "0", "--transport", transport, "--iperf", String(iperfPort), "--http", String(httpPort)];
-  const b = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-b"]);
+  let relay: Child | undefined;
+  let viaArgs: string[] = [];
+  if (viaRelay) {
+    relay = spawnBun("../tunnel-bench.ts", [...common, "--node", "relay", "--relay", "self"]);
+    viaArgs = ["--relay", JSON.stringify(await relay.nextJson<AgentInfo>(20_000))];
+  }
+  const b = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-b", ...viaArgs, ...(viaRelay ? ["--listen", "none"] : [])]);
   const infoB = await b.nextJson<AgentInfo>(20_000);
-  const a = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-a", "--peer", JSON.stringify(infoB)]);
+  const a = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-a", "--peer", JSON.stringify(infoB), ...viaArgs]);
   const entry = await a.nextJson<AgentInfo>(20_000);
   // One request opens the libp2p connection (dial, PSK, Noise, yamux) before anything is timed.
   const res = await fetch(`http://127.0.0.1:${entry.ports.http}/`, { method: "POST", body: "warm" });
   if (!res.ok) throw new Error(`warm-up request through the tunnel: HTTP ${res.status}`);
   await res.arrayBuffer();
-  return { a, b, entry };
+  return { a, b, relay, entry };
 }
 
-async function measurePath(name: string, psk: boolean, transport: string, iperfPort: number, httpPort: number, seconds: number): Promise<PathResult> {
+async function measurePath(name: string, psk: boolean, transport: string, iperfPort: number, httpPort: number, seconds: number, viaRelay = false): Promise<PathResult> {
   let pair: Awaited<ReturnType<typeof startPair>> | undefined;
   try {
-    pair = await startPair(psk, transport, iperfPort, httpPort);
-    const cpu0 = (await cpuSecondsOf(pair.a.pid)) + (await cpuSecondsOf(pair.b.pid));
+    pair = await startPair(psk, transport, iperfPort, httpPort, viaRelay);
+    const agents = [pair.a, pair.b, ...(pair.relay ? [pair.relay] : [])];
+    const cpu = async () => (await Promise.all(agents.map((c) => cpuSecondsOf(c.pid)))).reduce((x, y) => x + y, 0);
+    const cpu0 = await cpu();
     const bulkGbps = await iperf3(pair.entry.ports.iperf, seconds);
-    const cpu1 = (await cpuSecondsOf(pair.a.pid)) + (await cpuSecondsOf(pair.b.pid));
+    const cpu1 = await cpu();
     // iperf3 runs seconds + 1 (the omitted slow-start second moves bytes too).
     const gib = (bulkGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
     const r = await wrk(pair.entry.ports.http, seconds);
@@ -281,6 +301,7 @@ async function measurePath(name: string, psk: boolean, transport: string, iperfP
   } finally {
     await pair?.a.stop();
     await pair?.b.stop();
+    await pair?.relay?.stop();
   }
 }
 
@@ -314,6 +335,9 @@ async function main(): Promise<void> {
     const paths: PathResult[] = [
       await measurePath("tcp_psk", true, "tcp", iperfPort, httpPort, seconds),
       await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
+      // The same through a relay node (B reachable only via circuit relay v2; relayed
+      // connections carry PSK + Noise twice, inside and out, as go-libp2p's do).
+      await measurePath("tcp_psk_relay", true, "tcp", iperfPort, httpPort, seconds, true),
     ];
     if (!args.short) paths.push(await measurePath("quic_nopsk", false, "quic", iperfPort, httpPort, seconds));
     const raw: Record<string, unknown> = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
