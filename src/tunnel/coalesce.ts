@@ -10,8 +10,9 @@
 // Cost: small frames wait for the end of the current turn (no timer, no added round trip).
 // Once a batch reaches COALESCE_FLUSH_BYTES it goes down at once: bulk transfers gain nothing
 // from waiting (their frames are already large) and measured slower when deferred.
-import type { AbortOptions, MessageStream, StreamCloseEvent, StreamMessageEvent } from "@libp2p/interface";
-import { AbstractMessageStream } from "@libp2p/utils";
+import type { AbortOptions, MessageStream, StreamMessageEvent } from "@libp2p/interface";
+import type { AbstractMessageStream } from "@libp2p/utils";
+import { LayeredMessageStream } from "./layered-stream.ts";
 import { Uint8ArrayList } from "uint8arraylist";
 
 /** A batch this large is sent at once instead of at the end of the turn (one Noise message). */
@@ -20,8 +21,7 @@ export const COALESCE_FLUSH_BYTES = 64 * 1024;
 /** The list type @libp2p/utils was built with (several uint8arraylist copies are installed). */
 type ByteList = Parameters<AbstractMessageStream["sendData"]>[0];
 
-export class CoalescingMessageStream extends AbstractMessageStream {
-  readonly #inner: MessageStream;
+export class CoalescingMessageStream extends LayeredMessageStream {
   readonly #pending = new Uint8ArrayList();
   #scheduled = false;
   readonly #flush = (): void => {
@@ -29,17 +29,12 @@ export class CoalescingMessageStream extends AbstractMessageStream {
   };
 
   constructor(inner: MessageStream) {
-    super({ log: inner.log, inactivityTimeout: inner.inactivityTimeout, maxReadBufferLength: inner.maxReadBufferLength, direction: inner.direction });
-    this.#inner = inner;
+    super(inner);
     inner.addEventListener("message", (evt: StreamMessageEvent) => this.onData(evt.data));
-    inner.addEventListener("close", (evt: StreamCloseEvent) => {
-      this.#pending.consume(this.#pending.byteLength);
-      if (evt.error == null) this.onTransportClosed();
-      else if (evt.local === true) this.abort(evt.error);
-      else this.onRemoteReset();
-    });
-    inner.addEventListener("drain", () => this.safeDispatchEvent("drain"));
-    inner.addEventListener("remoteCloseWrite", () => this.onRemoteCloseWrite());
+  }
+
+  protected override onInnerClose(): void {
+    this.#pending.consume(this.#pending.byteLength);
   }
 
   sendData(data: ByteList) {
@@ -51,7 +46,7 @@ export class CoalescingMessageStream extends AbstractMessageStream {
       setImmediate(this.#flush);
     }
     // When the layer below is full, the muxer waits for its 'drain' (forwarded above).
-    return { sentBytes, canSendMore: !this.#inner.writableNeedsDrain };
+    return { sentBytes, canSendMore: !this.inner.writableNeedsDrain };
   }
 
   /**
@@ -62,12 +57,12 @@ export class CoalescingMessageStream extends AbstractMessageStream {
     this.#scheduled = false;
     const n = this.#pending.byteLength;
     if (n === 0) return true;
-    if ((this.#inner as { writeStatus?: string }).writeStatus !== "writable") {
+    if ((this.inner as { writeStatus?: string }).writeStatus !== "writable") {
       this.#pending.consume(n); // the connection is closing or gone; nothing can carry it
       return false;
     }
     try {
-      const ok = this.#inner.send(this.#pending as unknown as Uint8Array);
+      const ok = this.inner.send(this.#pending as unknown as Uint8Array);
       this.#pending.consume(n);
       return ok;
     } catch (err) {
@@ -77,23 +72,17 @@ export class CoalescingMessageStream extends AbstractMessageStream {
     }
   }
 
-  sendReset(err: Error): void {
+  override sendReset(err: Error): void {
     this.#pending.consume(this.#pending.byteLength);
-    this.#inner.abort(err);
+    super.sendReset(err);
   }
-  sendPause(): void {
-    this.#inner.pause();
-  }
-  sendResume(): void {
-    this.#inner.resume();
-  }
-  close(options?: AbortOptions): Promise<void> {
+  override close(options?: AbortOptions): Promise<void> {
     // Anything the muxer queued here (waiting for drain) or batched goes down before the close.
     if (this.writeBuffer.byteLength > 0) {
       this.#pending.append(this.writeBuffer as unknown as Uint8ArrayList);
       this.writeBuffer.consume(this.writeBuffer.byteLength);
     }
     this.#flushNow();
-    return this.#inner.close(options);
+    return super.close(options);
   }
 }

@@ -5,8 +5,9 @@
 // Written here because @libp2p/pnet is not among the installed packages. The cipher is libsodium's
 // (bun:ffi) when the system has it, @noble's JS XSalsa20 otherwise.
 import { randomBytes } from "node:crypto";
-import type { AbortOptions, ConnectionProtector, MessageStream, StreamCloseEvent, StreamMessageEvent } from "@libp2p/interface";
-import { AbstractMessageStream, byteStream } from "@libp2p/utils";
+import type { AbortOptions, ConnectionProtector, MessageStream, StreamMessageEvent } from "@libp2p/interface";
+import { byteStream, type AbstractMessageStream } from "@libp2p/utils";
+import { LayeredMessageStream } from "./layered-stream.ts";
 import { xsalsa20 } from "@noble/ciphers/salsa.js";
 import { PSK_KEY_BYTES } from "./psk.ts";
 import { SEALED_BUFFERS } from "./seal-buffers.ts";
@@ -78,16 +79,14 @@ const MULTISTREAM_HEADER = new TextEncoder().encode("\x13/multistream/1.0.0\n");
 /** Called once per connection whose first bytes do not decrypt to the multistream header. */
 export type PskMismatchHandler = (remote: string) => void;
 
-class PnetMessageStream extends AbstractMessageStream {
-  readonly #inner: MessageStream;
+class PnetMessageStream extends LayeredMessageStream {
   readonly #in: XSalsaStream;
   readonly #out: XSalsaStream;
   #checked = 0; // bytes of MULTISTREAM_HEADER verified so far
   readonly #onMismatch?: PskMismatchHandler;
 
   constructor(inner: MessageStream, psk: Uint8Array, localNonce: Uint8Array, remoteNonce: Uint8Array, onMismatch: PskMismatchHandler | undefined, xor: XSalsaXor) {
-    super({ log: inner.log, inactivityTimeout: inner.inactivityTimeout, maxReadBufferLength: inner.maxReadBufferLength, direction: inner.direction });
-    this.#inner = inner;
+    super(inner);
     this.#in = new XSalsaStream(psk, remoteNonce, xor);
     this.#out = new XSalsaStream(psk, localNonce, xor);
     this.#onMismatch = onMismatch;
@@ -96,13 +95,6 @@ class PnetMessageStream extends AbstractMessageStream {
       if (evt.data instanceof Uint8Array) this.#deliver(this.#in.update(evt.data, evt.data));
       else for (const buf of evt.data) this.#deliver(this.#in.update(buf, buf));
     });
-    inner.addEventListener("close", (evt: StreamCloseEvent) => {
-      if (evt.error == null) this.onTransportClosed();
-      else if (evt.local === true) this.abort(evt.error);
-      else this.onRemoteReset();
-    });
-    inner.addEventListener("drain", () => this.safeDispatchEvent("drain"));
-    inner.addEventListener("remoteCloseWrite", () => this.onRemoteCloseWrite());
   }
 
   #deliver(plain: Uint8Array): void {
@@ -111,7 +103,7 @@ class PnetMessageStream extends AbstractMessageStream {
       for (let i = 0; i < n; i++) {
         if (plain[i] !== MULTISTREAM_HEADER[this.#checked + i]) {
           this.#checked = MULTISTREAM_HEADER.length;
-          const remote = String((this.#inner as { remoteAddr?: unknown }).remoteAddr ?? "unknown");
+          const remote = String((this.inner as { remoteAddr?: unknown }).remoteAddr ?? "unknown");
           this.#onMismatch?.(remote);
           this.abort(new Error(`PSK mismatch with ${remote}`));
           return;
@@ -135,7 +127,7 @@ class PnetMessageStream extends AbstractMessageStream {
         SEALED_BUFFERS.delete(b.buffer); // at most once
         this.#out.update(b, b);
       }
-      return { sentBytes: data.byteLength, canSendMore: this.#inner.send(bufs.length === 1 ? bufs[0]! : data) };
+      return { sentBytes: data.byteLength, canSendMore: this.inner.send(bufs.length === 1 ? bufs[0]! : data) };
     }
     const out = Buffer.allocUnsafe(data.byteLength); // every byte is written below
     let offset = 0;
@@ -143,19 +135,7 @@ class PnetMessageStream extends AbstractMessageStream {
       this.#out.update(chunk, out.subarray(offset, offset + chunk.length));
       offset += chunk.length;
     }
-    return { sentBytes: out.length, canSendMore: this.#inner.send(out) };
-  }
-  sendReset(err: Error): void {
-    this.#inner.abort(err);
-  }
-  sendPause(): void {
-    this.#inner.pause();
-  }
-  sendResume(): void {
-    this.#inner.resume();
-  }
-  close(options?: AbortOptions): Promise<void> {
-    return this.#inner.close(options);
+    return { sentBytes: out.length, canSendMore: this.inner.send(out) };
   }
 }
 
