@@ -19,6 +19,7 @@ import { createInboundHandler, createProxy, createTunnelDialer, createZeroCopyIf
 import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
+import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
 
@@ -61,6 +62,7 @@ export async function runAgent(configPath: string): Promise<number> {
   const tunnel = tunnelModule?.createAgentTunnel(config, log.child("tunnel"), metrics);
   const remote = tunnel ? createTunnelDialer({ tunnel, log: log.child("remote"), metrics }) : undefined;
 
+  const proxyOptions = edgeProxyOptions(config);
   const proxy = config.modules.edgeProxy.enable
     ? createProxy({
         table: publisher,
@@ -68,9 +70,7 @@ export async function runAgent(configPath: string): Promise<number> {
         nodeName: config.nodeName,
         remote,
         maxConnections,
-        maxConnectionsPerPort: config.modules.edgeProxy.maxConnectionsPerPort,
-        udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
-        consistentHash: config.modules.edgeProxy.loadBalancer.consistentHash,
+        ...proxyOptions,
         metrics,
         log: log.child("proxy"),
         zeroCopy: createZeroCopyIfSupported({ maxPairs, log: log.child("zerocopy"), metrics }),
@@ -84,7 +84,7 @@ export async function runAgent(configPath: string): Promise<number> {
           proxy,
           table: publisher,
           nodeName: config.nodeName,
-          udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
+          udpIdleTimeoutMs: proxyOptions.udpIdleTimeoutMs,
           log: log.child("inbound"),
           metrics,
         })

@@ -19,6 +19,7 @@ import { createLogger } from "../log/index.ts";
 import { createMetrics } from "../metrics/index.ts";
 import type { Command } from "./args.ts";
 import { formatRoutes } from "./status.ts";
+import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 
 export const BUNDLED_MANIFESTS = resolve(import.meta.dir, "../../examples/manifests");
@@ -53,9 +54,7 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
     bindHost: LOOPBACK,
     nodeName: DEV_NODE,
     maxConnections,
-    maxConnectionsPerPort: config.modules.edgeProxy.maxConnectionsPerPort,
-    udpIdleTimeoutMs: config.modules.edgeProxy.udpIdleTimeoutSeconds * 1000,
-    consistentHash: config.modules.edgeProxy.loadBalancer.consistentHash,
+    ...edgeProxyOptions(config),
     metrics,
     log: log.child("proxy"),
     // One adopted (splice(2)) pair per 8 connections, at most 1024 (each holds 4 fds more).
