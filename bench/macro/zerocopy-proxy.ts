@@ -6,10 +6,10 @@
 // Prints {"pid","port"} and serves until SIGTERM or stdin closes.
 
 import { parseArgs } from "node:util";
-import type { Socket } from "bun";
-import { createZeroCopyEngine, socketFd, type ZeroCopyDoneInfo } from "../../src/hotpath/zerocopy/index.ts";
+import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
+import { startZcProxy } from "../../test/support/zc-proxy.ts";
 import { startNaive } from "./naive-forwarder.ts";
 
 const { values } = parseArgs({ options: { target: { type: "string" }, mode: { type: "string", default: "zc" }, pipe: { type: "string", default: "1048576" } } });
@@ -25,54 +25,8 @@ if (values.mode === "naive") {
 } else {
   const metrics = createMetrics();
   const engine = createZeroCopyEngine({ maxPairs: 1024, pipeBytes: Number(values.pipe), log: createLogger({ level: "warn" }), metrics });
-  interface Side {
-    peer: Socket<Side> | null;
-    adopted: boolean;
-  }
-  const done = (_info: ZeroCopyDoneInfo, _ctx: null) => {};
-  const server = Bun.listen<Side>({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    socket: {
-      open(client) {
-        client.data = { peer: null, adopted: false };
-        client.pause(); // not a byte read by Bun: everything stays in the kernel for splice
-        void Bun.connect<Side>({
-          hostname: "127.0.0.1",
-          port: target,
-          allowHalfOpen: true,
-          data: { peer: client, adopted: false },
-          socket: {
-            open(up) {
-              client.data.peer = up;
-              if (engine.adopt(socketFd(client), socketFd(up), done, null)) {
-                client.data.adopted = up.data.adopted = true;
-                client.close();
-                up.close();
-              } else {
-                client.terminate();
-                up.terminate();
-              }
-            },
-            connectError() {
-              client.terminate();
-            },
-            data() {},
-            close() {},
-            error() {},
-          },
-        });
-      },
-      data() {},
-      close(client) {
-        // Adopted: the engine owns the connection now. Otherwise the client left while dialing.
-        if (!client.data.adopted) client.data.peer?.terminate();
-      },
-      error() {},
-    },
-  });
-  port = server.port;
+  // Pairs' done records are kept (one small object per connection; the benchmark opens few).
+  port = startZcProxy(engine, target).listener.port;
   stop = () => engine.stop();
 }
 

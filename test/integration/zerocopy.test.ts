@@ -8,68 +8,7 @@ import { createZeroCopyEngine, socketFd, type ZeroCopyDoneInfo, type ZeroCopyEng
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
 import { echoServer, openFds, randomBytes, settledFds, until, type EchoState } from "./proxy-support.ts";
-
-interface ProxySide {
-  peer: Socket<ProxySide> | null;
-  adopted: boolean;
-}
-interface ZcProxy {
-  listener: { readonly port: number; stop(closeActiveConnections?: boolean): void };
-  done: ZeroCopyDoneInfo[];
-  refused: number;
-}
-
-function recordDone(info: ZeroCopyDoneInfo, p: ZcProxy): void {
-  p.done.push(info);
-}
-
-/** Accept, dial the target, then hand both fds to the engine and close the Bun sockets. */
-function startZcProxy(engine: ZeroCopyEngine, targetPort: number): ZcProxy {
-  const proxy: ZcProxy = { listener: null as never, done: [], refused: 0 };
-  proxy.listener = Bun.listen<ProxySide>({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    socket: {
-      open(client) {
-        client.data = { peer: null, adopted: false };
-        client.pause();
-        void Bun.connect<ProxySide>({
-          hostname: "127.0.0.1",
-          port: targetPort,
-          allowHalfOpen: true,
-          data: { peer: client, adopted: false },
-          socket: {
-            open(up) {
-              client.data.peer = up;
-              if (engine.adopt(socketFd(client), socketFd(up), recordDone, proxy)) {
-                client.data.adopted = up.data.adopted = true;
-                client.close();
-                up.close();
-              } else {
-                proxy.refused++;
-                client.terminate();
-                up.terminate();
-              }
-            },
-            connectError() {
-              client.terminate();
-            },
-            data() {},
-            close() {},
-            error() {},
-          },
-        });
-      },
-      data() {},
-      close(client) {
-        if (!client.data.adopted) client.data.peer?.terminate();
-      },
-      error() {},
-    },
-  });
-  return proxy;
-}
+import { recordDone, startZcProxy, type ZcProxy } from "../support/zc-proxy.ts";
 
 interface MidSide {
   peer: Socket<MidSide> | null;
