@@ -2,7 +2,7 @@
 // a hand-built frozen RouteTable, a tiny TableSource, a proxy wired to fresh metrics and a memory
 // logger, a backpressure-aware TCP echo server, and fd counting for leak checks.
 
-import type { TCPSocketListener } from "bun";
+import type { Socket, TCPSocketListener } from "bun";
 import { deepFreeze, portKey, type Endpoint, type LbPolicy, type Protocol, type RouteTable, type ServicePort, type TableSource } from "../../src/control/index.ts";
 import { createProxy, type Proxy, type ProxyOptions } from "../../src/hotpath/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
@@ -202,4 +202,54 @@ export function runCleanups(fns: (() => void)[]): void {
       fn();
     } catch {}
   }
+}
+
+export interface Pusher {
+  socket: Socket<undefined>;
+  received: () => number;
+  hash: () => string;
+  /** Resolves on close, with the error if it was reset. */
+  closed: Promise<Error | undefined>;
+  /** Resolves when `total` bytes came back. */
+  echoed: Promise<void>;
+}
+
+/** Sends `data` (with backpressure), then FIN if `fin`; hashes what comes back. */
+export async function push(port: number, data: Uint8Array, fin: boolean): Promise<Pusher> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let received = 0;
+  let off = 0;
+  let closedWith!: (e: Error | undefined) => void;
+  let echoedAll!: () => void;
+  const closed = new Promise<Error | undefined>((r) => (closedWith = r));
+  const echoed = new Promise<void>((r) => (echoedAll = r));
+  const pump = (s: Socket<undefined>) => {
+    while (off < data.length) {
+      const len = Math.min(1 << 20, data.length - off);
+      const n = s.write(data, off, len);
+      if (n > 0) off += n;
+      if (n < len) return;
+    }
+    if (fin) s.shutdown();
+  };
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    allowHalfOpen: true,
+    socket: {
+      binaryType: "uint8array",
+      open: pump,
+      drain: pump,
+      data(_s, b) {
+        hasher.update(b);
+        received += b.length;
+        if (received === data.length) echoedAll();
+      },
+      close(_s, err) {
+        closedWith(err);
+        echoedAll();
+      },
+    },
+  });
+  return { socket, received: () => received, hash: () => hasher.digest("hex"), closed, echoed };
 }

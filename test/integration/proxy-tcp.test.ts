@@ -4,7 +4,7 @@ import type { ByteStream, RemoteDialer, StreamSink } from "../../src/hotpath/ind
 import { createZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { echoServer, makeTable, runCleanups, startProxy, type Harness } from "./proxy-support.ts";
+import { echoServer, makeTable, push, randomBytes, runCleanups, startProxy, type Harness } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
 afterAll(() => runCleanups(cleanups));
@@ -77,44 +77,12 @@ describe("TCP splice", () => {
     const h = harness([{ name: "echo", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("echo");
     const total = 100 * 1024 * 1024;
-    const data = new Uint8Array(total);
-    for (let off = 0; off < total; off += 65536) crypto.getRandomValues(data.subarray(off, off + 65536));
+    const data = randomBytes(total);
     const sent = new Bun.CryptoHasher("sha256").update(data).digest("hex");
-    const hasher = new Bun.CryptoHasher("sha256");
-    let received = 0;
-    let off = 0;
-    let finished!: () => void;
-    const done = new Promise<void>((r) => (finished = r));
-    const pump = (s: Socket<undefined>) => {
-      while (off < total) {
-        const len = Math.min(1 << 20, total - off);
-        const n = s.write(data, off, len);
-        if (n > 0) off += n;
-        if (n < len) return;
-      }
-      s.shutdown();
-    };
-    await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      allowHalfOpen: true,
-      socket: {
-        binaryType: "uint8array",
-        open: pump,
-        drain: pump,
-        data(_s, b) {
-          hasher.update(b);
-          received += b.length;
-          if (received === total) finished();
-        },
-        close() {
-          finished();
-        },
-      },
-    });
-    await done;
-    expect(received).toBe(total);
-    expect(hasher.digest("hex")).toBe(sent);
+    const p = await push(port, data, true);
+    await p.echoed;
+    expect(p.received()).toBe(total);
+    expect(p.hash()).toBe(sent);
     // The engine is on: a flow this size was handed over to it.
     expect(h.zc.snapshot()["zerocopy_adopted_total"]).toBe(1);
   }, 60_000);

@@ -7,7 +7,7 @@ import type { Socket } from "bun";
 import { createZeroCopyEngine, zeroCopyFdBudget } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
-import { echoServer, openFds, randomBytes, runCleanups, settledFds, startProxy, until, type Harness } from "./proxy-support.ts";
+import { echoServer, openFds, push, randomBytes, runCleanups, settledFds, startProxy, until, type Harness, type Pusher } from "./proxy-support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -29,55 +29,6 @@ function track<T extends { stop(force?: boolean): void }>(x: T): T {
   return x;
 }
 
-interface Pusher {
-  socket: Socket<undefined>;
-  received: () => number;
-  hash: () => string;
-  /** Resolves on close, with the error if it was reset. */
-  closed: Promise<Error | undefined>;
-  /** Resolves when `total` bytes came back. */
-  echoed: Promise<void>;
-}
-
-/** Sends `data` (with backpressure), then FIN if `fin`; hashes what comes back. */
-async function push(port: number, data: Uint8Array, fin: boolean): Promise<Pusher> {
-  const hasher = new Bun.CryptoHasher("sha256");
-  let received = 0;
-  let off = 0;
-  let closedWith!: (e: Error | undefined) => void;
-  let echoedAll!: () => void;
-  const closed = new Promise<Error | undefined>((r) => (closedWith = r));
-  const echoed = new Promise<void>((r) => (echoedAll = r));
-  const pump = (s: Socket<undefined>) => {
-    while (off < data.length) {
-      const len = Math.min(MiB, data.length - off);
-      const n = s.write(data, off, len);
-      if (n > 0) off += n;
-      if (n < len) return;
-    }
-    if (fin) s.shutdown();
-  };
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    allowHalfOpen: true,
-    socket: {
-      binaryType: "uint8array",
-      open: pump,
-      drain: pump,
-      data(_s, b) {
-        hasher.update(b);
-        received += b.length;
-        if (received === data.length) echoedAll();
-      },
-      close(_s, err) {
-        closedWith(err);
-        echoedAll();
-      },
-    },
-  });
-  return { socket, received: () => received, hash: () => hasher.digest("hex"), closed, echoed };
-}
 
 
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
