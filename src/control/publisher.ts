@@ -54,6 +54,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let warnings = new Set<string>();
   const compiler = createCompiler({
     serviceFilterMode: options.compileOptions.serviceFilterMode,
+    cni: options.compileOptions.cni,
     warn: (msg) => {
       warnings.add(msg);
     },

@@ -79,6 +79,64 @@ export interface RouteTable {
   readonly byKey: Readonly<Record<string, ServicePort>>;
   /** Sorted by namespace/name. */
   readonly services: readonly ServiceRecord[];
+  /** Edge CNI: which remote pod CIDRs go through the tunnel; absent when edgeCNI is off. */
+  readonly cni?: CniTable;
+}
+
+/**
+ * Edge CNI plan: per remote node, the pod CIDRs that are not reachable at layer 3 from here
+ * (another meshCIDRConfig segment, or another LAN). src/host routes exactly `routes` into the
+ * TUN device; the packet pump finds a packet's peer with `lookup` (cniPeerIndex()).
+ */
+export interface CniTable {
+  /** This node's pod CIDRs (spec.podCIDRs of its Node), IPv4 and IPv6 as written. */
+  readonly localPodCIDRs: readonly string[];
+  /** The meshCIDRConfig entry holding this node's IPv4 pod CIDR, "" when none does. */
+  readonly localSegment: string;
+  /** Remote nodes with at least one tunneled pod CIDR, sorted by name. */
+  readonly peers: readonly CniPeer[];
+  /** Remote nodes whose pod CIDRs stay on the normal path, sorted by name (for logs, /routes). */
+  readonly direct: readonly CniDirect[];
+  /** Every tunneled CIDR (normalized "a.b.c.d/len") and its node, sorted by CIDR text. */
+  readonly routes: readonly CniRoute[];
+  /** IPv4 longest-prefix match onto `peers`, most specific prefix length first. */
+  readonly lookup: readonly CniPrefix[];
+}
+
+/** Why a remote node's pod CIDR is (not) tunneled: its meshCIDRConfig segment, or its LAN. */
+export type CniReason = "segment" | "lan";
+
+export interface CniPeer {
+  readonly node: string;
+  readonly podCIDRs: readonly string[];
+  readonly reason: CniReason;
+}
+
+export interface CniDirect {
+  readonly node: string;
+  readonly podCIDRs: readonly string[];
+  readonly reason: CniReason;
+}
+
+export interface CniRoute {
+  readonly cidr: string;
+  readonly node: string;
+}
+
+/** All tunneled prefixes of one length: network >>> (32 - bits) -> index into `peers`. */
+export interface CniPrefix {
+  readonly bits: number;
+  readonly index: ReadonlyMap<number, number>;
+}
+
+/** The peer index (into cni.peers) for an IPv4 destination, or -1. No allocation. */
+export function cniPeerIndex(lookup: readonly CniPrefix[], ip: number): number {
+  for (let i = 0; i < lookup.length; i++) {
+    const p = lookup[i]!;
+    const hit = p.index.get(p.bits === 0 ? 0 : ip >>> (32 - p.bits));
+    if (hit !== undefined) return hit;
+  }
+  return -1;
 }
 
 /** Deep-freeze a plain object graph (arrays and records). Returns the same object. */

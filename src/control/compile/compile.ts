@@ -11,7 +11,8 @@
 
 import type { StoreSnapshot } from "../store.ts";
 import type { KubeObject } from "../objects.ts";
-import type { RouteTable, ServicePort, ServiceRecord } from "../table.ts";
+import type { CniTable, RouteTable, ServicePort, ServiceRecord } from "../table.ts";
+import { compileCni, type CniCompileOptions } from "./cni.ts";
 import { indexByName, indexSlices, lookup, type NameIndex } from "./lookup.ts";
 import type { ServiceFilterMode } from "./filter.ts";
 import { compileService, type PortListCache, type ServiceInputs, type ServiceOutput } from "./output.ts";
@@ -22,6 +23,8 @@ export interface CompileOptions {
   serviceFilterMode: ServiceFilterMode;
   /** Problems in objects (unsupported protocol, bad DestinationRule, ...). Never thrown. */
   warn?: (msg: string) => void;
+  /** Edge CNI inputs; when set, every table carries `cni` (compiled from the Node objects). */
+  cni?: CniCompileOptions;
 }
 
 const noWarn = (_msg: string): void => {};
@@ -66,9 +69,22 @@ export function createCompiler(options: CompileOptions): Compiler {
   // Port lists are shared across compiles too; bounded by the distinct port names in use.
   let portLists: PortListCache = new Map();
   let previous: Previous | undefined;
+  // The CNI part depends on the Node objects only: recompiled when that map changes.
+  let cniMemo: { nodes: ReadonlyMap<string, KubeObject>; table: CniTable; warnings: readonly string[] } | undefined;
+  const compileCniPart = (snapshot: StoreSnapshot): CniTable | undefined => {
+    const o = options.cni;
+    if (o === undefined) return undefined;
+    if (cniMemo === undefined || cniMemo.nodes !== snapshot.Node) {
+      const warnings: string[] = [];
+      cniMemo = { nodes: snapshot.Node, table: compileCni(snapshot.Node, o, (m) => warnings.push(m)), warnings };
+    }
+    for (const w of cniMemo.warnings) warnOut(w);
+    return cniMemo.table;
+  };
 
   return {
     compile(snapshot, version, now) {
+      const cni = compileCniPart(snapshot);
       // The store copies a kind's map only when that kind changes, so map identity tells which
       // kinds are untouched since the previous compile.
       const prev = previous;
@@ -79,10 +95,11 @@ export function createCompiler(options: CompileOptions): Compiler {
         prev.snapshot.Endpoints === snapshot.Endpoints &&
         prev.snapshot.DestinationRule === snapshot.DestinationRule
       ) {
-        // Only kinds compile does not read changed (Node, Secret, ...): same content, new version.
+        // Only kinds the service part does not read changed (Node, Secret, ...): same services,
+        // new version (and the CNI part, recompiled above if the Nodes changed).
         for (const w of prev.warnings) warnOut(w);
         const t = prev.table;
-        const table: RouteTable = Object.freeze({ version, compiledAt: now, ports: t.ports, byKey: t.byKey, services: t.services });
+        const table: RouteTable = Object.freeze({ version, compiledAt: now, ports: t.ports, byKey: t.byKey, services: t.services, ...(cni ? { cni } : {}) });
         previous = { ...prev, snapshot, table };
         return table;
       }
@@ -160,7 +177,7 @@ export function createCompiler(options: CompileOptions): Compiler {
       Object.freeze(ports);
       Object.freeze(byKey);
       Object.freeze(sortedRecords);
-      const table: RouteTable = Object.freeze({ version, compiledAt: now, ports, byKey, services: sortedRecords });
+      const table: RouteTable = Object.freeze({ version, compiledAt: now, ports, byKey, services: sortedRecords, ...(cni ? { cni } : {}) });
       previous = { snapshot, services, serviceWarnings, slicesByService, endpointsByName, rulesByName, recordOrder, warnings, table };
       return table;
     },

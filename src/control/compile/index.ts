@@ -3,3 +3,5 @@ export { compile, createCompiler, DEFAULT_AFFINITY_TIMEOUT_SECONDS, type Compile
 export { isProxied, SERVICE_PROXY_NAME_LABEL, type ServiceFilterMode } from "./filter.ts";
 export { policyFor } from "./policy.ts";
 export { SERVICE_NAME_LABEL } from "./endpoints.ts";
+export { compileCni, type CniCompileOptions } from "./cni.ts";
+export { formatIPv4, parseCidr4, parseIPv4, type Cidr4 } from "./cidr.ts";

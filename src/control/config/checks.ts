@@ -73,6 +73,20 @@ export const nonEmpty: Check<string> = (s) => (s.trim() !== "" ? undefined : "ex
 
 export const ipOrEmpty: Check<string> = (s) => (s === "" || isIP(s) ? undefined : "expected an IP address or \"\"");
 
+/** "IP/LEN" as Go's net.ParseCIDR takes it (host bits may be set), IPv4 or IPv6. */
+export const cidr: Check<string> = (s) => {
+  const slash = s.indexOf("/");
+  const family = slash > 0 ? isIP(s.slice(0, slash)) : 0;
+  const len = s.slice(slash + 1);
+  const max = family === 4 ? 32 : 128;
+  if (family !== 0 && /^\d{1,3}$/.test(len) && Number(len) <= max) return undefined;
+  return "expected a CIDR such as 10.244.0.0/16";
+};
+
+/** "", an IP address, or an interface name (EdgeMesh's encapIP has been read as either). */
+export const ipOrIfNameOrEmpty: Check<string> = (s) =>
+  s === "" || isIP(s) || isIfName(s) ? undefined : 'expected an IP address, an interface name or ""';
+
 /** Edit distance, for "did you mean" on unknown keys. Keys are short; O(n*m) is fine. */
 export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);

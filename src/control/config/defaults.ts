@@ -122,6 +122,12 @@ export function buildDefaults(env: Env): EdgeMeshAgentConfig {
         excludeIP: "*",
         loadBalancer: loadBalancer(),
       },
+      edgeCNI: {
+        enable: false,
+        encapIP: "",
+        tunMode: 0,
+        meshCIDRConfig: { cloudCIDR: [], edgeCIDR: [] },
+      },
     },
   };
 }

@@ -146,6 +146,13 @@ const edgeGateway = obj({
   loadBalancer,
 });
 
+const edgeCNI = obj({
+  enable: bool,
+  encapIP: str(c.ipOrIfNameOrEmpty),
+  tunMode: int(0),
+  meshCIDRConfig: obj({ cloudCIDR: list(str(c.cidr)), edgeCIDR: list(str(c.cidr)) }),
+});
+
 /** The whole file. nodeName/namespace are not here: they come only from the environment. */
 export const CONFIG_SCHEMA: SchemaNode = obj(
   {
@@ -153,7 +160,7 @@ export const CONFIG_SCHEMA: SchemaNode = obj(
     kind: enumOf(AGENT_KIND, GATEWAY_KIND),
     kubeAPIConfig,
     commonConfig,
-    modules: obj({ edgeDNS, edgeProxy, edgeTunnel, edgeGateway }),
+    modules: obj({ edgeDNS, edgeProxy, edgeTunnel, edgeGateway, edgeCNI }),
   },
   // EdgeMesh >= 1.15 gateway configs carry pprofConfig at the top level.
   ["pprofConfig"],

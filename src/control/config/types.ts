@@ -96,6 +96,8 @@ export interface AgentModules {
   edgeTunnel: EdgeTunnelConfig;
   /** In EdgeMesh only the gateway config has this module; here one file can hold all. */
   edgeGateway: EdgeGatewayConfig;
+  /** EdgeMesh's (beta) Edge CNI: pod-to-pod traffic by pod IP across sites, over the tunnel. */
+  edgeCNI: EdgeCNIConfig;
 }
 
 export interface EdgeDNSConfig {
@@ -229,4 +231,29 @@ export interface EdgeGatewayConfig {
   /** "*" or "" = exclude nothing, or a comma list of IPs. */
   excludeIP: string;
   loadBalancer: LoadBalancerConfig;
+}
+
+export interface EdgeCNIConfig {
+  /** Route remote pod CIDRs that are not reachable at layer 3 into a TUN device and carry the
+   * packets over the tunnel (needs edgeTunnel). Default false, as in EdgeMesh. */
+  enable: boolean;
+  /**
+   * EdgeMesh's beta: the node's encapsulation address (its code reads it as an IP in one
+   * version and as an interface name in another). Accepted; there is no outer encapsulation
+   * here (packets ride the libp2p tunnel), so a value only draws a notice.
+   */
+  encapIP: string;
+  /** EdgeMesh's beta: TUN mode switch (an int, never read by its code). Accepted; 0 = TUN. */
+  tunMode: number;
+  meshCIDRConfig: MeshCIDRConfig;
+}
+
+/**
+ * EdgeMesh's pod network segments. Each entry is a pod address range whose pods reach each
+ * other at layer 2/3 (a site, the cloud). A remote node's pod CIDR in another segment than this
+ * node's goes through the tunnel.
+ */
+export interface MeshCIDRConfig {
+  cloudCIDR: readonly string[];
+  edgeCIDR: readonly string[];
 }

@@ -64,6 +64,10 @@ function crossChecks(config: EdgeMeshAgentConfig, problems: ConfigProblem[]): vo
   if (tunnel.psk.enable && tunnel.psk.path.trim() === "" && !reported("modules.edgeTunnel.psk.path")) {
     problems.push({ path: "modules.edgeTunnel.psk.path", message: 'required when psk.enable is true, got ""' });
   }
+  const cni = config.modules.edgeCNI;
+  if (cni.enable && !tunnel.enable && !reported("modules.edgeCNI.enable")) {
+    problems.push({ path: "modules.edgeCNI.enable", message: "needs modules.edgeTunnel.enable true: pod packets travel through the tunnel" });
+  }
   const names = new Map<string, number>();
   tunnel.relayNodes.forEach((relay, i) => {
     const path = `modules.edgeTunnel.relayNodes[${i}].nodeName`;
