@@ -18,6 +18,7 @@ declare -A PKG=(
   [conntrack]=conntrack
   [dnsperf]=dnsperf
   [dnsmasq]=dnsmasq-base
+  [promtool]=prometheus
 )
 
 missing=()

@@ -4,7 +4,7 @@
 // current() as a plain field; they never wait on the control plane.
 
 import type { Logger } from "../log/index.ts";
-import type { MetricsRegistry } from "../metrics/index.ts";
+import { CONTROL_BUCKETS_SECONDS, type MetricsRegistry } from "../metrics/index.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { createCompiler, type CompileOptions } from "./compile/index.ts";
@@ -41,9 +41,17 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const listeners = new Set<(table: RouteTable) => void>();
   const m = options.metrics;
   const compiles = m?.counter("control_compiles_total", "Route tables compiled and published");
-  const compileMs = m?.gauge("control_compile_last_ms", "Duration of the last compile in ms");
+  const compileSeconds = m?.histogram("control_compile_duration_seconds", "Time to compile the store into a route table", CONTROL_BUCKETS_SECONDS);
+  const publishLatency = m?.histogram(
+    "control_publish_latency_seconds",
+    "From the first metadata change after a publish to the next table published to its subscribers (proxy listeners, DNS zone)",
+    CONTROL_BUCKETS_SECONDS,
+  );
+  const lastPublish = m?.gauge("control_last_publish_timestamp_seconds", "Unix time of the last route table published");
   const versionGauge = m?.gauge("control_table_version", "Version of the published route table");
   const subscriberErrors = m?.counter("control_subscriber_errors_total", "Table subscribers that threw");
+  /** Clock ms of the first store change not yet published; NaN when everything is published. */
+  let dirtySince = Number.NaN;
 
   let current: RouteTable = EMPTY_TABLE;
   let publishedRevision = -1;
@@ -74,7 +82,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     publishedRevision = revision;
     current = next;
     if (compiles) compiles.value++;
-    if (compileMs) compileMs.value = Math.round(elapsed * 1000) / 1000;
+    compileSeconds?.observe(elapsed / 1000);
     if (versionGauge) versionGauge.value = next.version;
     log.debug("published route table", { version: next.version, ports: next.ports.length, ms: elapsed.toFixed(1) });
     // Copy: a listener may unsubscribe (or subscribe) while being notified.
@@ -86,6 +94,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
         log.error("route table subscriber failed", { version: next.version, err });
       }
     }
+    const now = clock.now();
+    if (publishLatency && !Number.isNaN(dirtySince)) publishLatency.observe(Math.max(0, now - dirtySince) / 1000);
+    dirtySince = Number.NaN;
+    if (lastPublish) lastPublish.value = now / 1000;
   };
 
   const runner = createRunner({
@@ -97,7 +109,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // No run at creation: until a source has filled the store, consumers keep EMPTY_TABLE
   // (version 0, "not synced yet") instead of an empty version 1 they might act on. Objects
   // already in the store are published by the next change or by flush().
-  const unsubscribeStore = store.onChange(() => runner.request());
+  const unsubscribeStore = store.onChange(() => {
+    if (Number.isNaN(dirtySince)) dirtySince = clock.now();
+    runner.request();
+  });
 
   return {
     current: () => current,

@@ -5,6 +5,7 @@ import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { podIPv4, writeAddressReply, writeRcodeReply, writeTemplateReply } from "./answer.ts";
 import { DnsCache, writeCachedReply } from "./cache.ts";
 import { Forwarder, type Waiter } from "./forward.ts";
+import { DnsStats, RCODE_BADVERS, SOURCE_CACHE, SOURCE_LOCAL, SOURCE_UPSTREAM } from "./stats.ts";
 import { writeChasedReply } from "./chase.ts";
 import { lookup, type Template, type Zone } from "./templates.ts";
 import type { Upstream, UpstreamIO } from "./upstream.ts";
@@ -37,7 +38,6 @@ export function dnsCounters(m: MetricsRegistry) {
   const bad = (action: string) => m.counter("dns_malformed_total", "Malformed DNS queries", { action });
   const fwd = (event: string) => m.counter("dns_forward_total", "DNS forwarder events", { event });
   return {
-    queries: m.counter("dns_queries_total", "DNS queries received"),
     local: reply("local"),
     cacheHit: reply("cache"),
     refused: reply("refused"),
@@ -70,6 +70,11 @@ export class DnsCore {
   readonly cache: DnsCache;
   readonly forwarder: Forwarder;
   readonly c: DnsCounters;
+  readonly stats: DnsStats;
+  /** Where the answer handle() is producing comes from (SOURCE_*). */
+  #source = SOURCE_LOCAL;
+  /** An rcode the header cannot carry (BADVERS), else -1: read the reply's header. */
+  #rcode = -1;
   readonly #upstreams: readonly Upstream[];
   /** cacheDNS mode: where every question goes (null = cluster names answered locally). */
   cluster: readonly Upstream[] | null;
@@ -78,13 +83,20 @@ export class DnsCore {
   constructor(o: CoreOptions) {
     this.zone = o.zone;
     this.c = dnsCounters(o.metrics);
+    const stats = (this.stats = new DnsStats(o.metrics));
+    const deliver = o.deliver;
     this.cache = new DnsCache(o.cacheSize);
     this.#upstreams = o.upstreams;
     this.cluster = o.clusterUpstreams;
     this.#now = o.now;
     this.forwarder = new Forwarder({
-      cache: this.cache, io: o.io, log: o.log, now: o.now, deliver: o.deliver, timeoutMs: o.timeoutMs,
+      cache: this.cache, io: o.io, log: o.log, now: o.now, timeoutMs: o.timeoutMs,
       maxPending: o.maxPending, maxCacheTtlS: o.maxCacheTtlS, counters: this.c,
+      deliver: (w, buf, len) => {
+        // The qtype is the question's last-but-one field: head ends with QTYPE, QCLASS.
+        stats.respond((w.head[w.qEnd - 4]! << 8) | w.head[w.qEnd - 3]!, buf[3]! & 0x0f, SOURCE_UPSTREAM, w.startedMs);
+        deliver(w, buf, len);
+      },
     });
     o.metrics.gaugeFn("dns_cache_entries", "Entries in the DNS forward cache", () => this.cache.size);
     o.metrics.gaugeFn("dns_forward_pending", "Questions waiting on an upstream", () => this.forwarder.pending);
@@ -96,9 +108,19 @@ export class DnsCore {
    * `conn` (TCP) or `port`/`address` (UDP) are only kept when forwarding.
    */
   handle(buf: Uint8Array, len: number, out: Uint8Array, conn: object | null, port: number, address: string): number {
+    const started = performance.now();
+    (conn === null ? this.stats.udp : this.stats.tcp).value++;
+    this.#source = SOURCE_LOCAL;
+    this.#rcode = -1;
+    this.q.qtype = 0; // a query that does not parse counts as qtype "other"
+    const n = this.#answer(buf, len, out, conn, port, address, started);
+    if (n > 0) this.stats.respond(this.q.qtype, this.#rcode >= 0 ? this.#rcode : out[3]! & 0x0f, this.#source, started);
+    return n;
+  }
+
+  #answer(buf: Uint8Array, len: number, out: Uint8Array, conn: object | null, port: number, address: string, started: number): number {
     const c = this.c;
     const q = this.q;
-    c.queries.value++;
     const st = parseQuery(buf, len, q);
     if (st !== PARSE_OK) {
       if (st === PARSE_DROP) {
@@ -107,6 +129,7 @@ export class DnsCore {
       }
       if (st === PARSE_BADVERS) {
         c.badvers.value++;
+        this.#rcode = RCODE_BADVERS;
         const n = writeRcodeReply(buf, q.questionEnd, true, 0, out);
         out[q.questionEnd + 5] = 1; // extended RCODE 16 = BADVERS: upper 8 bits live in the OPT TTL
         return n;
@@ -128,7 +151,7 @@ export class DnsCore {
       const t = lookup(this.zone, q);
       if (t !== null) {
         c.local.value++;
-        if (t.chase !== null) return this.#chase(t, buf, out, limit, conn, port, address);
+        if (t.chase !== null) return this.#chase(t, buf, out, limit, conn, port, address, started);
         if (t === this.zone.nxdomain) {
           // "pods insecure" as in EdgeMesh's Corefile: 10-1-2-3.<ns>.pod.<domain> is 10.1.2.3.
           const ip = podIPv4(q, this.zone.domainLabels);
@@ -147,11 +170,12 @@ export class DnsCore {
     const e = this.cache.get(q, key, now);
     if (e !== null) {
       c.cacheHit.value++;
+      this.#source = SOURCE_CACHE;
       return writeCachedReply(e, buf, q.questionEnd, q.hasOpt, limit, now, out, c.truncated);
     }
     c.cacheMiss.value++;
     const w: Waiter = {
-      head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address, chase: null,
+      head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address, chase: null, startedMs: started,
     };
     this.forwarder.forward(q, key, group, w, tcp);
     return 0;
@@ -159,7 +183,7 @@ export class DnsCore {
 
   /** ExternalName A/AAAA: CNAME plus the target's records, from the cache or the forwarder. */
   #chase(
-    t: Template, buf: Uint8Array, out: Uint8Array, limit: number, conn: object | null, port: number, address: string,
+    t: Template, buf: Uint8Array, out: Uint8Array, limit: number, conn: object | null, port: number, address: string, started: number,
   ): number {
     const q = this.q;
     const cq = this.#cq;
@@ -174,11 +198,12 @@ export class DnsCore {
     const e = this.cache.get(cq, key, now);
     if (e !== null) {
       this.c.cacheHit.value++;
+      this.#source = SOURCE_CACHE;
       return writeChasedReply(t, e, buf, q.questionEnd, q.hasOpt, limit, now, out, this.c.truncated);
     }
     this.c.cacheMiss.value++;
     const w: Waiter = {
-      head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address, chase: t,
+      head: buf.slice(0, q.questionEnd), qEnd: q.questionEnd, hasOpt: q.hasOpt, limit, conn, port, address, chase: t, startedMs: started,
     };
     this.forwarder.forward(cq, key, this.#upstreams, w, conn !== null);
     return 0;

@@ -25,6 +25,8 @@ export interface Waiter {
   readonly address: string;
   /** ExternalName: the CNAME template to put in front of the target's answer. */
   readonly chase: Template | null;
+  /** performance.now() when the request arrived, for the request duration histogram. */
+  readonly startedMs: number;
 }
 
 export interface ForwarderCounters {

@@ -20,7 +20,7 @@
 import { readFileSync } from "node:fs";
 import type { TableSource } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { MetricsRegistry } from "../metrics/index.ts";
+import { CONTROL_BUCKETS_SECONDS, type MetricsRegistry } from "../metrics/index.ts";
 import { DnsCore } from "./core.ts";
 import { parseUpstream, upstreamsFromResolvConf } from "./resolvconf.ts";
 import { DnsSockets } from "./server.ts";
@@ -96,7 +96,7 @@ export function createDnsServer(o: DnsOptions): DnsServer {
   let unsubscribe: (() => void) | null = null;
   let zone = compiler.compile(o.table.current());
   const zoneErrors = o.metrics.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS");
-  const compileMs = o.metrics.gauge("dns_zone_compile_last_ms", "Duration of the last DNS zone compile in ms");
+  const compileSeconds = o.metrics.histogram("dns_zone_compile_duration_seconds", "Time to compile a route table into the DNS zone", CONTROL_BUCKETS_SECONDS);
   o.metrics.gaugeFn("dns_zone_names", "Names in the DNS zone (with aliases and PTR names)", () => zone.names);
 
   /** cacheDNS mode: the cluster DNS servers every question goes to; null = answer cluster names. */
@@ -122,7 +122,7 @@ export function createDnsServer(o: DnsOptions): DnsServer {
       if (table.version !== zone.version) {
         const t0 = performance.now();
         zone = compiler.compile(table);
-        compileMs.value = Math.round((performance.now() - t0) * 10) / 10;
+        compileSeconds.observe((performance.now() - t0) / 1000);
         if (zone.skipped.length) log.warn("services without DNS names", { skipped: zone.skipped.join(",") });
       }
       if (core) {

@@ -18,7 +18,8 @@ import { requireRoot, ensureBridge, removeBridge, raiseNofileLimit } from "../ho
 import { createInboundHandler, createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
 import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
-import { createMetrics, type MetricsRegistry } from "../metrics/index.ts";
+import type { MetricsRegistry } from "../metrics/index.ts";
+import { createProcessMetrics } from "./build-info.ts";
 import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
@@ -31,7 +32,7 @@ const DRAIN_DEADLINE_MS = 5000;
 
 export async function runAgent(configPath: string): Promise<number> {
   const log = createLogger({ component: "agent" });
-  const metrics = createMetrics();
+  const metrics = createProcessMetrics();
   const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
   requireNodeName(config);
   requireRoot("edgemesh agent");
@@ -51,6 +52,7 @@ export async function runAgent(configPath: string): Promise<number> {
     compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m) },
     clock: systemClock,
     log: log.child("control"),
+    metrics,
   });
   publisher.flush();
 

@@ -16,7 +16,7 @@ import {
 import { createDnsServer } from "../dns/index.ts";
 import { createProxy, createZeroCopyIfSupported } from "../hotpath/index.ts";
 import { createLogger } from "../log/index.ts";
-import { createMetrics } from "../metrics/index.ts";
+import { createProcessMetrics } from "./build-info.ts";
 import type { Command } from "./args.ts";
 import { formatRoutes } from "./status.ts";
 import { edgeProxyOptions } from "./proxy-config.ts";
@@ -30,7 +30,7 @@ const PRINT_DEBOUNCE_MS = 200;
 
 export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<number> {
   const log = createLogger({ component: "dev" });
-  const metrics = createMetrics();
+  const metrics = createProcessMetrics();
   const config = cmd.config ? loadConfig({ path: cmd.config, env: {} }) : defaultConfig();
   const dir = resolve(cmd.manifests ?? BUNDLED_MANIFESTS);
   const dnsAddress = parseHostPort(cmd.dns, "--dns");
@@ -42,6 +42,7 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
     compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m) },
     clock: systemClock,
     log: log.child("control"),
+    metrics,
   });
   await source.start();
   publisher.flush();

@@ -264,4 +264,15 @@ describe("table changes", () => {
     expect(snap['dns_replies_total{kind="truncated"}']).toBeGreaterThanOrEqual(2);
     expect(snap["dns_handler_errors_total"]).toBe(0);
   });
+
+  test("responses are counted by rcode and qtype, each with one duration observation", () => {
+    const snap = metrics.snapshot();
+    expect(snap['dns_requests_total{proto="tcp"}']).toBeGreaterThanOrEqual(3);
+    expect(snap['dns_requests_total{proto="udp"}']).toBeGreaterThan(20);
+    expect(snap['dns_responses_total{qtype="A",rcode="NOERROR"}']).toBeGreaterThan(0);
+    expect(snap['dns_responses_total{qtype="A",rcode="NXDOMAIN"}']).toBeGreaterThanOrEqual(3);
+    expect(snap['dns_request_duration_seconds_count{source="local"}']).toBeGreaterThanOrEqual(snap['dns_replies_total{kind="local"}']!);
+    expect(metrics.sum("dns_responses_total")).toBe(metrics.sum("dns_request_duration_seconds"));
+    expect(snap['dns_request_duration_seconds_sum{source="local"}']).toBeGreaterThan(0);
+  });
 });

@@ -173,6 +173,9 @@ describe("forwarding", () => {
       expect(silent.udpSeen).toEqual(["retry.example"]);
       expect(up.udpSeen).toEqual(["retry.example"]);
       expect(metrics.snapshot()['dns_forward_total{event="timeout"}']).toBe(1);
+      // The answer waited out one upstream timeout (1 s): its duration says so.
+      expect(metrics.snapshot()['dns_request_duration_seconds_count{source="upstream"}']).toBe(1);
+      expect(metrics.snapshot()['dns_request_duration_seconds_sum{source="upstream"}']).toBeGreaterThanOrEqual(0.9);
       await dig(port, "next.example"); // the upstream that answered is asked first from now on
       expect(silent.udpSeen).toEqual(["retry.example"]);
       expect(up.udpSeen).toEqual(["retry.example", "next.example"]);
@@ -184,8 +187,9 @@ describe("forwarding", () => {
   test("no upstream answering: SERVFAIL after the attempts", async () => {
     const silent = await startUpstream({ silent: true });
     try {
-      const { port } = await start([`127.0.0.1:${silent.port}`]);
+      const { port, metrics } = await start([`127.0.0.1:${silent.port}`]);
       expect((await dig(port, "gone.example")).status).toBe("SERVFAIL");
+      expect(metrics.snapshot()['dns_responses_total{qtype="A",rcode="SERVFAIL"}']).toBe(1);
       expect(silent.udpSeen).toEqual(["gone.example", "gone.example"]);
     } finally {
       silent.stop();

@@ -60,6 +60,24 @@ describe("publisher", () => {
     expect(metrics.snapshot()["control_table_version"]).toBe(3);
   });
 
+  test("publish latency runs from the first change of a burst to its publish; compile time is timed", () => {
+    const { clock, store, publisher, metrics } = setup();
+    publisher.flush(); // the start-up flush: nothing was waiting, no latency observed
+    expect(metrics.snapshot()["control_publish_latency_seconds_count"]).toBe(0);
+    store.upsert("Service", service("a"));
+    clock.advance(0); // published at once: latency 0
+    clock.advance(30);
+    store.upsert("Service", service("b")); // 30 ms after the last run: waits until 100 ms
+    clock.advance(40);
+    store.upsert("Service", service("c")); // same burst; its latency counts from b
+    clock.advance(30);
+    const snap = metrics.snapshot();
+    expect(snap["control_publish_latency_seconds_count"]).toBe(2);
+    expect(snap["control_publish_latency_seconds_sum"]).toBeCloseTo(0.07, 9);
+    expect(snap["control_compile_duration_seconds_count"]).toBe(3);
+    expect(snap["control_last_publish_timestamp_seconds"]).toBe(5.1);
+  });
+
   test("versions increase strictly and each table reaches subscribers once", () => {
     const { clock, store, seen } = setup();
     for (let i = 0; i < 5; i++) {
