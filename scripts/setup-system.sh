@@ -19,6 +19,7 @@ declare -A PKG=(
   [dnsperf]=dnsperf
   [dnsmasq]=dnsmasq-base
   [promtool]=prometheus
+  [ping]=iputils-ping
 )
 
 missing=()
