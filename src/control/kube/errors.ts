@@ -18,6 +18,16 @@ export function isGone(err: unknown): boolean {
   return err instanceof KubeSourceError && err.status === 410;
 }
 
+/**
+ * True when a request got no answer from the API: a transport failure (refused, reset, timed
+ * out, name not resolved) or a gateway in front of it saying the API is not there (502-504).
+ * Any other status, and an answer that did not parse, mean the API is there.
+ */
+export function isUnreachable(err: unknown): boolean {
+  if (err instanceof KubeSourceError) return err.status === 502 || err.status === 503 || err.status === 504;
+  return !(err instanceof SyntaxError);
+}
+
 /** Build an error from a non-2xx API response (reads its Status body when there is one). */
 export async function apiError(what: string, res: Response): Promise<KubeSourceError> {
   let reason = "";

@@ -17,10 +17,11 @@
 
 import type { Kind, KubeObject } from "../objects.ts";
 import type { KubeFetch } from "./fetch-tls.ts";
-import { apiError, isGone, KubeSourceError } from "./errors.ts";
+import { apiError, isGone, isUnreachable, KubeSourceError } from "./errors.ts";
 import { listAll } from "./list.ts";
 import { trimObject } from "./trim.ts";
 import { backoffDelay, createSleeper, type Clock, type Logger, type MetricsRegistry } from "./deps.ts";
+import type { Reachability } from "./reachability.ts";
 
 export interface ResourceRef {
   kind: Kind;
@@ -59,6 +60,12 @@ export interface InformerOptions {
   watchIdleMs?: number;
   /** How often an optional resource that is not served (a CRD not installed) is looked for again. */
   missingPollMs?: number;
+  /** With `reachability`: after a failure without an answer, retry on our own only after this
+   * (jittered down to half); the probe's news of the API's return comes first. */
+  unreachableRetryMs?: number;
+  /** Shared by the source's informers: a failure without an answer from the API starts its
+   * probe, and the probe's first answer ends this informer's backoff at once. */
+  reachability?: Reachability;
 }
 
 export interface Informer {
@@ -82,6 +89,7 @@ export function createInformer(o: InformerOptions): Informer {
   const [tMin, tMax] = o.watchTimeoutSeconds ?? [300, 600];
   const watchIdleMs = o.watchIdleMs ?? 5 * minute;
   const missingPollMs = o.missingPollMs ?? minute;
+  const unreachableRetryMs = o.unreachableRetryMs ?? 30 * second;
   const labels = { kind: resource.kind };
   const m = {
     lists: o.metrics.counter("kube_lists_total", "Complete lists of a kind from the Kubernetes API", labels),
@@ -105,6 +113,10 @@ export function createInformer(o: InformerOptions): Informer {
   const sleeper = createSleeper(clock);
   const sleep = sleeper.sleep;
   const backoffMs = () => backoffDelay(failures, backoffInitialMs, backoffMaxMs, random);
+  /** Set while backing off after a failure that got no answer: the API's return ends the wait. */
+  let waitingForApi = false;
+  const reach = o.reachability;
+  let unsubscribe: (() => void) | undefined;
 
   async function list(): Promise<void> {
     abort = new AbortController();
@@ -250,9 +262,18 @@ export function createInformer(o: InformerOptions): Informer {
         m.errors.value++;
         lastError = err as Error;
         handlers.onHealth?.(lastError);
-        const delay = backoffMs();
-        log.warn("list/watch failed, retrying", { kind: resource.kind, error: err as Error, retryInMs: delay, resumeFrom: rv || "relist" });
-        await sleep(delay);
+        const unanswered = reach !== undefined && isUnreachable(err);
+        // No answer at all: the source's probe (one request a second for all informers) tells
+        // when the API is back; retrying on our own is only the fallback, rarely.
+        const delay = unanswered ? backoffDelay(1, unreachableRetryMs, unreachableRetryMs, random) : backoffMs();
+        if (unanswered) reach.unreachable();
+        log.warn("list/watch failed, retrying", { kind: resource.kind, error: err as Error, retryInMs: delay, resumeFrom: rv || "relist", ...(unanswered ? { orWhenTheApiAnswers: true } : {}) });
+        waitingForApi = unanswered;
+        try {
+          await sleep(delay);
+        } finally {
+          waitingForApi = false;
+        }
       }
     }
   }
@@ -261,10 +282,14 @@ export function createInformer(o: InformerOptions): Informer {
     start() {
       if (!stopped) return;
       stopped = false;
+      unsubscribe = reach?.onReturn(() => {
+        if (waitingForApi) sleeper.wake();
+      });
       loop = run();
     },
     async stop() {
       stopped = true;
+      unsubscribe?.();
       abort?.abort();
       sleeper.wake();
       await loop;

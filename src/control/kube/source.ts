@@ -17,6 +17,8 @@ import { createStoreMirror } from "./mirror.ts";
 import type { KubeConnection, KubeMode, KubeTls } from "./modes.ts";
 import { createPersister, type Persister } from "./persist.ts";
 import { loadSnapshot } from "./snapshot.ts";
+import { isUnreachable } from "./errors.ts";
+import { createReachability, versionProbe, type Reachability, type ReachabilityOptions } from "./reachability.ts";
 
 export interface KubeSourceOptions {
   mode: KubeMode;
@@ -38,9 +40,12 @@ export interface KubeSourceOptions {
   /** How long start() waits for the first full sync before it returns (then: snapshot or not ready). */
   initialSyncTimeoutMs?: number;
   /** Informer tunables. backoffMaxMs defaults to 5 s in edge mode (the MetaServer is local and a
-   * refused connection costs nothing, so the agent notices its return within seconds) and to
-   * client-go's 30 s otherwise (many agents share one cloud apiserver). */
-  informer?: Pick<InformerOptions, "pageSize" | "backoffInitialMs" | "backoffMaxMs" | "watchTimeoutSeconds" | "watchIdleMs" | "missingPollMs">;
+   * refused connection costs nothing) and to client-go's 30 s otherwise (many agents share one
+   * cloud apiserver). An API that does not answer at all is probed instead (reachability.ts): its
+   * return ends every backoff at once. */
+  informer?: Pick<InformerOptions, "pageSize" | "backoffInitialMs" | "backoffMaxMs" | "watchTimeoutSeconds" | "watchIdleMs" | "missingPollMs" | "unreachableRetryMs">;
+  /** The probe that notices the API's return (reachability.ts); defaults: every 1 s, 2.5 s timeout. */
+  probe?: Pick<ReachabilityOptions, "intervalMs" | "timeoutMs" | "flapWindowMs" | "flapMaxIntervalMs" | "flapResetMs">;
   /** Why this mode was chosen (resolveMode().reason), logged at start. */
   reason?: string;
   /** Test hook: the fetch under the TLS layer. */
@@ -95,6 +100,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
 
   let fetcher: KubeFetch | undefined;
   let persister: Persister | undefined;
+  let reach: Reachability | undefined;
   let stopped = false;
   let staleSince: number | undefined;
   /** Why the snapshot could not be used (for status), when that happened. */
@@ -124,9 +130,11 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
     onChanged: () => persister?.changed(),
   });
 
-  async function connect(f: KubeFetch): Promise<void> {
+  async function connect(f: KubeFetch, reach: Reachability): Promise<void> {
     let attempt = 0;
     let refs: ResourceRef[] | undefined;
+    // The API's return ends the discovery backoff (the informers subscribe on their own).
+    const unsubscribe = reach.onReturn(() => sleeper.wake());
     while (!stopped && !refs) {
       try {
         refs = await discoverResources(f, o.kinds ?? DEFAULT_KINDS);
@@ -134,15 +142,17 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       } catch (err) {
         attempt++;
         noteFailure("discovery", err as Error);
+        if (isUnreachable(err)) reach.unreachable();
         const delay = backoffDelay(attempt, tunables.backoffInitialMs, tunables.backoffMaxMs, random);
         log.warn("cannot reach the Kubernetes API, retrying", { server: f.server, error: err as Error, retryInMs: delay });
         await sleeper.sleep(delay);
       }
     }
+    unsubscribe();
     if (stopped || !refs) return;
     log.info("watching", { server: f.server, mode: o.mode, why: o.reason, resources: refs.map((r) => r.path) });
     for (const ref of refs) {
-      const informer = createInformer({ ...tunables, resource: ref, fetch: f, handlers: { ...mirror.handlers(ref.kind), onHealth: (err) => noteFailure(ref.kind, err) }, log, metrics: o.metrics, clock, random });
+      const informer = createInformer({ ...tunables, reachability: reach, resource: ref, fetch: f, handlers: { ...mirror.handlers(ref.kind), onHealth: (err) => noteFailure(ref.kind, err) }, log, metrics: o.metrics, clock, random });
       informers.push({ ref, informer });
       informer.start();
     }
@@ -190,9 +200,17 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
         // apiserver and the MetaServer serve. The setting is accepted for compatibility.
         log.info("contentType protobuf requested; using application/json", { contentType: o.contentType });
       }
+      reach = createReachability({
+        ...o.probe,
+        clock,
+        random,
+        log,
+        metrics: o.metrics,
+        probe: versionProbe(fetcher),
+      });
       const settled = new Promise<void>((resolve) => (settle = resolve));
       const timer = clock.setTimeout(() => settle?.(), o.initialSyncTimeoutMs ?? 10_000);
-      connectLoop = connect(fetcher);
+      connectLoop = connect(fetcher, reach);
       await settled;
       settle = undefined;
       clock.clearTimeout(timer);
@@ -205,6 +223,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       sleeper.wake();
       await connectLoop;
       await Promise.all(informers.map((i) => i.informer.stop()));
+      reach?.stop();
       await persister?.close();
       fetcher?.close();
     },
