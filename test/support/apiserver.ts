@@ -18,9 +18,14 @@
 //   write the agent makes (secure mode publishes its peer ID as an annotation); 415 for other
 //   patch types, 404 for a missing Node, 403 while `forbidPatch` is set (RBAC without
 //   nodes/patch).
+// - RBAC (`rbac`, ./apiserver/rbac.ts): bearer tokens name users, ClusterRoles and
+//   ClusterRoleBindings (plus the bootstrap system:discovery) decide every request before it is
+//   routed, a denial is a 403 with the apiserver's Forbidden Status, and every decision is kept
+//   in `audit` for the test to read.
 // Test controls: add/update/remove objects (bumping the resourceVersion), compact(), drop the
 // watch connections mid-stream, go down and come back up on the same port.
 
+import { authorize, forbiddenStatus, requestAttributes, type Policy, type UserInfo } from "./apiserver/rbac.ts";
 import { createWatchHub, type WatchHub } from "./apiserver/watch.ts";
 import {
   apiGroupList, apiResourceList, groupVersions, RESOURCES, resourceByKind, status,
@@ -39,6 +44,31 @@ export interface StandInOptions {
   goneAs?: "event" | "http";
   /** Watch events kept for resuming; older resourceVersions get 410. */
   historyLimit?: number;
+  /** Enforce RBAC: requests need a bearer token from `tokens`, and the policy must allow them. */
+  rbac?: RbacOptions;
+}
+
+export interface RbacOptions {
+  policy: Policy;
+  /** Bearer token -> the user it authenticates as (serviceAccountUser() for a service account). */
+  tokens: Readonly<Record<string, UserInfo>>;
+}
+
+/** One authorization decision of the RBAC-enforcing stand-in. */
+export interface AuditRecord {
+  user: string;
+  method: string;
+  path: string;
+  verb: string;
+  resourceRequest: boolean;
+  apiGroup: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+  allowed: boolean;
+  /** Which role and rule allowed it ("edgemesh-agent#0"). */
+  by?: string;
 }
 
 export interface StandInObject {
@@ -62,6 +92,10 @@ export interface StandInApiServer {
   served: Served;
   /** While true, PATCH answers 403 Forbidden as the apiserver does without the RBAC verb. */
   forbidPatch: boolean;
+  /** RBAC in force (undefined: everything allowed); may be replaced while running. */
+  rbac: RbacOptions | undefined;
+  /** Every RBAC decision, in arrival order (only while `rbac` is set). */
+  readonly audit: AuditRecord[];
   add(kind: StandInKind, obj: StandInObject): StandInObject;
   update(kind: StandInKind, obj: StandInObject): StandInObject;
   upsert(kind: StandInKind, obj: StandInObject): StandInObject;
@@ -90,6 +124,7 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
   };
   let rv = 1000;
   const requests: RequestRecord[] = [];
+  const audit: AuditRecord[] = [];
   const pages = new Map<string, { rv: number; items: StandInObject[] }>();
   let pageSeq = 0;
   const hub: WatchHub = createWatchHub({
@@ -179,6 +214,16 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
     if (options.token && req.headers.get("authorization") !== `Bearer ${options.token}`) {
       return json(status(401, "Unauthorized", "Unauthorized"), 401);
     }
+    if (api.rbac) {
+      const bearer = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1];
+      const user = bearer !== undefined ? api.rbac.tokens[bearer] : undefined;
+      if (!user) return json(status(401, "Unauthorized", "Unauthorized"), 401);
+      const attrs = requestAttributes(req.method, url.pathname, q);
+      const decision = authorize(api.rbac.policy, user, attrs);
+      audit.push({ user: user.name, method: req.method, ...attrs, allowed: decision.allowed, by: decision.by });
+      if (audit.length > 20_000) audit.splice(0, 5_000);
+      if (!decision.allowed) return json(forbiddenStatus(user, attrs), 403);
+    }
     const parts = url.pathname.split("/").filter(Boolean);
     if (parts[0] === "api" && parts.length === 1) return json({ kind: "APIVersions", versions: ["v1"] });
     if (parts[0] === "apis" && parts.length === 1) return json(apiGroupList(served));
@@ -224,6 +269,8 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
     requests,
     served,
     forbidPatch: false,
+    rbac: options.rbac,
+    audit,
     add(kind, obj) {
       if (objects.get(kind)!.has(key(obj.metadata.namespace, obj.metadata.name))) throw new Error(`stand-in: ${kind} ${obj.metadata.name} exists`);
       return change(kind, "ADDED", obj);
