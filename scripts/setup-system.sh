@@ -12,6 +12,7 @@ declare -A PKG=(
   [dig]=dnsutils
   [curl]=curl
   [socat]=socat
+  [nc]=netcat-openbsd
   [iperf3]=iperf3
   [wrk]=wrk
   [openssl]=openssl

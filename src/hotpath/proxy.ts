@@ -220,6 +220,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       void stop();
     },
     spliceInbound: (ip, port, stream, result) => acceptStream(tcp, ip, port, stream, result),
+    spliceTo: (node, ip, port, stream, result) => acceptStream(tcp, ip, port, stream, result, node),
     stats: () => ({
       activeTcp: tcp.active,
       udpFlows: udp.flows,

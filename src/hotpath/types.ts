@@ -153,5 +153,13 @@ export interface Proxy {
    * dial completes.
    */
   spliceInbound(ip: string, port: number, stream: ByteStream, result: (ok: boolean) => void): StreamSink | null;
+  /**
+   * A client whose target is already chosen (SOCKS5 CONNECT to a node): dial ip:port on `node`
+   * (this node: directly; another: through `remote`), once, no failover, and splice. Otherwise as
+   * spliceInbound; `result(false, error)` carries the last dial error (a socket error with `code`,
+   * a tunnel error, or one with code ETIMEDOUT), after which `stream` is terminated. Counted
+   * against maxConnections (null at the cap).
+   */
+  spliceTo(node: string, ip: string, port: number, stream: ByteStream, result: (ok: boolean, error: Error | null) => void): StreamSink | null;
   stats(): ProxyStats;
 }

@@ -23,6 +23,7 @@ import { createProcessMetrics } from "./build-info.ts";
 import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
+import { startAgentSocks5 } from "./socks5.ts";
 
 /** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
 const RESERVED_FDS = 512;
@@ -79,6 +80,8 @@ export async function runAgent(configPath: string): Promise<number> {
       })
     : undefined;
   proxy?.start();
+  const socks5 = proxy && config.modules.edgeProxy.socks5Proxy.enable ? startAgentSocks5(config, proxy, store, maxConnections, metrics, log.child("socks5")) : undefined;
+  if (!proxy && config.modules.edgeProxy.socks5Proxy.enable) log.warn("modules.edgeProxy.socks5Proxy.enable is ignored: it needs modules.edgeProxy.enable");
 
   const inbound =
     tunnel && proxy
@@ -87,6 +90,7 @@ export async function runAgent(configPath: string): Promise<number> {
           table: publisher,
           nodeName: config.nodeName,
           udpIdleTimeoutMs: proxyOptions.udpIdleTimeoutMs,
+          hostAddresses: socks5?.hostAddresses,
           log: log.child("inbound"),
           metrics,
         })
@@ -127,11 +131,12 @@ export async function runAgent(configPath: string): Promise<number> {
     metrics,
     peers: tunnel ? () => tunnel.peers() : undefined,
   });
-  log.info("running", { admin: `${admin.host}:${admin.port}`, iptables: backend, bridge: bridgeDeviceName, tunnel: tunnel ? tunnel.peerId : "off" });
+  log.info("running", { admin: `${admin.host}:${admin.port}`, iptables: backend, bridge: bridgeDeviceName, tunnel: tunnel ? tunnel.peerId : "off", socks5: socks5 ? socks5.server.port : "off" });
 
   return onShutdown(log, async () => {
     stopWatch?.();
     securePeers?.stop();
+    socks5?.server.stop();
     await proxy?.drain(DRAIN_DEADLINE_MS);
     inbound?.stop();
     await tunnel?.stop().catch((err) => log.warn("tunnel stop failed", { error: (err as Error).message }));

@@ -86,6 +86,8 @@ export interface AgentOptions {
   };
   /** edgeProxy.udpIdleTimeoutSeconds (the agent's default when unset). */
   udpIdleTimeoutSeconds?: number;
+  /** edgeProxy.socks5Proxy.enable (listenPort 10800). */
+  socks5?: boolean;
 }
 
 function agentConfig(manifestDir: string, stateDir: string, o: AgentOptions = {}): string {
@@ -112,7 +114,7 @@ modules:
     enable: true
   edgeProxy:
     enable: true
-${o.udpIdleTimeoutSeconds !== undefined ? `    udpIdleTimeoutSeconds: ${o.udpIdleTimeoutSeconds}\n` : ""}${tunnel}`;
+${o.udpIdleTimeoutSeconds !== undefined ? `    udpIdleTimeoutSeconds: ${o.udpIdleTimeoutSeconds}\n` : ""}${o.socks5 ? "    socks5Proxy:\n      enable: true\n      listenPort: 10800\n" : ""}${tunnel}`;
 }
 
 export interface Agent {
@@ -227,6 +229,18 @@ export async function webOnN2(c: Cluster): Promise<{ client: Pod }> {
     }),
   );
   return { client };
+}
+
+/** A Node object with its InternalIP, as the API (or a manifest folder) holds it. */
+export function nodeYaml(name: string, internalIP: string): string {
+  return `apiVersion: v1
+kind: Node
+metadata: { name: ${name} }
+status:
+  addresses:
+    - { type: InternalIP, address: ${internalIP} }
+    - { type: Hostname, address: ${name} }
+`;
 }
 
 /** Poll until `cond` holds or the time is up; returns the last value of cond. */

@@ -155,7 +155,8 @@ export interface EdgeProxyConfig {
 }
 
 export interface Socks5Proxy {
-  /** EdgeMesh's SOCKS5 proxy (for SSH to edge nodes); accepted, not implemented yet. */
+  /** EdgeMesh's SOCKS5 proxy on the bridge IP: CONNECT to a node name (or a node's IP) reaches a
+   * port on that node through the tunnel (SSH to edge nodes in other LANs). */
   enable: boolean;
   listenPort: number;
 }

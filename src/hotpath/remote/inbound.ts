@@ -1,5 +1,6 @@
 // The receiving end of the tunnel: a CONNECT from another agent for ip:port on this node. The
-// target must be an endpoint the current table places on this node, else FAILED (counted). TCP:
+// target must be an endpoint the current table places on this node (or, with SOCKS5 on, one of
+// the node's own addresses, any TCP port), else FAILED (counted). TCP:
 // the stream is spliced into a local connection by the proxy (spliceInbound), and the handler's
 // promise resolves true (the tunnel answers SUCCESS) only once that local dial succeeded. UDP: a
 // connected local UDP socket per stream, frames <-> datagrams, closed when the stream closes or
@@ -21,6 +22,12 @@ export interface InboundOptions {
   table: TableSource;
   nodeName: string;
   udpIdleTimeoutMs: number;
+  /**
+   * This node's own addresses, which peers may reach on any TCP port (the far side of a SOCKS5
+   * CONNECT, given when socks5Proxy is enabled here; EdgeMesh's far side dials whatever it is
+   * asked). Absent: only endpoints of services on this node.
+   */
+  hostAddresses?: { has(ip: string): boolean };
   log: Logger;
   metrics: MetricsRegistry;
 }
@@ -159,7 +166,7 @@ export function createInboundHandler(o: InboundOptions): InboundHandler {
   return {
     handle(h, stream) {
       const protocol: Protocol = h.protocol === "udp" ? "UDP" : "TCP";
-      if (!targets.has(o.table.current(), protocol, h.ip, h.port)) {
+      if (!targets.has(o.table.current(), protocol, h.ip, h.port) && !(protocol === "TCP" && o.hostAddresses?.has(h.ip))) {
         m.notEndpoint.value++;
         o.log.debug("tunnel CONNECT refused: not an endpoint on this node", { peer: h.remoteNode ?? h.remotePeer, target: `${protocol} ${h.ip}:${h.port}` });
         return false;

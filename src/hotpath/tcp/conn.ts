@@ -68,10 +68,14 @@ export class Conn {
   clientIp = "";
   /** A Bun socket for service clients; a tunnel stream for connections arriving from a peer. */
   client: ByteStream | null = null;
-  /** Inbound tunnel connections: the one local endpoint to dial (no LB, no failover). */
+  /** A chosen target (tunnel inbound: a local endpoint; SOCKS5: a node's address, maybe on
+   * another node): the one endpoint to dial (no LB, no failover). */
   target: Endpoint | null = null;
-  /** Inbound tunnel connections: told once whether the local dial worked (SUCCESS/FAILED). */
-  onResult: ((ok: boolean) => void) | null = null;
+  /** Connections with a chosen target (tunnel inbound, SOCKS5): told once whether the dial
+   * worked, and on failure with the last dial error (null when none was reported). */
+  onResult: ((ok: boolean, error: Error | null) => void) | null = null;
+  /** Why the last dial attempt failed (a socket error, a tunnel error, DIAL_TIMED_OUT). */
+  lastError: Error | null = null;
   upstream: ByteStream | null = null;
   dial: Dial | null = null;
   /** Clock ms when the current wait (dial, backoff, head) ends. */
@@ -123,6 +127,7 @@ export function recycleConn(c: Conn, poolMax: number): void {
   c.client = null;
   c.target = null;
   c.onResult = null;
+  c.lastError = null;
   c.upstream = null;
   c.dial = null;
   c.deadline = 0;

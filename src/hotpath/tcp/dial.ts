@@ -102,7 +102,7 @@ export function nextDial(c: Conn): void {
   const sp = c.sp;
   if (c.client === null) return;
   if (c.target !== null) {
-    // Inbound from the tunnel: one local endpoint; the peer agent does the failover.
+    // A chosen target (inbound from the tunnel, SOCKS5): one attempt; whoever chose it fails over.
     if (c.tried.length === 0) {
       c.tried.push(0);
       return startDial(c, c.target);
@@ -149,9 +149,10 @@ function startDial(c: Conn, ep: Endpoint): void {
 }
 
 /** This attempt failed (refused, unreachable, remote FAILED): try the next endpoint now. */
-export function dialFailed(d: Dial): void {
+export function dialFailed(d: Dial, error?: Error): void {
   const c = d.conn;
   if (c === null || c.dial !== d) return;
+  c.lastError = error ?? null;
   d.conn = null;
   c.dial = null;
   if (d.resumed) c.client?.pause(); // read for early data; the next attempt decides anew
@@ -180,6 +181,7 @@ export function sweepWaiting(ctx: TcpContext): void {
     ctx.waiting.delete(c);
     if (c.phase === PHASE_DIALING) {
       ctx.m.dialTimeouts.value++;
+      c.lastError = DIAL_TIMED_OUT;
       abandonDial(c);
       nextDial(c);
     } else if (c.phase === PHASE_BACKOFF) {
@@ -196,16 +198,22 @@ export function sweepWaiting(ctx: TcpContext): void {
   }
 }
 
+/** The error a dial that ran out of time reports (one object: no allocation per timeout). */
+export const DIAL_TIMED_OUT: Error = Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" });
+
 /**
- * A stream that arrived from another agent's tunnel, for local endpoint ip:port: dial it and
- * splice. Returns the sink the tunnel drives, or null when the agent is at its connection cap.
+ * A client stream whose target is already chosen: a stream that arrived from another agent's
+ * tunnel for local endpoint ip:port (node ""), or a SOCKS5 client for ip:port on `node` (this
+ * node: dialed directly; another: through the tunnel). Dial it once and splice. Returns the sink
+ * the caller drives with the stream's events, or null when the agent is at its connection cap.
  */
 export function acceptStream(
   ctx: TcpContext,
   ip: string,
   port: number,
   stream: ByteStream,
-  result: (ok: boolean) => void,
+  result: (ok: boolean, error: Error | null) => void,
+  node = "",
 ): StreamSink | null {
   ctx.m.accepted.value++;
   if (!ctx.accepting || ctx.active >= ctx.maxConnections) {
@@ -214,7 +222,7 @@ export function acceptStream(
   }
   const c = acquireConn(ctx);
   c.client = stream;
-  c.target = { ip, port, node: "", ready: true, hostname: "", zone: "" };
+  c.target = { ip, port, node, ready: true, hostname: "", zone: "" };
   c.onResult = result;
   c.phase = PHASE_DIALING;
   ctx.active++;
@@ -225,13 +233,13 @@ export function acceptStream(
   return sink;
 }
 
-/** Tell an inbound tunnel connection how its local dial went (at most once). */
+/** Tell a connection with a chosen target how its dial went (at most once). */
 export function reportResult(c: Conn, ok: boolean): void {
   const cb = c.onResult;
   if (cb === null) return;
   c.onResult = null;
   try {
-    cb(ok);
+    cb(ok, ok ? null : c.lastError);
   } catch (err) {
     c.ctx.log.error("inbound result callback failed", { err });
   }

@@ -39,8 +39,8 @@ export class Dial implements StreamSink {
   open(stream: ByteStream): void {
     upstreamOpen(this, stream);
   }
-  fail(_error: Error): void {
-    dialFailed(this);
+  fail(error: Error): void {
+    dialFailed(this, error);
   }
   early(stream: ByteStream): void {
     earlyOpen(this, stream);
@@ -58,7 +58,7 @@ export class Dial implements StreamSink {
   }
   close(error?: Error): void {
     const c = this.conn;
-    if (c !== null && c.dial === this) dialFailed(this);
+    if (c !== null && c.dial === this) dialFailed(this, error);
     else upstreamClose(this, error);
   }
 }
@@ -118,8 +118,8 @@ export const upstreamHandler: SocketHandler<Dial, "uint8array"> = {
     s.setNoDelay(true);
     upstreamOpen(s.data, s as unknown as ByteStream);
   },
-  connectError(s) {
-    dialFailed(s.data);
+  connectError(s, error) {
+    dialFailed(s.data, error);
   },
   data(s, buf) {
     const c = s.data.conn;
