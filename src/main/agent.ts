@@ -24,6 +24,7 @@ import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
 import { startAgentSocks5 } from "./socks5.ts";
+import { unbuiltWarnings } from "./unbuilt.ts";
 
 /** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
 const RESERVED_FDS = 512;
@@ -41,7 +42,10 @@ export async function runAgent(configPath: string): Promise<number> {
   const limits = raiseNofileLimit();
   // Adopted (zero-copy) connections hold 4 fds more; the budget keeps both within the soft limit.
   const { maxConnections, maxPairs } = zeroCopyFdBudget(limits.soft, RESERVED_FDS, FDS_PER_CONNECTION, config.modules.edgeProxy.maxConnections);
-  log.info("starting", { node: config.nodeName, nofile: limits.soft, maxConnections, zeroCopyPairs: maxPairs });
+  for (const warning of unbuiltWarnings(config)) log.warn(warning);
+  const m = config.modules;
+  const modules = [m.edgeDNS.enable && "edgeDNS", m.edgeProxy.enable && "edgeProxy", m.edgeTunnel.enable && "edgeTunnel"].filter(Boolean).join(",") || "none";
+  log.info("starting", { node: config.nodeName, mode: config.kubeAPIConfig.mode, modules, nofile: limits.soft, maxConnections, zeroCopyPairs: maxPairs });
 
   const { bridgeDeviceName, bridgeDeviceIP } = config.commonConfig;
   const bridge = await ensureBridge(bridgeDeviceName, bridgeDeviceIP);

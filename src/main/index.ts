@@ -1,7 +1,10 @@
 #!/usr/bin/env bun
-// The one entry point: `edgemesh agent|dev|gateway|status`. Wiring lives in agent.ts / dev.ts.
+// The one entry point: `edgemesh agent|dev|gateway|status|validate`. Wiring lives in agent.ts /
+// dev.ts; this file maps the command to its runner and the outcome to an exit code:
+// 0 done, 1 failed (the reason on stderr, one line), 2 bad command line (with the usage).
 
-import { parseArgs, USAGE, UsageError } from "./args.ts";
+import { COMMAND_HELP, parseArgs, USAGE, UsageError } from "./args.ts";
+import { buildInfo } from "./build-info.ts";
 
 async function main(argv: string[]): Promise<number> {
   let command;
@@ -9,15 +12,22 @@ async function main(argv: string[]): Promise<number> {
     command = parseArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`edgemesh: ${err.message}\n${USAGE}`);
+      console.error(`edgemesh: ${err.message}\n\n${err.topic ? `usage: ${COMMAND_HELP[err.topic]}` : USAGE}`);
       return 2;
     }
     throw err;
   }
   switch (command.cmd) {
     case "help":
-      console.log(USAGE);
+      console.log(command.topic ? `usage: ${COMMAND_HELP[command.topic]}` : USAGE);
       return 0;
+    case "version": {
+      const b = buildInfo();
+      console.log(`edgemesh-bun ${b.version} (revision ${b.revision}; bun ${Bun.version}, ${process.platform}/${process.arch})`);
+      return 0;
+    }
+    case "validate":
+      return (await import("./validate.ts")).runValidate(command.config, { json: command.json });
     case "status":
       return (await import("./status.ts")).runStatus(command.admin, command.json);
     case "dev":

@@ -64,6 +64,10 @@ function crossChecks(config: EdgeMeshAgentConfig, problems: ConfigProblem[]): vo
   if (tunnel.psk.enable && tunnel.psk.path.trim() === "" && !reported("modules.edgeTunnel.psk.path")) {
     problems.push({ path: "modules.edgeTunnel.psk.path", message: 'required when psk.enable is true, got ""' });
   }
+  // libp2p has no connection protector for QUIC: a private network runs over TCP only.
+  if (tunnel.enable && tunnel.psk.enable && tunnel.transport === "quic" && !reported("modules.edgeTunnel.transport")) {
+    problems.push({ path: "modules.edgeTunnel.transport", message: '"quic" cannot carry a PSK private network: use "tcp" or set psk.enable false' });
+  }
   const cni = config.modules.edgeCNI;
   if (cni.enable && !tunnel.enable && !reported("modules.edgeCNI.enable")) {
     problems.push({ path: "modules.edgeCNI.enable", message: "needs modules.edgeTunnel.enable true: pod packets travel through the tunnel" });

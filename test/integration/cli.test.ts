@@ -1,0 +1,101 @@
+// The command line as a user meets it: bin/edgemesh as a process, its exit codes (0 done,
+// 1 failed, 2 bad command line) and what it prints. `validate` runs as an unprivileged user and
+// leaves no trace: no state directory, no device.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const BIN = join(ROOT, "bin/edgemesh");
+const pkg = await Bun.file(join(ROOT, "package.json")).json();
+const dir = mkdtempSync(join(tmpdir(), "edgemesh-cli-"));
+chmodSync(dir, 0o755); // readable by the unprivileged user below
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs bin/edgemesh; `asNobody` drops to uid/gid 65534 with no capabilities first. */
+async function edgemesh(args: string[], options: { asNobody?: boolean; env?: Record<string, string> } = {}) {
+  const argv = options.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", BIN, ...args] : [BIN, ...args];
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...options.env };
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env, cwd: dir });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+function config(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\n${text}`);
+  chmodSync(path, 0o644);
+  return path;
+}
+
+describe("edgemesh (the command line)", () => {
+  test("--help and help print the usage of every command and exit 0", async () => {
+    for (const args of [["--help"], ["help"], []]) {
+      const r = await edgemesh(args);
+      expect(r.code).toBe(0);
+      for (const cmd of ["agent", "dev", "gateway", "status", "validate"]) expect(r.stdout).toContain(`edgemesh ${cmd}`);
+      expect(r.stdout).toContain("--config-file");
+    }
+  });
+
+  test("help per command: only that command, exit 0", async () => {
+    for (const args of [["validate", "--help"], ["help", "validate"], ["validate", "-h"]]) {
+      const r = await edgemesh(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout.startsWith("usage: edgemesh validate --config FILE")).toBe(true);
+      expect(r.stdout).not.toContain("edgemesh agent");
+    }
+  });
+
+  test("--version prints the package version and the runtime, exit 0", async () => {
+    const r = await edgemesh(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^edgemesh-bun ${pkg.version.replaceAll(".", "\\.")} \\(revision \\S+; bun \\d+\\.\\d+\\.\\d+, linux/(x64|arm64)\\)\\n$`));
+  });
+
+  test("a bad command line exits 2 with the reason first, then the relevant usage", async () => {
+    const unknown = await edgemesh(["proxy"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.split("\n")[0]).toBe('edgemesh: unknown command "proxy"');
+    expect(unknown.stderr).toContain("edgemesh agent --config FILE");
+    const missing = await edgemesh(["agent"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.split("\n")[0]).toBe("edgemesh: agent needs --config FILE");
+    expect(missing.stderr).toContain("usage: edgemesh agent --config FILE");
+    expect(missing.stderr).not.toContain("edgemesh dev");
+  });
+
+  test("validate as an unprivileged user: prints the effective config, creates nothing, exit 0", async () => {
+    const stateDir = join(dir, "state-never-created");
+    const path = config("good.yaml", `commonConfig:\n  bridgeDeviceName: emvalid0\n  stateDir: ${stateDir}\nmodules:\n  edgeProxy:\n    enable: true\n  edgeTunnel:\n    enable: true\n    psk:\n      enable: false\n`);
+    const r = await edgemesh(["validate", "--config-file", path], { asNobody: true, env: { NODE_NAME: "n1" } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain(`# effective config of ${path}`);
+    expect(r.stdout).toContain("bridgeDeviceName: emvalid0");
+    expect(r.stdout).toContain("listenPort: 20006"); // a default filled in
+    expect(existsSync(stateDir)).toBe(false);
+    const link = Bun.spawnSync(["ip", "link", "show", "dev", "emvalid0"], { stderr: "pipe" });
+    expect(link.exitCode).not.toBe(0);
+  });
+
+  test("validate of a file the agent would refuse: exit 1, the key named, nothing on stdout", async () => {
+    const path = config("bad.yaml", "modules:\n  edgeDNS:\n    listenPort: 0\n");
+    const r = await edgemesh(["validate", "--config", path], { asNobody: true });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("modules.edgeDNS.listenPort: expected a port number 1..65535, got 0");
+  });
+
+  test("agent takes EdgeMesh's --config-file, and without root stops with one line naming the fix", async () => {
+    const path = config("agent.yaml", "modules:\n  edgeProxy:\n    enable: true\n");
+    const r = await edgemesh(["agent", "--config-file", path], { asNobody: true, env: { NODE_NAME: "n1" } });
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("needs root");
+    expect(lines[0]).toContain("edgemesh dev");
+  });
+});
