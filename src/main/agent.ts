@@ -18,6 +18,8 @@ import { requireRoot, ensureBridge, removeBridge, raiseNofileLimit } from "../ho
 import { createInboundHandler, createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
 import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
+import type { LogFlags } from "./args.ts";
+import { applyLogConfig } from "./logging.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import { createProcessMetrics } from "./build-info.ts";
 import { edgeProxyOptions } from "./proxy-config.ts";
@@ -32,10 +34,11 @@ const RESERVED_FDS = 512;
 const FDS_PER_CONNECTION = 2;
 const DRAIN_DEADLINE_MS = 5000;
 
-export async function runAgent(configPath: string): Promise<number> {
+export async function runAgent(configPath: string, flags: LogFlags = {}): Promise<number> {
   const log = createLogger({ component: "agent" });
   const metrics = createProcessMetrics();
   const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
+  applyLogConfig(config, flags);
   requireNodeName(config);
   requireRoot("edgemesh agent");
 

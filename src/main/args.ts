@@ -2,10 +2,18 @@
 // flags, help per subcommand, and an error that names the flag. EdgeMesh's agent takes its file
 // as --config-file; that spelling is accepted everywhere --config is.
 
+import { FORMATS, isFormat, isLevel, LEVELS, type Format, type Level } from "../log/index.ts";
+
+/** --log-level / --log-format; absent flags leave the environment or config file in charge. */
+export interface LogFlags {
+  logLevel?: Level;
+  logFormat?: Format;
+}
+
 export type Command =
-  | { cmd: "agent"; config: string }
-  | { cmd: "gateway"; config: string }
-  | { cmd: "dev"; manifests?: string; admin: string; dns: string; config?: string }
+  | ({ cmd: "agent"; config: string } & LogFlags)
+  | ({ cmd: "gateway"; config: string } & LogFlags)
+  | ({ cmd: "dev"; manifests?: string; admin: string; dns: string; config?: string } & LogFlags)
   | { cmd: "status"; admin: string; json: boolean }
   | { cmd: "validate"; config: string; json: boolean }
   | { cmd: "version" }
@@ -43,7 +51,9 @@ ${Object.values(COMMAND_HELP).join("\n\n")}
 edgemesh --version        print the version
 edgemesh COMMAND --help   help for one command
 
---config-file FILE is accepted wherever --config FILE is (EdgeMesh's spelling).`;
+--config-file FILE is accepted wherever --config FILE is (EdgeMesh's spelling).
+agent, dev and gateway take --log-level debug|info|warn|error and --log-format text|json
+(over EDGEMESH_LOG_LEVEL/EDGEMESH_LOG_FORMAT and commonConfig.logLevel/logFormat).`;
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -97,22 +107,30 @@ export function parseArgs(argv: readonly string[]): Command {
     if (!v) throw new UsageError(`${cmd} needs --${name} ${what}`, cmd);
     return v;
   };
+  const logFlags = (): LogFlags => {
+    const level = str("log-level");
+    const format = str("log-format");
+    if (level !== undefined && !isLevel(level)) throw new UsageError(`--log-level: expected one of ${LEVELS.join(", ")}, got ${JSON.stringify(level)}`, cmd);
+    if (format !== undefined && !isFormat(format)) throw new UsageError(`--log-format: expected one of ${FORMATS.join(", ")}, got ${JSON.stringify(format)}`, cmd);
+    return { logLevel: level, logFormat: format };
+  };
   switch (cmd) {
     case "agent":
     case "gateway":
-      allow("config");
-      return { cmd, config: required("config", "FILE") };
+      allow("config", "log-level", "log-format");
+      return { cmd, config: required("config", "FILE"), ...logFlags() };
     case "validate":
       allow("config", "json");
       return { cmd, config: required("config", "FILE"), json: flags.has("json") };
     case "dev":
-      allow("manifests", "admin", "dns", "config");
+      allow("manifests", "admin", "dns", "config", "log-level", "log-format");
       return {
         cmd,
         manifests: str("manifests"),
         admin: str("admin") ?? DEFAULT_ADMIN,
         dns: str("dns") ?? "127.0.0.1:5353",
         config: str("config"),
+        ...logFlags(),
       };
     case "status":
       allow("admin", "json");

@@ -16,6 +16,7 @@ import {
 import { createDnsServer } from "../dns/index.ts";
 import { createProxy, createZeroCopyIfSupported } from "../hotpath/index.ts";
 import { createLogger } from "../log/index.ts";
+import { applyLogConfig } from "./logging.ts";
 import { createProcessMetrics } from "./build-info.ts";
 import type { Command } from "./args.ts";
 import { formatRoutes } from "./status.ts";
@@ -32,6 +33,7 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
   const log = createLogger({ component: "dev" });
   const metrics = createProcessMetrics();
   const config = cmd.config ? loadConfig({ path: cmd.config, env: {} }) : defaultConfig();
+  applyLogConfig(config, cmd);
   const dir = resolve(cmd.manifests ?? BUNDLED_MANIFESTS);
   const dnsAddress = parseHostPort(cmd.dns, "--dns");
 

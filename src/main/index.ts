@@ -3,6 +3,7 @@
 // dev.ts; this file maps the command to its runner and the outcome to an exit code:
 // 0 done, 1 failed (the reason on stderr, one line), 2 bad command line (with the usage).
 
+import { configureLogging, createLogger } from "../log/index.ts";
 import { COMMAND_HELP, parseArgs, USAGE, UsageError } from "./args.ts";
 import { buildInfo } from "./build-info.ts";
 
@@ -17,6 +18,8 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Flags first, so even a config file that fails to load is reported in the chosen format.
+  if ("logLevel" in command || "logFormat" in command) configureLogging({ level: command.logLevel, format: command.logFormat });
   switch (command.cmd) {
     case "help":
       console.log(command.topic ? `usage: ${COMMAND_HELP[command.topic]}` : USAGE);
@@ -33,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
     case "dev":
       return (await import("./dev.ts")).runDev(command);
     case "agent":
-      return (await import("./agent.ts")).runAgent(command.config);
+      return (await import("./agent.ts")).runAgent(command.config, command);
     case "gateway":
       console.error("edgemesh gateway: the edge gateway is not implemented yet (no issue delivered it)");
       return 2;
@@ -43,8 +46,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   // Long-running commands return only after their stop sequence; exit even if a handle lingers.
   (code) => process.exit(code),
+  // A fatal start error goes through the logger like everything else (one JSON object with
+  // --log-format json), and the process exits 1.
   (err) => {
-    console.error(`edgemesh: ${err instanceof Error ? err.message : String(err)}`);
+    createLogger().error(err instanceof Error ? err.message : String(err));
     process.exit(1);
   },
 );

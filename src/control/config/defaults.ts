@@ -70,6 +70,8 @@ export function buildDefaults(env: Env): EdgeMeshAgentConfig {
       pprofConfig: { enableProfiling: false, profilingAddress: "", profilingPort: 0 },
       adminAddress: "127.0.0.1:10551",
       stateDir: "/var/lib/edgemesh",
+      logLevel: "info",
+      logFormat: "text",
     },
     modules: {
       edgeDNS: {
@@ -112,7 +114,7 @@ export function buildDefaults(env: Env): EdgeMeshAgentConfig {
         },
         listenInterfaces: "*",
         extraFilteredInterfaces: "",
-        metricConfig: { enable: false, port: 9999 },
+        metricConfig: { enable: false, port: 9999, bindAddress: "0.0.0.0" },
         identityMode: "compat",
       },
       edgeGateway: {

@@ -76,6 +76,8 @@ const commonConfig = obj({
   pprofConfig: obj({ enableProfiling: bool, profilingAddress: str(c.ipOrEmpty), profilingPort: port0 }),
   adminAddress: str(c.listenAddress),
   stateDir: str(c.nonEmpty),
+  logLevel: enumOf("debug", "info", "warn", "error"),
+  logFormat: enumOf("text", "json"),
 });
 
 const edgeDNS = obj(
@@ -132,7 +134,7 @@ const edgeTunnel = obj(
     }),
     listenInterfaces: str(c.ifList),
     extraFilteredInterfaces: str(c.ifList),
-    metricConfig: obj({ enable: bool, port: port0 }),
+    metricConfig: obj({ enable: bool, port: port0, bindAddress: str(c.ip) }),
     identityMode: enumOf("compat", "secure"),
   },
   ["mode", "nodeName", "configPath"],

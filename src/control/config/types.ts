@@ -82,6 +82,10 @@ export interface CommonConfig {
    * identityMode "secure", the tunnel key.
    */
   stateDir: string;
+  /** edgemesh-bun: least severe log level written (debug, info, warn, error); --log-level overrides. */
+  logLevel: "debug" | "info" | "warn" | "error";
+  /** edgemesh-bun: "text" (one key=value line per event) or "json" (one object per line); --log-format overrides. */
+  logFormat: "text" | "json";
 }
 
 export interface PprofConfig {
@@ -218,9 +222,12 @@ export interface TunnelLimitConfig {
   tunnelPeerBaseStreamOut: number;
 }
 
+/** EdgeMesh's edgeTunnel.metricConfig: a Prometheus listener on port (all addresses in EdgeMesh). */
 export interface MetricConfig {
   enable: boolean;
   port: number;
+  /** edgemesh-bun: the IP the metrics listener binds (0.0.0.0 as EdgeMesh; "::" for IPv6 too). */
+  bindAddress: string;
 }
 
 export interface EdgeGatewayConfig {
