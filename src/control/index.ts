@@ -9,3 +9,4 @@ export * from "./runner.ts";
 export * from "./publisher.ts";
 export * from "./manifest/index.ts";
 export * from "./kube/index.ts";
+export * from "./gateway/index.ts";

@@ -52,11 +52,19 @@ export const ifList: Check<string> = (s) =>
     ? undefined
     : 'expected "*" or a comma list of interface names such as "lo,eth0"';
 
-/** "*" or "" for all, else a comma list of IPs ("192.168.1.56,10.3.2.1"). */
+/** "*" or "" for all, else a comma list of IPs or CIDRs ("192.168.1.56,10.3.0.0/16"), as EdgeMesh's gateway reads includeIP/excludeIP. */
 export const ipList: Check<string> = (s) =>
-  s === "*" || s === "" || s.split(",").every((p) => isIP(p.trim()) !== 0)
+  s === "*" || s === "" || s.split(",").every((p) => isIpOrCidr(p.trim()))
     ? undefined
-    : 'expected "*" or a comma list of IP addresses such as "192.168.1.56,10.3.2.1"';
+    : 'expected "*" or a comma list of IP addresses or CIDRs such as "192.168.1.56,10.3.0.0/16"';
+
+function isIpOrCidr(s: string): boolean {
+  const slash = s.indexOf("/");
+  if (slash < 0) return isIP(s) !== 0;
+  const family = isIP(s.slice(0, slash));
+  const bits = s.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 /** An http(s) URL with a host, such as the MetaServer address. */
 export const httpUrl: Check<string> = (s) => {
