@@ -1,6 +1,7 @@
-// Chain names and timings of the iptables sync. Chain names are EdgeMesh's own (pkg/proxy, the
-// "hybrid proxy" docs), so a node that ran EdgeMesh's agent before is cleaned up by ours: the
-// chains are replaced wholesale and stale jumps to them are removed.
+// Chain names and timings of the iptables sync. The names are our own: EdgeMesh's agent since v1.12
+// uses kube-proxy's userspace-proxier names (KUBE-PORTALS-*, KUBE-NODEPORT-*; leftovers.ts removes
+// what a killed one leaves), and KUBE-* belongs to kube-proxy. Its v1.10-1.11 fork used these same
+// EDGEMESH-* names: such chains are replaced wholesale and stale jumps to them removed.
 
 const second = 1000;
 

@@ -18,6 +18,8 @@ export interface IptablesExec {
   restore(text: string): Promise<void>;
   /** `iptables -w 5 ARGS`; never rejects for a non-zero exit (the caller reads `code`). */
   run(args: readonly string[]): Promise<ExecResult>;
+  /** `iptables-save` (every table); rejects with IptablesError. Absent in fakes that have no use for it. */
+  dump?(): Promise<string>;
   /** `conntrack ARGS`, when the conntrack tool is installed (UDP flow cleanup); else absent. */
   conntrack?(args: readonly string[]): Promise<ExecResult>;
 }
@@ -73,6 +75,11 @@ export function createIptablesExec(backend: IptablesBackend, options: ExecOption
     },
     run(args) {
       return spawnCommand([...prefix, bins.iptables, "-w", wait, ...args]);
+    },
+    async dump() {
+      const res = await spawnCommand([...prefix, bins.save]);
+      if (res.code !== 0) throw new IptablesError(bins.save, res.code, res.stderr);
+      return res.stdout;
     },
     ...(Bun.which("conntrack") ? { conntrack: (args: readonly string[]) => spawnCommand([...prefix, "conntrack", ...args]) } : {}),
   };

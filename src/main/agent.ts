@@ -14,9 +14,9 @@ import {
   type RouteTable,
 } from "../control/index.ts";
 import { createDnsServer } from "../dns/index.ts";
-import { requireRoot, ensureBridge, removeBridge, raiseNofileLimit } from "../host/index.ts";
+import { requireRoot, ensureBridge, releaseBridge, raiseNofileLimit } from "../host/index.ts";
 import { createInboundHandler, createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
-import { createIptablesSyncer, createIptablesExec, detectIptablesBackend } from "../iptables/index.ts";
+import { createIptablesSyncer, createIptablesExec, detectIptablesBackend, removeEdgeMeshLeftoversAnywhere } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import type { LogFlags } from "./args.ts";
 import { applyLogConfig } from "./logging.ts";
@@ -52,6 +52,8 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
 
   const { bridgeDeviceName, bridgeDeviceIP } = config.commonConfig;
   const bridge = await ensureBridge(bridgeDeviceName, bridgeDeviceIP);
+  // EdgeMesh leaves its edgemesh0 on every stop: used as it is, and left in place at our stop.
+  if (!bridge.created) log.info("using the existing bridge device (not ours: it stays at stop)", { device: bridgeDeviceName, kind: bridge.kind, addedAddress: bridge.addedAddress });
 
   const store = createObjectStore();
   const metadata = await startMetadataSource(config, store, log, metrics);
@@ -109,11 +111,14 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     tunnel && config.modules.edgeTunnel.identityMode === "secure" ? tunnelModule!.createSecurePeers(config, store, tunnel, log.child("peers"), metrics) : undefined;
   await tunnel?.start();
   await securePeers?.publish();
+  if (securePeers) log.info("identityMode secure: EdgeMesh agents (and ours in compat mode) cannot publish a peer ID, so this agent refuses them; a cluster that still runs EdgeMesh agents must use identityMode compat until every node is migrated");
   const stopWatch = tunnel ? tunnelModule!.watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
 
   const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;
 
   const backend = await detectIptablesBackend();
+  // A node switched from EdgeMesh: its killed agent's portals would catch what we do not proxy.
+  await removeEdgeMeshLeftoversAnywhere(backend, bridgeDeviceIP, log.child("iptables"));
   const iptables = proxy
     ? createIptablesSyncer({ exec: createIptablesExec(backend), clock: systemClock, log: log.child("iptables"), metrics })
     : undefined;
@@ -153,7 +158,7 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     admin.stop();
     await metadata.stop();
     publisher.stop();
-    if (bridge.created) await removeBridge(bridgeDeviceName);
+    await releaseBridge(bridgeDeviceName, bridgeDeviceIP, bridge);
   });
 }
 
