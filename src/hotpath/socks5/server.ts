@@ -10,7 +10,7 @@
 
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import type { Logger } from "../../log/index.ts";
-import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
+import { LATENCY_BUCKETS_SECONDS, type Counter, type Histogram, type MetricsRegistry } from "../../metrics/index.ts";
 import type { ByteStream, Proxy, StreamSink } from "../types.ts";
 import { decide, replyForDialError, type NodeDirectory } from "./decide.ts";
 import {
@@ -85,6 +85,8 @@ interface Metrics {
   timeout: Counter;
   abandoned: Counter;
   replies: Counter[];
+  /** Request read -> CONNECT succeeded (the reply goes out): the tunnel stream and the far dial. */
+  connectSeconds: Histogram;
 }
 
 interface State {
@@ -162,6 +164,11 @@ export function createSocks5Server(o: Socks5Options): Socks5Server {
       timeout: failures("timeout"),
       abandoned: failures("closed"),
       replies,
+      connectSeconds: o.metrics.histogram(
+        "socks5_connect_duration_seconds",
+        "SOCKS5 CONNECTs that succeeded: from the request to the success reply (tunnel stream and the far agent's dial)",
+        LATENCY_BUCKETS_SECONDS,
+      ),
     },
     clock: o.clock ?? Date,
     timeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
@@ -354,7 +361,7 @@ function connect(c: SocksConn, req: SocksRequest, lead: Uint8Array | null, tail:
   if (plan.kind === "refuse") return refuse(c, plan.code, plan.reason, req);
   c.phase = PHASE_PROXIED;
   c.target = `${plan.node} ${plan.ip}:${plan.port}`;
-  c.startedAt = st.clock.now();
+  c.startedAt = performance.now();
   const sink = st.o.proxy.spliceTo(plan.local ? "" : plan.node, plan.ip, plan.port, c, (ok, error) => onResult(c, ok, error));
   if (sink === null) return refuse(c, REP_GENERAL_FAILURE, "agent at its connection cap", req);
   c.sink = sink;
@@ -367,7 +374,8 @@ function connect(c: SocksConn, req: SocksRequest, lead: Uint8Array | null, tail:
 function onResult(c: SocksConn, ok: boolean, error: Error | null): void {
   const code = ok ? REP_SUCCEEDED : replyForDialError(error);
   c.st.m.replies[code]!.value++;
-  if (!ok) {
+  if (ok) c.st.m.connectSeconds.observe((performance.now() - c.startedAt) / 1000);
+  else {
     c.replied = true;
     c.st.o.log.debug("socks5 connect failed", { target: c.target, reply: REPLY_NAMES[code], error: error?.message ?? "" });
   }
