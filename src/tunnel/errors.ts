@@ -9,6 +9,7 @@ export type TunnelErrorCode =
   | "STREAM_LIMIT" // too many streams in total or to one peer
   | "BAD_KEY" // a key or PSK file that cannot be used
   | "BAD_CONFIG" // an option that cannot work (unknown interface, PSK over QUIC)
+  | "RELAY_SILENT" // a relay stopped answering liveness probes; its connection was dropped
   | "CLOSED"; // the stream or tunnel closed before the exchange finished
 
 export class TunnelError extends Error {

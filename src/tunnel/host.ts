@@ -42,6 +42,8 @@ export interface HostOptions {
   isTrustedObserver?: (peer: PeerId, protocols: string[]) => boolean;
   /** Secure mode: only these peer IDs may connect (relays included); undefined = anyone. */
   isAllowed?: (peer: PeerId) => boolean;
+  /** Dials to this peer are refused for now (a relay in quarantine after going silent). */
+  isDialBlocked?: (peer: PeerId) => boolean;
   /** Called for every refusal by isAllowed (after counting); default: one log line each. */
   onRefused?: (peer: PeerId, direction: "dial" | "inbound" | "outbound") => void;
   log: Logger;
@@ -158,7 +160,9 @@ function gater(o: HostOptions): ConnectionGater {
   };
   return {
     denyDialMultiaddr: () => false,
-    denyDialPeer: (peer) => deny(peer, "dial"),
+    // A quarantined relay fails the dial at once, so a circuit dial or a reservation moves on
+    // to the next relay instead of waiting out the address timeout on a dead one.
+    denyDialPeer: (peer) => o.isDialBlocked?.(peer) === true || deny(peer, "dial"),
     denyInboundEncryptedConnection: (peer) => deny(peer, "inbound"),
     denyOutboundEncryptedConnection: (peer) => deny(peer, "outbound"),
   };

@@ -23,7 +23,7 @@ import type { PeerId } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p } from "libp2p";
-import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL, RELAY_BACKOFF_MAX_MS, RELAY_CHECK_INTERVAL_MS } from "./constants.ts";
+import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL } from "./constants.ts";
 import { DiscoveryService } from "./discovery.ts";
 import { TunnelError } from "./errors.ts";
 import { createHost, REFUSAL_LINE } from "./host.ts";
@@ -31,6 +31,7 @@ import { skipRepeatedProtocolMerges } from "./peerstore-cache.ts";
 import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
 import { PeerBook } from "./peers.ts";
 import { ProxyService } from "./proxy.ts";
+import { RelayKeeper } from "./relay-keeper.ts";
 import type { OpenedProxyStream, OpenProxyStreamOptions, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
 
 export function createTunnel(options: TunnelOptions): Tunnel {
@@ -49,8 +50,7 @@ class EdgeTunnel implements Tunnel {
   #allowed?: Set<string>;
   /** setAllowedPeers before start(): applied when the allowed set is built. */
   #pendingAllowed?: string[];
-  #timer?: ReturnType<typeof setInterval>;
-  readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
+  #relays?: RelayKeeper;
 
   constructor(o: TunnelOptions) {
     this.#o = o;
@@ -96,6 +96,7 @@ class EdgeTunnel implements Tunnel {
       pnetCipher: o.pnetCipher ?? "auto",
       maxStreamsPerPeer: maxStreamsPerPeer + 64, // room for discovery/identify/relay streams
       isAllowed: this.#allowed ? (p) => this.#allowed!.has(p.toString()) : undefined,
+      isDialBlocked: (p) => this.#relays?.isBlocked(p.toString()) === true,
       // Our public (NAT-mapped) address is taken only from the relays we were configured with:
       // any peer can claim to serve the hop protocol and report a false address.
       isTrustedObserver: (p) => this.#book.relays.some((r) => r.peerId === p.toString()),
@@ -140,13 +141,12 @@ class EdgeTunnel implements Tunnel {
     });
     await libp2p.start();
     this.#log.info("tunnel started", { peerId: this.#peerId, relay: isRelay, psk: o.psk !== undefined, mode: o.identity.mode, addrs: this.addrs().join(",") });
-    void this.#keepRelays();
-    this.#timer = setInterval(() => void this.#keepRelays(), RELAY_CHECK_INTERVAL_MS);
+    this.#relays = new RelayKeeper({ libp2p, book: this.#book, nodeName: o.nodeName, selfPeerId: this.#peerId, log: this.#log, metrics: m });
+    this.#relays.start();
   }
 
   async stop(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#relays?.stop();
     await this.#libp2p?.stop();
   }
 
@@ -198,7 +198,7 @@ class EdgeTunnel implements Tunnel {
       .setRelays(relays)
       .then(() => {
         if (this.#allowed) for (const r of this.#book.relays) if (r.peerId) this.#allowed.add(r.peerId);
-        return this.#keepRelays();
+        return this.#relays?.check();
       })
       .catch((err) => this.#log.error("relay nodes not applied", { error: err as Error }));
   }
@@ -239,43 +239,6 @@ class EdgeTunnel implements Tunnel {
     } catch {
       // not in the peer store (never seen on the LAN) or not a valid ID: nothing to greet
     }
-  }
-
-  /** Dials relays we are not connected to, with per-relay exponential backoff. */
-  async #keepRelays(): Promise<void> {
-    const libp2p = this.#libp2p;
-    if (!libp2p) return;
-    const now = Date.now();
-    await Promise.all(
-      this.#book.relays.map(async (r) => {
-        if (r.nodeName === this.#o.nodeName || r.peerId === this.#peerId) return;
-        const key = r.nodeName;
-        const peer: PeerId | undefined = r.peerId ? peerIdFromString(r.peerId) : undefined;
-        if (peer && libp2p.getConnections(peer).length > 0) {
-          this.#backoff.delete(key);
-          return;
-        }
-        const state = this.#backoff.get(key) ?? { failures: 0, nextAt: 0 };
-        if (now < state.nextAt) return;
-        try {
-          let conn;
-          if (peer) {
-            await libp2p.peerStore.merge(peer, { multiaddrs: r.addrs });
-            conn = await libp2p.dial(peer, { signal: AbortSignal.timeout(10_000) });
-          } else {
-            conn = await libp2p.dial(r.addrs, { signal: AbortSignal.timeout(10_000) });
-            r.peerId = conn.remotePeer.toString(); // secure mode: learn the relay's ID
-          }
-          this.#backoff.delete(key);
-          this.#log.info("connected to relay", { relay: r.nodeName, addr: conn.remoteAddr.toString() });
-        } catch (err) {
-          state.failures++;
-          state.nextAt = Date.now() + Math.min(RELAY_BACKOFF_MAX_MS, 1000 * 2 ** (state.failures - 1));
-          this.#backoff.set(key, state);
-          this.#log.warn("relay unreachable", { relay: r.nodeName, failures: state.failures, error: err as Error });
-        }
-      }),
-    );
   }
 }
 
