@@ -47,7 +47,7 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
   const { maxConnections, maxPairs } = zeroCopyFdBudget(limits.soft, RESERVED_FDS, FDS_PER_CONNECTION, config.modules.edgeProxy.maxConnections);
   for (const warning of unbuiltWarnings(config)) log.warn(warning);
   const m = config.modules;
-  const modules = [m.edgeDNS.enable && "edgeDNS", m.edgeProxy.enable && "edgeProxy", m.edgeTunnel.enable && "edgeTunnel"].filter(Boolean).join(",") || "none";
+  const modules = [m.edgeDNS.enable && "edgeDNS", m.edgeProxy.enable && "edgeProxy", m.edgeProxy.enable && m.edgeProxy.socks5Proxy.enable && "socks5Proxy", m.edgeTunnel.enable && "edgeTunnel"].filter(Boolean).join(",") || "none";
   log.info("starting", { node: config.nodeName, mode: config.kubeAPIConfig.mode, modules, nofile: limits.soft, maxConnections, zeroCopyPairs: maxPairs });
 
   const { bridgeDeviceName, bridgeDeviceIP } = config.commonConfig;
