@@ -1,5 +1,9 @@
-// Admin HTTP endpoint: health, readiness, the current RouteTable as JSON, Prometheus metrics,
+// Admin HTTP endpoints: health, readiness, the current RouteTable as JSON, Prometheus metrics,
 // tunnel peers. Reads the table and callbacks given to it; it never writes shared state.
+// Two listeners serve them: the admin address (commonConfig.adminAddress, loopback by default)
+// serves every route; the metrics listener (modules.edgeTunnel.metricConfig, EdgeMesh's
+// Prometheus port, reachable from other hosts) serves only the routes marked readOnly, and
+// only GET and HEAD. A route that changes anything must never be marked readOnly.
 
 import type { RouteTable, TableSource } from "../control/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
@@ -32,30 +36,69 @@ export interface AdminServer {
   stop(): void;
 }
 
+interface Route {
+  /** Changes nothing and reveals nothing secret: may be served beyond loopback. */
+  readonly readOnly: boolean;
+  handle(o: AdminOptions): Response;
+}
+
+const PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Every admin route. */
+export const ROUTES: Readonly<Record<string, Route>> = {
+  "/healthz": { readOnly: true, handle: () => new Response("ok\n") },
+  "/readyz": {
+    readOnly: true,
+    handle(o) {
+      const r = o.readiness();
+      const body = (r.ready ? "ready" : "not ready") + (r.reasons.length ? ": " + r.reasons.join("; ") : "") + "\n";
+      return new Response(body, { status: r.ready ? 200 : 503 });
+    },
+  },
+  "/routes": { readOnly: true, handle: (o) => Response.json(routesJson(o.table.current(), o.listeners())) },
+  "/metrics": { readOnly: true, handle: (o) => new Response(o.metrics.render(), { headers: { "content-type": PROMETHEUS_TEXT } }) },
+  "/peers": {
+    readOnly: true,
+    handle: (o) => (o.peers ? Response.json(o.peers()) : new Response("tunnel disabled\n", { status: 404 })),
+  },
+};
+
+/** The admin endpoint on commonConfig.adminAddress: every route. */
 export function startAdminServer(options: AdminOptions): AdminServer {
-  const { host, port } = parseHostPort(options.address, "commonConfig.adminAddress");
+  return serve(options, parseHostPort(options.address, "commonConfig.adminAddress"), false);
+}
+
+export interface MetricsListenerOptions extends Omit<AdminOptions, "address"> {
+  /** modules.edgeTunnel.metricConfig.bindAddress */
+  bindAddress: string;
+  /** modules.edgeTunnel.metricConfig.port; 0 picks a free one. */
+  port: number;
+}
+
+/** EdgeMesh's metrics listener (modules.edgeTunnel.metricConfig): read-only routes, GET/HEAD only. */
+export function startMetricsListener(options: MetricsListenerOptions): AdminServer {
+  const address = { host: options.bindAddress, port: options.port };
+  try {
+    return serve({ ...options, address: joinHostPort(address.host, address.port) }, address, true);
+  } catch (err) {
+    throw new Error(
+      `modules.edgeTunnel.metricConfig: cannot listen on ${joinHostPort(address.host, address.port)} (${(err as Error).message}); ` +
+        "free the port, or set metricConfig.port / metricConfig.bindAddress",
+    );
+  }
+}
+
+function serve(options: AdminOptions, { host, port }: { host: string; port: number }, readOnlyOnly: boolean): AdminServer {
   const server = Bun.serve({
     hostname: host,
     port,
     fetch(req) {
-      const path = new URL(req.url).pathname;
-      switch (path) {
-        case "/healthz":
-          return new Response("ok\n");
-        case "/readyz": {
-          const r = options.readiness();
-          const body = (r.ready ? "ready" : "not ready") + (r.reasons.length ? ": " + r.reasons.join("; ") : "") + "\n";
-          return new Response(body, { status: r.ready ? 200 : 503 });
-        }
-        case "/routes":
-          return Response.json(routesJson(options.table.current(), options.listeners()));
-        case "/metrics":
-          return new Response(options.metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
-        case "/peers":
-          return options.peers ? Response.json(options.peers()) : new Response("tunnel disabled\n", { status: 404 });
-        default:
-          return new Response("not found\n", { status: 404 });
+      const route = ROUTES[new URL(req.url).pathname];
+      if (route === undefined || (readOnlyOnly && !route.readOnly)) return new Response("not found\n", { status: 404 });
+      if (readOnlyOnly && req.method !== "GET" && req.method !== "HEAD") {
+        return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
       }
+      return route.handle(options);
     },
   });
   return { host, port: server.port ?? port, stop: () => server.stop(true) };

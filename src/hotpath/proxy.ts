@@ -4,7 +4,7 @@
 // keep running until either side ends them. One coarse interval drives every deadline.
 
 import type { TCPSocketListener } from "bun";
-import type { RouteTable } from "../control/index.ts";
+import type { RouteTable, ServicePort } from "../control/index.ts";
 import {
   DIAL_TIMEOUT_MS,
   UDP_FLOWS_MAX_DEFAULT,
@@ -12,6 +12,7 @@ import {
   WAIT_SWEEP_INTERVAL_MS,
 } from "./constants.ts";
 import { createBalancer } from "./lb/index.ts";
+import { connectHistograms, DataPathLog, PortMetricsSet } from "./observe.ts";
 import { PHASE_CLOSED, type Conn, type TcpContext, type TcpListenerState } from "./tcp/conn.ts";
 import { acceptStream, sweepWaiting } from "./tcp/dial.ts";
 import { abort, clientHandler } from "./tcp/splice.ts";
@@ -20,8 +21,11 @@ import { closeUdpListener, openUdpListener, sweepUdp, type UdpContext, type UdpL
 
 /** Balancer state (cursors of removed ports, expired affinity) is pruned this often. */
 const PRUNE_INTERVAL_MS = 10_000;
+/** Held-back data-path warnings are reported (and idle keys forgotten) this often. */
+const WARN_FLUSH_INTERVAL_MS = 1000;
 
 interface TcpEntry {
+  readonly sp: ServicePort;
   readonly state: TcpListenerState;
   readonly listener: TCPSocketListener<TcpListenerState>;
 }
@@ -32,6 +36,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   const metrics = options.metrics;
   const balancer = createBalancer({ consistentHash: options.consistentHash, random: options.random, clock });
   const counter = (name: string, help: string, labels?: Record<string, string>) => metrics.counter(name, help, labels);
+  const ports = new PortMetricsSet(metrics);
+  const dlog = new DataPathLog(log, metrics, clock);
 
   const tcp: TcpContext = {
     table: options.table,
@@ -43,6 +49,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     maxConnections: options.maxConnections,
     maxConnectionsPerPort: options.maxConnectionsPerPort,
     log,
+    connect: connectHistograms(metrics),
+    dlog,
     zc: options.zeroCopy ?? null,
     m: {
       accepted: counter("proxy_tcp_accepted_total", "TCP connections accepted by service listeners"),
@@ -64,6 +72,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     table: options.table,
     balancer,
     log,
+    dlog,
     maxFlows: options.maxUdpFlows ?? UDP_FLOWS_MAX_DEFAULT,
     nodeName: options.nodeName,
     remote: options.remote,
@@ -93,6 +102,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   let timer: ReturnType<typeof setInterval> | null = null;
   let lastUdpSweep = 0;
   let lastPrune = 0;
+  let lastWarnFlush = 0;
   let running = false;
   const udpSweepMs = Math.max(WAIT_SWEEP_INTERVAL_MS, Math.min(UDP_SWEEP_INTERVAL_MS, options.udpIdleTimeoutMs / 2));
 
@@ -119,17 +129,19 @@ export function createProxy(options: ProxyOptions): Proxy {
       if (table.byKey[key]?.protocol === "TCP") continue;
       e.listener.stop(false); // accepted connections live on
       tcpListeners.delete(key);
+      ports.release(e.sp);
       changed = true;
     }
     for (const [key, ls] of udpListeners) {
       if (table.byKey[key]?.protocol === "UDP") continue;
       closeUdpListener(ls);
       udpListeners.delete(key);
+      ports.release(ls.sp);
       changed = true;
     }
     for (const sp of table.ports) {
       if (sp.protocol === "TCP" && !tcpListeners.has(sp.key)) {
-        const state: TcpListenerState = { key: sp.key, ctx: tcp, active: 0 };
+        const state: TcpListenerState = { key: sp.key, ctx: tcp, pm: ports.acquire(sp), active: 0 };
         try {
           const listener = Bun.listen<TcpListenerState>({
             hostname: options.bindHost,
@@ -138,14 +150,15 @@ export function createProxy(options: ProxyOptions): Proxy {
             data: state,
             socket: clientHandler as never,
           });
-          tcpListeners.set(sp.key, { state, listener });
+          tcpListeners.set(sp.key, { sp, state, listener });
           changed = true;
         } catch (err) {
+          ports.release(sp);
           bindFailures.value++;
           log.error("tcp listener failed", { key: sp.key, host: options.bindHost, err });
         }
       } else if (sp.protocol === "UDP" && !udpListeners.has(sp.key)) {
-        udpListeners.set(sp.key, openUdpListener(udp, sp.key, options.bindHost, () => publish()));
+        udpListeners.set(sp.key, openUdpListener(udp, sp, ports.acquire(sp), options.bindHost, () => publish()));
       }
     }
     balancer.prune(table);
@@ -159,6 +172,10 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (now - lastUdpSweep >= udpSweepMs) {
       lastUdpSweep = now;
       for (const ls of udpListeners.values()) sweepUdp(ls);
+    }
+    if (now - lastWarnFlush >= WARN_FLUSH_INTERVAL_MS) {
+      lastWarnFlush = now;
+      dlog.flush();
     }
     if (now - lastPrune >= PRUNE_INTERVAL_MS) {
       lastPrune = now;

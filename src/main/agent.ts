@@ -2,7 +2,7 @@
 // metadata source (manifest folder or Kubernetes API), publisher, proxy listeners on the bridge
 // IP, DNS, iptables interception, admin endpoint; and takes it all down again on SIGTERM.
 
-import { startAdminServer, type Readiness } from "../admin/index.ts";
+import { joinHostPort, startAdminServer, startMetricsListener, type Readiness } from "../admin/index.ts";
 import {
   createObjectStore,
   createManifestSource,
@@ -135,15 +135,26 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     const reasons = [...m.reasons];
     return { ready: m.ready, reasons };
   };
-  const admin = startAdminServer({
-    address: config.commonConfig.adminAddress,
+  const adminRoutes = {
     table: publisher,
     listeners: () => proxy?.listeners() ?? new Map(),
     readiness,
     metrics,
     peers: tunnel ? () => tunnel.peers() : undefined,
+  };
+  const admin = startAdminServer({ address: config.commonConfig.adminAddress, ...adminRoutes });
+  // EdgeMesh's Prometheus port, for scrapes from other hosts (a hostNetwork pod has the node's
+  // address): the read-only routes only. Honoured whether or not the tunnel runs.
+  const mc = config.modules.edgeTunnel.metricConfig;
+  const metricsListener = mc.enable ? startMetricsListener({ bindAddress: mc.bindAddress, port: mc.port, ...adminRoutes }) : undefined;
+  log.info("running", {
+    admin: `${admin.host}:${admin.port}`,
+    metrics: metricsListener ? joinHostPort(metricsListener.host, metricsListener.port) : "off",
+    iptables: backend,
+    bridge: bridgeDeviceName,
+    tunnel: tunnel ? tunnel.peerId : "off",
+    socks5: socks5 ? socks5.server.port : "off",
   });
-  log.info("running", { admin: `${admin.host}:${admin.port}`, iptables: backend, bridge: bridgeDeviceName, tunnel: tunnel ? tunnel.peerId : "off", socks5: socks5 ? socks5.server.port : "off" });
 
   return onShutdown(log, async () => {
     stopWatch?.();
@@ -156,6 +167,7 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     dns?.stop();
     proxy?.stop();
     admin.stop();
+    metricsListener?.stop();
     await metadata.stop();
     publisher.stop();
     await releaseBridge(bridgeDeviceName, bridgeDeviceIP, bridge);

@@ -4,7 +4,7 @@
 // backends they point at, so the first command of the README shows traffic flowing.
 
 import { resolve } from "node:path";
-import { startAdminServer, parseHostPort, joinHostPort, routesJson } from "../admin/index.ts";
+import { startAdminServer, startMetricsListener, parseHostPort, joinHostPort, routesJson } from "../admin/index.ts";
 import {
   createObjectStore,
   createManifestSource,
@@ -80,16 +80,19 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
   });
   const dnsBound = await dns.start();
 
-  const admin = startAdminServer({
-    address: cmd.admin,
+  const adminRoutes = {
     table: publisher,
     listeners: () => proxy.listeners(),
     readiness: () => ({ ready: true, reasons: source.errors.map((e) => String(e.message ?? e)) }),
     metrics,
-  });
+  };
+  const admin = startAdminServer({ address: cmd.admin, ...adminRoutes });
+  const mc = config.modules.edgeTunnel.metricConfig;
+  const metricsListener = mc.enable ? startMetricsListener({ bindAddress: mc.bindAddress, port: mc.port, ...adminRoutes }) : undefined;
 
   console.log(`edgemesh dev: manifests ${dir}`);
   console.log(`edgemesh dev: admin http://${joinHostPort(admin.host, admin.port)} (/routes, /metrics, /readyz)`);
+  if (metricsListener) console.log(`edgemesh dev: metrics http://${joinHostPort(metricsListener.host, metricsListener.port)}/metrics`);
   console.log(`edgemesh dev: dns ${joinHostPort(dnsBound.host, dnsBound.udpPort)} udp, ${joinHostPort(dnsBound.host, dnsBound.tcpPort)} tcp`);
 
   // Print the service table now and whenever routes or listeners change (bursts merged).
@@ -112,6 +115,7 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
   return onShutdown(log, async () => {
     source.stop();
     admin.stop();
+    metricsListener?.stop();
     dns.stop();
     await proxy.drain(2000);
     proxy.stop();

@@ -56,11 +56,6 @@ export const UNBUILT: readonly UnbuiltKey[] = [
     instead: "peers are found by mDNS, relays and published addresses on their own schedule",
   },
   {
-    key: "modules.edgeTunnel.metricConfig.enable",
-    asks: (c) => c.modules.edgeTunnel.metricConfig.enable,
-    instead: "no separate metrics listener; /metrics is on commonConfig.adminAddress",
-  },
-  {
     key: "modules.edgeCNI.enable",
     asks: (c) => c.modules.edgeCNI.enable,
     instead: "pods on other nodes are reached through Services only, not by pod IP",

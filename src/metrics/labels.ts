@@ -43,6 +43,10 @@ export class LabelBudget {
     return true;
   }
 
+  has(key: string): boolean {
+    return this.#held.has(key);
+  }
+
   release(key: string): void {
     this.#held.delete(key);
   }

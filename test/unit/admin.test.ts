@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { parseHostPort, routesJson, startAdminServer } from "../../src/admin/index.ts";
+import { parseHostPort, ROUTES, routesJson, startAdminServer, startMetricsListener } from "../../src/admin/index.ts";
 import { deepFreeze, type RouteTable, type ServicePort } from "../../src/control/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
 
@@ -86,5 +86,48 @@ describe("admin endpoint", () => {
     expect(() => parseHostPort("localhost", "--admin")).toThrow('--admin: expected HOST:PORT, got "localhost"');
     expect(parseHostPort("[::1]:53", "--dns")).toEqual({ host: "::1", port: 53 });
     expect(() => parseHostPort("1.2.3.4:70000", "--dns")).toThrow("--dns");
+  });
+});
+
+describe("metrics listener (modules.edgeTunnel.metricConfig)", () => {
+  const metrics = createMetrics();
+  metrics.counter("proxy_tcp_accepted_total", "accepted").value = 9;
+  const routes = {
+    table: { current: () => table, subscribe: () => () => {} },
+    listeners: () => listeners,
+    readiness: () => ({ ready: true, reasons: [] }),
+    metrics,
+  };
+  const listener = startMetricsListener({ bindAddress: "127.0.0.1", port: 0, ...routes });
+  const base = `http://127.0.0.1:${listener.port}`;
+  afterAll(() => listener.stop());
+
+  test("serves /metrics as Prometheus text, and the read-only routes", async () => {
+    const m = await fetch(`${base}/metrics`);
+    expect(m.status).toBe(200);
+    expect(m.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+    expect(await m.text()).toContain("edgemesh_proxy_tcp_accepted_total 9");
+    for (const path of ["/healthz", "/readyz", "/routes"]) expect((await fetch(`${base}${path}`)).status).toBe(200);
+    expect((await fetch(`${base}/peers`)).status).toBe(404); // no tunnel given
+    expect((await fetch(`${base}/nothing`)).status).toBe(404);
+  });
+
+  test("only GET and HEAD: anything else is refused with 405", async () => {
+    for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+      const r = await fetch(`${base}/metrics`, { method });
+      expect(r.status).toBe(405);
+      expect(r.headers.get("allow")).toBe("GET, HEAD");
+    }
+    expect((await fetch(`${base}/healthz`, { method: "HEAD" })).status).toBe(200);
+  });
+
+  test("every route it serves is marked read-only (a route that changes state must not be)", () => {
+    expect(Object.entries(ROUTES).filter(([, r]) => r.readOnly).map(([p]) => p).sort()).toEqual(["/healthz", "/metrics", "/peers", "/readyz", "/routes"]);
+  });
+
+  test("a taken port names the config key and the address", () => {
+    expect(() => startMetricsListener({ bindAddress: "127.0.0.1", port: listener.port, ...routes })).toThrow(
+      `modules.edgeTunnel.metricConfig: cannot listen on 127.0.0.1:${listener.port}`,
+    );
   });
 });

@@ -98,7 +98,6 @@ describe("keys accepted but not built", () => {
     "modules.edgeTunnel.maxCandidates": "modules:\n  edgeTunnel:\n    maxCandidates: 5\n",
     "modules.edgeTunnel.heartbeatPeriod": "modules:\n  edgeTunnel:\n    heartbeatPeriod: 30\n",
     "modules.edgeTunnel.finderPeriod": "modules:\n  edgeTunnel:\n    finderPeriod: 30\n",
-    "modules.edgeTunnel.metricConfig.enable": "modules:\n  edgeTunnel:\n    metricConfig:\n      enable: true\n",
     "modules.edgeCNI.enable": "modules:\n  edgeTunnel:\n    enable: true\n  edgeCNI:\n    enable: true\n",
     "modules.edgeGateway.enable": "modules:\n  edgeGateway:\n    enable: true\n",
   };

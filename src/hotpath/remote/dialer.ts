@@ -6,7 +6,7 @@
 
 import type { Protocol } from "../../control/index.ts";
 import type { Logger } from "../../log/index.ts";
-import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
+import { type Counter, LabelBudget, type MetricsRegistry, OVERFLOW_LABEL } from "../../metrics/index.ts";
 import type { OpenedProxyStream, ProxyTarget, Tunnel, TunnelStream } from "../../tunnel/index.ts";
 import type { DatagramSink, RemoteDialer, StreamSink } from "../types.ts";
 import { StreamDatagrams } from "./datagrams.ts";
@@ -31,15 +31,42 @@ interface DialerMetrics {
   failed: Counter;
 }
 
-export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
-  const m: DialerMetrics = {
-    opened: o.metrics.counter("proxy_remote_streams_total", "Tunnel streams opened for endpoints on other nodes"),
-    relayed: o.metrics.counter("proxy_remote_relayed_streams_total", "Tunnel streams opened over a relayed connection"),
-    failed: o.metrics.counter("proxy_remote_dial_failures_total", "Tunnel streams that could not be opened (failover follows)"),
+/**
+ * Peer nodes with series of their own (3 each); more peers than this share the overflow series.
+ * Sites with more edge nodes than this talking to one node are rare; the cap keeps a node's
+ * exposition bounded whatever the cluster size.
+ */
+export const MAX_PEER_SERIES = 256;
+
+/** Per peer node counters, made at the first dial to that node. */
+function peerMetrics(registry: MetricsRegistry): (node: string) => DialerMetrics {
+  const budget = new LabelBudget(MAX_PEER_SERIES);
+  const byNode = new Map<string, DialerMetrics>();
+  const make = (node: string): DialerMetrics => ({
+    opened: registry.counter("proxy_remote_streams_total", "Tunnel streams opened for endpoints on another node, by that node", { node }),
+    relayed: registry.counter("proxy_remote_relayed_streams_total", "Tunnel streams opened over a relayed connection, by peer node", { node }),
+    failed: registry.counter("proxy_remote_dial_failures_total", "Tunnel streams to a node that could not be opened (failover follows), by peer node", { node }),
+  });
+  return (node) => {
+    let m = byNode.get(node);
+    if (m !== undefined) return m;
+    if (budget.take(node)) {
+      m = make(node);
+      byNode.set(node, m);
+      return m;
+    }
+    m = byNode.get(OVERFLOW_LABEL);
+    if (m === undefined) byNode.set(OVERFLOW_LABEL, (m = make(OVERFLOW_LABEL)));
+    return m;
   };
+}
+
+export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
+  const metricsOf = peerMetrics(o.metrics);
   const log = o.log;
   return {
     dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void {
+      const m = metricsOf(node);
       const target: ProxyTarget = { protocol: protocol === "UDP" ? "udp" : "tcp", ip, port };
       // Early data: one adapter serves the stream before SUCCESS (writes only) and after it.
       let early: StreamAdapter | null = null;
@@ -58,6 +85,7 @@ export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
       );
     },
     dialDatagrams(node: string, ip: string, port: number, sink: DatagramSink): void {
+      const m = metricsOf(node);
       const target: ProxyTarget = { protocol: "udp", ip, port };
       o.tunnel.openProxyStream(node, target).then(
         (opened) => {

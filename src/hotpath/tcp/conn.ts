@@ -7,6 +7,7 @@ import type { Endpoint, ServicePort, TableSource } from "../../control/index.ts"
 import type { Logger } from "../../log/index.ts";
 import type { Counter } from "../../metrics/index.ts";
 import type { Balancer } from "../lb/index.ts";
+import type { ConnectHistograms, DataPathLog, PortMetrics } from "../observe.ts";
 import type { ByteStream, RemoteDialer } from "../types.ts";
 import type { ZeroCopyEngine } from "../zerocopy/index.ts";
 import type { Dial } from "./splice.ts";
@@ -41,6 +42,10 @@ export interface TcpContext {
   readonly maxConnections: number;
   readonly maxConnectionsPerPort: number;
   readonly m: TcpMetrics;
+  /** Connect time per successful dial attempt, local or through the tunnel. */
+  readonly connect: ConnectHistograms;
+  /** Rate-limited warnings for failed dials and connections without endpoints. */
+  readonly dlog: DataPathLog;
   readonly log: Logger;
   /** The splice(2) engine elephant flows are handed to; null = every byte moves through JS. */
   readonly zc: ZeroCopyEngine | null;
@@ -57,6 +62,8 @@ export interface TcpContext {
 export interface TcpListenerState {
   readonly key: string;
   readonly ctx: TcpContext;
+  /** This service port's series (or the shared overflow ones). */
+  readonly pm: PortMetrics;
   active: number;
 }
 

@@ -25,12 +25,14 @@ export function accept(s: Socket<Conn>): void {
   const ls = s.data as unknown as TcpListenerState;
   const ctx = ls.ctx;
   ctx.m.accepted.value++;
+  ls.pm.connections.value++;
   if (
     !ctx.accepting ||
     ctx.active >= ctx.maxConnections ||
     (ctx.maxConnectionsPerPort > 0 && ls.active >= ctx.maxConnectionsPerPort)
   ) {
     ctx.m.refusedLimit.value++;
+    ls.pm.limit.value++;
     s.data = refusedConn(ctx);
     s.terminate();
     return;
@@ -119,6 +121,8 @@ export function nextDial(c: Conn): void {
   }
   if (c.round >= BACKOFF_MS.length) {
     ctx.m.refusedNoEndpoint.value++;
+    if (c.ls !== null) c.ls.pm.noEndpoint.value++;
+    ctx.dlog.noEndpoint(serviceOf(c), sp === null ? "service port gone" : sp.endpoints.length === 0 ? "no ready endpoints" : "every endpoint failed");
     c.client.terminate();
     return;
   }
@@ -131,12 +135,15 @@ export function nextDial(c: Conn): void {
 function startDial(c: Conn, ep: Endpoint): void {
   const ctx = c.ctx;
   const d = new Dial(c);
+  d.ep = ep;
+  d.startedMs = performance.now();
   c.dial = d;
   c.phase = PHASE_DIALING;
   c.deadline = ctx.clock.now() + ctx.dialTimeoutMs;
   ctx.waiting.add(c);
   try {
     if (ctx.remote !== undefined && ep.node !== "" && ep.node !== ctx.nodeName) {
+      d.remote = true;
       ctx.remote.dial(ep.node, ep.ip, ep.port, "TCP", d);
     } else {
       // The promise is ignored: connectError reports failure, and with it Bun does not raise
@@ -158,7 +165,14 @@ export function dialFailed(d: Dial, error?: Error): void {
   if (d.resumed) c.client?.pause(); // read for early data; the next attempt decides anew
   c.ctx.waiting.delete(c);
   c.ctx.m.dialFailures.value++;
+  if (c.ls !== null) c.ls.pm.dialErrors.value++;
+  if (d.ep !== null) c.ctx.dlog.dialFailed(serviceOf(c), d.ep, d.remote, c.lastError);
   nextDial(c);
+}
+
+/** What the data-path warnings name as the service: its port key, or the kind of chosen target. */
+function serviceOf(c: Conn): string {
+  return c.sp?.key ?? c.ls?.key ?? (c.target !== null && c.target.node !== "" ? "(socks5)" : "(tunnel inbound)");
 }
 
 /** Forget the in-flight dial; if it completes later, its socket is closed on open. */
@@ -182,6 +196,9 @@ export function sweepWaiting(ctx: TcpContext): void {
     if (c.phase === PHASE_DIALING) {
       ctx.m.dialTimeouts.value++;
       c.lastError = DIAL_TIMED_OUT;
+      if (c.ls !== null) c.ls.pm.dialTimeouts.value++;
+      const d = c.dial;
+      if (d !== null && d.ep !== null) ctx.dlog.dialFailed(serviceOf(c), d.ep, d.remote, DIAL_TIMED_OUT);
       abandonDial(c);
       nextDial(c);
     } else if (c.phase === PHASE_BACKOFF) {

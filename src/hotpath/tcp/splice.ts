@@ -10,6 +10,7 @@
 // answers (Dial.early); they stay in Conn.early until then, for a replay if it answers FAILED.
 
 import type { SocketHandler } from "bun";
+import type { Endpoint } from "../../control/index.ts";
 import type { ByteStream, StreamSink } from "../types.ts";
 import { Conn, PHASE_CLOSED, PHASE_HEAD, PHASE_SPLICING, PHASE_ZEROCOPY, recycleConn } from "./conn.ts";
 import { CONN_POOL_MAX, EARLY_BYTES_MAX, ZC_ADOPT_AFTER_BYTES } from "../constants.ts";
@@ -35,6 +36,12 @@ export class Dial implements StreamSink {
   sent = 0;
   /** The client was resumed for early data: pause it again if this attempt fails. */
   resumed = false;
+  /** The endpoint this attempt dials, for the warning if it fails. */
+  ep: Endpoint | null = null;
+  /** Through the tunnel (the endpoint is on another node). */
+  remote = false;
+  /** performance.now() when the attempt started, for the connect histogram. */
+  startedMs = 0;
   constructor(public conn: Conn | null) {}
   open(stream: ByteStream): void {
     upstreamOpen(this, stream);
@@ -276,6 +283,7 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   }
   c.dial = null;
   c.ctx.waiting.delete(c);
+  (d.remote ? c.ctx.connect.remote : c.ctx.connect.local).observe((performance.now() - d.startedMs) / 1000);
   c.upstream = stream;
   c.phase = PHASE_SPLICING;
   if (c.onResult !== null) reportResult(c, true); // the tunnel answers SUCCESS before any byte

@@ -11,11 +11,12 @@
 // closes the stream like it closes a socket, so no stream outlives its flow.
 
 import type { udp } from "bun";
-import type { TableSource } from "../../control/index.ts";
+import type { Endpoint, ServicePort, TableSource } from "../../control/index.ts";
 import type { Logger } from "../../log/index.ts";
 import type { Counter } from "../../metrics/index.ts";
 import { UDP_OPEN_TIMEOUT_MS, UDP_PENDING_MAX } from "../constants.ts";
 import type { Balancer } from "../lb/index.ts";
+import type { DataPathLog, PortMetrics } from "../observe.ts";
 import type { DatagramChannel, DatagramSink, RemoteDialer } from "../types.ts";
 
 export interface UdpMetrics {
@@ -32,6 +33,8 @@ export interface UdpContext {
   readonly table: TableSource;
   readonly balancer: Balancer;
   readonly log: Logger;
+  /** Rate-limited warnings: no endpoint for a datagram, a tunnel peer not reached. */
+  readonly dlog: DataPathLog;
   readonly m: UdpMetrics;
   readonly maxFlows: number;
   readonly nodeName: string;
@@ -54,6 +57,8 @@ class Flow implements DatagramSink {
   pending: Uint8Array[] = [];
   lastSeen: number;
   closed = false;
+  /** The endpoint this flow goes to (for the warning when its tunnel stream fails). */
+  ep: Endpoint | null = null;
   constructor(readonly ls: UdpListener, readonly addr: string, readonly port: number, now: number) {
     this.lastSeen = now;
   }
@@ -61,8 +66,10 @@ class Flow implements DatagramSink {
   open(ch: DatagramChannel): void {
     flowBound(this, ch);
   }
-  fail(): void {
+  fail(error: Error): void {
     this.ls.ctx.m.remoteFailures.value++;
+    this.ls.pm.dialErrors.value++;
+    if (this.ep !== null) this.ls.ctx.dlog.dialFailed(this.ls.key, this.ep, true, error);
     closeFlow(this); // the next datagram of this client picks an endpoint anew
   }
   datagram(d: Uint8Array): void {
@@ -77,12 +84,21 @@ export class UdpListener {
   socket: udp.Socket<"uint8array"> | null = null;
   closed = false;
   readonly flows = new Map<string, Map<number, Flow>>();
-  constructor(readonly key: string, readonly ctx: UdpContext) {}
+  readonly key: string;
+  constructor(
+    readonly sp: ServicePort,
+    /** This service port's series (or the shared overflow ones). */
+    readonly pm: PortMetrics,
+    readonly ctx: UdpContext,
+  ) {
+    this.key = sp.key;
+  }
 }
 
 /** Bind a service socket on host:0; `bound` runs once it is ready (binding is asynchronous). */
-export function openUdpListener(ctx: UdpContext, key: string, host: string, bound: (ls: UdpListener) => void): UdpListener {
-  const ls = new UdpListener(key, ctx);
+export function openUdpListener(ctx: UdpContext, sp: ServicePort, pm: PortMetrics, host: string, bound: (ls: UdpListener) => void): UdpListener {
+  const key = sp.key;
+  const ls = new UdpListener(sp, pm, ctx);
   // One handler object per listener (not per packet): the closure is how data() finds `ls`.
   Bun.udpSocket({
     hostname: host,
@@ -144,16 +160,21 @@ function openFlow(ls: UdpListener, addr: string, port: number): Flow | null {
   const ctx = ls.ctx;
   if (!ctx.accepting || ctx.flows >= ctx.maxFlows) {
     ctx.m.dropped.value++;
+    ls.pm.limit.value++;
     return null;
   }
   const sp = ctx.table.current().byKey[ls.key];
   const idx = sp === undefined ? -1 : ctx.balancer.pick(sp, addr, "", NOTHING_TRIED);
   if (idx < 0) {
     ctx.m.noEndpoint.value++;
+    ls.pm.noEndpoint.value++;
+    ctx.dlog.noEndpoint(ls.key, sp === undefined ? "service port gone" : "no ready endpoints");
     return null;
   }
   const ep = sp!.endpoints[idx]!;
   const f = new Flow(ls, addr, port, ctx.now);
+  f.ep = ep;
+  ls.pm.connections.value++;
   let byPort = ls.flows.get(addr);
   if (byPort === undefined) ls.flows.set(addr, (byPort = new Map()));
   byPort.set(port, f);
