@@ -6,7 +6,7 @@
 
 import { createRunner, EMPTY_TABLE, systemClock, type Clock, type RouteTable, type Runner } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { MetricsRegistry } from "../metrics/index.ts";
+import { CONTROL_BUCKETS_SECONDS, type MetricsRegistry } from "../metrics/index.ts";
 import {
   CHECK_COST_FACTOR,
   DEFAULT_CHECK_INTERVAL_MS,
@@ -62,6 +62,9 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
   const failed = metrics.counter("iptables_sync_total", "iptables-restore applies", { result: "error" });
   const repairs = metrics.counter("iptables_repairs_total", "Resyncs after our rules were changed by someone else");
   const ruleCount = metrics.gauge("iptables_rules", "Rules in our nat chains after the last apply");
+  // kube-proxy's sync_proxy_rules_duration_seconds and _last_timestamp_seconds, for ours.
+  const syncSeconds = metrics.histogram("iptables_sync_duration_seconds", "Time to apply the rule set (iptables-restore and the jumps), successful applies", CONTROL_BUCKETS_SECONDS);
+  const lastSync = metrics.gauge("iptables_last_sync_timestamp_seconds", "Unix time of the last successful apply");
 
   let table: RouteTable = EMPTY_TABLE;
   let listeners: ReadonlyMap<string, ListenerAddress> = new Map();
@@ -89,6 +92,7 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
     if (!force && text === appliedText) return;
     const version = table.version;
     const udp = udpTargets(table, listeners);
+    const t0 = performance.now();
     try {
       const first = appliedText === null;
       await exec.restore(text);
@@ -111,6 +115,8 @@ export function createIptablesSyncer(options: IptablesSyncerOptions): IptablesSy
       failures = 0;
       lastError = "";
       ok.value++;
+      syncSeconds.observe((performance.now() - t0) / 1000);
+      lastSync.value = clock.now() / 1000;
       ruleCount.value = countRuleLines(text);
       log.debug("rules applied", { version, rules: ruleCount.value, backend: exec.backend });
     } catch (err) {

@@ -103,6 +103,10 @@ describe("iptables syncer", () => {
     expect(dnat("10.96.0.11", 8080)).toBe("169.254.96.16:40000");
     expect(syncer.status().consecutiveFailures).toBe(0);
     expect(metrics.snapshot()['iptables_sync_total{result="error"}']).toBe(2);
+    // Only the successful applies are timed and stamped (the clock is the manual one).
+    const snap = metrics.snapshot();
+    expect(snap["iptables_sync_duration_seconds_count"]).toBe(snap['iptables_sync_total{result="ok"}']!);
+    expect(snap["iptables_last_sync_timestamp_seconds"]).toBe(1_000_000 / 1000 + (200 + 1_000 + 1_500 + 600) / 1000);
   });
 
   test("a chain flushed by someone else is noticed by the check and repaired", async () => {

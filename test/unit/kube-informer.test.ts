@@ -84,6 +84,9 @@ describe("informer stream handling", () => {
     expect(r.watches.map((q) => q.get("resourceVersion"))).toEqual(["10", "11"]);
     expect(r.lists).toHaveLength(1);
     expect(r.metrics.snapshot()['kube_watch_bad_lines_total{kind="Service"}']).toBe(1);
+    // The last event stamped the kind as current (the system clock: within the test's run).
+    const last = r.metrics.snapshot()['kube_last_sync_timestamp_seconds{kind="Service"}']!;
+    expect(Math.abs(last - Date.now() / 1000)).toBeLessThan(5);
   });
 
   test("an ERROR event other than 410 backs off and resumes from the same resourceVersion", async () => {

@@ -98,6 +98,7 @@ export function createInformer(o: InformerOptions): Informer {
     bookmarks: o.metrics.counter("kube_watch_bookmarks_total", "Watch bookmarks received", labels),
     errors: o.metrics.counter("kube_watch_errors_total", "Failed lists or watches (followed by a backoff)", labels),
     badLines: o.metrics.counter("kube_watch_bad_lines_total", "Watch lines that were not valid JSON events", labels),
+    lastSync: o.metrics.gauge("kube_last_sync_timestamp_seconds", "Unix time this kind was last known current: a list completed, or a watch event or bookmark arrived", labels),
   };
 
   let rv = "";
@@ -136,6 +137,7 @@ export function createInformer(o: InformerOptions): Informer {
     missing = false;
     rv = listRv;
     m.lists.value++;
+    m.lastSync.value = clock.now() / 1000;
     handlers.onList(items);
     synced = true;
     failures = 0;
@@ -212,9 +214,11 @@ export function createInformer(o: InformerOptions): Informer {
       case "DELETED":
         handlers.onEvent(ev.type, trimObject(obj, resource.kind, resource.apiVersion));
         m.events.value++;
+        m.lastSync.value = clock.now() / 1000;
         break;
       case "BOOKMARK":
         m.bookmarks.value++;
+        m.lastSync.value = clock.now() / 1000;
         break;
       case "ERROR":
         if (obj?.code === 410) return "expired";
