@@ -84,6 +84,7 @@ export function startMetricsListener(options: MetricsListenerOptions): AdminServ
     throw new Error(
       `modules.edgeTunnel.metricConfig: cannot listen on ${joinHostPort(address.host, address.port)} (${(err as Error).message}); ` +
         "free the port, or set metricConfig.port / metricConfig.bindAddress",
+      { cause: err },
     );
   }
 }

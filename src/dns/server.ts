@@ -71,7 +71,7 @@ export class DnsSockets {
         return { udpPort: this.#udp.port, tcpPort: this.#tcp.port };
       } catch (err) {
         this.#udp.close();
-        if (port !== 0 || attempt >= 5) throw new Error(`DNS TCP listen on ${host}:${port} failed: ${(err as Error).message}`);
+        if (port !== 0 || attempt >= 5) throw new Error(`DNS TCP listen on ${host}:${port} failed: ${(err as Error).message}`, { cause: err });
       }
     }
   }

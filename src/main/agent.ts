@@ -1,8 +1,10 @@
 // `edgemesh agent`: the DaemonSet. Wires the planes together on a real node: bridge device,
 // metadata source (manifest folder or Kubernetes API), publisher, proxy listeners on the bridge
 // IP, DNS, iptables interception, admin endpoint; and takes it all down again on SIGTERM.
+// Before it creates anything it checks root and capabilities; a start that fails later undoes
+// every step that succeeded (startup.ts) and reports one line naming the cause and the fix.
 
-import { joinHostPort, startAdminServer, startMetricsListener, type Readiness } from "../admin/index.ts";
+import { joinHostPort, parseHostPort, startAdminServer, startMetricsListener, type Readiness } from "../admin/index.ts";
 import {
   createObjectStore,
   createManifestSource,
@@ -14,9 +16,16 @@ import {
   type RouteTable,
 } from "../control/index.ts";
 import { createDnsServer } from "../dns/index.ts";
-import { requireRoot, ensureBridge, releaseBridge, raiseNofileLimit } from "../host/index.ts";
+import { requireCapabilities, requireRoot, ensureBridge, releaseBridge, raiseNofileLimit, unprivilegedPortStart, type CapNeed } from "../host/index.ts";
 import { createInboundHandler, createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
-import { createIptablesSyncer, createIptablesExec, detectIptablesBackend, removeEdgeMeshLeftoversAnywhere } from "../iptables/index.ts";
+import {
+  createIptablesSyncer,
+  createIptablesExec,
+  detectIptablesBackend,
+  removeEdgeMeshLeftoversAnywhere,
+  type IptablesBackend,
+  type IptablesSyncer,
+} from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import type { LogFlags } from "./args.ts";
 import { applyLogConfig } from "./logging.ts";
@@ -26,6 +35,7 @@ import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startMetadataSource } from "./metadata.ts";
 import { startAgentSocks5 } from "./socks5.ts";
+import { createUndoStack, listenFailure, type UndoStack } from "./startup.ts";
 import { unbuiltWarnings } from "./unbuilt.ts";
 
 /** Descriptors kept back for DNS, the API watch, the tunnel and logs. */
@@ -33,14 +43,48 @@ const RESERVED_FDS = 512;
 /** A proxied TCP connection holds two descriptors (client + upstream). */
 const FDS_PER_CONNECTION = 2;
 const DRAIN_DEADLINE_MS = 5000;
+/** Longest wait for the first iptables apply before the agent reports running. */
+const FIRST_APPLY_WAIT_MS = 5000;
 
 export async function runAgent(configPath: string, flags: LogFlags = {}): Promise<number> {
   const log = createLogger({ component: "agent" });
+  const undo = createUndoStack(log);
+  let stop: () => Promise<void>;
+  try {
+    stop = await startAgent(configPath, flags, log, undo);
+  } catch (err) {
+    await undo.run();
+    throw err;
+  }
+  return onShutdown(log, stop);
+}
+
+/** What the agent needs beyond root, for this config. */
+export function capabilityNeeds(config: EdgeMeshAgentConfig, unprivilegedFrom: number, backend?: IptablesBackend): CapNeed[] {
+  const needs: CapNeed[] = [{ cap: "NET_ADMIN", why: "the edgemesh0 device, iptables rules and conntrack" }];
+  const m = config.modules;
+  const low = [
+    m.edgeDNS.enable && m.edgeDNS.listenPort < unprivilegedFrom && `modules.edgeDNS.listenPort ${m.edgeDNS.listenPort}`,
+    m.edgeProxy.enable && m.edgeProxy.socks5Proxy.enable && m.edgeProxy.socks5Proxy.listenPort < unprivilegedFrom && `modules.edgeProxy.socks5Proxy.listenPort ${m.edgeProxy.socks5Proxy.listenPort}`,
+    m.edgeTunnel.enable && m.edgeTunnel.listenPort < unprivilegedFrom && `modules.edgeTunnel.listenPort ${m.edgeTunnel.listenPort}`,
+  ].filter(Boolean);
+  if (low.length > 0) needs.push({ cap: "NET_BIND_SERVICE", why: `listening on ${low.join(", ")}` });
+  if (backend === "legacy") needs.push({ cap: "NET_RAW", why: "legacy iptables talks to the kernel through a raw socket" });
+  return needs;
+}
+
+/** Everything up to "running"; returns the stop sequence. Each step that creates something
+ * registers its undo, which runAgent runs if a later step throws. */
+async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo: UndoStack): Promise<() => Promise<void>> {
   const metrics = createProcessMetrics();
   const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
   applyLogConfig(config, flags);
   requireNodeName(config);
   requireRoot("edgemesh agent");
+  requireCapabilities("edgemesh agent", capabilityNeeds(config, unprivilegedPortStart()));
+  // Read-only (it only lists rules), and before anything is created: legacy needs NET_RAW too.
+  const backend = await detectIptablesBackend();
+  if (backend === "legacy") requireCapabilities("edgemesh agent", capabilityNeeds(config, unprivilegedPortStart(), backend));
 
   const limits = raiseNofileLimit();
   // Adopted (zero-copy) connections hold 4 fds more; the budget keeps both within the soft limit.
@@ -54,9 +98,11 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
   const bridge = await ensureBridge(bridgeDeviceName, bridgeDeviceIP);
   // EdgeMesh leaves its edgemesh0 on every stop: used as it is, and left in place at our stop.
   if (!bridge.created) log.info("using the existing bridge device (not ours: it stays at stop)", { device: bridgeDeviceName, kind: bridge.kind, addedAddress: bridge.addedAddress });
+  undo.add(`device ${bridgeDeviceName}`, () => releaseBridge(bridgeDeviceName, bridgeDeviceIP, bridge));
 
   const store = createObjectStore();
   const metadata = await startMetadataSource(config, store, log, metrics);
+  undo.add("metadata source", () => metadata.stop());
   const publisher = createPublisher({
     store,
     compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m) },
@@ -65,6 +111,7 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     metrics,
   });
   publisher.flush();
+  undo.add("publisher", () => publisher.stop());
 
   // The tunnel object exists before the proxy (its dialer is the proxy's remote) and starts
   // after the inbound handler is registered, so no CONNECT arrives unanswered.
@@ -89,7 +136,9 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
       })
     : undefined;
   proxy?.start();
+  if (proxy) undo.add("proxy listeners", () => proxy.stop());
   const socks5 = proxy && config.modules.edgeProxy.socks5Proxy.enable ? startAgentSocks5(config, proxy, store, maxConnections, metrics, log.child("socks5")) : undefined;
+  if (socks5) undo.add("socks5 listener", () => socks5.server.stop());
   if (!proxy && config.modules.edgeProxy.socks5Proxy.enable) log.warn("modules.edgeProxy.socks5Proxy.enable is ignored: it needs modules.edgeProxy.enable");
 
   const inbound =
@@ -105,29 +154,43 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
         })
       : undefined;
   if (tunnel && inbound) tunnel.handleProxy(inbound.handle);
+  if (inbound) undo.add("inbound handler", () => inbound.stop());
   // Secure mode: admit and address the peers whose IDs are published (from the first
   // connection on), and publish ours once the tunnel has it.
   const securePeers =
     tunnel && config.modules.edgeTunnel.identityMode === "secure" ? tunnelModule!.createSecurePeers(config, store, tunnel, log.child("peers"), metrics) : undefined;
-  await tunnel?.start();
+  if (securePeers) undo.add("secure-mode peers", () => securePeers.stop());
+  if (tunnel) {
+    // Registered before start: a start that fails half way (a taken port) may hold sockets.
+    undo.add("tunnel", () => tunnel.stop());
+    const t = config.modules.edgeTunnel;
+    await tunnel.start().catch((err) => {
+      throw listenFailure(err, { what: "the tunnel", key: "modules.edgeTunnel.listenPort", host: "0.0.0.0", port: t.listenPort, protocols: t.transport === "quic" ? ["udp"] : ["tcp"] });
+    });
+  }
   await securePeers?.publish();
   if (securePeers) log.info("identityMode secure: EdgeMesh agents (and ours in compat mode) cannot publish a peer ID, so this agent refuses them; a cluster that still runs EdgeMesh agents must use identityMode compat until every node is migrated");
   const stopWatch = tunnel ? tunnelModule!.watchRelayNodes(configPath, tunnel, config, log.child("config")) : undefined;
+  if (stopWatch) undo.add("config watch", stopWatch);
 
   const dns = config.modules.edgeDNS.enable ? await startDns(config, publisher, bridgeDeviceIP, metrics, log) : undefined;
+  if (dns) undo.add("DNS", () => dns.stop());
 
-  const backend = await detectIptablesBackend();
   // A node switched from EdgeMesh: its killed agent's portals would catch what we do not proxy.
   await removeEdgeMeshLeftoversAnywhere(backend, bridgeDeviceIP, log.child("iptables"));
   const iptables = proxy
     ? createIptablesSyncer({ exec: createIptablesExec(backend), clock: systemClock, log: log.child("iptables"), metrics })
     : undefined;
+  // Removes our chains and jumps, whatever the first sync got to apply.
+  if (iptables) undo.add("iptables chains", () => iptables.stop());
   if (iptables && proxy) {
     const sync = () => iptables.update(publisher.current(), proxy.listeners());
     publisher.subscribe(sync);
     proxy.onListenersChanged(sync);
     iptables.start();
     sync();
+    // "running" means interception is in place (and a start that fails below has rules to undo).
+    await firstApply(iptables);
   }
 
   const readiness = (): Readiness => {
@@ -142,11 +205,23 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     metrics,
     peers: tunnel ? () => tunnel.peers() : undefined,
   };
-  const admin = startAdminServer({ address: config.commonConfig.adminAddress, ...adminRoutes });
+  let admin: ReturnType<typeof startAdminServer>;
+  try {
+    admin = startAdminServer({ address: config.commonConfig.adminAddress, ...adminRoutes });
+  } catch (err) {
+    const { host, port } = parseHostPort(config.commonConfig.adminAddress, "commonConfig.adminAddress");
+    throw listenFailure(err, { what: "the admin endpoint", key: "commonConfig.adminAddress", host, port, protocols: ["tcp"] });
+  }
+  undo.add("admin endpoint", () => admin.stop());
   // EdgeMesh's Prometheus port, for scrapes from other hosts (a hostNetwork pod has the node's
   // address): the read-only routes only. Honoured whether or not the tunnel runs.
   const mc = config.modules.edgeTunnel.metricConfig;
-  const metricsListener = mc.enable ? startMetricsListener({ bindAddress: mc.bindAddress, port: mc.port, ...adminRoutes }) : undefined;
+  let metricsListener: ReturnType<typeof startMetricsListener> | undefined;
+  try {
+    metricsListener = mc.enable ? startMetricsListener({ bindAddress: mc.bindAddress, port: mc.port, ...adminRoutes }) : undefined;
+  } catch (err) {
+    throw listenFailure(err, { what: "the metrics listener", key: "modules.edgeTunnel.metricConfig.port", host: mc.bindAddress, port: mc.port, protocols: ["tcp"] });
+  }
   log.info("running", {
     admin: `${admin.host}:${admin.port}`,
     metrics: metricsListener ? joinHostPort(metricsListener.host, metricsListener.port) : "off",
@@ -156,7 +231,7 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     socks5: socks5 ? socks5.server.port : "off",
   });
 
-  return onShutdown(log, async () => {
+  return async () => {
     stopWatch?.();
     securePeers?.stop();
     socks5?.server.stop();
@@ -171,7 +246,17 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
     await metadata.stop();
     publisher.stop();
     await releaseBridge(bridgeDeviceName, bridgeDeviceIP, bridge);
-  });
+  };
+}
+
+/** Waits until the first apply succeeded or failed (it retries on its own), at most a few seconds. */
+async function firstApply(iptables: IptablesSyncer): Promise<void> {
+  const deadline = Date.now() + FIRST_APPLY_WAIT_MS;
+  while (Date.now() < deadline) {
+    const s = iptables.status();
+    if (s.appliedVersion >= 0 || s.consecutiveFailures > 0) return;
+    await Bun.sleep(10);
+  }
 }
 
 async function startDns(
@@ -196,6 +281,11 @@ async function startDns(
     metrics,
     log,
   });
-  await dns.start();
+  try {
+    await dns.start();
+  } catch (err) {
+    dns.stop(); // UDP may be bound when TCP fails
+    throw listenFailure(err, { what: "DNS", key: "modules.edgeDNS.listenPort", host, port: d.listenPort, protocols: ["udp", "tcp"] });
+  }
   return dns;
 }

@@ -6,6 +6,7 @@ import type { EdgeMeshAgentConfig, ObjectStore } from "../control/index.ts";
 import { createHostAddresses, createSocks5Server, EMPTY_DIRECTORY, nodeDirectory, type NodeDirectory, type Proxy, type Socks5Server } from "../hotpath/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
+import { listenFailure } from "./startup.ts";
 
 export interface AgentSocks5 {
   readonly server: Socks5Server;
@@ -48,6 +49,8 @@ export function startAgentSocks5(
   try {
     server.start();
   } catch (err) {
+    const failure = listenFailure(err, { what: "the SOCKS5 proxy", key: "modules.edgeProxy.socks5Proxy.listenPort", host, port: listenPort, protocols: ["tcp"] });
+    if (failure !== err) throw failure;
     throw new Error(`modules.edgeProxy.socks5Proxy.listenPort: cannot listen on ${host}:${listenPort}: ${(err as Error).message}`);
   }
   log.info("socks5 proxy listening", { address: `${host}:${server.port}` });
