@@ -101,12 +101,13 @@ async function holdTcp(host: string, port: number): Promise<Watched> {
   throw new Error(`socat did not listen on ${host}:${port}`);
 }
 
-/** Exit code and the fatal line (the only line starting "edgemesh: "). */
+/** Exit code and the fatal line (the one ERROR line of the top-level logger), its message only. */
 async function failed(p: Watched): Promise<{ code: number; line: string; output: string }> {
   const code = await Promise.race([p.proc.exited, Bun.sleep(30_000).then(() => -1)]);
-  const lines = p.output().split("\n").filter((l) => l.startsWith("edgemesh: "));
+  const fatal = " ERROR [edgemesh] ";
+  const lines = p.output().split("\n").filter((l) => l.includes(fatal));
   expect(lines.length).toBe(1);
-  return { code, line: lines[0]!, output: p.output() };
+  return { code, line: lines[0]!.slice(lines[0]!.indexOf(fatal) + fatal.length), output: p.output() };
 }
 
 /** Nothing of the agent left in n1: no device, none of our chains, no jumps, no listeners. */
@@ -175,7 +176,7 @@ describe("agent start-up in a network namespace", () => {
     const { code, line, output } = await failed(p);
     expect(code).toBe(1);
     expect(line).toBe(
-      `edgemesh: cannot listen on 127.0.0.1:10551 for the admin endpoint (commonConfig.adminAddress): the address is in use, held by socat (pid ${pidOf(holder)}, tcp). Stop that process or set commonConfig.adminAddress to a free one.`,
+      `cannot listen on 127.0.0.1:10551 for the admin endpoint (commonConfig.adminAddress): the address is in use, held by socat (pid ${pidOf(holder)}, tcp). Stop that process or set commonConfig.adminAddress to a free one.`,
     );
     // The rules had been applied before the failure, and were taken out again.
     expect(output.indexOf("jumps installed")).toBeGreaterThan(-1);
