@@ -64,7 +64,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function config(name: string, tunnel = false): string {
+function config(name: string, tunnel = false, metricsPort = 0): string {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -75,7 +75,7 @@ commonConfig: { stateDir: ${join(dir, `state-${name}`)}, adminAddress: 127.0.0.1
 modules:
   edgeDNS: { enable: true }
   edgeProxy: { enable: true }
-  edgeTunnel: { enable: ${tunnel}, psk: { enable: false } }
+  edgeTunnel: { enable: ${tunnel}, psk: { enable: false }, metricConfig: { enable: ${metricsPort > 0}, port: ${metricsPort || 9999} } }
 `,
   );
   return file;
@@ -181,6 +181,18 @@ describe("agent start-up in a network namespace", () => {
     // The rules had been applied before the failure, and were taken out again.
     expect(output.indexOf("jumps installed")).toBeGreaterThan(-1);
     expect(output.indexOf("iptables rules removed")).toBeGreaterThan(output.indexOf("jumps installed"));
+    await holder.kill("SIGKILL");
+    await expectClean();
+  }, 30_000);
+
+  test("metrics port taken (the last listener): one line naming modules.edgeTunnel.metricConfig.port; the admin endpoint closed again", async () => {
+    const holder = await holdTcp("0.0.0.0", 9999);
+    const p = agent(config("metrics-taken", false, 9999));
+    const { code, line } = await failed(p);
+    expect(code).toBe(1);
+    expect(line).toBe(
+      `cannot listen on 0.0.0.0:9999 for the metrics listener (modules.edgeTunnel.metricConfig.port): the address is in use, held by socat (pid ${pidOf(holder)}, tcp). Stop that process or set modules.edgeTunnel.metricConfig.port to a free one.`,
+    );
     await holder.kill("SIGKILL");
     await expectClean();
   }, 30_000);
