@@ -28,13 +28,24 @@ export function selectVirtualHost(port: GatewayPort, host: string): VirtualHost 
   return host === "" || isIpHost(host) ? index.first : null;
 }
 
-/** The first route whose matches accept the request (a route without matches takes all). */
-export function selectRoute(vh: VirtualHost, req: RoutableRequest, listenPort: number): HttpRoute | null {
+/**
+ * The first route whose matches accept the request (a route without matches takes all). The
+ * match that accepted it goes to `sel` (rewrite.uri replaces its prefix).
+ */
+export function selectRoute(vh: VirtualHost, req: RoutableRequest, listenPort: number, sel?: { match: HttpMatch | null }): HttpRoute | null {
   const routes = vh.routes;
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i]!;
-    if (r.matches.length === 0) return r;
-    for (let j = 0; j < r.matches.length; j++) if (requestMatches(r.matches[j]!, req, listenPort)) return r;
+    if (r.matches.length === 0) {
+      if (sel !== undefined) sel.match = null;
+      return r;
+    }
+    for (let j = 0; j < r.matches.length; j++) {
+      if (requestMatches(r.matches[j]!, req, listenPort)) {
+        if (sel !== undefined) sel.match = r.matches[j]!;
+        return r;
+      }
+    }
   }
   return null;
 }

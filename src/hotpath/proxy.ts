@@ -15,6 +15,7 @@ import { createBalancer } from "./lb/index.ts";
 import { connectHistograms, DataPathLog, PortMetricsSet } from "./observe.ts";
 import { PHASE_CLOSED, type Conn, type TcpContext, type TcpListenerState } from "./tcp/conn.ts";
 import { acceptStream, sweepWaiting } from "./tcp/dial.ts";
+import { acceptRouted } from "./tcp/routed.ts";
 import { abort, clientHandler } from "./tcp/splice.ts";
 import type { ListenerInfo, Proxy, ProxyOptions } from "./types.ts";
 import { closeUdpListener, openUdpListener, sweepUdp, type UdpContext, type UdpListener } from "./udp/forwarder.ts";
@@ -123,7 +124,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   function reconcile(table: RouteTable): void {
-    if (!running) return;
+    if (!running || options.listen === false) return;
     let changed = false;
     for (const [key, e] of tcpListeners) {
       if (table.byKey[key]?.protocol === "TCP") continue;
@@ -237,6 +238,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       void stop();
     },
     spliceInbound: (ip, port, stream, result) => acceptStream(tcp, ip, port, stream, result),
+    spliceRouted: (sp, clientIp, stream, early) => acceptRouted(tcp, sp, clientIp, stream, early),
     spliceTo: (node, ip, port, stream, result) => acceptStream(tcp, ip, port, stream, result, node),
     stats: () => ({
       activeTcp: tcp.active,

@@ -1,6 +1,6 @@
 // Option and result types of the data plane, and the seam through which the tunnel plugs in.
 
-import type { Protocol, TableSource } from "../control/index.ts";
+import type { Protocol, ServicePort, TableSource } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import type { RingConfig } from "./lb/index.ts";
@@ -89,6 +89,11 @@ export interface ProxyOptions {
   table: TableSource;
   /** "127.0.0.1" in dev mode; the bridge IP (169.254.96.16) in agent mode. */
   bindHost: string;
+  /**
+   * Open a listener per service port of the table (default true). The edge gateway runs the
+   * proxy without listeners, for spliceRouted only.
+   */
+  listen?: boolean;
   /** This node; endpoints on other nodes go through `remote` when given. */
   nodeName: string;
   remote?: RemoteDialer;
@@ -153,6 +158,14 @@ export interface Proxy {
    * dial completes.
    */
   spliceInbound(ip: string, port: number, stream: ByteStream, result: (ok: boolean) => void): StreamSink | null;
+  /**
+   * A client (a gateway TCP or TLS-passthrough connection) for service port `sp`, chosen by the
+   * caller: picked, dialed with failover, spliced like a service listener's connection. `early`
+   * holds bytes already read from the client (replayed first). Returns the sink the caller
+   * drives with the client's events, or null at the connection cap. `stream` is paused until
+   * an endpoint answers.
+   */
+  spliceRouted(sp: ServicePort, clientIp: string, stream: ByteStream, early: readonly Uint8Array[]): StreamSink | null;
   /**
    * A client whose target is already chosen (SOCKS5 CONNECT to a node): dial ip:port on `node`
    * (this node: directly; another: through `remote`), once, no failover, and splice. Otherwise as

@@ -8,7 +8,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 function parse(text: string): { code: number; h: RequestHead } {
   const h = new RequestHead();
   const b = enc(text);
-  return { code: parseRequestHead(b, b.length, h), h };
+  return { code: parseRequestHead(b, 0, b.length, h), h };
 }
 
 describe("request head", () => {
@@ -17,12 +17,13 @@ describe("request head", () => {
     let from = 0;
     let end = -1;
     for (let n = 1; n <= b.length && end < 0; n++) {
-      end = findHeadEnd(b, from, n);
+      end = findHeadEnd(b, 0, from, n);
       from = n;
     }
     expect(end).toBe(b.length - 4);
-    expect(findHeadEnd(enc("GET / HTTP/1.0\n\nX"), 0, 17)).toBe(16);
-    expect(findHeadEnd(enc("GET / HTTP/1.1\r\nHost: a\r\n"), 0, 25)).toBe(-1);
+    expect(findHeadEnd(enc("GET / HTTP/1.0\n\nX"), 0, 0, 17)).toBe(16);
+    expect(findHeadEnd(enc("XXGET / HTTP/1.0\n\nX"), 2, 2, 19)).toBe(18);
+    expect(findHeadEnd(enc("GET / HTTP/1.1\r\nHost: a\r\n"), 0, 0, 25)).toBe(-1);
   });
 
   test("reads method, target, path, query, host and framing", () => {
@@ -94,7 +95,7 @@ describe("request head", () => {
       const len = 1 + Math.floor(rnd() * 120);
       const b = new Uint8Array(len);
       for (let i = 0; i < len; i++) b[i] = rnd() < 0.9 ? alphabet[Math.floor(rnd() * alphabet.length)]! : Math.floor(rnd() * 256);
-      const code = parseRequestHead(b, len, h);
+      const code = parseRequestHead(b, 0, len, h);
       expect([0, 2, 400, 431, 501, 505]).toContain(code);
     }
   });
@@ -104,7 +105,7 @@ describe("response head", () => {
   function resp(text: string, method = "GET") {
     const r = new ResponseHead();
     const b = enc(text);
-    const ok = parseResponseHead(b, b.length, r);
+    const ok = parseResponseHead(b, 0, b.length, r);
     return { ok, r, framing: ok ? responseFraming(r, method) : -1 };
   }
   test("framing by status, method, length and chunked", () => {

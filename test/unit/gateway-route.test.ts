@@ -23,7 +23,7 @@ const to = (svc: string) => ({ destination: { host: svc } });
 function req(text: string): RequestHead {
   const h = new RequestHead();
   const bytes = new TextEncoder().encode(text);
-  const code = parseRequestHead(bytes, bytes.length, h);
+  const code = parseRequestHead(bytes, 0, bytes.length, h);
   if (code !== 0) throw new Error(`parse ${code}`);
   return h;
 }

@@ -9,6 +9,8 @@ import { ascii, equalsLower, hasToken, parseDecimal, TOKEN } from "./bytes.ts";
 
 /** More header lines than this: 431. */
 export const MAX_HEADER_LINES = 128;
+/** Header slots a RequestHead starts with; doubled up to MAX_HEADER_LINES when a request needs more. */
+const INITIAL_HEADER_SLOTS = 32;
 
 export const PARSE_OK = 0;
 /** HTTP/2 prior-knowledge preface ("PRI * HTTP/2.0"): pass the connection through. */
@@ -23,8 +25,9 @@ const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CO
 
 export class RequestHead {
   buf: Uint8Array = new Uint8Array(0);
-  /** Bytes of the head in buf, from 0, including the blank line. */
-  length = 0;
+  /** The head is buf[start, end), blank line included. Every offset below is into buf. */
+  start = 0;
+  end = 0;
   method = "";
   /** As sent (origin-form, or the path of an absolute-form target). */
   target = "";
@@ -38,14 +41,20 @@ export class RequestHead {
   /** Request line end (index of its line terminator start) and where header lines start. */
   lineEnd = 0;
   headersStart = 0;
+  /** Where the blank line ending the header lines starts. */
+  blankStart = 0;
+  /** The origin-form target's bytes (for an absolute-form target: its path and query). */
+  targetStart = 0;
+  targetEnd = 0;
   count = 0;
-  readonly nameStart = new Int32Array(MAX_HEADER_LINES);
-  readonly nameEnd = new Int32Array(MAX_HEADER_LINES);
-  readonly valueStart = new Int32Array(MAX_HEADER_LINES);
-  readonly valueEnd = new Int32Array(MAX_HEADER_LINES);
+  slots = INITIAL_HEADER_SLOTS;
+  nameStart = new Int32Array(INITIAL_HEADER_SLOTS);
+  nameEnd = new Int32Array(INITIAL_HEADER_SLOTS);
+  valueStart = new Int32Array(INITIAL_HEADER_SLOTS);
+  valueEnd = new Int32Array(INITIAL_HEADER_SLOTS);
   /** Start of each header line and of the line after it (for copying lines). */
-  readonly lineStart = new Int32Array(MAX_HEADER_LINES);
-  readonly lineNext = new Int32Array(MAX_HEADER_LINES);
+  lineStart = new Int32Array(INITIAL_HEADER_SLOTS);
+  lineNext = new Int32Array(INITIAL_HEADER_SLOTS);
   /** -1: none. */
   contentLength = -1;
   chunked = false;
@@ -58,7 +67,29 @@ export class RequestHead {
   /** Index of an X-Forwarded-For line, -1 when absent. */
   xffIndex = -1;
   /** Header lines that are hop-by-hop (Connection, Keep-Alive, ...): not forwarded. */
-  readonly hop = new Uint8Array(MAX_HEADER_LINES);
+  hop = new Uint8Array(INITIAL_HEADER_SLOTS);
+
+  /** Twice the slots (a request with many headers); false at MAX_HEADER_LINES. */
+  grow(): boolean {
+    if (this.slots >= MAX_HEADER_LINES) return false;
+    const n = Math.min(MAX_HEADER_LINES, this.slots * 2);
+    const g32 = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.nameStart = g32(this.nameStart);
+    this.nameEnd = g32(this.nameEnd);
+    this.valueStart = g32(this.valueStart);
+    this.valueEnd = g32(this.valueEnd);
+    this.lineStart = g32(this.lineStart);
+    this.lineNext = g32(this.lineNext);
+    const hop = new Uint8Array(n);
+    hop.set(this.hop);
+    this.hop = hop;
+    this.slots = n;
+    return true;
+  }
 
   /** Value of the first header named `lower` (lower case), or null. */
   header(lower: string): string | null {
@@ -70,29 +101,31 @@ export class RequestHead {
 }
 
 /**
- * Index just past the blank line that ends a head in buf[0, end), or -1. `from` is where the
- * previous search stopped (bytes before it held no terminator), so a head arriving a byte at a
- * time is scanned once overall.
+ * Index just past the blank line that ends a head starting at `start` in buf[start, end), or -1.
+ * `from` is where the previous search stopped (bytes before it held no terminator), so a head
+ * arriving a byte at a time is scanned once overall.
  */
-export function findHeadEnd(buf: Uint8Array, from: number, end: number): number {
-  for (let i = Math.max(0, from - 3); i < end; i++) {
+export function findHeadEnd(buf: Uint8Array, start: number, from: number, end: number): number {
+  for (let i = Math.max(start, from - 3); i < end; i++) {
     if (buf[i] !== LF) continue;
-    // "\n\n" or "\n\r\n". A head starting with an empty line is skipped by the parser, so the
-    // first line break of the buffer does not count as the blank line.
-    if (i + 1 < end && buf[i + 1] === LF && i > 0) return i + 2;
-    if (i + 2 < end && buf[i + 1] === CR && buf[i + 2] === LF && i > 0) return i + 3;
+    // "\n\n" or "\n\r\n". A line break at the very start is an empty line before the request
+    // (skipped by the parser), not the blank line ending a head.
+    if (i === start) continue;
+    if (i + 1 < end && buf[i + 1] === LF) return i + 2;
+    if (i + 2 < end && buf[i + 1] === CR && buf[i + 2] === LF) return i + 3;
   }
   return -1;
 }
 
 /**
- * Parses the head in buf[0, length) into `h`. Returns PARSE_OK, PARSE_H2, or the status to
+ * Parses the head in buf[start, length) into `h`. Returns PARSE_OK, PARSE_H2, or the status to
  * answer with (400 malformed, 431 too many header lines, 501 unsupported transfer coding,
  * 505 unsupported version).
  */
-export function parseRequestHead(buf: Uint8Array, length: number, h: RequestHead): number {
+export function parseRequestHead(buf: Uint8Array, start: number, length: number, h: RequestHead): number {
   h.buf = buf;
-  h.length = length;
+  h.start = start;
+  h.end = length;
   h.count = 0;
   h.contentLength = -1;
   h.chunked = false;
@@ -101,7 +134,7 @@ export function parseRequestHead(buf: Uint8Array, length: number, h: RequestHead
   h.hostIndex = -1;
   h.xffIndex = -1;
   h.host = "";
-  let i = 0;
+  let i = start;
   // Leading empty lines (a client's CRLF after a previous body) are ignored.
   while (i < length && (buf[i] === CR || buf[i] === LF)) i++;
   // Method
@@ -137,9 +170,12 @@ export function parseRequestHead(buf: Uint8Array, length: number, h: RequestHead
   // Header lines until the blank line.
   for (;;) {
     if (i >= length) return 400;
-    if (buf[i] === LF || (buf[i] === CR && buf[i + 1] === LF)) break;
+    if (buf[i] === LF || (buf[i] === CR && buf[i + 1] === LF)) {
+      h.blankStart = i;
+      break;
+    }
     if (buf[i] === SP || buf[i] === HT) return 400; // obs-fold
-    if (h.count === MAX_HEADER_LINES) return 431;
+    if (h.count === h.slots && !h.grow()) return 431;
     const ls = i;
     while (i < length && TOKEN[buf[i]!] === 1) i++;
     if (i === ls || buf[i] !== 58) return 400; // empty name or whitespace/garbage before ':'
@@ -218,6 +254,8 @@ export function parseRequestHead(buf: Uint8Array, length: number, h: RequestHead
   }
   if (h.host === "" && h.hostIndex >= 0) h.host = lowerHost(buf, h.valueStart[h.hostIndex]!, h.valueEnd[h.hostIndex]!);
   if (h.http11 && h.hostIndex < 0) return 400; // RFC 9112 3.2: Host is required in HTTP/1.1
+  h.targetStart = ps;
+  h.targetEnd = t1;
   h.target = ps < t1 ? ascii(buf, ps, t1) : "/";
   const q = h.target.indexOf("?");
   if (q < 0) {

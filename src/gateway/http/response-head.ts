@@ -9,7 +9,9 @@ const LF = 10;
 const SP = 32;
 
 export class ResponseHead {
-  length = 0;
+  /** The head is buf[start, end); offsets below are into buf. */
+  start = 0;
+  end = 0;
   status = 0;
   http11 = true;
   contentLength = -1;
@@ -21,20 +23,21 @@ export class ResponseHead {
   blankStart = 0;
 }
 
-/** Parses buf[0, length) (a complete head). Returns false when it is not a valid response head. */
-export function parseResponseHead(buf: Uint8Array, length: number, r: ResponseHead): boolean {
-  r.length = length;
+/** Parses buf[start, length) (a complete head). Returns false when it is not a valid response head. */
+export function parseResponseHead(buf: Uint8Array, start: number, length: number, r: ResponseHead): boolean {
+  r.start = start;
+  r.end = length;
   r.contentLength = -1;
   r.chunked = false;
   r.close = false;
-  let i = 0;
-  if (length < 12 || buf[0] !== 72 || buf[1] !== 84 || buf[2] !== 84 || buf[3] !== 80 || buf[4] !== 47 || buf[5] !== 49 || buf[6] !== 46) return false;
-  r.http11 = buf[7] === 49;
-  if (buf[8] !== SP) return false;
-  const status = parseDecimal(buf, 9, 12);
+  const s = start;
+  if (length - s < 12 || buf[s] !== 72 || buf[s + 1] !== 84 || buf[s + 2] !== 84 || buf[s + 3] !== 80 || buf[s + 4] !== 47 || buf[s + 5] !== 49 || buf[s + 6] !== 46) return false;
+  r.http11 = buf[s + 7] === 49;
+  if (buf[s + 8] !== SP) return false;
+  const status = parseDecimal(buf, s + 9, s + 12);
   if (status < 100 || status > 999) return false;
   r.status = status;
-  i = 12;
+  let i = s + 12;
   while (i < length && buf[i] !== LF) i++;
   i++;
   r.headersStart = i;
