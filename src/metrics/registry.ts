@@ -14,6 +14,8 @@ interface Family {
   /** The name as registered (without the registry prefix): the key snapshot() uses. */
   readonly short: string;
   readonly series: Map<string, Series>;
+  /** gaugeFamily: series made at scrape time. */
+  dynamic?: () => Iterable<readonly [Labels, number]>;
 }
 
 /** Families shared by a registry and its unprefixed view. */
@@ -35,6 +37,10 @@ export class Registry implements MetricsRegistry {
 
   gaugeFn(name: string, help: string, read: () => number, labels?: Labels): void {
     this.#fn("gauge", name, help, read, labels);
+  }
+
+  gaugeFamily(name: string, help: string, read: () => Iterable<readonly [Labels, number]>): void {
+    this.#family("gauge", name, help).dynamic = read;
   }
 
   counterFn(name: string, help: string, read: () => number, labels?: Labels): void {
@@ -59,7 +65,7 @@ export class Registry implements MetricsRegistry {
     const family = this.families.get(full);
     if (!family) return;
     family.series.delete(renderLabels(labels));
-    if (family.series.size === 0) this.families.delete(full);
+    if (family.series.size === 0 && family.dynamic === undefined) this.families.delete(full);
   }
 
   unprefixed(): MetricsRegistry {
@@ -78,6 +84,7 @@ export class Registry implements MetricsRegistry {
         if (s instanceof Histogram) renderHistogram(out, name, s);
         else out.push(`${name}${s.labels} ${formatValue("read" in s ? safeRead(s.read) : s.value)}`);
       }
+      for (const [labels, value] of dynamicSeries(family)) out.push(`${name}${labels} ${formatValue(value)}`);
     }
     return out.join("\n") + "\n";
   }
@@ -93,6 +100,7 @@ export class Registry implements MetricsRegistry {
           out[family.short + s.labels] = "read" in s ? safeRead(s.read) : s.value;
         }
       }
+      for (const [labels, value] of dynamicSeries(family)) out[family.short + labels] = value;
     }
     return out;
   }
@@ -104,6 +112,7 @@ export class Registry implements MetricsRegistry {
     for (const s of family.series.values()) {
       total += s instanceof Histogram ? s.count : "read" in s ? safeRead(s.read) : s.value;
     }
+    for (const [, value] of dynamicSeries(family)) total += value;
     return total;
   }
 
@@ -135,6 +144,18 @@ export class Registry implements MetricsRegistry {
     const text = renderLabels(labels);
     family.series.set(text, { labels: text, read });
   }
+}
+
+/** A gaugeFamily's series now, labels rendered; a failing reader loses only its own series. */
+function dynamicSeries(family: Family): [string, number][] {
+  if (family.dynamic === undefined) return [];
+  const out: [string, number][] = [];
+  try {
+    for (const [labels, value] of family.dynamic()) out.push([renderLabels(labels), value]);
+  } catch {
+    // this scrape goes without them, not without the page
+  }
+  return out;
 }
 
 function renderHistogram(out: string[], name: string, h: Histogram): void {

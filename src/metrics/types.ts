@@ -26,6 +26,12 @@ export interface MetricsRegistry {
   gauge(name: string, help: string, labels?: Labels): Counter;
   /** A gauge read from a function at scrape time. */
   gaugeFn(name: string, help: string, read: () => number, labels?: Labels): void;
+  /**
+   * A gauge family whose series are read at scrape time, for label sets that come and go with
+   * what they describe (per peer node): `read` returns [labels, value] pairs, and a set it no
+   * longer returns is simply gone. Keep the sets bounded (a LabelBudget, or a bounded source).
+   */
+  gaugeFamily(name: string, help: string, read: () => Iterable<readonly [Labels, number]>): void;
   /** A counter read from a function at scrape time (its source only ever grows). */
   counterFn(name: string, help: string, read: () => number, labels?: Labels): void;
   /** Get or create a histogram with these upper bounds (see LATENCY_BUCKETS_SECONDS). */

@@ -7,7 +7,10 @@ export const DISCOVERY_PROTOCOL = "/libp2p/tunnel-discovery/1.0.0";
 export const DEFAULT_LISTEN_PORT = 20006;
 export const DEFAULT_RENDEZVOUS = "EDGEMESH_PLAYGOUND"; // sic: EdgeMesh's spelling, peers must match
 
-/** EdgeMesh's stream limits (pkg/tunnel/limit.go): all streams, and streams to one peer. */
+/**
+ * EdgeMesh's stream limits (pkg/tunnel/limit.go): all streams, and streams to one peer. We apply
+ * each to TCP and to UDP streams separately (see limits.ts), so neither can starve the other.
+ */
 export const DEFAULT_MAX_STREAMS = 10240;
 export const DEFAULT_MAX_STREAMS_PER_PEER = 1024;
 
@@ -43,3 +46,13 @@ export const FEATURE_UDP_FRAMED = 1;
  * this bit tells the opener it may do so on later streams over the same connection.
  */
 export const FEATURE_EARLY_DATA = 2;
+/**
+ * UDP: every UDP flow to the peer rides one long-lived stream, each datagram framed with its
+ * flow's id (src/hotpath/remote/mux-frames.ts), instead of a stream per flow. Offered in a UDP
+ * CONNECT (with FEATURE_UDP_FRAMED), accepted in the SUCCESS; the CONNECT's target is the first
+ * flow's and is checked as any CONNECT's. EdgeMesh answers without it: a stream per flow.
+ */
+export const FEATURE_UDP_MUX = 4;
+
+/** A limit being hit is logged at most once per peer per this interval (every hit is counted). */
+export const LIMIT_LOG_INTERVAL_MS = 60_000;

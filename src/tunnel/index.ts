@@ -19,12 +19,14 @@ export {
   type ProxyMsg,
 } from "./codec.ts";
 export { createTunnel } from "./tunnel.ts";
+export { EveryPerKey, StreamBudget, STREAM_CLASSES, type ClassCounts, type LimitHit, type StreamClass } from "./limits.ts";
 export { pnetProtector, XSalsaStream } from "./pnet.ts";
 export * from "./constants.ts";
 export type { TransportKind } from "./host.ts";
 export type { NoiseAead } from "./noise.ts";
 export type {
   IdentityOptions,
+  LimitUse,
   OpenedProxyStream,
   OpenProxyStreamOptions,
   PeerInfo,
@@ -32,6 +34,7 @@ export type {
   ProxyHeader,
   ProxyTarget,
   RelayNode,
+  StreamLimits,
   Tunnel,
   TunnelOptions,
   TunnelStream,

@@ -1,83 +1,129 @@
 // /libp2p/tunnel-proxy/1.0.0, both ends: the opener sends CONNECT and waits for SUCCESS or
 // FAILED; the receiver reads the CONNECT, asks the handler (the hot path, which checks its
 // table and dials), and answers. After SUCCESS the stream carries payload only, and it is the
-// hot path's. Bad headers, refusals and limit hits are answered FAILED and counted.
+// hot path's. Bad headers, refusals and limit hits are answered FAILED and counted. The stream
+// limits apply to TCP and UDP streams separately (limits.ts); an incoming stream is counted
+// once its CONNECT says which it is (until then libp2p's per-connection stream cap and the
+// header timeout bound it).
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Libp2p } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType } from "./codec.ts";
-import { FEATURE_EARLY_DATA, FEATURE_UDP_FRAMED, HEADER_TIMEOUT_MS, OPEN_TIMEOUT_MS, PROXY_PROTOCOL } from "./constants.ts";
+import {
+  FEATURE_EARLY_DATA,
+  FEATURE_UDP_FRAMED,
+  FEATURE_UDP_MUX,
+  HEADER_TIMEOUT_MS,
+  LIMIT_LOG_INTERVAL_MS,
+  OPEN_TIMEOUT_MS,
+  PROXY_PROTOCOL,
+} from "./constants.ts";
 import { TunnelError } from "./errors.ts";
 import { newStreamLazy, readHeader, readSelected, replyAndClose } from "./header-io.ts";
+import { EveryPerKey, STREAM_CLASSES, StreamBudget, type LimitHit, type StreamClass } from "./limits.ts";
 import type { PeerBook } from "./peers.ts";
-import type { OpenedProxyStream, ProxyHandler, ProxyHeader, ProxyTarget } from "./types.ts";
+import type { OpenedProxyStream, ProxyHandler, ProxyHeader, ProxyTarget, StreamLimits } from "./types.ts";
 
 const FAILED = encodeProxy({ type: MsgType.FAILED });
 
 export interface ProxyServiceOptions {
   libp2p: Libp2p;
   book: PeerBook;
+  /** Per class (TCP, UDP): streams open at once in total, and with one peer. */
   maxStreams: number;
   maxStreamsPerPeer: number;
+  /**
+   * false: speak EdgeMesh's wire format only (no header extensions: no early data, no UDP
+   * framing or multiplexing), offered or answered. Default true.
+   */
+  extensions?: boolean;
   log: Logger;
   metrics: MetricsRegistry;
 }
 
 export class ProxyService {
   #handler: ProxyHandler | undefined;
-  #open = 0;
-  readonly #perPeer = new Map<string, number>();
+  readonly #budget: StreamBudget;
+  readonly #ext: boolean;
+  readonly #limitLog = new EveryPerKey(LIMIT_LOG_INTERVAL_MS);
   /**
    * Peer ID -> the libp2p connection on which its agent accepted early data. Per connection, not
    * per peer: a compat-mode peer ID follows the node name, so the node may come back as an
    * EdgeMesh agent (which would drop early bytes), but never on the same connection.
    */
   readonly #earlyOn = new Map<string, string>();
-  readonly #c: Record<"opened" | "openFailed" | "refused" | "badHeader" | "limit" | "accepted" | "early", Counter>;
+  readonly #c: Record<"opened" | "openFailed" | "refused" | "badHeader" | "accepted" | "early", Counter>;
+  readonly #limitHits: Record<StreamClass, Counter>;
 
   constructor(private readonly o: ProxyServiceOptions) {
     const m = o.metrics;
+    this.#budget = new StreamBudget(o.maxStreams, o.maxStreamsPerPeer);
+    this.#ext = o.extensions !== false;
     this.#c = {
       opened: m.counter("tunnel_proxy_streams_opened_total", "Proxy streams opened to other agents"),
       openFailed: m.counter("tunnel_proxy_open_failures_total", "Proxy streams that could not be opened or were refused"),
       accepted: m.counter("tunnel_proxy_streams_accepted_total", "Proxy streams accepted from other agents"),
       refused: m.counter("tunnel_proxy_refused_total", "Incoming CONNECTs answered FAILED by the handler"),
       badHeader: m.counter("tunnel_proxy_bad_header_total", "Incoming proxy streams with a malformed, oversized or missing header"),
-      limit: m.counter("tunnel_proxy_stream_limit_total", "Proxy streams refused by the stream limits"),
       early: m.counter("tunnel_proxy_early_data_streams_total", "Proxy streams opened with payload allowed before the answer (early data)"),
     };
-    m.gaugeFn("tunnel_proxy_streams_open", "Proxy streams open now", () => this.#open);
+    const limitHelp = "Proxy streams refused by the stream limits (per class: TCP and UDP have a budget each)";
+    this.#limitHits = { tcp: m.counter("tunnel_proxy_stream_limit_total", limitHelp, { protocol: "tcp" }), udp: m.counter("tunnel_proxy_stream_limit_total", limitHelp, { protocol: "udp" }) };
+    m.gaugeFn("tunnel_proxy_streams_open", "Proxy streams open now", () => this.#budget.open.tcp + this.#budget.open.udp);
+    for (const cls of STREAM_CLASSES) {
+      const labels = { protocol: cls };
+      m.gaugeFn("tunnel_proxy_streams_open_by_protocol", "Proxy streams open now, by the protocol they carry", () => this.#budget.open[cls], labels);
+      m.gaugeFn("tunnel_proxy_streams_max", "Limit on proxy streams open at once, per protocol (tunnelLimitConfig)", () => o.maxStreams, labels);
+      m.gaugeFn("tunnel_proxy_peer_streams_max", "Limit on proxy streams open at once with one peer, per protocol (tunnelLimitConfig)", () => o.maxStreamsPerPeer, labels);
+    }
+    m.gaugeFamily("tunnel_proxy_peer_streams", "Proxy streams open now with each peer, per protocol", () => {
+      const out: [Record<string, string>, number][] = [];
+      for (const [peer, n] of this.#budget.peers()) {
+        const node = o.book.nodeOf(peer) ?? peer;
+        for (const cls of STREAM_CLASSES) out.push([{ peer: node, protocol: cls }, n[cls]]);
+      }
+      return out;
+    });
   }
 
   set handler(h: ProxyHandler) {
     this.#handler = h;
   }
 
-  streamsTo(peer: string): number {
-    return this.#perPeer.get(peer) ?? 0;
+  /** Open streams with `peer` and the limits, per protocol. */
+  limitsOf(peer: string): StreamLimits {
+    const n = this.#budget.of(peer);
+    const b = this.#budget;
+    return {
+      tcp: { open: n.tcp, max: b.maxPerPeer, agentOpen: b.open.tcp, agentMax: b.max },
+      udp: { open: n.udp, max: b.maxPerPeer, agentOpen: b.open.udp, agentMax: b.max },
+    };
   }
 
-  #full(peer: string): boolean {
-    return this.#open >= this.o.maxStreams || (this.#perPeer.get(peer) ?? 0) >= this.o.maxStreamsPerPeer;
+  /** A limit was hit: counted, and one log line per peer per minute. */
+  #hit(peer: string, cls: StreamClass, which: LimitHit, direction: "in" | "out"): void {
+    this.#limitHits[cls].value++;
+    const notLogged = this.#limitLog.hit(peer);
+    if (notLogged < 0) return;
+    const b = this.#budget;
+    this.o.log.warn(`${cls} stream limit reached (${which === "peer" ? `${b.maxPerPeer} per peer` : `${b.max} in total`}): stream refused`, {
+      peer: this.o.book.nodeOf(peer) ?? peer,
+      direction,
+      open: which === "peer" ? b.of(peer)[cls] : b.open[cls],
+      ...(notLogged > 0 ? { notLogged } : {}),
+    });
   }
 
-  /** Counts the stream against the limits until it closes; false when a limit is reached. */
-  #track(stream: Stream, peer: string): boolean {
-    if (this.#full(peer)) {
-      this.#c.limit.value++;
+  /** Counts the stream against its class's limits until it closes; false when one is reached. */
+  #track(stream: Stream, peer: string, cls: StreamClass, direction: "in" | "out"): boolean {
+    const hit = this.#budget.take(peer, cls);
+    if (hit !== null) {
+      this.#hit(peer, cls, hit, direction);
       return false;
     }
-    const n = this.#perPeer.get(peer) ?? 0;
-    this.#open++;
-    this.#perPeer.set(peer, n + 1);
-    stream.addEventListener("close", () => {
-      this.#open--;
-      const left = (this.#perPeer.get(peer) ?? 1) - 1;
-      if (left > 0) this.#perPeer.set(peer, left);
-      else this.#perPeer.delete(peer);
-    });
+    stream.addEventListener("close", () => this.#budget.release(peer, cls), { once: true });
     return true;
   }
 
@@ -89,9 +135,11 @@ export class ProxyService {
   async open(node: string, target: ProxyTarget, signal?: AbortSignal, early?: (stream: Stream) => void): Promise<OpenedProxyStream> {
     const id = await this.o.book.peerOf(node);
     if (!id) throw new TunnelError("NO_PEER", `no peer ID known for node ${node} (secure mode needs addPeer or discovery)`);
-    if (this.#full(id)) {
-      this.#c.limit.value++;
-      throw new TunnelError("STREAM_LIMIT", `stream limit reached (total ${this.o.maxStreams}, per peer ${this.o.maxStreamsPerPeer}) for node ${node}`);
+    const cls: StreamClass = target.protocol;
+    const full = this.#budget.full(id, cls);
+    if (full !== null) {
+      this.#hit(id, cls, full, "out");
+      throw limitError(cls, full, node);
     }
     const peer = peerIdFromString(id);
     await this.#ensureAddrs(peer);
@@ -110,15 +158,17 @@ export class ProxyService {
       this.#c.openFailed.value++;
       throw new TunnelError("NO_PEER", `cannot open a proxy stream to node ${node} (${id}): ${(err as Error).message}`);
     }
-    if (!this.#track(stream, id)) {
+    if (!this.#track(stream, id, cls, "out")) {
+      const hit = this.#budget.full(id, cls) ?? "peer";
       stream.abort(new TunnelError("STREAM_LIMIT", "stream limit"));
-      throw new TunnelError("STREAM_LIMIT", `stream limit reached (total ${this.o.maxStreams}, per peer ${this.o.maxStreamsPerPeer}) for node ${node}`);
+      throw limitError(cls, hit, node);
     }
     const udp = target.protocol === "udp";
+    const features = !this.#ext ? undefined : udp ? FEATURE_UDP_FRAMED | FEATURE_UDP_MUX : FEATURE_EARLY_DATA;
     let reply;
     try {
-      stream.send(encodeProxy({ type: MsgType.CONNECT, protocol: target.protocol, nodeName: node, ip: target.ip, port: target.port, features: udp ? FEATURE_UDP_FRAMED : FEATURE_EARLY_DATA }));
-      if (!udp && early !== undefined && this.#earlyOn.get(id) === conn.id) {
+      stream.send(encodeProxy({ type: MsgType.CONNECT, protocol: target.protocol, nodeName: node, ip: target.ip, port: target.port, features }));
+      if (!udp && this.#ext && early !== undefined && this.#earlyOn.get(id) === conn.id) {
         this.#c.early.value++;
         early(stream);
       }
@@ -135,23 +185,20 @@ export class ProxyService {
       throw new TunnelError("PROXY_REFUSED", `node ${node} refused ${target.protocol} ${target.ip}:${target.port}`);
     }
     this.#c.opened.value++;
-    const accepted = reply.acceptedFeatures ?? 0;
+    // Only what we offered counts as accepted (an answer claiming more is not trusted).
+    const accepted = (reply.acceptedFeatures ?? 0) & (features ?? 0);
     if (!udp) {
       if ((accepted & FEATURE_EARLY_DATA) !== 0) this.#earlyOn.set(id, conn.id);
       else this.#earlyOn.delete(id);
     }
     const udpFramed = udp && (accepted & FEATURE_UDP_FRAMED) !== 0;
-    return { stream, udpFramed, relayed: isRelayed(this.o.libp2p, peer) };
+    const udpMux = udpFramed && (accepted & FEATURE_UDP_MUX) !== 0;
+    return { stream, udpFramed, udpMux, relayed: isRelayed(this.o.libp2p, peer) };
   }
 
   /** Registered with libp2p.handle(PROXY_PROTOCOL). Never throws. */
   onStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const remotePeer = connection.remotePeer.toString();
-    if (!this.#track(stream, remotePeer)) {
-      this.o.log.warn("proxy stream refused: stream limit reached", { peer: remotePeer });
-      await replyAndClose(stream, FAILED);
-      return;
-    }
     let msg;
     try {
       msg = await readHeader(stream, decodeProxyBody, HEADER_TIMEOUT_MS);
@@ -169,11 +216,18 @@ export class ProxyService {
       await replyAndClose(stream, FAILED);
       return;
     }
-    const udpFramed = protocol === "udp" && ((msg.features ?? 0) & FEATURE_UDP_FRAMED) !== 0;
+    if (!this.#track(stream, remotePeer, protocol, "in")) {
+      await replyAndClose(stream, FAILED);
+      return;
+    }
+    // With extensions off we answer as EdgeMesh does: every offer ignored.
+    const offered = this.#ext ? (msg.features ?? 0) : 0;
+    const udpFramed = protocol === "udp" && (offered & FEATURE_UDP_FRAMED) !== 0;
+    const udpMux = udpFramed && (offered & FEATURE_UDP_MUX) !== 0;
     // Payload behind a TCP CONNECT waits in the stream (readHeader puts it back) until the
     // handler's splice reads it, after its local dial: we can take early data.
-    const earlyData = protocol === "tcp" && ((msg.features ?? 0) & FEATURE_EARLY_DATA) !== 0;
-    const header: ProxyHeader = { protocol, ip: msg.ip, port, nodeName: msg.nodeName ?? "", remotePeer, remoteNode: this.o.book.nodeOf(remotePeer), udpFramed };
+    const earlyData = protocol === "tcp" && (offered & FEATURE_EARLY_DATA) !== 0;
+    const header: ProxyHeader = { protocol, ip: msg.ip, port, nodeName: msg.nodeName ?? "", remotePeer, remoteNode: this.o.book.nodeOf(remotePeer), udpFramed, udpMux };
     let accepted = false;
     const release = holdWrites(stream);
     try {
@@ -189,7 +243,7 @@ export class ProxyService {
       return;
     }
     try {
-      const acceptedFeatures = (udpFramed ? FEATURE_UDP_FRAMED : 0) | (earlyData ? FEATURE_EARLY_DATA : 0);
+      const acceptedFeatures = (udpFramed ? FEATURE_UDP_FRAMED : 0) | (udpMux ? FEATURE_UDP_MUX : 0) | (earlyData ? FEATURE_EARLY_DATA : 0);
       release(encodeProxy({ type: MsgType.SUCCESS, acceptedFeatures: acceptedFeatures === 0 ? undefined : acceptedFeatures }));
       this.#c.accepted.value++;
     } catch (err) {
@@ -229,6 +283,10 @@ function holdWrites(stream: Stream): (first: Uint8Array | undefined) => void {
     stream.send(first);
     for (const data of queued) stream.send(data);
   };
+}
+
+function limitError(cls: StreamClass, hit: LimitHit, node: string): TunnelError {
+  return new TunnelError("STREAM_LIMIT", `${cls} stream limit reached (${hit === "peer" ? "per peer" : "in total"}) for node ${node}`);
 }
 
 function isRelayed(libp2p: Libp2p, peer: PeerId): boolean {

@@ -94,7 +94,8 @@ class EdgeTunnel implements Tunnel {
       enableHolePunch: o.enableHolePunch,
       noiseAead: o.noiseAead ?? "auto",
       pnetCipher: o.pnetCipher ?? "auto",
-      maxStreamsPerPeer: maxStreamsPerPeer + 64, // room for discovery/identify/relay streams
+      // TCP and UDP proxy streams have a budget each, plus room for discovery/identify/relay streams.
+      maxStreamsPerPeer: 2 * maxStreamsPerPeer + 64,
       isAllowed: this.#allowed ? (p) => this.#allowed!.has(p.toString()) : undefined,
       isDialBlocked: (p) => this.#relays?.isBlocked(p.toString()) === true,
       // Our public (NAT-mapped) address is taken only from the relays we were configured with:
@@ -119,10 +120,11 @@ class EdgeTunnel implements Tunnel {
     this.#libp2p = libp2p;
     skipRepeatedProtocolMerges(libp2p); // libp2p re-writes "peer speaks P" on every stream
     const common = { libp2p, book: this.#book, log: this.#log, metrics: m };
-    this.#proxy = new ProxyService({ ...common, maxStreams: o.maxStreams ?? DEFAULT_MAX_STREAMS, maxStreamsPerPeer });
+    this.#proxy = new ProxyService({ ...common, maxStreams: o.maxStreams ?? DEFAULT_MAX_STREAMS, maxStreamsPerPeer, extensions: o.extensions });
     if (this.#handler) this.#proxy.handler = this.#handler;
     this.#discovery = new DiscoveryService({ ...common, nodeName: o.nodeName });
-    const streamOpts = { maxInboundStreams: maxStreamsPerPeer, maxOutboundStreams: maxStreamsPerPeer, runOnLimitedConnection: true };
+    // Per connection, before the header says TCP or UDP: both budgets' worth.
+    const streamOpts = { maxInboundStreams: 2 * maxStreamsPerPeer, maxOutboundStreams: 2 * maxStreamsPerPeer, runOnLimitedConnection: true };
     await libp2p.handle(PROXY_PROTOCOL, this.#proxy.onStream, streamOpts);
     await libp2p.handle(DISCOVERY_PROTOCOL, this.#discovery.onStream, { runOnLimitedConnection: true });
     libp2p.addEventListener("peer:discovery", (evt) => {
@@ -182,7 +184,8 @@ class EdgeTunnel implements Tunnel {
       const id = c.remotePeer.toString();
       let p = byPeer.get(id);
       if (!p) {
-        p = { peerId: id, nodeName: this.#book.nodeOf(id), connected: true, addrs: [], relayed: true, streams: this.#proxy?.streamsTo(id) ?? 0 };
+        const limits = this.#proxy!.limitsOf(id);
+        p = { peerId: id, nodeName: this.#book.nodeOf(id), connected: true, addrs: [], relayed: true, streams: limits.tcp.open + limits.udp.open, limits };
         byPeer.set(id, p);
       }
       const addr = c.remoteAddr.toString();

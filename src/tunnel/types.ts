@@ -40,8 +40,15 @@ export interface TunnelOptions {
   noiseAead?: NoiseAead;
   /** XSalsa20 for the PSK layer; default "auto" (libsodium if present, else @noble JS). */
   pnetCipher?: "auto" | "js";
+  /** Proxy streams open at once, all peers together; TCP and UDP streams each have this many. */
   maxStreams?: number;
+  /** Proxy streams open at once with one peer; TCP and UDP streams each have this many. */
   maxStreamsPerPeer?: number;
+  /**
+   * false: speak only EdgeMesh's own wire format (no header extensions: no early data, no UDP
+   * framing or multiplexing), as an opener and as a receiver. Default true.
+   */
+  extensions?: boolean;
   /** Secure mode: a refused peer is logged once per this interval (default 10 min); every
    * refusal is counted in tunnel_gater_denied_total. */
   refusedLogIntervalMs?: number;
@@ -64,12 +71,20 @@ export interface ProxyHeader extends ProxyTarget {
   remoteNode?: string;
   /** UDP only: both sides frame datagrams (2-byte big-endian length + payload). */
   udpFramed: boolean;
+  /**
+   * UDP only: the stream carries every UDP flow of the opener to this node, each datagram framed
+   * with a flow id (FEATURE_UDP_MUX; src/hotpath/remote/mux-frames.ts). The CONNECT's target
+   * was the first flow's.
+   */
+  udpMux: boolean;
 }
 
 export interface OpenedProxyStream {
   stream: TunnelStream;
   /** UDP only: the far agent frames datagrams; false for EdgeMesh peers (raw datagrams). */
   udpFramed: boolean;
+  /** UDP only: the far agent took this stream as the multiplexed one for all our UDP flows. */
+  udpMux: boolean;
   /** True when the stream runs over a relayed (/p2p-circuit) connection. */
   relayed: boolean;
 }
@@ -94,6 +109,19 @@ export interface OpenProxyStreamOptions {
  */
 export type ProxyHandler = (header: ProxyHeader, stream: TunnelStream) => boolean | Promise<boolean>;
 
+/** Use and limit of one kind of stream: with this peer, and the agent's in total. */
+export interface LimitUse {
+  open: number;
+  max: number;
+  agentOpen: number;
+  agentMax: number;
+}
+
+export interface StreamLimits {
+  tcp: LimitUse;
+  udp: LimitUse;
+}
+
 export interface PeerInfo {
   peerId: string;
   nodeName?: string;
@@ -101,7 +129,10 @@ export interface PeerInfo {
   /** Remote addresses of open connections. */
   addrs: string[];
   relayed: boolean;
+  /** Proxy streams open with this peer (TCP and UDP). */
   streams: number;
+  /** Proxy streams with this peer against the stream limits, per protocol. */
+  limits: StreamLimits;
 }
 
 export interface Tunnel {

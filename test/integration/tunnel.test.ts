@@ -258,8 +258,9 @@ describe("tunnel between two agents on loopback", () => {
     await a.tunnel.openProxyStream("node-b", target);
     const err = await refusal(a.tunnel.openProxyStream("node-b", target));
     expect(err.code).toBe("STREAM_LIMIT");
-    expect(a.metrics.snapshot()["tunnel_proxy_stream_limit_total"]).toBe(1);
+    expect(a.metrics.snapshot()['tunnel_proxy_stream_limit_total{protocol="tcp"}']).toBe(1);
     expect(a.metrics.snapshot()["tunnel_proxy_streams_open"]).toBe(2);
+    expect(a.tunnel.peers().find((p) => p.nodeName === "node-b" || p.peerId === b.tunnel.peerId)?.limits.tcp).toMatchObject({ open: 2, max: 2 });
     first.stream.abort(new Error("done with it"));
     await Bun.sleep(20);
     const again = await a.tunnel.openProxyStream("node-b", target);
@@ -273,7 +274,29 @@ describe("tunnel between two agents on loopback", () => {
     await a.tunnel.openProxyStream("node-b", target);
     const err = await refusal(a.tunnel.openProxyStream("node-b", target));
     expect(err.code).toBe("PROXY_REFUSED");
-    expect(b.metrics.snapshot()["tunnel_proxy_stream_limit_total"]).toBe(1);
+    expect(b.metrics.snapshot()['tunnel_proxy_stream_limit_total{protocol="tcp"}']).toBe(1);
+  });
+
+  test("TCP and UDP streams have a budget each: UDP streams at their limit never keep a TCP stream out", async () => {
+    const { a, b } = await pair({ maxStreamsPerPeer: 3 }, { maxStreamsPerPeer: 3, maxStreams: 3 });
+    b.tunnel.handleProxy(() => true);
+    const udp = { protocol: "udp" as const, ip: "10.0.0.1", port: 53 };
+    const tcp = { protocol: "tcp" as const, ip: "10.0.0.1", port: 80 };
+    for (let i = 0; i < 3; i++) await a.tunnel.openProxyStream("node-b", udp);
+    expect((await refusal(a.tunnel.openProxyStream("node-b", udp))).code).toBe("STREAM_LIMIT");
+    // Both agents are at their UDP limits (per peer on a; per peer and in total on b).
+    const streams = await Promise.all([0, 1, 2].map(() => a.tunnel.openProxyStream("node-b", tcp)));
+    expect(streams.every((s) => s.stream.status === "open")).toBe(true);
+    expect((await refusal(a.tunnel.openProxyStream("node-b", tcp))).code).toBe("STREAM_LIMIT");
+    const snap = a.metrics.snapshot();
+    expect(snap['tunnel_proxy_stream_limit_total{protocol="udp"}']).toBe(1);
+    expect(snap['tunnel_proxy_stream_limit_total{protocol="tcp"}']).toBe(1);
+    expect(snap['tunnel_proxy_streams_open_by_protocol{protocol="udp"}']).toBe(3);
+    expect(snap['tunnel_proxy_peer_streams{peer="node-b",protocol="tcp"}']).toBe(3);
+    const limits = a.tunnel.peers().find((p) => p.peerId === b.tunnel.peerId)!.limits;
+    expect(limits.udp).toMatchObject({ open: 3, max: 3 });
+    expect(limits.tcp).toMatchObject({ open: 3, max: 3 });
+    expect(b.metrics.render()).toContain('edgemesh_tunnel_proxy_streams_max{protocol="udp"} 3');
   });
 
   test("a PSK with the QUIC-only transport is refused at start with a message that says why", async () => {
