@@ -60,6 +60,12 @@ export const UDP_OPEN_TIMEOUT_MS = 5 * second;
 /** Datagrams queued for a flow while its upstream socket is being created. */
 export const UDP_PENDING_MAX = 64;
 
+/**
+ * Receive buffer of each UDP service socket (udp/rcvbuf.ts): a burst of new flows from hundreds
+ * of clients waits here while the event loop is busy. 4 MiB holds ~4,000 small datagrams.
+ */
+export const UDP_SERVICE_RCVBUF_BYTES = 4 * 1024 * 1024;
+
 /** Default cap on concurrent UDP flows (each holds one descriptor). */
 export const UDP_FLOWS_MAX_DEFAULT = 8192;
 

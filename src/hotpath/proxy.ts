@@ -18,7 +18,8 @@ import { acceptStream, sweepWaiting } from "./tcp/dial.ts";
 import { acceptRouted } from "./tcp/routed.ts";
 import { abort, clientHandler } from "./tcp/splice.ts";
 import type { ListenerInfo, Proxy, ProxyOptions } from "./types.ts";
-import { closeUdpListener, openUdpListener, sweepUdp, type UdpContext, type UdpListener } from "./udp/forwarder.ts";
+import { LruList } from "./lru.ts";
+import { closeUdpListener, openUdpListener, sweepUdp, type Flow, type UdpContext, type UdpListener } from "./udp/forwarder.ts";
 
 /** Balancer state (cursors of removed ports, expired affinity) is pruned this often. */
 const PRUNE_INTERVAL_MS = 10_000;
@@ -81,6 +82,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     now: clock.now(),
     flows: 0,
     accepting: true,
+    lru: new LruList<Flow>(),
+    capLoggedAt: -Infinity,
+    capNotLogged: 0,
     m: {
       flowsCreated: counter("proxy_udp_flows_total", "UDP flows created"),
       flowsExpired: counter("proxy_udp_flows_expired_total", "UDP flows closed after idling"),
@@ -89,6 +93,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       noEndpoint: counter("proxy_udp_no_endpoint_total", "Datagrams for a port without endpoints"),
       socketErrors: counter("proxy_udp_socket_errors_total", "UDP socket errors (ICMP unreachable and others)"),
       remoteFailures: counter("proxy_udp_remote_failures_total", "UDP flows to another node whose tunnel stream failed"),
+      evicted: counter("proxy_udp_flows_evicted_total", "UDP flows closed to make room for a new one (least recently used first)", { limit: "agent" }),
     },
   };
   metrics.gaugeFn("proxy_tcp_active", "Proxied TCP connections open now", () => tcp.active);
@@ -172,7 +177,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     sweepWaiting(tcp);
     if (now - lastUdpSweep >= udpSweepMs) {
       lastUdpSweep = now;
-      for (const ls of udpListeners.values()) sweepUdp(ls);
+      sweepUdp(udp);
     }
     if (now - lastWarnFlush >= WARN_FLUSH_INTERVAL_MS) {
       lastWarnFlush = now;

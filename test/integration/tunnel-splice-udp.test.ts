@@ -130,7 +130,7 @@ test("our UDP flow to an EdgeMesh peer sends raw datagrams, one per chunk", asyn
 });
 
 test("an EdgeMesh opener's unframed UDP stream is relayed to the local endpoint and back", async () => {
-  handler = (h, s) => inbound.handle({ ...h, udpFramed: false }, s);
+  handler = (h, s) => inbound.handle({ ...h, udpFramed: false, udpMux: false }, s);
   const { stream } = await a.openProxyStream("node-c", { protocol: "udp", ip: "127.0.0.1", port: echo.port });
   const replies: number[] = [];
   stream.addEventListener("message", (e: StreamMessageEvent) => {

@@ -9,8 +9,8 @@ import type { Logger } from "../../log/index.ts";
 import { type Counter, LabelBudget, type MetricsRegistry, OVERFLOW_LABEL } from "../../metrics/index.ts";
 import type { OpenedProxyStream, ProxyTarget, Tunnel, TunnelStream } from "../../tunnel/index.ts";
 import type { DatagramSink, RemoteDialer, StreamSink } from "../types.ts";
-import { StreamDatagrams } from "./datagrams.ts";
 import { StreamAdapter } from "./stream.ts";
+import { createUdpPeers, type UdpPeers } from "./udp-peers.ts";
 
 /** The part of the tunnel the dialer needs (tests may pass a stub). */
 export type ProxyStreamOpener = Pick<Tunnel, "openProxyStream">;
@@ -19,10 +19,19 @@ export interface TunnelDialerOptions {
   tunnel: ProxyStreamOpener;
   log: Logger;
   metrics: MetricsRegistry;
+  /** Bound on UDP flows to one node (UDP_FLOWS_PER_PEER_DEFAULT when absent). */
+  maxUdpFlowsPerPeer?: number;
 }
 
 export interface TunnelDialer extends RemoteDialer {
+  /**
+   * A UDP flow to an endpoint on `node` (udp-peers.ts: multiplexed between our agents, a stream
+   * per flow with EdgeMesh). sink.open() may come synchronously, inside this call.
+   */
   dialDatagrams(node: string, ip: string, port: number, sink: DatagramSink): void;
+  /** UDP flows open now to `node`, and their bound. */
+  udpFlowsTo(node: string): { open: number; max: number };
+  stop(): void;
 }
 
 interface DialerMetrics {
@@ -64,6 +73,14 @@ function peerMetrics(registry: MetricsRegistry): (node: string) => DialerMetrics
 export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
   const metricsOf = peerMetrics(o.metrics);
   const log = o.log;
+  // UDP streams (the multiplexed one per node, or one per flow with EdgeMesh) count with TCP's.
+  const udp: UdpPeers = createUdpPeers({
+    tunnel: o.tunnel,
+    log,
+    metrics: o.metrics,
+    maxFlowsPerPeer: o.maxUdpFlowsPerPeer,
+    streams: { opened: (node, opened) => count(metricsOf(node), opened), failed: (node) => void metricsOf(node).failed.value++ },
+  });
   return {
     dial(node: string, ip: string, port: number, protocol: Protocol, sink: StreamSink): void {
       const m = metricsOf(node);
@@ -85,22 +102,10 @@ export function createTunnelDialer(o: TunnelDialerOptions): TunnelDialer {
       );
     },
     dialDatagrams(node: string, ip: string, port: number, sink: DatagramSink): void {
-      const m = metricsOf(node);
-      const target: ProxyTarget = { protocol: "udp", ip, port };
-      o.tunnel.openProxyStream(node, target).then(
-        (opened) => {
-          count(m, opened);
-          const ch = new StreamDatagrams(opened.stream, opened.udpFramed);
-          ch.attach(sink);
-          sink.open(ch);
-        },
-        (err) => {
-          m.failed.value++;
-          log.debug("tunnel udp stream failed", { node, target: `${ip}:${port}`, err });
-          sink.fail(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
+      udp.dial(node, ip, port, sink);
     },
+    udpFlowsTo: (node) => udp.flowsTo(node),
+    stop: () => udp.stop(),
   };
 }
 

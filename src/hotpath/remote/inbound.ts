@@ -2,9 +2,11 @@
 // target must be an endpoint the current table places on this node (or, with SOCKS5 on, one of
 // the node's own addresses, any TCP port), else FAILED (counted). TCP:
 // the stream is spliced into a local connection by the proxy (spliceInbound), and the handler's
-// promise resolves true (the tunnel answers SUCCESS) only once that local dial succeeded. UDP: a
-// connected local UDP socket per stream, frames <-> datagrams, closed when the stream closes or
-// idles out (an EdgeMesh peer never closes its UDP streams: its issue #567).
+// promise resolves true (the tunnel answers SUCCESS) only once that local dial succeeded. UDP
+// from one of our agents: the stream is that agent's multiplexed stream for all its UDP flows to
+// this node (mux-inbound.ts). UDP from an EdgeMesh agent: a connected local UDP socket per
+// stream, raw bytes <-> datagrams, closed when the stream closes or idles out (an EdgeMesh peer
+// never closes its UDP streams: its issue #567).
 
 import type { udp } from "bun";
 import type { Protocol, TableSource } from "../../control/index.ts";
@@ -14,6 +16,7 @@ import type { ProxyHeader, TunnelStream } from "../../tunnel/index.ts";
 import { UDP_SWEEP_INTERVAL_MS } from "../constants.ts";
 import type { DatagramSink, Proxy } from "../types.ts";
 import { StreamDatagrams } from "./datagrams.ts";
+import { createMuxInbound } from "./mux-inbound.ts";
 import { StreamAdapter } from "./stream.ts";
 import { LocalTargets } from "./targets.ts";
 
@@ -35,8 +38,10 @@ export interface InboundOptions {
 export interface InboundHandler {
   /** Give this to tunnel.handleProxy. Never throws. */
   handle(header: ProxyHeader, stream: TunnelStream): boolean | Promise<boolean>;
-  /** Inbound UDP relays open now. */
+  /** Inbound UDP relays open now (a stream each, or a flow of a multiplexed stream). */
   udpRelays(): number;
+  /** Far sockets open for `peer`'s (a peer ID) multiplexed UDP flows, and their bound. */
+  udpFlowsOf(peer: string): { open: number; max: number };
   stop(): void;
 }
 
@@ -100,10 +105,12 @@ export function createInboundHandler(o: InboundOptions): InboundHandler {
   };
   const targets = new LocalTargets(o.nodeName);
   const st: UdpState = { relays: new Set(), m, now: Date.now() };
-  o.metrics.gaugeFn("proxy_inbound_udp_relays", "Inbound UDP relays open now", () => st.relays.size);
+  const mux = createMuxInbound({ table: o.table, targets, idleTimeoutMs: o.udpIdleTimeoutMs, log: o.log, metrics: o.metrics });
+  o.metrics.gaugeFn("proxy_inbound_udp_relays", "Inbound UDP relays open now (a stream each, or a flow of a multiplexed stream)", () => st.relays.size + mux.total);
   const sweepMs = Math.max(50, Math.min(UDP_SWEEP_INTERVAL_MS, o.udpIdleTimeoutMs / 2));
   const timer = setInterval(() => {
     st.now = Date.now();
+    mux.sweep(st.now);
     for (const r of st.relays) {
       if (st.now - r.lastSeen > o.udpIdleTimeoutMs) {
         m.udpExpired.value++;
@@ -172,16 +179,22 @@ export function createInboundHandler(o: InboundOptions): InboundHandler {
         return false;
       }
       try {
+        if (protocol === "UDP" && h.udpMux) {
+          mux.adopt(h, stream);
+          return true;
+        }
         return protocol === "TCP" ? tcp(h, stream) : udpFlow(h, stream);
       } catch (err) {
         o.log.error("inbound tunnel stream failed", { target: `${h.ip}:${h.port}`, err });
         return false;
       }
     },
-    udpRelays: () => st.relays.size,
+    udpRelays: () => st.relays.size + mux.total,
+    udpFlowsOf: (peer) => mux.flowsOf(peer),
     stop() {
       clearInterval(timer);
       for (const r of [...st.relays]) r.close();
+      mux.stop();
     },
   };
 }

@@ -6,17 +6,24 @@
 // packet. Every socket has an error handler and every send() is in try/catch: an ICMP
 // port-unreachable otherwise takes the process down (measured on Bun 1.4.4), and the error
 // argument can be undefined.
-// A flow whose endpoint is on another node gets a tunnel stream instead of a socket (the
-// RemoteDialer's dialDatagrams, framed datagrams); the flow is its DatagramSink, and idle expiry
-// closes the stream like it closes a socket, so no stream outlives its flow.
+// A flow whose endpoint is on another node goes through the tunnel instead of a socket (the
+// RemoteDialer's dialDatagrams: a flow of the node's multiplexed stream, or a stream of its own
+// with EdgeMesh); the flow is its DatagramSink, and idle expiry closes it like it closes a
+// socket, so nothing outlives its flow.
+// All flows of the proxy are kept in one least-recently-used list (touched per datagram, a few
+// pointer writes): at the flow cap the least recently used flow is closed to make room (counted,
+// logged at most once a minute) rather than new clients refused, and the idle sweep walks from
+// the old end and stops at the first flow in use.
 
 import type { udp } from "bun";
 import type { Endpoint, ServicePort, TableSource } from "../../control/index.ts";
 import type { Logger } from "../../log/index.ts";
 import type { Counter } from "../../metrics/index.ts";
-import { UDP_OPEN_TIMEOUT_MS, UDP_PENDING_MAX } from "../constants.ts";
+import { UDP_OPEN_TIMEOUT_MS, UDP_PENDING_MAX, UDP_SERVICE_RCVBUF_BYTES } from "../constants.ts";
 import type { Balancer } from "../lb/index.ts";
+import { LruList, type LruEntry } from "../lru.ts";
 import type { DataPathLog, PortMetrics } from "../observe.ts";
+import { raiseReceiveBuffer } from "./rcvbuf.ts";
 import type { DatagramChannel, DatagramSink, RemoteDialer } from "../types.ts";
 
 export interface UdpMetrics {
@@ -27,6 +34,7 @@ export interface UdpMetrics {
   noEndpoint: Counter;
   socketErrors: Counter;
   remoteFailures: Counter;
+  evicted: Counter;
 }
 
 export interface UdpContext {
@@ -44,6 +52,11 @@ export interface UdpContext {
   now: number;
   flows: number;
   accepting: boolean;
+  /** Every flow, least recently used first. */
+  readonly lru: LruList<Flow>;
+  /** When the flow cap was last logged (once a minute at most). */
+  capLoggedAt: number;
+  capNotLogged: number;
 }
 
 const NOTHING_TRIED: readonly number[] = [];
@@ -51,7 +64,9 @@ const NOTHING_TRIED: readonly number[] = [];
 /** A connected UDP socket, or a tunnel stream carrying datagrams: both send and close. */
 type FlowUpstream = Pick<udp.ConnectedSocket<"uint8array">, "send" | "close"> | DatagramChannel;
 
-class Flow implements DatagramSink {
+export class Flow implements DatagramSink, LruEntry {
+  lruPrev: LruEntry | null = null;
+  lruNext: LruEntry | null = null;
   upstream: FlowUpstream | null = null;
   /** Datagrams that arrived while the upstream socket was being created. */
   pending: Uint8Array[] = [];
@@ -85,6 +100,8 @@ export class UdpListener {
   closed = false;
   readonly flows = new Map<string, Map<number, Flow>>();
   readonly key: string;
+  /** Flows of this service port open now. */
+  count = 0;
   constructor(
     readonly sp: ServicePort,
     /** This service port's series (or the shared overflow ones). */
@@ -113,6 +130,7 @@ export function openUdpListener(ctx: UdpContext, sp: ServicePort, pm: PortMetric
   }).then(
     (sock) => {
       if (ls.closed) return sock.close();
+      raiseReceiveBuffer(sock, UDP_SERVICE_RCVBUF_BYTES);
       ls.socket = sock;
       bound(ls);
     },
@@ -140,7 +158,7 @@ function serviceData(ls: UdpListener, buf: Uint8Array, port: number, addr: strin
     const created = openFlow(ls, addr, port);
     if (created === null) return;
     f = created;
-  }
+  } else ctx.lru.touch(f);
   f.lastSeen = ctx.now;
   const up = f.upstream;
   if (up === null) {
@@ -158,7 +176,11 @@ function serviceData(ls: UdpListener, buf: Uint8Array, port: number, addr: strin
 
 function openFlow(ls: UdpListener, addr: string, port: number): Flow | null {
   const ctx = ls.ctx;
-  if (!ctx.accepting || ctx.flows >= ctx.maxFlows) {
+  if (!ctx.accepting) {
+    ctx.m.dropped.value++;
+    return null;
+  }
+  if (ctx.flows >= ctx.maxFlows && !evictOldest(ctx)) {
     ctx.m.dropped.value++;
     ls.pm.limit.value++;
     return null;
@@ -178,6 +200,8 @@ function openFlow(ls: UdpListener, addr: string, port: number): Flow | null {
   let byPort = ls.flows.get(addr);
   if (byPort === undefined) ls.flows.set(addr, (byPort = new Map()));
   byPort.set(port, f);
+  ls.count++;
+  ctx.lru.push(f);
   ctx.flows++;
   ctx.m.flowsCreated.value++;
   if (ep.node !== "" && ep.node !== ctx.nodeName && ctx.remote !== undefined) {
@@ -214,6 +238,7 @@ function flowBound(f: Flow, sock: FlowUpstream): void {
   if (f.closed) return sock.close();
   f.upstream = sock;
   f.lastSeen = f.ls.ctx.now; // idle time counts from when the flow could first send
+  f.ls.ctx.lru.touch(f);
   const m = f.ls.ctx.m;
   for (const buf of f.pending) {
     try {
@@ -229,6 +254,7 @@ function flowReply(f: Flow, buf: Uint8Array): void {
   if (f.closed) return;
   const ctx = f.ls.ctx;
   f.lastSeen = ctx.now;
+  ctx.lru.touch(f);
   const s = f.ls.socket;
   if (s === null) return;
   try {
@@ -246,6 +272,8 @@ function closeFlow(f: Flow): void {
     byPort.delete(f.port);
     if (byPort.size === 0) f.ls.flows.delete(f.addr);
   }
+  f.ls.count--;
+  f.ls.ctx.lru.remove(f);
   f.ls.ctx.flows--;
   f.pending.length = 0;
   try {
@@ -256,18 +284,39 @@ function closeFlow(f: Flow): void {
   f.upstream = null;
 }
 
-/** Expire flows idle longer than the timeout (both directions count as activity). */
-export function sweepUdp(ls: UdpListener): void {
-  const ctx = ls.ctx;
-  for (const byPort of ls.flows.values()) {
-    for (const f of byPort.values()) {
-      // A flow still waiting for its upstream (a tunnel stream can take a while to open) is
-      // given the open timeout instead, else a short idle timeout drops its first datagram.
-      const limit = f.upstream === null ? Math.max(ctx.idleTimeoutMs, UDP_OPEN_TIMEOUT_MS) : ctx.idleTimeoutMs;
-      if (ctx.now - f.lastSeen > limit) {
-        ctx.m.flowsExpired.value++;
-        closeFlow(f);
-      }
+/** At the flow cap: close the least recently used flow to make room for a new one. */
+function evictOldest(ctx: UdpContext): boolean {
+  const victim = ctx.lru.oldest;
+  if (victim === null) return false;
+  ctx.m.evicted.value++;
+  if (ctx.now - ctx.capLoggedAt >= CAP_LOG_INTERVAL_MS) {
+    ctx.log.warn(`udp flow limit reached (${ctx.maxFlows} flows): closing the least recently used flow`, ctx.capNotLogged > 0 ? { notLogged: ctx.capNotLogged } : {});
+    ctx.capLoggedAt = ctx.now;
+    ctx.capNotLogged = 0;
+  } else ctx.capNotLogged++;
+  closeFlow(victim);
+  return true;
+}
+
+const CAP_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Expire flows idle longer than the timeout (both directions count as activity), oldest first:
+ * the first flow in use ends the walk (a flow still waiting for its upstream gets the open
+ * timeout, and is passed over).
+ */
+export function sweepUdp(ctx: UdpContext): void {
+  const idle = ctx.idleTimeoutMs;
+  const waitingLimit = Math.max(idle, UDP_OPEN_TIMEOUT_MS);
+  let f = ctx.lru.oldest;
+  while (f !== null && ctx.now - f.lastSeen > idle) {
+    const next = f.lruNext as Flow | null;
+    // A flow still waiting for its upstream (a tunnel stream can take a while to open) is
+    // given the open timeout instead, else a short idle timeout drops its first datagram.
+    if (f.upstream !== null || ctx.now - f.lastSeen > waitingLimit) {
+      ctx.m.flowsExpired.value++;
+      closeFlow(f);
     }
+    f = next;
   }
 }
