@@ -8,6 +8,8 @@
 import type { RouteTable, TableSource } from "../control/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 
+export { NEAR_LIMIT_RATIO, peersJson, type FlowCounts, type PeerLike, type PeerView, type Use } from "./peers.ts";
+
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;

@@ -4,7 +4,7 @@
 // Before it creates anything it checks root and capabilities; a start that fails later undoes
 // every step that succeeded (startup.ts) and reports one line naming the cause and the fix.
 
-import { joinHostPort, parseHostPort, startAdminServer, startMetricsListener, type Readiness } from "../admin/index.ts";
+import { joinHostPort, parseHostPort, peersJson, startAdminServer, startMetricsListener, type Readiness } from "../admin/index.ts";
 import {
   createObjectStore,
   createManifestSource,
@@ -203,7 +203,7 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
     listeners: () => proxy?.listeners() ?? new Map(),
     readiness,
     metrics,
-    peers: tunnel ? () => tunnel.peers() : undefined,
+    peers: tunnel ? () => peersJson(tunnel.peers(), { out: remote?.udpFlowsTo, in: inbound?.udpFlowsOf }) : undefined,
   };
   let admin: ReturnType<typeof startAdminServer>;
   try {
@@ -236,6 +236,7 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
     securePeers?.stop();
     socks5?.server.stop();
     await proxy?.drain(DRAIN_DEADLINE_MS);
+    remote?.stop();
     inbound?.stop();
     await tunnel?.stop().catch((err) => log.warn("tunnel stop failed", { error: (err as Error).message }));
     await iptables?.stop();

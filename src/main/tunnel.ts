@@ -78,6 +78,7 @@ export function tunnelOptions(config: EdgeMeshAgentConfig, log: Logger, metrics:
     enableHolePunch: true,
     maxStreams: limits.enable ? Math.max(limits.tunnelBaseStreamIn, limits.tunnelBaseStreamOut) : UNLIMITED_STREAMS,
     maxStreamsPerPeer: limits.enable ? Math.max(limits.tunnelPeerBaseStreamIn, limits.tunnelPeerBaseStreamOut) : UNLIMITED_STREAMS,
+    extensions: t.wireFormat !== "edgemesh",
     log,
     metrics,
   };

@@ -116,6 +116,7 @@ export function buildDefaults(env: Env): EdgeMeshAgentConfig {
         extraFilteredInterfaces: "",
         metricConfig: { enable: false, port: 9999, bindAddress: "0.0.0.0" },
         identityMode: "compat",
+        wireFormat: "extended",
       },
       edgeGateway: {
         enable: false,

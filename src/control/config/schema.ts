@@ -136,6 +136,7 @@ const edgeTunnel = obj(
     extraFilteredInterfaces: str(c.ifList),
     metricConfig: obj({ enable: bool, port: port0, bindAddress: str(c.ip) }),
     identityMode: enumOf("compat", "secure"),
+    wireFormat: enumOf("extended", "edgemesh"),
   },
   ["mode", "nodeName", "configPath"],
 );

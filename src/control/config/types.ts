@@ -21,6 +21,7 @@ export type TunnelTransport = "tcp" | "ws" | "quic";
  * - "secure": a random key kept in commonConfig.stateDir; not wire-compatible with EdgeMesh peers.
  */
 export type IdentityMode = "compat" | "secure";
+export type WireFormat = "extended" | "edgemesh";
 
 export interface EdgeMeshAgentConfig {
   apiVersion: ApiVersion;
@@ -201,6 +202,12 @@ export interface EdgeTunnelConfig {
   /** EdgeMesh's Prometheus switch for the tunnel; accepted for compatibility. */
   metricConfig: MetricConfig;
   identityMode: IdentityMode;
+  /**
+   * "extended" (default): between our agents, early data and multiplexed UDP flows (header
+   * extensions EdgeMesh ignores). "edgemesh": speak only EdgeMesh's own formats, as opener and
+   * receiver (a stream per UDP flow, raw datagrams).
+   */
+  wireFormat: WireFormat;
 }
 
 export interface RelayNode {
