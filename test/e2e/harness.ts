@@ -83,6 +83,8 @@ export interface AgentOptions {
     relayNodes?: { nodeName: string; advertiseAddress: string[] }[];
     transport?: "tcp" | "quic";
     identityMode?: "compat" | "secure";
+    /** modules.edgeTunnel.wireFormat: "edgemesh" makes the agent speak EdgeMesh's formats only. */
+    wireFormat?: "extended" | "edgemesh";
   };
   /** edgeProxy.udpIdleTimeoutSeconds (the agent's default when unset). */
   udpIdleTimeoutSeconds?: number;
@@ -95,7 +97,7 @@ function agentConfig(manifestDir: string, stateDir: string, o: AgentOptions = {}
   const tunnel = o.tunnel
     ? `  edgeTunnel:
     enable: true
-${o.tunnel.transport ? `    transport: ${o.tunnel.transport}\n` : ""}${o.tunnel.identityMode ? `    identityMode: ${o.tunnel.identityMode}\n` : ""}    psk:
+${o.tunnel.transport ? `    transport: ${o.tunnel.transport}\n` : ""}${o.tunnel.identityMode ? `    identityMode: ${o.tunnel.identityMode}\n` : ""}${o.tunnel.wireFormat ? `    wireFormat: ${o.tunnel.wireFormat}\n` : ""}    psk:
 ${o.tunnel.psk === false ? "      enable: false\n" : `      enable: true\n      path: ${o.tunnel.psk}\n`}${relays ? `    relayNodes:\n${relays}\n` : ""}`
     : `  edgeTunnel:
     enable: false

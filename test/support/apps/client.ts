@@ -3,6 +3,7 @@
 // their name). Prints one JSON line: { ok, failed, byBody, errors, ms }.
 // Usage: bun client.ts --host H --port P [--path /] [--count N] [--concurrency C] [--rate R]
 //        [--header "Name: value"] [--timeout MS]
+// SIGTERM ends the run early and still prints the JSON line.
 
 import { parseArgs } from "node:util";
 
@@ -91,5 +92,11 @@ async function worker(): Promise<void> {
   }
 }
 
+const report = () => console.log(JSON.stringify({ ok, failed, byBody, errors, ms: Math.round(performance.now() - started) }));
+// A paced run (--rate) can be ended early with SIGTERM: it reports what it did so far.
+process.on("SIGTERM", () => {
+  report();
+  process.exit(0);
+});
 await Promise.all(Array.from({ length: concurrency }, worker));
-console.log(JSON.stringify({ ok, failed, byBody, errors, ms: Math.round(performance.now() - started) }));
+report();
