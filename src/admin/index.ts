@@ -5,7 +5,10 @@
 // Prometheus port, reachable from other hosts) serves only the routes marked readOnly, and
 // only GET and HEAD. A route that changes anything must never be marked readOnly.
 
-import type { RouteTable, TableSource } from "../control/index.ts";
+import type { GatewayTableSource, RouteTable, TableSource } from "../control/index.ts";
+import { gatewayRoutesJson, type GatewayListenerView } from "./gateway-routes.ts";
+
+export { gatewayRoutesJson, type GatewayListenerView } from "./gateway-routes.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 
 export { NEAR_LIMIT_RATIO, peersJson, type FlowCounts, type PeerLike, type PeerView, type Use } from "./peers.ts";
@@ -30,6 +33,8 @@ export interface AdminOptions {
   readiness: () => Readiness;
   metrics: MetricsRegistry;
   peers?: () => unknown;
+  /** The edge gateway's table and listeners: /routes shows them under "gateway". */
+  gateway?: { table: GatewayTableSource; listeners: () => ReadonlyMap<string, GatewayListenerView> };
 }
 
 export interface AdminServer {
@@ -57,7 +62,11 @@ export const ROUTES: Readonly<Record<string, Route>> = {
       return new Response(body, { status: r.ready ? 200 : 503 });
     },
   },
-  "/routes": { readOnly: true, handle: (o) => Response.json(routesJson(o.table.current(), o.listeners())) },
+  "/routes": {
+    readOnly: true,
+    handle: (o) =>
+      Response.json(o.gateway ? { ...routesJson(o.table.current(), o.listeners()), gateway: gatewayRoutesJson(o.gateway.table.current(), o.gateway.listeners()) } : routesJson(o.table.current(), o.listeners())),
+  },
   "/metrics": { readOnly: true, handle: (o) => new Response(o.metrics.render(), { headers: { "content-type": PROMETHEUS_TEXT } }) },
   "/peers": {
     readOnly: true,

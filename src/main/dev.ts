@@ -22,6 +22,7 @@ import type { Command } from "./args.ts";
 import { formatRoutes } from "./status.ts";
 import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
+import { startDevGateway } from "./dev-gateway.ts";
 
 export const BUNDLED_MANIFESTS = resolve(import.meta.dir, "../../examples/manifests");
 const LOOPBACK = "127.0.0.1";
@@ -80,11 +81,14 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
   });
   const dnsBound = await dns.start();
 
+  // Gateway/VirtualService manifests get the edge gateway on 127.0.0.1 (nothing opens without them).
+  const devGateway = startDevGateway({ store, routes: publisher, proxy, config, nodeName: DEV_NODE, metrics, log });
   const adminRoutes = {
     table: publisher,
     listeners: () => proxy.listeners(),
     readiness: () => ({ ready: true, reasons: source.errors.map((e) => String(e.message ?? e)) }),
     metrics,
+    gateway: devGateway.admin,
   };
   const admin = startAdminServer({ address: cmd.admin, ...adminRoutes });
   const mc = config.modules.edgeTunnel.metricConfig;
@@ -100,7 +104,8 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
   let lastPrinted = "";
   const print = () => {
     timer = undefined;
-    const text = formatRoutes(routesJson(publisher.current(), proxy.listeners()));
+    const gatewayText = devGateway.format();
+    const text = formatRoutes(routesJson(publisher.current(), proxy.listeners())) + (gatewayText ? `\n\n${gatewayText}` : "");
     if (text === lastPrinted) return;
     lastPrinted = text;
     console.log(`\nroutes v${publisher.current().version}:\n${text}\n`);
@@ -110,6 +115,8 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
   };
   publisher.subscribe(schedule);
   proxy.onListenersChanged(schedule);
+  devGateway.tables.subscribe(schedule);
+  devGateway.gateway.onListenersChanged(schedule);
   print();
 
   return onShutdown(log, async () => {
@@ -117,6 +124,7 @@ export async function runDev(cmd: Extract<Command, { cmd: "dev" }>): Promise<num
     admin.stop();
     metricsListener?.stop();
     dns.stop();
+    await devGateway.stop();
     await proxy.drain(2000);
     proxy.stop();
     publisher.stop();

@@ -38,8 +38,7 @@ async function main(argv: string[]): Promise<number> {
     case "agent":
       return (await import("./agent.ts")).runAgent(command.config, command);
     case "gateway":
-      console.error("edgemesh gateway: the edge gateway is not implemented yet (no issue delivered it)");
-      return 2;
+      return (await import("./gateway.ts")).runGateway(command.config, command);
   }
 }
 

@@ -8,6 +8,7 @@ import {
   resolveMode,
   type EdgeMeshAgentConfig,
   type ObjectStore,
+  type WatchedKind,
 } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
@@ -22,6 +23,8 @@ export async function startMetadataSource(
   store: ObjectStore,
   log: Logger,
   metrics: MetricsRegistry,
+  /** What the Kubernetes source watches (the gateway adds TLS Secrets); the source's default otherwise. */
+  kinds?: readonly WatchedKind[],
 ): Promise<MetadataSource> {
   const dir = config.kubeAPIConfig.manifestDir;
   if (dir) {
@@ -33,7 +36,7 @@ export async function startMetadataSource(
     };
   }
   const connection = resolveMode(config.kubeAPIConfig);
-  const kube = createKubeSource({ ...connection, store, stateDir: config.commonConfig.stateDir, log, metrics });
+  const kube = createKubeSource({ ...connection, store, stateDir: config.commonConfig.stateDir, log, metrics, kinds });
   await kube.start();
   return {
     status() {

@@ -63,7 +63,7 @@ export const UNBUILT: readonly UnbuiltKey[] = [
   {
     key: "modules.edgeGateway.enable",
     asks: (c) => c.modules.edgeGateway.enable,
-    instead: "the agent does not run the gateway",
+    instead: "the agent does not run the gateway: run `edgemesh gateway --config FILE` (the edgemesh-gateway Deployment) with it",
   },
 ];
 

@@ -28,7 +28,7 @@
 import { authorize, forbiddenStatus, requestAttributes, type Policy, type UserInfo } from "./apiserver/rbac.ts";
 import { createWatchHub, type WatchHub } from "./apiserver/watch.ts";
 import {
-  apiGroupList, apiResourceList, groupVersions, RESOURCES, resourceByKind, status,
+  apiGroupList, apiResourceList, fieldSelector, groupVersions, RESOURCES, resourceByKind, status,
   type ResourceDef, type Served, type StandInKind,
 } from "./apiserver/resources.ts";
 
@@ -167,7 +167,9 @@ export async function startStandInApiServer(options: StandInOptions = {}): Promi
       snap = saved;
       start = Number(offset);
     } else {
-      const items = [...objects.get(def.kind)!.values()].filter((o) => !ns || o.metadata.namespace === ns);
+      const select = fieldSelector(q.get("fieldSelector"));
+      if (select instanceof Error) return json(status(400, "BadRequest", select.message), 400);
+      const items = [...objects.get(def.kind)!.values()].filter((o) => (!ns || o.metadata.namespace === ns) && (select === null || select(o as never)));
       items.sort((a, b) => (key(a.metadata.namespace, a.metadata.name) < key(b.metadata.namespace, b.metadata.name) ? -1 : 1));
       snap = { rv, items };
     }

@@ -11,7 +11,13 @@ import type { ResourceRef } from "./informers.ts";
 import { apiError } from "./errors.ts";
 
 /** Logical kinds the source can watch. "EndpointSlice" falls back to "Endpoints". */
-export type WatchedKind = "Service" | "EndpointSlice" | "Node" | "DestinationRule" | "Gateway" | "VirtualService";
+export type WatchedKind = "Service" | "EndpointSlice" | "Node" | "DestinationRule" | "Gateway" | "VirtualService" | "Secret";
+
+/** What the edge gateway watches: the agent's kinds plus TLS Secrets (its certificates). */
+export const GATEWAY_KINDS: readonly WatchedKind[] = ["Service", "EndpointSlice", "Node", "DestinationRule", "Gateway", "VirtualService", "Secret"];
+
+/** Only TLS Secrets: the gateway reads certificates, never the cluster's other Secrets. */
+export const TLS_SECRET_SELECTOR = "type=kubernetes.io/tls";
 
 export const DEFAULT_KINDS: readonly WatchedKind[] = ["Service", "EndpointSlice", "Node", "DestinationRule", "Gateway", "VirtualService"];
 
@@ -59,6 +65,7 @@ export async function discoverResources(f: KubeFetch, kinds: readonly WatchedKin
   for (const kind of kinds) {
     if (kind === "Service") refs.push({ kind, path: "/api/v1/services", apiVersion: "v1" });
     else if (kind === "Node") refs.push({ kind, path: "/api/v1/nodes", apiVersion: "v1" });
+    else if (kind === "Secret") refs.push({ kind, path: "/api/v1/secrets", apiVersion: "v1", fieldSelector: TLS_SECRET_SELECTOR });
     else if (kind === "EndpointSlice") {
       refs.push(slices
         ? { kind: "EndpointSlice", path: "/apis/discovery.k8s.io/v1/endpointslices", apiVersion: "discovery.k8s.io/v1" }

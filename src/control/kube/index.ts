@@ -9,7 +9,7 @@ export { createKubeSource, type KubeSource, type KubeSourceOptions, type KubeSou
 export { resolveMode, type KubeApiConfigLike, type KubeConnection, type KubeMode, type KubeTls, DEFAULT_META_SERVER } from "./modes.ts";
 export { createKubeFetch, type KubeFetch, type KubeRequestInit, type TlsMaterial } from "./fetch-tls.ts";
 export { makeApiClient } from "./api-client.ts";
-export { DEFAULT_KINDS, type WatchedKind } from "./discovery.ts";
+export { DEFAULT_KINDS, GATEWAY_KINDS, TLS_SECRET_SELECTOR, type WatchedKind } from "./discovery.ts";
 export { loadSnapshot, saveSnapshot, SnapshotError, SNAPSHOT_FILE, type MetadataSnapshot } from "./snapshot.ts";
 export { KubeSourceError } from "./errors.ts";
 export { patchNodeAnnotations, MERGE_PATCH_CONTENT_TYPE, NODE_PATCH_PERMISSION } from "./node-patch.ts";

@@ -30,6 +30,8 @@ export interface ResourceRef {
   apiVersion: string;
   /** A 404 means "not installed" (CRDs): report an empty list, log once, keep polling slowly. */
   optional?: boolean;
+  /** A field selector for list and watch (Secrets: only type kubernetes.io/tls). */
+  fieldSelector?: string;
 }
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
@@ -154,6 +156,7 @@ export function createInformer(o: InformerOptions): Informer {
   async function watch(): Promise<"expired" | "closed"> {
     const timeout = Math.round(tMin + random() * (tMax - tMin));
     const q = new URLSearchParams({ watch: "true", resourceVersion: rv, allowWatchBookmarks: "true", timeoutSeconds: String(timeout) });
+    if (resource.fieldSelector) q.set("fieldSelector", resource.fieldSelector);
     const ctl = (abort = new AbortController());
     // A silent, half-dead connection (cloud link cut without a RST) must not hang us forever.
     let idle = clock.setTimeout(() => ctl.abort(), watchIdleMs);

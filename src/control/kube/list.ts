@@ -18,6 +18,7 @@ export async function listAll(f: KubeFetch, resource: ResourceRef, pageSize: num
   let limit = pageSize;
   for (;;) {
     const q = new URLSearchParams();
+    if (resource.fieldSelector) q.set("fieldSelector", resource.fieldSelector);
     if (limit > 0) q.set("limit", String(limit));
     if (cont) q.set("continue", cont);
     else if (fromCache) q.set("resourceVersion", "0");

@@ -82,8 +82,10 @@ export interface KubeSource {
   status(): KubeSourceStatus;
 }
 
-/** Kinds this source owns in the store (Secrets: a later issue). */
+/** Kinds this source owns in the store; Secrets only when asked to watch them (the gateway). */
 const OWNED: readonly Kind[] = KINDS.filter((k) => k !== "Secret");
+/** Never written to the offline snapshot: private keys do not go to disk. */
+const NOT_PERSISTED: ReadonlySet<Kind> = new Set<Kind>(["Secret"]);
 
 export function createKubeSource(o: KubeSourceOptions): KubeSource {
   const clock = o.clock ?? systemClock;
@@ -92,6 +94,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
   const sleeper = createSleeper(clock);
   const tunables = { backoffInitialMs: 800, backoffMaxMs: o.mode === "edge" ? 5_000 : 30_000, ...o.informer };
   const informers: { ref: ResourceRef; informer: Informer }[] = [];
+  const owned: readonly Kind[] = (o.kinds ?? DEFAULT_KINDS).includes("Secret") ? [...OWNED, "Secret"] : OWNED;
   const failingSince = new Map<Kind | "discovery", { at: number; error: Error }>();
   const gauges = {
     live: o.metrics.gauge("kube_live", "1 when the store holds live data from the Kubernetes API"),
@@ -117,7 +120,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
 
   const mirror = createStoreMirror({
     store: o.store,
-    owned: OWNED,
+    owned,
     allSynced: () => informers.length > 0 && informers.every((i) => i.informer.synced),
     onLive() {
       if (staleSince !== undefined) log.info("API reachable again: switched from the snapshot to live data", { staleSince: new Date(staleSince).toISOString() });
@@ -174,7 +177,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       }
       if (mirror.live) return; // the API came back while we were reading
       const view: Partial<Record<Kind, KubeObject[]>> = {};
-      for (const kind of OWNED) view[kind] = snap.objects[kind] ?? [];
+      for (const kind of owned) view[kind] = NOT_PERSISTED.has(kind) ? [] : (snap.objects[kind] ?? []);
       o.store.replace(view);
       staleSince = snap.savedAt;
       gauges.stale.value = 1;
@@ -193,7 +196,7 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
         { fetch: o.fetch, now: () => clock.now() },
       );
       if (o.stateDir) {
-        persister = createPersister({ stateDir: o.stateDir, server: fetcher.server, clock, log, metrics: o.metrics, intervalMs: o.snapshotIntervalMs ?? 5000, view: () => mirror.view(), enabled: () => mirror.live });
+        persister = createPersister({ stateDir: o.stateDir, server: fetcher.server, clock, log, metrics: o.metrics, intervalMs: o.snapshotIntervalMs ?? 5000, view: () => persistedView(mirror.view()), enabled: () => mirror.live });
       }
       if (o.contentType?.includes("protobuf")) {
         // EdgeMesh asks for protobuf in the cloud; this client decodes JSON only, which every
@@ -259,4 +262,11 @@ export function createKubeSource(o: KubeSourceOptions): KubeSource {
       };
     },
   };
+}
+
+/** The mirror's view without the kinds that never go to disk. */
+function persistedView(view: Partial<Record<Kind, KubeObject[]>>): Partial<Record<Kind, KubeObject[]>> {
+  const out: Partial<Record<Kind, KubeObject[]>> = {};
+  for (const kind of Object.keys(view) as Kind[]) if (!NOT_PERSISTED.has(kind)) out[kind] = view[kind];
+  return out;
 }

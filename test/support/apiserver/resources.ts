@@ -2,7 +2,7 @@
 // Only the kinds the Kubernetes source watches; paths and list kinds as the real apiserver
 // serves them.
 
-export type StandInKind = "Service" | "Endpoints" | "EndpointSlice" | "Node" | "DestinationRule" | "Gateway" | "VirtualService";
+export type StandInKind = "Service" | "Endpoints" | "EndpointSlice" | "Node" | "DestinationRule" | "Gateway" | "VirtualService" | "Secret";
 
 export interface ResourceDef {
   kind: StandInKind;
@@ -17,6 +17,7 @@ export const RESOURCES: readonly ResourceDef[] = [
   { kind: "Service", group: "", plural: "services", namespaced: true, builtin: true },
   { kind: "Endpoints", group: "", plural: "endpoints", namespaced: true, builtin: true },
   { kind: "Node", group: "", plural: "nodes", namespaced: false, builtin: true },
+  { kind: "Secret", group: "", plural: "secrets", namespaced: true, builtin: true },
   { kind: "EndpointSlice", group: "discovery.k8s.io", plural: "endpointslices", namespaced: true, builtin: true },
   { kind: "DestinationRule", group: "networking.istio.io", plural: "destinationrules", namespaced: true, builtin: false },
   { kind: "Gateway", group: "networking.istio.io", plural: "gateways", namespaced: true, builtin: false },
@@ -68,4 +69,25 @@ export function apiResourceList(group: string, version: string) {
 
 export function status(code: number, reason: string, message: string) {
   return { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code };
+}
+
+/**
+ * A field selector as the apiserver reads it for the fields the stand-in supports: "a=b" and
+ * "a!=b" terms joined by commas, on metadata.name, metadata.namespace and type (Secrets). Returns
+ * null for "" (everything), else a predicate; unknown fields are a 400 (as the apiserver's
+ * "field label not supported").
+ */
+export function fieldSelector(selector: string | null): ((obj: { metadata: { name?: string; namespace?: string }; type?: string }) => boolean) | null | Error {
+  if (!selector) return null;
+  const terms: { field: string; value: string; negate: boolean }[] = [];
+  for (const raw of selector.split(",")) {
+    const m = /^([a-zA-Z.]+)(!=|==|=)(.*)$/.exec(raw.trim());
+    if (!m) return new Error(`invalid field selector term ${JSON.stringify(raw)}`);
+    if (!["metadata.name", "metadata.namespace", "type"].includes(m[1]!)) return new Error(`field label not supported: ${m[1]}`);
+    terms.push({ field: m[1]!, value: m[3]!, negate: m[2] === "!=" });
+  }
+  return (obj) => terms.every((t) => {
+    const v = t.field === "type" ? obj.type : t.field === "metadata.name" ? obj.metadata.name : obj.metadata.namespace;
+    return (v === t.value) !== t.negate;
+  });
 }

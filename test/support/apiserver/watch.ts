@@ -1,19 +1,22 @@
 // Watch streams of the stand-in apiserver (see ../apiserver.ts): history for resuming, live
 // fan-out, bookmarks, timeoutSeconds, 410 for compacted resourceVersions, and cutting streams.
 
-import { status, type ResourceDef } from "./resources.ts";
+import { fieldSelector, status, type ResourceDef } from "./resources.ts";
 
 interface Event {
   rv: number;
   def: ResourceDef;
   type: "ADDED" | "MODIFIED" | "DELETED";
-  obj: { metadata: { namespace?: string } };
+  obj: { metadata: { namespace?: string; name?: string }; type?: string };
 }
 
 interface Watcher {
   def: ResourceDef;
   apiVersion: string;
   ns?: string;
+  /** fieldSelector: objects that do not match are not sent (the real apiserver also turns a
+   * MODIFIED that leaves the selection into DELETED; the stand-in's tests never move objects out). */
+  select: ((obj: Event["obj"]) => boolean) | null;
   bookmarks: boolean;
   controller: ReadableStreamDefaultController<Uint8Array>;
   timer?: ReturnType<typeof setTimeout>;
@@ -58,7 +61,7 @@ export function createWatchHub(o: { historyLimit: number; bookmarkIntervalMs: nu
       // the client already went away
     }
   };
-  const matches = (w: Watcher, e: Event) => e.def === w.def && (!w.ns || e.obj.metadata.namespace === w.ns);
+  const matches = (w: Watcher, e: Event) => e.def === w.def && (!w.ns || e.obj.metadata.namespace === w.ns) && (w.select === null || w.select(e.obj));
   const eventLine = (w: Watcher, e: Event) => ({ type: e.type, object: { apiVersion: w.apiVersion, kind: w.def.kind, ...e.obj } });
 
   const bookmarkTimer = setInterval(() => {
@@ -89,10 +92,14 @@ export function createWatchHub(o: { historyLimit: number; bookmarkIntervalMs: nu
       if (gone && goneAs === "http") {
         return new Response(JSON.stringify(status(410, "Expired", message)), { status: 410, headers: { "content-type": "application/json" } });
       }
+      const select = fieldSelector(q.get("fieldSelector"));
+      if (select instanceof Error) {
+        return new Response(JSON.stringify(status(400, "BadRequest", select.message)), { status: 400, headers: { "content-type": "application/json" } });
+      }
       let watcher: Watcher | undefined;
       const body = new ReadableStream<Uint8Array>({
         start(controller) {
-          const w: Watcher = { def, apiVersion, ns, controller, closed: false, bookmarks: q.get("allowWatchBookmarks") === "true" };
+          const w: Watcher = { def, apiVersion, ns, select, controller, closed: false, bookmarks: q.get("allowWatchBookmarks") === "true" };
           watcher = w;
           watchers.add(w);
           // Bun.serve sends the response headers only with the first body bytes; the real apiserver
@@ -105,7 +112,7 @@ export function createWatchHub(o: { historyLimit: number; bookmarkIntervalMs: nu
             return;
           }
           if (from === 0) {
-            for (const obj of current.values()) if (!ns || obj.metadata.namespace === ns) send(w, eventLine(w, { rv: 0, def, type: "ADDED", obj }));
+            for (const obj of current.values()) if ((!ns || obj.metadata.namespace === ns) && (select === null || select(obj))) send(w, eventLine(w, { rv: 0, def, type: "ADDED", obj }));
           } else {
             for (const e of history) if (e.rv > from && matches(w, e)) send(w, eventLine(w, e));
           }
