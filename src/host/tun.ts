@@ -113,6 +113,9 @@ export async function openTun(o: TunOptions): Promise<TunDevice> {
       offload = libc.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
       if (!offload) o.log?.warn("TUN offload (TSO) refused by the kernel; packets go one by one", { device: name, errno: errno() });
     }
+    // No IPv6 on the device (the tunneled path is IPv4): no router solicitations or MLD reports
+    // going into it. Skipped where IPv6 is off altogether (the file is missing).
+    await Bun.write(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, "1").catch(() => {});
     await ip(o.ipPrefix, ["link", "set", "dev", name, "mtu", String(o.mtu), "txqueuelen", String(TX_QUEUE_LEN), "up"]);
     return new Tun(libc, errno, fd, name, o.mtu, o.offload, offload, o.log);
   } catch (err) {

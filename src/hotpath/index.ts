@@ -8,3 +8,4 @@ export { UDP_IDLE_TIMEOUT_DEFAULT_MS, UDP_FLOWS_MAX_DEFAULT, DIAL_TIMEOUT_MS, BA
 export * from "./lb/index.ts";
 export { createSocks5Server, createHostAddresses, nodeDirectory, EMPTY_DIRECTORY, type NodeDirectory, type Socks5Server } from "./socks5/index.ts";
 export { createZeroCopyIfSupported, zeroCopyFdBudget, type ZeroCopyEngine } from "./zerocopy/index.ts";
+export * from "./cni/index.ts";

@@ -103,9 +103,11 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
   const store = createObjectStore();
   const metadata = await startMetadataSource(config, store, log, metrics);
   undo.add("metadata source", () => metadata.stop());
+  // Edge CNI (loaded only when enabled): its compile inputs go into every table.
+  const cniModule = config.modules.edgeCNI.enable ? await import("./cni.ts") : undefined;
   const publisher = createPublisher({
     store,
-    compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m) },
+    compileOptions: { serviceFilterMode: config.modules.edgeProxy.serviceFilterMode, warn: (m) => log.warn(m), cni: cniModule?.cniCompileOptions(config) },
     clock: systemClock,
     log: log.child("control"),
     metrics,
@@ -155,6 +157,9 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
       : undefined;
   if (tunnel && inbound) tunnel.handleProxy(inbound.handle);
   if (inbound) undo.add("inbound handler", () => inbound.stop());
+  // Before tunnel.start(): the CNI stream handler is registered from the first connection on.
+  const cni = cniModule && tunnel ? await cniModule.startCni({ config, table: publisher, tunnel, log: log.child("cni"), metrics }) : undefined;
+  if (cni) undo.add("Edge CNI (TUN device)", () => cni.stop());
   // Secure mode: admit and address the peers whose IDs are published (from the first
   // connection on), and publish ours once the tunnel has it.
   const securePeers =
@@ -228,6 +233,7 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
     iptables: backend,
     bridge: bridgeDeviceName,
     tunnel: tunnel ? tunnel.peerId : "off",
+    cni: cni ? "on" : "off",
     socks5: socks5 ? socks5.server.port : "off",
   });
 
@@ -238,6 +244,7 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
     await proxy?.drain(DRAIN_DEADLINE_MS);
     remote?.stop();
     inbound?.stop();
+    await cni?.stop();
     await tunnel?.stop().catch((err) => log.warn("tunnel stop failed", { error: (err as Error).message }));
     await iptables?.stop();
     dns?.stop();

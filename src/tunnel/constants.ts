@@ -2,6 +2,8 @@
 
 export const PROXY_PROTOCOL = "/libp2p/tunnel-proxy/1.0.0";
 export const DISCOVERY_PROTOCOL = "/libp2p/tunnel-discovery/1.0.0";
+/** EdgeMesh's Edge CNI stream: CONNECT/SUCCESS, then IP packets (see cni.ts). */
+export const CNI_PROTOCOL = "/libp2p/tunnel-cni/1.0.0";
 
 /** EdgeMesh defaults (modules.edgeTunnel). */
 export const DEFAULT_LISTEN_PORT = 20006;
@@ -56,3 +58,10 @@ export const FEATURE_UDP_MUX = 4;
 
 /** A limit being hit is logged at most once per peer per this interval (every hit is counted). */
 export const LIMIT_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Edge CNI (/libp2p/tunnel-cni/1.0.0; a bit of its own, though the protocols differ): every
+ * packet is preceded by a 10-byte virtio_net_hdr (little-endian), so TCP segmentation-offload
+ * superpackets cross as one frame.
+ */
+export const FEATURE_CNI_VNET = 8;

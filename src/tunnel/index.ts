@@ -25,8 +25,11 @@ export * from "./constants.ts";
 export type { TransportKind } from "./host.ts";
 export type { NoiseAead } from "./noise.ts";
 export type {
+  CniHandler,
+  CniHeader,
   IdentityOptions,
   LimitUse,
+  OpenedCniStream,
   OpenedProxyStream,
   OpenProxyStreamOptions,
   PeerInfo,

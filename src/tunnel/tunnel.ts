@@ -23,7 +23,8 @@ import type { PeerId } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p } from "libp2p";
-import { DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL } from "./constants.ts";
+import { CniService } from "./cni.ts";
+import { CNI_PROTOCOL, DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PEER, DISCOVERY_PROTOCOL, PROXY_PROTOCOL } from "./constants.ts";
 import { DiscoveryService } from "./discovery.ts";
 import { TunnelError } from "./errors.ts";
 import { createHost, REFUSAL_LINE } from "./host.ts";
@@ -32,7 +33,7 @@ import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
 import { PeerBook } from "./peers.ts";
 import { ProxyService } from "./proxy.ts";
 import { RelayKeeper } from "./relay-keeper.ts";
-import type { OpenedProxyStream, OpenProxyStreamOptions, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
+import type { CniHandler, OpenedCniStream, OpenedProxyStream, OpenProxyStreamOptions, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
 
 export function createTunnel(options: TunnelOptions): Tunnel {
   return new EdgeTunnel(options);
@@ -46,6 +47,8 @@ class EdgeTunnel implements Tunnel {
   #proxy?: ProxyService;
   #discovery?: DiscoveryService;
   #handler?: ProxyHandler;
+  #cni?: CniService;
+  #cniHandler?: CniHandler;
   #peerId = "";
   #allowed?: Set<string>;
   /** setAllowedPeers before start(): applied when the allowed set is built. */
@@ -127,6 +130,9 @@ class EdgeTunnel implements Tunnel {
     const streamOpts = { maxInboundStreams: 2 * maxStreamsPerPeer, maxOutboundStreams: 2 * maxStreamsPerPeer, runOnLimitedConnection: true };
     await libp2p.handle(PROXY_PROTOCOL, this.#proxy.onStream, streamOpts);
     await libp2p.handle(DISCOVERY_PROTOCOL, this.#discovery.onStream, { runOnLimitedConnection: true });
+    this.#cni = new CniService(common);
+    this.#cni.handler = this.#cniHandler;
+    await libp2p.handle(CNI_PROTOCOL, this.#cni.onStream, streamOpts);
     libp2p.addEventListener("peer:discovery", (evt) => {
       const { id, multiaddrs } = evt.detail;
       // Addresses are kept even for a peer not (yet) allowed: its publication may arrive a moment
@@ -164,6 +170,16 @@ class EdgeTunnel implements Tunnel {
   handleProxy(handler: ProxyHandler): void {
     this.#handler = handler;
     if (this.#proxy) this.#proxy.handler = handler;
+  }
+
+  openCniStream(node: string, features: number, signal?: AbortSignal): Promise<OpenedCniStream> {
+    if (!this.#cni) return Promise.reject(new TunnelError("CLOSED", "tunnel not started"));
+    return this.#cni.open(node, features, signal);
+  }
+
+  handleCni(handler: CniHandler): void {
+    this.#cniHandler = handler;
+    if (this.#cni) this.#cni.handler = handler;
   }
 
   async addPeer(nodeName: string, peerId?: string, addrs?: string[]): Promise<void> {

@@ -122,6 +122,31 @@ export interface StreamLimits {
   udp: LimitUse;
 }
 
+/** A CONNECT on /libp2p/tunnel-cni/1.0.0. */
+export interface CniHeader {
+  /** The opener's peer ID, and its node name when discovery told us. */
+  remotePeer: string;
+  remoteNode?: string;
+  /** The node the opener believes it is talking to. */
+  nodeName: string;
+  /** FEATURE_* bits the opener offers (0 for EdgeMesh). */
+  features: number;
+}
+
+/**
+ * Decides an incoming CNI stream: the accepted feature bits (a subset of header.features, 0 for
+ * none) to answer SUCCESS, or false to answer FAILED. Synchronous: the hot path attaches its
+ * reader to `stream` before returning.
+ */
+export type CniHandler = (header: CniHeader, stream: TunnelStream) => number | false;
+
+export interface OpenedCniStream {
+  stream: TunnelStream;
+  /** The offered feature bits the far agent accepted (0 for EdgeMesh). */
+  acceptedFeatures: number;
+  relayed: boolean;
+}
+
 export interface PeerInfo {
   peerId: string;
   nodeName?: string;
@@ -145,6 +170,10 @@ export interface Tunnel {
   openProxyStream(node: string, target: ProxyTarget, options?: OpenProxyStreamOptions): Promise<OpenedProxyStream>;
   /** Incoming CONNECTs: return true to accept; the tunnel then answers SUCCESS. */
   handleProxy(handler: ProxyHandler): void;
+  /** Open an Edge CNI stream (/libp2p/tunnel-cni/1.0.0) to `node`'s agent, offering `features`. */
+  openCniStream(node: string, features: number, signal?: AbortSignal): Promise<OpenedCniStream>;
+  /** Incoming Edge CNI streams (refused with FAILED until a handler is set). */
+  handleCni(handler: CniHandler): void;
   /**
    * Teach the tunnel a node's peer ID and/or direct addresses (secure mode, tests, static).
    * In secure mode a given peer ID is pinned: discovery handshakes cannot override it.

@@ -90,6 +90,8 @@ export interface AgentOptions {
   udpIdleTimeoutSeconds?: number;
   /** edgeProxy.socks5Proxy.enable (listenPort 10800). */
   socks5?: boolean;
+  /** Turn edgeCNI on (needs `tunnel`) with these meshCIDRConfig segments. */
+  cni?: { cloudCIDR?: string[]; edgeCIDR?: string[] };
 }
 
 function agentConfig(manifestDir: string, stateDir: string, o: AgentOptions = {}): string {
@@ -102,6 +104,8 @@ ${o.tunnel.psk === false ? "      enable: false\n" : `      enable: true\n      
     : `  edgeTunnel:
     enable: false
 `;
+  const list = (l?: string[]) => `[${(l ?? []).map((c) => `"${c}"`).join(", ")}]`;
+  const cni = o.cni ? `  edgeCNI:\n    enable: true\n    meshCIDRConfig:\n      cloudCIDR: ${list(o.cni.cloudCIDR)}\n      edgeCIDR: ${list(o.cni.edgeCIDR)}\n` : "";
   return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
 kind: EdgeMeshAgent
 kubeAPIConfig:
@@ -116,7 +120,7 @@ modules:
     enable: true
   edgeProxy:
     enable: true
-${o.udpIdleTimeoutSeconds !== undefined ? `    udpIdleTimeoutSeconds: ${o.udpIdleTimeoutSeconds}\n` : ""}${o.socks5 ? "    socks5Proxy:\n      enable: true\n      listenPort: 10800\n" : ""}${tunnel}`;
+${o.udpIdleTimeoutSeconds !== undefined ? `    udpIdleTimeoutSeconds: ${o.udpIdleTimeoutSeconds}\n` : ""}${o.socks5 ? "    socks5Proxy:\n      enable: true\n      listenPort: 10800\n" : ""}${tunnel}${cni}`;
 }
 
 export interface Agent {

@@ -1,0 +1,31 @@
+// Tunables of the Edge CNI packet pump, with units in their names.
+
+/** sizeof(struct virtio_net_hdr), in front of every packet when the device offloads. */
+export const VNET_HDR_BYTES = 10;
+/** The largest IP packet a frame can hold: IPv4's 16-bit total length (IPv6: 40 + 65535). */
+export const MAX_IP_PACKET_BYTES = 65535 + 40;
+/** The largest frame on a CNI stream: an optional virtio header and one IP packet. */
+export const MAX_FRAME_BYTES = VNET_HDR_BYTES + MAX_IP_PACKET_BYTES;
+
+/**
+ * Bytes per outbound slab, per peer. Packets are read from the TUN straight into the slab of
+ * the peer they are for and sent as views of it; a slab is never rewritten, a full one is
+ * replaced (one allocation per slab, none per packet). 1 MiB holds 15 offload superpackets.
+ */
+export const SLAB_BYTES_OFFLOAD = 256 * 1024;
+/** Without offload packets are at most an MTU: a smaller slab suffices. */
+export const SLAB_BYTES_PLAIN = 256 * 1024;
+/** A peer's batch goes out once this much waits, without waiting for the end of the pass. */
+export const FLUSH_BYTES = 256 * 1024;
+/**
+ * Packets read per wake-up of the TUN watcher before other events get a turn (the watcher
+ * wakes us again at once if more wait).
+ */
+export const MAX_PACKETS_PER_WAKE = 512;
+
+/** After a failed stream open, packets to that peer are dropped for 1 s, doubling to 30 s. */
+export const OPEN_BACKOFF_INITIAL_MS = 1000;
+export const OPEN_BACKOFF_MAX_MS = 30_000;
+
+/** Peers with their own metric series; later ones share the overflow series. */
+export const PEER_LABELS_MAX = 256;
