@@ -98,4 +98,20 @@ describe("edgemesh (the command line)", () => {
     expect(lines[0]).toContain("needs root");
     expect(lines[0]).toContain("edgemesh dev");
   });
+
+  test("an x86-64 CPU without AVX2 gets a warning naming the baseline build, and still runs", async () => {
+    const cpuinfo = (flags: string) => {
+      const path = join(dir, `cpuinfo-${flags.length}`);
+      writeFileSync(path, `processor\t: 0\nflags\t\t: ${flags}\n`);
+      return path;
+    };
+    const old = cpuinfo("fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx");
+    const modern = cpuinfo("fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx avx2 bmi2");
+    const onX64 = process.arch === "x64";
+    const warned = await edgemesh(["--version"], { env: { EDGEMESH_CPUINFO: old } });
+    expect(warned.code).toBe(0);
+    expect(warned.stderr.includes("no AVX2") && warned.stderr.includes("BUN_BUILD=baseline")).toBe(onX64);
+    expect((await edgemesh(["--version"], { env: { EDGEMESH_CPUINFO: modern } })).stderr).toBe("");
+    expect((await edgemesh(["--version"], { env: { EDGEMESH_CPUINFO: old, EDGEMESH_BUN_BUILD: "baseline" } })).stderr).toBe("");
+  });
 });
