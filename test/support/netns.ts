@@ -30,6 +30,8 @@ export interface NodeSpec {
   ip: string;
   /** e.g. "10.244.1.0/24"; the node's pod bridge takes the first address. */
   podCidr: string;
+  /** More NICs on other LANs (eth1, eth2, ... in order), e.g. an edge gateway's outside LAN. */
+  extraNics?: { lan: string; ip: string }[];
 }
 /** A router namespace joining two LANs: nodes of `inside` route through it by default, and
  * their traffic leaves towards `outside` masqueraded to `outsideIP` (a home/NAT gateway). */
@@ -195,6 +197,16 @@ export async function createTestbed(spec: TopologySpec): Promise<Testbed> {
       // to a cluster IP fails with ENETUNREACH before OUTPUT sees the packet.
       const router = routerFor.get(n.lan);
       await must(["ip", "-n", ns, "route", "add", "default", ...(router ? ["via", router] : ["dev", "eth0"])]);
+      for (const [k, nic] of (n.extraNics ?? []).entries()) {
+        const other = spec.lans.find((l) => l.name === nic.lan);
+        if (!other) throw new Error(`node ${n.name}: unknown LAN ${nic.lan}`);
+        const dev = `eth${k + 1}`;
+        const swPeer = `vn${i}x${k}`;
+        await must(["ip", "-n", ns, "link", "add", dev, "type", "veth", "peer", "name", swPeer, "netns", sw]);
+        await must(["ip", "-n", sw, "link", "set", swPeer, "master", lanBridge.get(nic.lan)!, "up"]);
+        await must(["ip", "-n", ns, "addr", "add", `${nic.ip}/${prefixLength(other.cidr)}`, "dev", dev]);
+        await must(["ip", "-n", ns, "link", "set", dev, "up"]);
+      }
       const gw = firstHost(n.podCidr);
       await must(["ip", "-n", ns, "link", "add", "cni0", "type", "bridge"]);
       await must(["ip", "-n", ns, "addr", "add", `${gw}/${prefixLength(n.podCidr)}`, "dev", "cni0"]);
