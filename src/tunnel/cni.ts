@@ -9,6 +9,10 @@
 // Like proxy.ts this is transport only: after the answer the stream and its bytes belong to the
 // hot path (src/hotpath/cni). EdgeMesh opens one stream per packet and never closes it, so an
 // inbound peer keeps at most MAX_INBOUND_PER_PEER streams here: the oldest is reset first.
+// A stream opened while the peer was reachable only through a relay stays on that connection
+// even after hole punching connected the agents directly; when a direct connection to the peer
+// opens, such a stream is closed gracefully (its queued bytes still arrive) and the hot path's
+// next packet opens one on the direct connection, which open() prefers.
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Libp2p } from "libp2p";
@@ -37,6 +41,8 @@ export interface CniServiceOptions {
 export class CniService {
   handler: CniHandler | undefined;
   readonly #inbound = new Map<string, Stream[]>();
+  /** Our streams that run over a relayed connection, by peer: moved once a direct one opens. */
+  readonly #relayedOut = new Map<string, Set<Stream>>();
   readonly #c: Record<"opened" | "openFailed" | "accepted" | "refused" | "badHeader" | "evicted", Counter>;
   #open = 0;
 
@@ -51,7 +57,20 @@ export class CniService {
       evicted: m.counter("tunnel_cni_streams_evicted_total", "Inbound Edge CNI streams reset to keep a peer under the per-peer cap"),
     };
     m.gaugeFn("tunnel_cni_streams_open", "Edge CNI streams open now, both directions", () => this.#open);
+    this.#moved = m.counter("tunnel_cni_streams_moved_total", "Relayed Edge CNI streams closed because a direct connection to the peer opened");
+    o.libp2p.addEventListener("connection:open", (evt) => {
+      const conn = evt.detail;
+      if (isCircuit(conn)) return;
+      const streams = this.#relayedOut.get(conn.remotePeer.toString());
+      if (!streams) return;
+      this.#relayedOut.delete(conn.remotePeer.toString());
+      for (const s of streams) {
+        this.#moved.value++;
+        s.close().catch(() => s.abort(new Error("moving to a direct connection")));
+      }
+    });
   }
+  readonly #moved: Counter;
 
   #count(stream: Stream): void {
     this.#open++;
@@ -68,10 +87,13 @@ export class CniService {
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let stream: Stream;
     let lazy: boolean;
+    let relayedConn = false;
     try {
       const opts = { runOnLimitedConnection: true, signal: sig };
-      const conn = await this.o.libp2p.dial(peer, opts);
+      // A direct connection when there is one (dial() may hand back the relayed one).
+      const conn = this.o.libp2p.getConnections(peer).find((c) => c.status === "open" && !isCircuit(c)) ?? (await this.o.libp2p.dial(peer, opts));
       ({ stream, lazy } = await newStreamLazy(conn, CNI_PROTOCOL, opts));
+      relayedConn = isCircuit(conn);
     } catch (err) {
       this.#c.openFailed.value++;
       throw new TunnelError("NO_PEER", `cannot open a CNI stream to node ${node} (${id}): ${(err as Error).message}`);
@@ -93,9 +115,8 @@ export class CniService {
       throw new TunnelError("PROXY_REFUSED", `node ${node} refused the CNI stream (Edge CNI off there?)`);
     }
     this.#c.opened.value++;
-    const conns = this.o.libp2p.getConnections(peer);
-    const relayed = conns.length > 0 && conns.every((c) => c.remoteAddr.toString().includes("/p2p-circuit"));
-    return { stream, acceptedFeatures: (reply.acceptedFeatures ?? 0) & features, relayed };
+    if (relayedConn) this.#trackRelayed(id, stream);
+    return { stream, acceptedFeatures: (reply.acceptedFeatures ?? 0) & features, relayed: relayedConn };
   }
 
   /** Registered with libp2p.handle(CNI_PROTOCOL). Never throws. */
@@ -137,6 +158,17 @@ export class CniService {
     this.#keep(remotePeer, stream);
   };
 
+  #trackRelayed(peer: string, stream: Stream): void {
+    let set = this.#relayedOut.get(peer);
+    if (!set) this.#relayedOut.set(peer, (set = new Set()));
+    set.add(stream);
+    stream.addEventListener("close", () => {
+      const s = this.#relayedOut.get(peer);
+      s?.delete(stream);
+      if (s?.size === 0) this.#relayedOut.delete(peer);
+    });
+  }
+
   #keep(peer: string, stream: Stream): void {
     let list = this.#inbound.get(peer);
     if (!list) this.#inbound.set(peer, (list = []));
@@ -161,4 +193,8 @@ export class CniService {
     if (circuits.length === 0) return;
     await this.o.libp2p.peerStore.merge(peer, { multiaddrs: circuits });
   }
+}
+
+function isCircuit(c: Connection): boolean {
+  return c.remoteAddr.toString().includes("/p2p-circuit");
 }

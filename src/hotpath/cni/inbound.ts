@@ -46,6 +46,7 @@ export class StreamIn {
     this.#c = ctx.counters.peer(node);
     stream.addEventListener("message", this);
     stream.addEventListener("close", this);
+    stream.addEventListener("remoteCloseWrite", this);
   }
 
   handleEvent(evt: Event): void {
@@ -57,6 +58,12 @@ export class StreamIn {
         for (let i = 0; i < bufs.length && this.#stream !== null; i++) this.#consume(bufs[i]!);
       }
     } else if (evt.type === "close") this.#release();
+    else if (evt.type === "remoteCloseWrite") {
+      // The sender is done with this stream (it moved, or stopped): so are we; we never write.
+      const s = this.#stream;
+      this.#release();
+      s?.close().catch(() => s.abort(new Error("Edge CNI stream end")));
+    }
   }
 
   /** Stop reading (the agent stops). */
@@ -144,6 +151,7 @@ export class StreamIn {
     this.#stream = null;
     s.removeEventListener("message", this);
     s.removeEventListener("close", this);
+    s.removeEventListener("remoteCloseWrite", this);
     this.#partial = null;
     this.#ctx.counters.release(this.#node);
   }

@@ -69,6 +69,8 @@ export class PeerOut {
    * or its queue is full. Starts an open when there is no stream.
    */
   admit(n: number): boolean {
+    // Our side was closed under us (the tunnel moves a relayed stream to a direct connection).
+    if (this.#stream !== null && this.#stream.writeStatus !== "writable") this.#closed(undefined);
     if (this.#stream === null && !this.#opening) {
       if (this.gone || (this.#failures > 0 && this.#ctx.now() < this.#retryAt)) return this.#drop("unreachable", 1);
       this.#open();
@@ -197,6 +199,7 @@ export class PeerOut {
     this.#stream = null;
     this.#dropPending("unreachable");
     if (!this.gone) this.#ctx.log.info("CNI stream closed; the next packet opens another", { node: this.node, error: error?.message ?? "" });
+    // Half-closed by us (or the tunnel): let the far end finish it once it has read everything.
   }
 
   #dropPending(reason: "unreachable" | "backpressure"): void {
