@@ -11,6 +11,15 @@ import { DISCOVERY_PROTOCOL, HEADER_TIMEOUT_MS } from "./constants.ts";
 import { readHeader, replyAndClose } from "./header-io.ts";
 import type { PeerBook } from "./peers.ts";
 
+/**
+ * Kubernetes node names are DNS-1123 subdomains (at most 253 characters): a peer claiming any
+ * other name is refused, so it cannot plant an entry no Service endpoint could ever point at.
+ */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export function isNodeName(name: string | undefined): name is string {
+  return name !== undefined && name.length <= 253 && NODE_NAME.test(name);
+}
+
 export class DiscoveryService {
   readonly #inflight = new Set<string>();
   readonly #ok: Counter;
@@ -33,7 +42,7 @@ export class DiscoveryService {
       stream = await this.o.libp2p.dialProtocol(peer, DISCOVERY_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.timeout(HEADER_TIMEOUT_MS) });
       stream.send(encodeDiscovery({ type: MsgType.CONNECT, protocol: via, nodeName: this.o.nodeName }));
       const reply = await readHeader(stream, decodeDiscoveryBody, HEADER_TIMEOUT_MS);
-      if (reply.type !== MsgType.SUCCESS || !reply.nodeName) throw new Error(`answer type ${reply.type} without a node name`);
+      if (reply.type !== MsgType.SUCCESS || !isNodeName(reply.nodeName)) throw new Error(`answer type ${reply.type} without a valid node name`);
       this.o.book.set(reply.nodeName, id);
       this.#ok.value++;
       this.o.log.info("discovered node", { node: reply.nodeName, peer: id, via });
@@ -52,7 +61,7 @@ export class DiscoveryService {
     const id = connection.remotePeer.toString();
     try {
       const msg = await readHeader(stream, decodeDiscoveryBody, HEADER_TIMEOUT_MS);
-      if (msg.type !== MsgType.CONNECT || !msg.nodeName) throw new Error("expected CONNECT with a node name");
+      if (msg.type !== MsgType.CONNECT || !isNodeName(msg.nodeName)) throw new Error("expected CONNECT with a node name (a DNS-1123 subdomain)");
       await replyAndClose(stream, encodeDiscovery({ type: MsgType.SUCCESS, protocol: msg.protocol, nodeName: this.o.nodeName }));
       this.o.book.set(msg.nodeName, id);
       this.#ok.value++;

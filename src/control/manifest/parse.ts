@@ -29,6 +29,18 @@ export type ParseResult =
   | { readonly ok: true; readonly objects: readonly ParsedObject[]; /** objects of kinds we do not use */ readonly ignored: number }
   | { readonly ok: false; readonly error: ManifestError };
 
+/**
+ * YAML aliases are references: a few hundred bytes of nested aliases (a "billion laughs") load
+ * as a small graph that expands to 10^9 values for anything that walks it as a tree (a warning
+ * that prints a field, a JSON copy), and an alias inside its own anchor loads as a cycle.
+ * Manifests need neither, so a document whose values, counted as a tree, exceed this budget
+ * (or that contains a cycle) is refused like a syntax error. Honest files stay far below it:
+ * without aliases a document cannot hold more values than it has bytes.
+ */
+export function expansionBudget(textLength: number): number {
+  return 10_000 + 4 * textLength;
+}
+
 /** Kinds without a namespace; every other kept kind defaults to namespace "default". */
 const CLUSTER_SCOPED = new Set<string>(["Node"]);
 /** Lists inside lists are legal but rare; the bound keeps a hostile file from recursing deep. */
@@ -53,10 +65,14 @@ export function parseManifest(file: string, text: string): ParseResult {
   }
   const objects: ParsedObject[] = [];
   let ignored = 0;
+  const budget = expansionBudget(text.length);
   try {
     for (let d = 0; d < docs.length; d++) {
       const doc = docs[d];
       if (doc === null || doc === undefined) continue; // empty document ("---" with nothing)
+      const size = treeSize(doc, budget);
+      if (size === CYCLE) throw new ObjectError("an alias refers to a node that contains it (a recursive structure); refused", d, -1);
+      if (size > budget) throw new ObjectError(`aliases expand this document to more than ${budget} values (a YAML alias bomb?); refused`, d, -1);
       ignored += collect(doc, d, -1, 0, objects);
     }
   } catch (err) {
@@ -94,6 +110,56 @@ function collect(value: unknown, doc: number, item: number, depth: number, out: 
   if (!CLUSTER_SCOPED.has(kind) && meta.namespace === undefined) meta.namespace = "default";
   out.push({ kind, object: obj as KubeObject });
   return 0;
+}
+
+const CYCLE = -1;
+
+/**
+ * Number of values in `root` counted as a tree (a shared node counts every time it is
+ * reached), stopping as soon as it passes `limit`; CYCLE when a node contains itself. Each
+ * distinct node is walked once (sizes are memoised), without recursion, so neither a bomb nor
+ * deep nesting costs more than the graph js-yaml already built.
+ */
+function treeSize(root: unknown, limit: number): number {
+  if (!isContainer(root)) return 1;
+  const sizes = new Map<object, number>();
+  const onPath = new Set<object>();
+  type Frame = { node: object; children: unknown[]; next: number; size: number };
+  const frame = (node: object): Frame => ({ node, children: Object.values(node), next: 0, size: 1 });
+  const stack: Frame[] = [frame(root)];
+  onPath.add(root);
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.next < f.children.length) {
+      const child = f.children[f.next++];
+      if (!isContainer(child)) f.size += 1;
+      else if (onPath.has(child)) return CYCLE;
+      else {
+        const known = sizes.get(child);
+        if (known === undefined) {
+          onPath.add(child);
+          stack.push(frame(child));
+          continue;
+        }
+        f.size += known;
+      }
+      if (f.size > limit) return f.size;
+      continue;
+    }
+    stack.pop();
+    onPath.delete(f.node);
+    sizes.set(f.node, f.size);
+    const parent = stack[stack.length - 1];
+    if (parent === undefined) return f.size;
+    parent.size += f.size;
+    if (parent.size > limit) return parent.size;
+  }
+  return 1;
+}
+
+/** Mappings and sequences; binary (!!binary) and timestamps are single values. */
+function isContainer(v: unknown): v is object {
+  return v !== null && typeof v === "object" && !ArrayBuffer.isView(v) && !(v instanceof Date);
 }
 
 function parseJson(text: string): unknown {

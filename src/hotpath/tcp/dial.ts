@@ -6,7 +6,7 @@
 import type { Socket } from "bun";
 import type { Endpoint } from "../../control/index.ts";
 import { BACKOFF_MS, HTTP_HEAD_MAX_BYTES, HTTP_HEAD_TIMEOUT_MS, MAX_DIALS_PER_ROUND } from "../constants.ts";
-import { headEnd, headerValue } from "../lb/index.ts";
+import { headEndAfterAppend, headerValue } from "../lb/index.ts";
 import {
   acquireConn,
   Conn,
@@ -70,11 +70,19 @@ function refusedConn(ctx: TcpContext): Conn {
 
 /** More head bytes arrived (or FIN, or the head timed out): dial once the head is complete. */
 export function onHeadBytes(c: Conn): void {
-  const buf = c.early.length === 1 ? c.early[0]! : concat(c);
-  const end = headEnd(buf, buf.length);
-  if (end < 0 && c.earlyBytes < HTTP_HEAD_MAX_BYTES && !c.clientFin) return;
-  finishHead(c, buf, end);
+  // Only the new chunk is searched and the chunks are joined once at the end (and every
+  // HEAD_CHUNKS_BEFORE_JOIN chunks): a head sent a byte per packet costs linear time.
+  const end = headEndAfterAppend(c.early, c.earlyBytes);
+  if (end < 0 && c.earlyBytes < HTTP_HEAD_MAX_BYTES && !c.clientFin) {
+    if (c.early.length > HEAD_CHUNKS_BEFORE_JOIN) concat(c);
+    return;
+  }
+  finishHead(c, c.early.length === 1 ? c.early[0]! : concat(c), end);
 }
+
+/** Tiny chunks cost ~100 bytes of heap each: a head dribbled a byte at a time is joined now and
+ * then (each join copies at most HTTP_HEAD_MAX_BYTES), so it cannot hold 32k buffers. */
+const HEAD_CHUNKS_BEFORE_JOIN = 64;
 
 export function finishHead(c: Conn, buf: Uint8Array | null, end: number): void {
   c.ctx.waiting.delete(c);
