@@ -4,7 +4,8 @@
 // overlay or component changes only what it claims to.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { loadConfig, type EdgeMeshAgentConfig } from "../../src/control/index.ts";
 import { copyDeploy, find, nodeAffinityAdmits, tolerates, type DeployCopy, type K8sObject, REPO, TEST_PSK } from "../support/deploy.ts";
 
@@ -19,9 +20,20 @@ let copy: DeployCopy;
 const rendered = new Map<string, K8sObject[]>();
 beforeAll(async () => {
   copy = copyDeploy();
-  // An operator's own overlay: edge nodes in secure mode (the README shows this composition).
-  copy.write("mine/kustomization.yaml", "resources:\n  - ../overlays/edge\ncomponents:\n  - ../components/secure-identity\n");
-  for (const path of ["base", "overlays/edge", "overlays/cloud", "overlays/secure", "mine"]) rendered.set(path, await copy.render(path));
+  // The operator's overlay from the README (Deploy to a cluster, step 4), beside deploy/, as
+  // written there (compat) and with its commented component line and identityMode: secure on.
+  const readme = readFileSync(join(REPO, "README.md"), "utf8");
+  const block = /\n( *)```yaml\n\1# my-cluster\/kustomization\.yaml\n([\s\S]*?)\n\1```/.exec(readme);
+  if (!block) throw new Error("README: the my-cluster/kustomization.yaml example is gone");
+  const overlay = block[2]!.split("\n").map((l) => l.slice(block[1]!.length)).join("\n") + "\n";
+  const baseConfig = readFileSync(join(REPO, "deploy/base/edgemesh-agent.yaml"), "utf8");
+  const mine = baseConfig.replace("    relayNodes: []\n", "    relayNodes:\n    - nodeName: master\n      advertiseAddress: [203.0.113.10]\n");
+  copy.write("../my-cluster/kustomization.yaml", overlay);
+  copy.write("../my-cluster/edgemesh-agent.yaml", mine);
+  copy.write("../my-secure/kustomization.yaml", overlay.replace("# components:", "components:"));
+  copy.write("../my-secure/edgemesh-agent.yaml", mine.replace("    relayNodes:\n", "    identityMode: secure\n    relayNodes:\n"));
+  copy.write("edge-secure-role/kustomization.yaml", "resources: [../overlays/edge]\ncomponents: [../components/secure-identity]\n");
+  for (const path of ["base", "overlays/edge", "overlays/cloud", "overlays/secure", "../my-cluster", "../my-secure", "edge-secure-role"]) rendered.set(path, await copy.render(path));
 });
 afterAll(() => copy?.remove());
 
@@ -198,11 +210,25 @@ describe("overlays and components", () => {
     expect(daemonSet("overlays/secure").spec.template.spec.volumes.some((v: any) => v.configMap?.name === cm)).toBe(true);
   });
 
-  test("an operator's overlay composes edge placement with secure identity", () => {
-    const spec = daemonSet("mine").spec.template.spec;
-    expect(nodeAffinityAdmits(spec, CLOUD_NODE)).toBe(false);
-    expect(agentConfig("mine", EDGE_ENV).modules.edgeTunnel.identityMode).toBe("secure");
-    expect((find(objs("mine"), "ClusterRole").rules as any[]).some((r) => r.verbs.includes("patch"))).toBe(true);
+  test("the component alone adds patch nodes to the role and changes nothing else", () => {
+    const role = (path: string) => find(objs(path), "ClusterRole");
+    const withRole = objs("edge-secure-role").filter((o) => o.kind !== "ClusterRole");
+    expect(withRole).toEqual(objs("overlays/edge").filter((o) => o.kind !== "ClusterRole"));
+    expect(role("edge-secure-role").rules).toEqual(role("overlays/secure").rules);
+  });
+
+  test("the README's operator overlay renders: edge nodes, the registry's image, the operator's config", () => {
+    const ds = daemonSet("../my-cluster");
+    expect(nodeAffinityAdmits(ds.spec.template.spec, CLOUD_NODE)).toBe(false);
+    expect(ds.spec.template.spec.containers[0].image).toBe("REGISTRY/edgemesh-bun:0.1.0");
+    const config = agentConfig("../my-cluster", EDGE_ENV);
+    expect(config.modules.edgeTunnel.relayNodes).toEqual([{ nodeName: "master", advertiseAddress: ["203.0.113.10"] }]);
+    expect(config.modules.edgeTunnel.identityMode).toBe("compat");
+    expect((find(objs("../my-cluster"), "ClusterRole").rules as any[]).some((r) => r.verbs.includes("patch"))).toBe(false);
+    // Its commented component line and identityMode in the operator's file give secure mode.
+    expect(agentConfig("../my-secure", EDGE_ENV).modules.edgeTunnel.identityMode).toBe("secure");
+    expect(agentConfig("../my-secure", EDGE_ENV).modules.edgeTunnel.relayNodes.length).toBe(1);
+    expect((find(objs("../my-secure"), "ClusterRole").rules as any[]).some((r) => r.verbs.includes("patch"))).toBe(true);
   });
 
   test("without the PSK file the render fails and names the file", async () => {
