@@ -9,15 +9,22 @@
 // "short_*": one fresh connection at a time (connect, 1 KiB POST, response, close; macro/
 // short-conn.ts), p50 latency and rate vs direct: what a proxy stream open (CONNECT -> SUCCESS on
 // the live libp2p connection) adds to every short connection.
+// "udp_*": a UDP service on node B through the tunnel, against the echo server directly: 512-byte
+// echo with 32 in flight on one flow (macro/udp-client.ts: rate and round-trip percentiles), and
+// short flows (macro/udp-flows.ts: a socket, one datagram, its echo; 64 at a time), where what a
+// new flow costs shows (a stream open each before the flows were multiplexed).
 // Prints one JSON document.
 //
 //   bun bench/tunnel-bench.ts            full (10 s per measurement)
 //   bun bench/tunnel-bench.ts --short    ~30-40 s, for the CI gate
 //   bun bench/tunnel-bench.ts --raw-only [--transport quic] [--psk 0]   the raw tunnel row alone
+//   bun bench/tunnel-bench.ts --udp-ab OTHER/bench/tunnel-bench.ts [--repeats 3]   the UDP rows
+//       only, interleaved: agents of this tree and agents of another checkout (e.g. the commit
+//       before a change), so a before/after comparison shares one run and one machine state
 //   (internal) bun bench/tunnel-bench.ts --role agent ...   one agent process
 
 import { parseArgs } from "node:util";
-import { iperf3, wrk } from "./macro/load.ts";
+import { iperf3, udpEchoDetail, udpFlows, wrk } from "./macro/load.ts";
 import { type Child, cpuSecondsOf, freePort, haveTool, spawnBun, spawnChild, stopAll, waitTcp } from "./macro/procs.ts";
 
 const { values: args } = parseArgs({
@@ -37,14 +44,20 @@ const { values: args } = parseArgs({
     seconds: { type: "string" },
     mode: { type: "string" },
     "raw-only": { type: "boolean", default: false },
+    udp: { type: "string" },
+    "udp-ab": { type: "string" },
+    repeats: { type: "string", default: "3" },
   },
 });
+
+/** The agent role's script: this file, or another checkout's (--udp-ab). */
+const SELF = "../tunnel-bench.ts";
 
 interface AgentInfo {
   node: string;
   peerId: string;
   addrs: string[];
-  ports: { iperf: number; http: number };
+  ports: { iperf: number; http: number; udp?: number };
 }
 
 if (args.role === "agent") await runAgent();
@@ -205,6 +218,7 @@ async function runAgent(): Promise<void> {
     endpoints: ep(port),
   });
   const ports = [sp("http", args.http!), sp("iperf", args.iperf!)];
+  if (args.udp) ports.push({ ...sp("udp", args.udp), key: portKey("default", "udp", 80, "UDP"), protocol: "UDP" as never });
   const table = deepFreeze({ version: 1, compiledAt: Date.now(), ports, byKey: Object.fromEntries(ports.map((p) => [p.key, p])), services: [] });
   const source = { current: () => table as never, subscribe: () => () => {} };
   const remote = createTunnelDialer({ tunnel, log, metrics });
@@ -228,11 +242,12 @@ async function runAgent(): Promise<void> {
     const p = JSON.parse(args.peer) as AgentInfo;
     await tunnel.addPeer(p.node, p.peerId, p.addrs);
   }
-  for (let i = 0; i < 100 && proxy.listeners().size < 2; i++) await Bun.sleep(10);
+  for (let i = 0; i < 100 && proxy.listeners().size < ports.length; i++) await Bun.sleep(10);
   // Reachable only through the relay: wait for the reservation before telling anyone.
   if (args.listen === "none") for (let i = 0; i < 500 && !tunnel.addrs().some((x) => x.includes("/p2p-circuit")); i++) await Bun.sleep(20);
   const port = (name: string) => proxy.listeners().get(portKey("default", name, 80, "TCP"))!.port;
-  console.log(JSON.stringify({ node, peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: port("iperf"), http: port("http") } } satisfies AgentInfo));
+  const udpPort = args.udp ? proxy.listeners().get(portKey("default", "udp", 80, "UDP"))?.port : undefined;
+  console.log(JSON.stringify({ node, peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: port("iperf"), http: port("http"), udp: udpPort } } satisfies AgentInfo));
   process.on("SIGTERM", () => {
     proxy.stop();
     void tunnel.stop().finally(() => process.exit(0));
@@ -249,8 +264,42 @@ async function shortConn(port: number, seconds: number): Promise<{ p50_ms: numbe
   }
 }
 
+interface UdpResult {
+  pps: number;
+  p50_ms: number;
+  p99_ms: number;
+  /** The agents' CPU (both, user + system) per echoed datagram during the pps run. */
+  cpu_us_per_datagram?: number;
+  flows_per_s: number;
+  flows_lost: number;
+  flows_p50_ms: number;
+  cpu_us_per_flow?: number;
+}
+
+/**
+ * The UDP rows against `port` (a path's UDP listener, or the echo server for direct); with the
+ * agents' pids, their CPU per datagram and per flow (steadier than rates on a shared machine).
+ */
+async function measureUdp(port: number, seconds: number, firstPort = 20_000, pids: number[] = []): Promise<UdpResult> {
+  const cpu = async () => (await Promise.all(pids.map((p) => cpuSecondsOf(p)))).reduce((x, y) => x + y, 0);
+  const c0 = await cpu();
+  const echo = await udpEchoDetail(port, seconds);
+  const c1 = await cpu();
+  const flows = await udpFlows(port, seconds, firstPort);
+  const c2 = await cpu();
+  // The pps client runs seconds + its warm-up (0.5 s) at about the measured rate.
+  const datagrams = echo.pps * (seconds + 0.5);
+  const out: UdpResult = { pps: echo.pps, p50_ms: echo.p50_ms, p99_ms: echo.p99_ms, flows_per_s: flows.flows_per_s, flows_lost: flows.lost, flows_p50_ms: flows.p50_ms };
+  if (pids.length > 0) {
+    out.cpu_us_per_datagram = datagrams > 0 ? ((c1 - c0) * 1e6) / datagrams : undefined;
+    out.cpu_us_per_flow = flows.echoed + flows.lost > 0 ? ((c2 - c1) * 1e6) / (flows.echoed + flows.lost) : undefined;
+  }
+  return out;
+}
+
 interface PathResult {
   name: string;
+  udp?: UdpResult;
   bulkGbps?: number;
   rps?: number;
   short?: { p50_ms: number; p99_ms: number; rate: number; errors: number };
@@ -263,17 +312,25 @@ interface PathResult {
  * Agents A and B (B serves the backends); with `viaRelay`, a third agent runs the relay and B has
  * no listener of its own, so A reaches B only as /p2p/RELAY/p2p-circuit/p2p/B.
  */
-async function startPair(psk: boolean, transport: string, iperfPort: number, httpPort: number, viaRelay = false): Promise<{ a: Child; b: Child; relay?: Child; entry: AgentInfo }> {
-  const common = ["--role", "agent", "--psk", psk ? "1" : "0", "--transport", transport, "--iperf", String(iperfPort), "--http", String(httpPort)];
+async function startPair(
+  psk: boolean,
+  transport: string,
+  iperfPort: number,
+  httpPort: number,
+  viaRelay = false,
+  udpPort?: number,
+  script = SELF,
+): Promise<{ a: Child; b: Child; relay?: Child; entry: AgentInfo }> {
+  const common = ["--role", "agent", "--psk", psk ? "1" : "0", "--transport", transport, "--iperf", String(iperfPort), "--http", String(httpPort), ...(udpPort ? ["--udp", String(udpPort)] : [])];
   let relay: Child | undefined;
   let viaArgs: string[] = [];
   if (viaRelay) {
-    relay = spawnBun("../tunnel-bench.ts", [...common, "--node", "relay", "--relay", "self"]);
+    relay = spawnBun(script, [...common, "--node", "relay", "--relay", "self"]);
     viaArgs = ["--relay", JSON.stringify(await relay.nextJson<AgentInfo>(20_000))];
   }
-  const b = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-b", ...viaArgs, ...(viaRelay ? ["--listen", "none"] : [])]);
+  const b = spawnBun(script, [...common, "--node", "node-b", ...viaArgs, ...(viaRelay ? ["--listen", "none"] : [])]);
   const infoB = await b.nextJson<AgentInfo>(20_000);
-  const a = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-a", "--peer", JSON.stringify(infoB), ...viaArgs]);
+  const a = spawnBun(script, [...common, "--node", "node-a", "--peer", JSON.stringify(infoB), ...viaArgs]);
   const entry = await a.nextJson<AgentInfo>(20_000);
   // One request opens the libp2p connection (dial, PSK, Noise, yamux) before anything is timed.
   const res = await fetch(`http://127.0.0.1:${entry.ports.http}/`, { method: "POST", body: "warm" });
@@ -282,10 +339,10 @@ async function startPair(psk: boolean, transport: string, iperfPort: number, htt
   return { a, b, relay, entry };
 }
 
-async function measurePath(name: string, psk: boolean, transport: string, iperfPort: number, httpPort: number, seconds: number, viaRelay = false): Promise<PathResult> {
+async function measurePath(name: string, psk: boolean, transport: string, iperfPort: number, httpPort: number, seconds: number, viaRelay = false, udpPort?: number): Promise<PathResult> {
   let pair: Awaited<ReturnType<typeof startPair>> | undefined;
   try {
-    pair = await startPair(psk, transport, iperfPort, httpPort, viaRelay);
+    pair = await startPair(psk, transport, iperfPort, httpPort, viaRelay, udpPort);
     const agents = [pair.a, pair.b, ...(pair.relay ? [pair.relay] : [])];
     const cpu = async () => (await Promise.all(agents.map((c) => cpuSecondsOf(c.pid)))).reduce((x, y) => x + y, 0);
     const cpu0 = await cpu();
@@ -295,7 +352,8 @@ async function measurePath(name: string, psk: boolean, transport: string, iperfP
     const gib = (bulkGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
     const r = await wrk(pair.entry.ports.http, seconds);
     const short = await shortConn(pair.entry.ports.http, seconds);
-    return { name, bulkGbps, rps: r.rps, rpsErrors: r.errors, cpuSecondsPerGiB: (cpu1 - cpu0) / gib, short };
+    const udp = pair.entry.ports.udp ? await measureUdp(pair.entry.ports.udp, seconds, 20_000, [pair.a.pid, pair.b.pid]) : undefined;
+    return { name, bulkGbps, rps: r.rps, rpsErrors: r.errors, cpuSecondsPerGiB: (cpu1 - cpu0) / gib, short, udp };
   } catch (err) {
     return { name, error: (err as Error).message.slice(0, 400) };
   } finally {
@@ -314,6 +372,14 @@ async function main(): Promise<void> {
   const stop = () => void stopAll().finally(() => process.exit(130));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  if (args["udp-ab"]) {
+    try {
+      console.log(JSON.stringify(await udpAB(args["udp-ab"], seconds, Number(args.repeats)), null, 2));
+    } finally {
+      await stopAll();
+    }
+    process.exit(0);
+  }
   if (args["raw-only"]) {
     const t = args.transport ?? "tcp";
     const psk = args.psk === "1";
@@ -330,10 +396,11 @@ async function main(): Promise<void> {
     await waitTcp(iperfPort);
     const http = spawnBun("./http-backend.ts");
     const httpPort = (await http.nextJson<{ port: number }>()).port;
+    const udpPort = (await spawnBun("./udp-echo.ts").nextJson<{ port: number }>()).port;
 
-    const direct = { bulkGbps: await iperf3(iperfPort, seconds), rps: (await wrk(httpPort, seconds)).rps, short: await shortConn(httpPort, seconds) };
+    const direct = { bulkGbps: await iperf3(iperfPort, seconds), rps: (await wrk(httpPort, seconds)).rps, short: await shortConn(httpPort, seconds), udp: await measureUdp(udpPort, seconds) };
     const paths: PathResult[] = [
-      await measurePath("tcp_psk", true, "tcp", iperfPort, httpPort, seconds),
+      await measurePath("tcp_psk", true, "tcp", iperfPort, httpPort, seconds, false, udpPort),
       await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
       // The same through a relay node (B reachable only via circuit relay v2; relayed
       // connections carry PSK + Noise twice, inside and out, as go-libp2p's do).
@@ -345,7 +412,7 @@ async function main(): Promise<void> {
 
     const out: Record<string, unknown> = {
       seconds,
-      direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps, short_p50_ms: direct.short.p50_ms, short_rate: direct.short.rate },
+      direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps, short_p50_ms: direct.short.p50_ms, short_rate: direct.short.rate, udp: direct.udp },
     };
     for (const p of paths) {
       out[p.name] = p.error
@@ -363,6 +430,7 @@ async function main(): Promise<void> {
             short_rate: p.short?.rate,
             short_rate_ratio: p.short ? p.short.rate / direct.short.rate : undefined,
             short_errors: p.short?.errors,
+            ...(p.udp ? udpRow(p.udp, direct.udp) : {}),
           };
     }
     // The tunnel alone, for reading the rows above: the path cannot beat these.
@@ -373,4 +441,65 @@ async function main(): Promise<void> {
     await stopAll();
   }
   process.exit(0);
+}
+
+/** The UDP fields of a path row, with ratios to the direct run. */
+function udpRow(u: UdpResult, direct: UdpResult): Record<string, number> {
+  return {
+    udp_pps: u.pps,
+    udp_pps_ratio: u.pps / direct.pps,
+    udp_p50_ms: u.p50_ms,
+    udp_p99_ms: u.p99_ms,
+    ...(u.cpu_us_per_datagram !== undefined ? { udp_cpu_us_per_datagram: u.cpu_us_per_datagram } : {}),
+    udp_flows_per_s: u.flows_per_s,
+    udp_flows_ratio: u.flows_per_s / direct.flows_per_s,
+    udp_flows_lost: u.flows_lost,
+    udp_flows_p50_ms: u.flows_p50_ms,
+  };
+}
+
+/**
+ * The UDP rows, PSK over TCP, interleaved: direct, agents of `other` (another checkout's
+ * bench/tunnel-bench.ts), agents of this tree; `repeats` rounds; medians and every run.
+ */
+async function udpAB(other: string, seconds: number, repeats: number): Promise<Record<string, unknown>> {
+  const iperfPort = await freePort();
+  const httpPort = await freePort(); // the agents' TCP ports are not used here
+  const udpPort = (await spawnBun("./udp-echo.ts").nextJson<{ port: number }>()).port;
+  const runs: Record<"direct" | "other" | "this", UdpResult[]> = { direct: [], other: [], this: [] };
+  const viaPair = async (script: string): Promise<UdpResult> => {
+    const pair = await startPairUdp(iperfPort, httpPort, udpPort, script);
+    try {
+      return await measureUdp(pair.entry.ports.udp!, seconds, 20_000, [pair.a.pid, pair.b.pid]);
+    } finally {
+      await pair.a.stop();
+      await pair.b.stop();
+    }
+  };
+  for (let r = 0; r < repeats; r++) {
+    // Alternate which of the two goes first, so neither always runs on the warmer machine.
+    runs.direct.push(await measureUdp(udpPort, seconds));
+    if (r % 2 === 0) {
+      runs.other.push(await viaPair(other));
+      runs.this.push(await viaPair(SELF));
+    } else {
+      runs.this.push(await viaPair(SELF));
+      runs.other.push(await viaPair(other));
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const summary = (rs: UdpResult[]) => Object.fromEntries(Object.keys(rs[0]!).map((k) => [k, median(rs.map((x) => x[k as keyof UdpResult] ?? NaN))]));
+  return { seconds, repeats, other, median: { direct: summary(runs.direct), other: summary(runs.other), this: summary(runs.this) }, runs };
+}
+
+/** A pair whose B serves only what the UDP rows need (no HTTP warm-up request: nothing listens). */
+async function startPairUdp(iperfPort: number, httpPort: number, udpPort: number, script: string): Promise<{ a: Child; b: Child; entry: AgentInfo }> {
+  const common = ["--role", "agent", "--psk", "1", "--transport", "tcp", "--iperf", String(iperfPort), "--http", String(httpPort), "--udp", String(udpPort)];
+  const b = spawnBun(script, [...common, "--node", "node-b"]);
+  const infoB = await b.nextJson<AgentInfo>(20_000);
+  const a = spawnBun(script, [...common, "--node", "node-a", "--peer", JSON.stringify(infoB)]);
+  const entry = await a.nextJson<AgentInfo>(20_000);
+  // One echo opens the libp2p connection before anything is timed.
+  await udpEchoDetail(entry.ports.udp!, 1);
+  return { a, b, entry };
 }
