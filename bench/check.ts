@@ -13,7 +13,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { evaluate, type Floors, lastJson, normalizeExternal, parseFloors, renderTable, type Result, retryTargets } from "./gate/index.ts";
-import { spawnChild, stopAll } from "./macro/procs.ts";
+import { outsideLoad, spawnChild, stopAll } from "./macro/procs.ts";
 import { runMacro } from "./macro/suite.ts";
 
 const { values } = parseArgs({
@@ -45,7 +45,7 @@ const MICRO: readonly { file: string; names: readonly string[] }[] = [
 const EXTERNAL: readonly { file: string; prefix: string; timeoutS: number }[] = [
   { file: "dns.bench.ts", prefix: "dns", timeoutS: short ? 120 : 300 },
   { file: "kube-scale.bench.ts", prefix: "kube", timeoutS: short ? 180 : 400 },
-  { file: "tunnel-bench.ts", prefix: "tunnel", timeoutS: short ? 180 : 600 },
+  { file: "tunnel-bench.ts", prefix: "tunnel", timeoutS: short ? 300 : 900 },
 ];
 
 /** A failure to even load a module means it has not landed: NOT MEASURED, not ERROR. */
@@ -100,6 +100,7 @@ async function main(): Promise<number> {
   const floors = parseFloors(await Bun.file(values.floors ?? bench("floors.json")).text());
   const started = new Date();
   const t0 = performance.now();
+  const outside = await outsideLoad();
   const groups: Group[] = [];
   if (!values["no-micro"]) for (const m of MICRO) groups.push({ id: m.file, run: () => runMicroFile(m) });
   if (!values["no-macro"]) {
@@ -135,9 +136,11 @@ async function main(): Promise<number> {
 
   const table = renderTable(verdict) + (retries.length ? `\n\n${retries.map((r) => `RETRIED ${r}`).join("\n")}` : "");
   const seconds = (performance.now() - t0) / 1000;
+  const outsideShare = await outside();
   const header =
     `edgemesh-bun benchmarks, ${short ? "short (CI)" : "full"} mode, ${started.toISOString()}, ${seconds.toFixed(0)} s, ` +
-    `${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, bun ${Bun.version}`;
+    `${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, ` +
+    `other processes took ${(outsideShare * 100).toFixed(0)}% of the cores meanwhile, bun ${Bun.version}`;
   mkdirSync(bench("results"), { recursive: true });
   const mode = short ? "short" : "full";
   const json =

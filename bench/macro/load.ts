@@ -3,9 +3,9 @@
 
 import { spawnBun, spawnChild } from "./procs.ts";
 
-/** iperf3 client for `seconds` (+1 s omitted for slow start); receiver-side Gbit/s. */
-export async function iperf3(port: number, seconds: number): Promise<number> {
-  const child = spawnChild(["iperf3", "-c", "127.0.0.1", "-p", String(port), "-t", String(seconds), "-O", "1", "-J"]);
+/** iperf3 client for `seconds` (+`omit` s, 1 by default, omitted for slow start); receiver-side Gbit/s. */
+export async function iperf3(port: number, seconds: number, omit = 1): Promise<number> {
+  const child = spawnChild(["iperf3", "-c", "127.0.0.1", "-p", String(port), "-t", String(seconds), "-O", String(omit), "-J"]);
   const code = await child.exited((seconds + 15) * 1000);
   const text = child.stdoutText();
   let doc: any;
