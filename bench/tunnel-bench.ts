@@ -66,6 +66,9 @@ interface AgentInfo {
   ports: { iperf: number; http: number; udp?: number };
 }
 
+/** Unmeasured traffic per path before the rounds, of each kind (see main). */
+const WARM_UP_SECONDS = 3;
+
 if (args.role === "agent") await runAgent();
 else if (args.role === "raw-b") await runRawB();
 else if (args.role === "raw-a") await runRawA();
@@ -526,10 +529,15 @@ async function main(): Promise<void> {
         startErrors.set(p.name, `start: ${(err as Error).message.slice(0, 400)}`);
       }
     }
-    // A fresh agent's first bulk second runs at about half speed (JIT tiers, and its buffers'
-    // pages faulted in for the first time, each fault ~1 us+ on the build VM): one unmeasured
-    // second per path first, so round 1 measures the same steady state as the rest.
-    for (const pair of pairs.values()) await iperf3(pair.entry.ports.iperf, 1, 0).catch(() => {});
+    // Fresh agents take seconds of traffic to reach their steady state (JIT tiers; the heap and
+    // buffer pages grown once, each page fault ~1 us+ on the build VM): 2 s bulk rounds on a new
+    // no-PSK pair ran 0.53, 1.25, 0.64, 1.63, 1.98, 2.04, 1.99 Gbit/s at 15.5 down to 5.7 CPU-s/GiB
+    // (2026-12-04). Unmeasured request/response and bulk traffic per path first, so every round
+    // measures the steady state a long-running agent is in.
+    for (const pair of pairs.values()) {
+      await wrk(pair.entry.ports.http, WARM_UP_SECONDS).catch(() => {});
+      await iperf3(pair.entry.ports.iperf, WARM_UP_SECONDS, 0).catch(() => {});
+    }
     const t0 = performance.now();
     const outside = await outsideLoad();
     const m = await measureRounds(paths, pairs, { iperf: iperfPort, http: httpPort, udp: udpPort }, seconds, rounds);
