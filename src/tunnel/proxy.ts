@@ -8,7 +8,7 @@
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Libp2p } from "libp2p";
-import { LogLimiter, type Logger } from "../log/index.ts";
+import type { LogLimiter, Logger } from "../log/index.ts";
 import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType } from "./codec.ts";
 import {
@@ -16,11 +16,11 @@ import {
   FEATURE_UDP_FRAMED,
   FEATURE_UDP_MUX,
   HEADER_TIMEOUT_MS,
-  LIMIT_LOG_INTERVAL_MS,
   OPEN_TIMEOUT_MS,
   PROXY_PROTOCOL,
 } from "./constants.ts";
 import { TunnelError } from "./errors.ts";
+import { limitLogger } from "./limit-log.ts";
 import { newStreamLazy, readHeader, readSelected, replyAndClose } from "./header-io.ts";
 import { STREAM_CLASSES, StreamBudget, type LimitHit, type StreamClass } from "./limits.ts";
 import type { PeerBook } from "./peers.ts";
@@ -284,15 +284,6 @@ function holdWrites(stream: Stream): (first: Uint8Array | undefined) => void {
     stream.send(first);
     for (const data of queued) stream.send(data);
   };
-}
-
-/**
- * One line per peer per LIMIT_LOG_INTERVAL_MS when a limit is hit; the next line says how many
- * were not logged. (No flush: a summary line would make it two a minute.)
- */
-export function limitLogger(log: Logger, m: MetricsRegistry, clock?: { now(): number }): LogLimiter {
-  const suppressedTotal = m.counter("log_suppressed_total", "Warnings not written because the same one was written within the rate-limit interval");
-  return new LogLimiter({ log, intervalMs: LIMIT_LOG_INTERVAL_MS, suppressedTotal, clock });
 }
 
 function limitError(cls: StreamClass, hit: LimitHit, node: string): TunnelError {

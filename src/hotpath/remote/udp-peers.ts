@@ -13,7 +13,11 @@
 
 import type { Logger, LogLimiter } from "../../log/index.ts";
 import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
-import { limitLogger, TunnelError, type OpenedProxyStream, type Tunnel } from "../../tunnel/index.ts";
+// The tunnel's leaf modules for values, its index for types only: the index loads libp2p, Noise
+// and yamux (~30 MiB of RSS), which a proxy without a tunnel (dev mode, the bench proxy) never uses.
+import { TunnelError } from "../../tunnel/errors.ts";
+import type { OpenedProxyStream, Tunnel } from "../../tunnel/index.ts";
+import { limitLogger } from "../../tunnel/limit-log.ts";
 import { LruList, type LruEntry } from "../lru.ts";
 import type { DatagramChannel, DatagramSink } from "../types.ts";
 import { StreamDatagrams } from "./datagrams.ts";
