@@ -15,18 +15,7 @@ import { decodeProxyBody, encodeProxy, MsgType, PROXY_PROTOCOL } from "../../src
 import { readHeader } from "../../src/tunnel/header-io.ts";
 import { bareHost, stopAllTunnels, testTunnel, type TestTunnel } from "../support/tunnels.ts";
 import { makeTable, tableSource } from "./proxy-support.ts";
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
+import { rng } from "../support/rng.ts";
 
 function mutate(r: (n: number) => number, base: Uint8Array): Uint8Array {
   const b = Array.from(base);

@@ -9,19 +9,7 @@ import { streamPair } from "@libp2p/utils";
 import { closeFrame, dataFrame, MuxFrameReader, openFrame } from "../../src/hotpath/remote/mux-frames.ts";
 import { decodeProxy, decodeProxyBody, encodeProxy, MAX_HEADER_BYTES, MsgType, splitDelimited, TunnelError } from "../../src/tunnel/index.ts";
 import { readHeader } from "../../src/tunnel/header-io.ts";
-
-/** xorshift32: deterministic, so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
+import { rng } from "../support/rng.ts";
 
 function mutate(r: (n: number) => number, base: Uint8Array): Uint8Array {
   const b = Array.from(base);
