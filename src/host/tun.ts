@@ -86,7 +86,9 @@ export async function openTun(o: TunOptions): Promise<TunDevice> {
     throw new HostError(
       e === ENOENT
         ? "/dev/net/tun does not exist: load the tun module (modprobe tun) and give the agent's pod the host's /dev/net/tun"
-        : `cannot open /dev/net/tun: errno ${e}${e === EPERM || e === 13 ? " (the agent needs CAP_NET_ADMIN: run it privileged)" : ""}`,
+        : e === EPERM || e === 13
+          ? `cannot open /dev/net/tun (errno ${e}): the container's device cgroup refuses char 10:200; in Kubernetes mount the host's /dev/net/tun (deploy/components/edge-cni) on a runtime that allows it, or run the agent privileged`
+          : `cannot open /dev/net/tun: errno ${e}`,
     );
   }
   try {
@@ -100,7 +102,9 @@ export async function openTun(o: TunOptions): Promise<TunDevice> {
           ? `TUN device ${name} is held by another process (is another agent still running on this node?)`
           : e === EINVAL
             ? `${name} exists and is not a TUN device we can attach to; delete it (ip link del ${name})`
-            : `TUNSETIFF ${name} failed: errno ${e}`,
+            : e === EPERM
+              ? `creating TUN device ${name} was refused (errno ${e}): the agent needs CAP_NET_ADMIN`
+              : `TUNSETIFF ${name} failed: errno ${e}`,
       );
     }
     let offload = false;

@@ -56,11 +56,6 @@ export const UNBUILT: readonly UnbuiltKey[] = [
     instead: "peers are found by mDNS, relays and published addresses on their own schedule",
   },
   {
-    key: "modules.edgeCNI.enable",
-    asks: (c) => c.modules.edgeCNI.enable,
-    instead: "pods on other nodes are reached through Services only, not by pod IP",
-  },
-  {
     key: "modules.edgeGateway.enable",
     asks: (c) => c.modules.edgeGateway.enable,
     instead: "the agent does not run the gateway: run `edgemesh gateway --config FILE` (the edgemesh-gateway Deployment) with it",

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { loadConfig, type EdgeMeshAgentConfig } from "../../src/control/index.ts";
+import { capabilityNeeds } from "../../src/main/agent.ts";
 import { copyDeploy, find, nodeAffinityAdmits, tolerates, type DeployCopy, type K8sObject, REPO, TEST_PSK } from "../support/deploy.ts";
 
 const pkg = await Bun.file(`${REPO}/package.json`).json();
@@ -33,7 +34,8 @@ beforeAll(async () => {
   copy.write("../my-secure/kustomization.yaml", overlay.replace("# components:", "components:"));
   copy.write("../my-secure/edgemesh-agent.yaml", mine.replace("    relayNodes:\n", "    identityMode: secure\n    relayNodes:\n"));
   copy.write("edge-secure-role/kustomization.yaml", "resources: [../overlays/edge]\ncomponents: [../components/secure-identity]\n");
-  for (const path of ["base", "overlays/edge", "overlays/cloud", "overlays/secure", "../my-cluster", "../my-secure", "edge-secure-role"]) rendered.set(path, await copy.render(path));
+  copy.write("edge-cni/kustomization.yaml", "resources: [../overlays/edge]\ncomponents: [../components/edge-cni]\n");
+  for (const path of ["base", "overlays/edge", "overlays/cloud", "overlays/secure", "../my-cluster", "../my-secure", "edge-secure-role", "edge-cni"]) rendered.set(path, await copy.render(path));
 });
 afterAll(() => copy?.remove());
 
@@ -215,6 +217,24 @@ describe("overlays and components", () => {
     const withRole = objs("edge-secure-role").filter((o) => o.kind !== "ClusterRole");
     expect(withRole).toEqual(objs("overlays/edge").filter((o) => o.kind !== "ClusterRole"));
     expect(role("edge-secure-role").rules).toEqual(role("overlays/secure").rules);
+  });
+
+  test("edge-cni mounts the host's /dev/net/tun as a char device, changes nothing else, and the caps cover the agent with CNI on", () => {
+    const ds = daemonSet("edge-cni");
+    const mount = (ds.spec.template.spec.containers[0].volumeMounts as any[]).find((m) => m.mountPath === "/dev/net/tun");
+    expect(mount).toBeDefined();
+    expect(ds.spec.template.spec.volumes.find((v: any) => v.name === mount.name).hostPath).toEqual({ path: "/dev/net/tun", type: "CharDevice" });
+    const without = structuredClone(ds);
+    const spec = without.spec.template.spec;
+    spec.volumes = spec.volumes.filter((v: any) => v.name !== mount.name);
+    spec.containers[0].volumeMounts = spec.containers[0].volumeMounts.filter((m: any) => m.name !== mount.name);
+    expect([...objs("edge-cni").filter((o) => o.kind !== "DaemonSet"), without]).toEqual([...objs("overlays/edge").filter((o) => o.kind !== "DaemonSet"), daemonSet("overlays/edge")]);
+    // The agent's own start check with the module on asks for no capability the pod lacks.
+    const text = find(objs("edge-cni"), "ConfigMap").data["edgemesh-agent.yaml"].replace("\nmodules:\n", "\nmodules:\n  edgeCNI:\n    enable: true\n");
+    const config = loadConfig({ text, env: EDGE_ENV });
+    expect(config.modules.edgeCNI.enable).toBe(true);
+    const caps: string[] = ds.spec.template.spec.containers[0].securityContext.capabilities.add;
+    for (const need of capabilityNeeds(config, 1024)) expect(caps).toContain(need.cap);
   });
 
   test("the README's operator overlay renders: edge nodes, the registry's image, the operator's config", () => {

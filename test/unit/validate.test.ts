@@ -98,7 +98,6 @@ describe("keys accepted but not built", () => {
     "modules.edgeTunnel.maxCandidates": "modules:\n  edgeTunnel:\n    maxCandidates: 5\n",
     "modules.edgeTunnel.heartbeatPeriod": "modules:\n  edgeTunnel:\n    heartbeatPeriod: 30\n",
     "modules.edgeTunnel.finderPeriod": "modules:\n  edgeTunnel:\n    finderPeriod: 30\n",
-    "modules.edgeCNI.enable": "modules:\n  edgeTunnel:\n    enable: true\n  edgeCNI:\n    enable: true\n",
     "modules.edgeGateway.enable": "modules:\n  edgeGateway:\n    enable: true\n",
   };
 
@@ -107,6 +106,12 @@ describe("keys accepted but not built", () => {
       expect(unbuiltWarnings(loadConfig({ env }))).toEqual([]);
       expect(unbuiltWarnings(loadConfig({ text: HEAD + EDGEMESH_SHIPPED, env }))).toEqual([]);
     }
+  });
+
+  test("built since: modules.edgeCNI.enable (with its meshCIDRConfig) warns no more", () => {
+    const yaml = "modules:\n  edgeTunnel:\n    enable: true\n  edgeCNI:\n    enable: true\n    meshCIDRConfig:\n      edgeCIDR: [10.244.0.0/16]\n";
+    expect(loadConfig({ text: HEAD + yaml }).modules.edgeCNI.enable).toBe(true);
+    expect(unbuiltWarnings(loadConfig({ text: HEAD + yaml }))).toEqual([]);
   });
 
   test("each key warns by name, alone, when the config asks for it", () => {
