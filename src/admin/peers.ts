@@ -12,18 +12,14 @@ export interface Use {
   max: number;
 }
 
-/** What the tunnel's PeerInfo and this view share about a peer. */
-interface PeerBase {
+/** The per-peer part of the tunnel's PeerInfo this view needs. */
+export interface PeerLike {
   peerId: string;
   nodeName?: string;
   connected: boolean;
   addrs: string[];
   relayed: boolean;
   streams: number;
-}
-
-/** The per-peer part of the tunnel's PeerInfo this view needs. */
-export interface PeerLike extends PeerBase {
   limits: { tcp: Use & { agentOpen: number; agentMax: number }; udp: Use & { agentOpen: number; agentMax: number } };
 }
 
@@ -34,7 +30,13 @@ export interface FlowCounts {
   in?(peerId: string): Use;
 }
 
-export interface PeerView extends PeerBase {
+export interface PeerView {
+  peerId: string;
+  nodeName?: string;
+  connected: boolean;
+  addrs: string[];
+  relayed: boolean;
+  streams: number;
   limits: {
     tcpStreams: Use;
     udpStreams: Use;

@@ -92,18 +92,27 @@ export interface AgentOptions {
   socks5?: boolean;
   /** Turn edgeCNI on (needs `tunnel`) with these meshCIDRConfig segments. */
   cni?: { cloudCIDR?: string[]; edgeCIDR?: string[] };
+  /** edgeTunnel.metricConfig: the metrics listener on bindAddress (default 0.0.0.0):port. */
+  metrics?: { port: number; bindAddress?: string };
+  /** commonConfig.logFormat. */
+  logFormat?: "text" | "json";
+  /** edgeDNS.upstreamResolvers (ip or ip:port). */
+  dnsUpstreams?: string[];
 }
 
 function agentConfig(manifestDir: string, stateDir: string, o: AgentOptions = {}): string {
+  const metricConfig = o.metrics
+    ? `    metricConfig:\n      enable: true\n      port: ${o.metrics.port}\n${o.metrics.bindAddress ? `      bindAddress: ${o.metrics.bindAddress}\n` : ""}`
+    : "";
   const relays = (o.tunnel?.relayNodes ?? []).map((r) => `      - nodeName: ${r.nodeName}\n        advertiseAddress: [${r.advertiseAddress.map((a) => `"${a}"`).join(", ")}]`).join("\n");
   const tunnel = o.tunnel
     ? `  edgeTunnel:
     enable: true
 ${o.tunnel.transport ? `    transport: ${o.tunnel.transport}\n` : ""}${o.tunnel.identityMode ? `    identityMode: ${o.tunnel.identityMode}\n` : ""}${o.tunnel.wireFormat ? `    wireFormat: ${o.tunnel.wireFormat}\n` : ""}    psk:
-${o.tunnel.psk === false ? "      enable: false\n" : `      enable: true\n      path: ${o.tunnel.psk}\n`}${relays ? `    relayNodes:\n${relays}\n` : ""}`
+${o.tunnel.psk === false ? "      enable: false\n" : `      enable: true\n      path: ${o.tunnel.psk}\n`}${relays ? `    relayNodes:\n${relays}\n` : ""}${metricConfig}`
     : `  edgeTunnel:
     enable: false
-`;
+${metricConfig}`;
   const list = (l?: string[]) => `[${(l ?? []).map((c) => `"${c}"`).join(", ")}]`;
   const cni = o.cni ? `  edgeCNI:\n    enable: true\n    meshCIDRConfig:\n      cloudCIDR: ${list(o.cni.cloudCIDR)}\n      edgeCIDR: ${list(o.cni.edgeCIDR)}\n` : "";
   return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
@@ -115,10 +124,10 @@ commonConfig:
   bridgeDeviceIP: 169.254.96.16
   adminAddress: 127.0.0.1:10551
   stateDir: ${stateDir}
-modules:
+${o.logFormat ? `  logFormat: ${o.logFormat}\n` : ""}modules:
   edgeDNS:
     enable: true
-  edgeProxy:
+${o.dnsUpstreams ? `    upstreamResolvers: [${o.dnsUpstreams.map((u) => `"${u}"`).join(", ")}]\n` : ""}  edgeProxy:
     enable: true
 ${o.udpIdleTimeoutSeconds !== undefined ? `    udpIdleTimeoutSeconds: ${o.udpIdleTimeoutSeconds}\n` : ""}${o.socks5 ? "    socks5Proxy:\n      enable: true\n      listenPort: 10800\n" : ""}${tunnel}${cni}`;
 }

@@ -55,24 +55,15 @@ function oneFlow(i: number): Promise<void> {
       resolve();
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
-    let bound: Promise<udp.Socket<"buffer">>;
-    try {
-      bound = Bun.udpSocket({
-        port: firstPort + i,
-        socket: {
-          data(_s, d) {
-            if (d.byteLength === size && Buffer.from(d.buffer, d.byteOffset, 4).readUInt32BE(0) === i) finish(true);
-          },
-          error() {},
+    Bun.udpSocket({
+      port: firstPort + i,
+      socket: {
+        data(_s, d) {
+          if (d.byteLength === size && Buffer.from(d.buffer, d.byteOffset, 4).readUInt32BE(0) === i) finish(true);
         },
-      });
-    } catch {
-      // Bun throws EADDRINUSE at once rather than rejecting
-      bindErrors++;
-      finish(false);
-      return;
-    }
-    bound.then(
+        error() {},
+      },
+    }).then(
       (s) => {
         sock = s;
         if (done) return s.close();
