@@ -9,16 +9,28 @@
 // "short_*": one fresh connection at a time (connect, 1 KiB POST, response, close; macro/
 // short-conn.ts), p50 latency and rate vs direct: what a proxy stream open (CONNECT -> SUCCESS on
 // the live libp2p connection) adds to every short connection.
-// Prints one JSON document.
+// Every path is measured in `--rounds` rounds (default 3), each round direct first and then every
+// path, load by load; ratios are medians of the per-round ratios (the runs show in the gate's range
+// column). On the 2-core build VM a single round of the same path moved 2-3x between runs
+// (2026-12-04), the direct reference much less.
+// "udp_*": a UDP service on node B through the tunnel, against the echo server directly: 512-byte
+// echo with 32 in flight on one flow (macro/udp-client.ts: rate and round-trip percentiles), and
+// short flows (macro/udp-flows.ts: a socket, one datagram, its echo; 64 at a time), where what a
+// new flow costs shows (a stream open each before the flows were multiplexed). Full mode and
+// --udp-ab only: not gated, and --short (the CI gate) has no time to spare.
+// Prints {"results": [gate rows]} (bench/gate/external.ts).
 //
-//   bun bench/tunnel-bench.ts            full (10 s per measurement)
-//   bun bench/tunnel-bench.ts --short    ~30-40 s, for the CI gate
+//   bun bench/tunnel-bench.ts            full (8 s per measurement, QUIC path and raw QUIC too)
+//   bun bench/tunnel-bench.ts --short    2 s per measurement, ~2 minutes, for the CI gate
 //   bun bench/tunnel-bench.ts --raw-only [--transport quic] [--psk 0]   the raw tunnel row alone
+//   bun bench/tunnel-bench.ts --udp-ab OTHER/bench/tunnel-bench.ts [--repeats 3]   the UDP rows
+//       only, interleaved: agents of this tree and agents of another checkout (e.g. the commit
+//       before a change), so a before/after comparison shares one run and one machine state
 //   (internal) bun bench/tunnel-bench.ts --role agent ...   one agent process
 
 import { parseArgs } from "node:util";
-import { iperf3, wrk } from "./macro/load.ts";
-import { type Child, cpuSecondsOf, freePort, haveTool, spawnBun, spawnChild, stopAll, waitTcp } from "./macro/procs.ts";
+import { iperf3, udpEchoDetail, udpFlows, wrk } from "./macro/load.ts";
+import { type Child, cpuSecondsOf, freePort, haveTool, outsideLoad, spawnBun, spawnChild, stopAll, waitTcp } from "./macro/procs.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -36,16 +48,26 @@ const { values: args } = parseArgs({
     short: { type: "boolean", default: false },
     seconds: { type: "string" },
     mode: { type: "string" },
+    rounds: { type: "string" },
     "raw-only": { type: "boolean", default: false },
+    udp: { type: "string" },
+    "udp-ab": { type: "string" },
+    repeats: { type: "string", default: "3" },
   },
 });
+
+/** The agent role's script: this file, or another checkout's (--udp-ab). */
+const SELF = "../tunnel-bench.ts";
 
 interface AgentInfo {
   node: string;
   peerId: string;
   addrs: string[];
-  ports: { iperf: number; http: number };
+  ports: { iperf: number; http: number; udp?: number };
 }
+
+/** Unmeasured traffic per path before the rounds, of each kind (see main). */
+const WARM_UP_SECONDS = 3;
 
 if (args.role === "agent") await runAgent();
 else if (args.role === "raw-b") await runRawB();
@@ -205,6 +227,7 @@ async function runAgent(): Promise<void> {
     endpoints: ep(port),
   });
   const ports = [sp("http", args.http!), sp("iperf", args.iperf!)];
+  if (args.udp) ports.push({ ...sp("udp", args.udp), key: portKey("default", "udp", 80, "UDP"), protocol: "UDP" as never });
   const table = deepFreeze({ version: 1, compiledAt: Date.now(), ports, byKey: Object.fromEntries(ports.map((p) => [p.key, p])), services: [] });
   const source = { current: () => table as never, subscribe: () => () => {} };
   const remote = createTunnelDialer({ tunnel, log, metrics });
@@ -228,11 +251,12 @@ async function runAgent(): Promise<void> {
     const p = JSON.parse(args.peer) as AgentInfo;
     await tunnel.addPeer(p.node, p.peerId, p.addrs);
   }
-  for (let i = 0; i < 100 && proxy.listeners().size < 2; i++) await Bun.sleep(10);
+  for (let i = 0; i < 100 && proxy.listeners().size < ports.length; i++) await Bun.sleep(10);
   // Reachable only through the relay: wait for the reservation before telling anyone.
   if (args.listen === "none") for (let i = 0; i < 500 && !tunnel.addrs().some((x) => x.includes("/p2p-circuit")); i++) await Bun.sleep(20);
   const port = (name: string) => proxy.listeners().get(portKey("default", name, 80, "TCP"))!.port;
-  console.log(JSON.stringify({ node, peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: port("iperf"), http: port("http") } } satisfies AgentInfo));
+  const udpPort = args.udp ? proxy.listeners().get(portKey("default", "udp", 80, "UDP"))?.port : undefined;
+  console.log(JSON.stringify({ node, peerId: tunnel.peerId, addrs: tunnel.addrs(), ports: { iperf: port("iperf"), http: port("http"), udp: udpPort } } satisfies AgentInfo));
   process.on("SIGTERM", () => {
     proxy.stop();
     void tunnel.stop().finally(() => process.exit(0));
@@ -249,31 +273,81 @@ async function shortConn(port: number, seconds: number): Promise<{ p50_ms: numbe
   }
 }
 
-interface PathResult {
+interface UdpResult {
+  pps: number;
+  p50_ms: number;
+  p99_ms: number;
+  /** The agents' CPU (both, user + system) per echoed datagram during the pps run. */
+  cpu_us_per_datagram?: number;
+  flows_per_s: number;
+  flows_lost: number;
+  flows_p50_ms: number;
+  cpu_us_per_flow?: number;
+}
+
+/**
+ * The UDP rows against `port` (a path's UDP listener, or the echo server for direct); with the
+ * agents' pids, their CPU per datagram and per flow (steadier than rates on a shared machine).
+ */
+async function measureUdp(port: number, seconds: number, firstPort = 20_000, pids: number[] = []): Promise<UdpResult> {
+  const cpu = async () => (await Promise.all(pids.map((p) => cpuSecondsOf(p)))).reduce((x, y) => x + y, 0);
+  const c0 = await cpu();
+  const echo = await udpEchoDetail(port, seconds);
+  const c1 = await cpu();
+  const flows = await udpFlows(port, seconds, firstPort);
+  const c2 = await cpu();
+  // The pps client runs seconds + its warm-up (0.5 s) at about the measured rate.
+  const datagrams = echo.pps * (seconds + 0.5);
+  const out: UdpResult = { pps: echo.pps, p50_ms: echo.p50_ms, p99_ms: echo.p99_ms, flows_per_s: flows.flows_per_s, flows_lost: flows.lost, flows_p50_ms: flows.p50_ms };
+  if (pids.length > 0) {
+    out.cpu_us_per_datagram = datagrams > 0 ? ((c1 - c0) * 1e6) / datagrams : undefined;
+    out.cpu_us_per_flow = flows.echoed + flows.lost > 0 ? ((c2 - c1) * 1e6) / (flows.echoed + flows.lost) : undefined;
+  }
+  return out;
+}
+
+/** One path under test, started once and measured in every round. */
+interface PathSpec {
   name: string;
-  bulkGbps?: number;
-  rps?: number;
-  short?: { p50_ms: number; p99_ms: number; rate: number; errors: number };
-  rpsErrors?: number;
+  psk: boolean;
+  transport: string;
+  viaRelay: boolean;
+}
+
+/** What one round measured on one path (or directly). */
+interface RoundResult {
+  bulkGbps: number;
+  /** Full mode, tcp_psk and direct only (not gated). */
+  udp?: UdpResult;
   cpuSecondsPerGiB?: number;
-  error?: string;
+  rps: number;
+  rpsErrors: number;
+  short: { p50_ms: number; p99_ms: number; rate: number; errors: number };
 }
 
 /**
  * Agents A and B (B serves the backends); with `viaRelay`, a third agent runs the relay and B has
  * no listener of its own, so A reaches B only as /p2p/RELAY/p2p-circuit/p2p/B.
  */
-async function startPair(psk: boolean, transport: string, iperfPort: number, httpPort: number, viaRelay = false): Promise<{ a: Child; b: Child; relay?: Child; entry: AgentInfo }> {
-  const common = ["--role", "agent", "--psk", psk ? "1" : "0", "--transport", transport, "--iperf", String(iperfPort), "--http", String(httpPort)];
+async function startPair(
+  psk: boolean,
+  transport: string,
+  iperfPort: number,
+  httpPort: number,
+  viaRelay = false,
+  udpPort?: number,
+  script = SELF,
+): Promise<{ a: Child; b: Child; relay?: Child; entry: AgentInfo }> {
+  const common = ["--role", "agent", "--psk", psk ? "1" : "0", "--transport", transport, "--iperf", String(iperfPort), "--http", String(httpPort), ...(udpPort ? ["--udp", String(udpPort)] : [])];
   let relay: Child | undefined;
   let viaArgs: string[] = [];
   if (viaRelay) {
-    relay = spawnBun("../tunnel-bench.ts", [...common, "--node", "relay", "--relay", "self"]);
+    relay = spawnBun(script, [...common, "--node", "relay", "--relay", "self"]);
     viaArgs = ["--relay", JSON.stringify(await relay.nextJson<AgentInfo>(20_000))];
   }
-  const b = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-b", ...viaArgs, ...(viaRelay ? ["--listen", "none"] : [])]);
+  const b = spawnBun(script, [...common, "--node", "node-b", ...viaArgs, ...(viaRelay ? ["--listen", "none"] : [])]);
   const infoB = await b.nextJson<AgentInfo>(20_000);
-  const a = spawnBun("../tunnel-bench.ts", [...common, "--node", "node-a", "--peer", JSON.stringify(infoB), ...viaArgs]);
+  const a = spawnBun(script, [...common, "--node", "node-a", "--peer", JSON.stringify(infoB), ...viaArgs]);
   const entry = await a.nextJson<AgentInfo>(20_000);
   // One request opens the libp2p connection (dial, PSK, Noise, yamux) before anything is timed.
   const res = await fetch(`http://127.0.0.1:${entry.ports.http}/`, { method: "POST", body: "warm" });
@@ -282,31 +356,125 @@ async function startPair(psk: boolean, transport: string, iperfPort: number, htt
   return { a, b, relay, entry };
 }
 
-async function measurePath(name: string, psk: boolean, transport: string, iperfPort: number, httpPort: number, seconds: number, viaRelay = false): Promise<PathResult> {
-  let pair: Awaited<ReturnType<typeof startPair>> | undefined;
-  try {
-    pair = await startPair(psk, transport, iperfPort, httpPort, viaRelay);
-    const agents = [pair.a, pair.b, ...(pair.relay ? [pair.relay] : [])];
-    const cpu = async () => (await Promise.all(agents.map((c) => cpuSecondsOf(c.pid)))).reduce((x, y) => x + y, 0);
-    const cpu0 = await cpu();
-    const bulkGbps = await iperf3(pair.entry.ports.iperf, seconds);
-    const cpu1 = await cpu();
-    // iperf3 runs seconds + 1 (the omitted slow-start second moves bytes too).
-    const gib = (bulkGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
-    const r = await wrk(pair.entry.ports.http, seconds);
-    const short = await shortConn(pair.entry.ports.http, seconds);
-    return { name, bulkGbps, rps: r.rps, rpsErrors: r.errors, cpuSecondsPerGiB: (cpu1 - cpu0) / gib, short };
-  } catch (err) {
-    return { name, error: (err as Error).message.slice(0, 400) };
-  } finally {
-    await pair?.a.stop();
-    await pair?.b.stop();
-    await pair?.relay?.stop();
+type Pair = Awaited<ReturnType<typeof startPair>>;
+
+/**
+ * The rounds: each measures direct, then every path (in an order that rotates per round), load
+ * by load. A burst of outside load or a slow spell of the (virtual) machine then hits a round's
+ * direct and path numbers alike, and the median of the per-round ratios is what is reported.
+ */
+async function measureRounds(
+  paths: PathSpec[],
+  pairs: Map<string, Pair>,
+  direct: { iperf: number; http: number; udp?: number },
+  seconds: number,
+  rounds: number,
+): Promise<{ direct: RoundResult[]; byPath: Map<string, RoundResult[]>; errors: Map<string, string> }> {
+  const out = { direct: [] as RoundResult[], byPath: new Map<string, RoundResult[]>(), errors: new Map<string, string>() };
+  for (let round = 0; round < rounds; round++) {
+    const live = paths.filter((p) => pairs.has(p.name) && !out.errors.has(p.name));
+    const order = live.map((_, i) => live[(i + round) % live.length]!);
+    const partial = new Map<string, Partial<RoundResult>>(order.map((p) => [p.name, {}]));
+    const d: Partial<RoundResult> = {};
+    const step = async (p: PathSpec, what: (pair: Pair, r: Partial<RoundResult>) => Promise<void>) => {
+      if (out.errors.has(p.name)) return;
+      try {
+        await what(pairs.get(p.name)!, partial.get(p.name)!);
+      } catch (err) {
+        out.errors.set(p.name, `round ${round + 1}: ${(err as Error).message.slice(0, 400)}`);
+      }
+    };
+    d.bulkGbps = await iperf3(direct.iperf, seconds);
+    for (const p of order) {
+      await step(p, async (pair, r) => {
+        const agents = [pair.a, pair.b, ...(pair.relay ? [pair.relay] : [])];
+        const cpu = async () => (await Promise.all(agents.map((c) => cpuSecondsOf(c.pid)))).reduce((x, y) => x + y, 0);
+        const cpu0 = await cpu();
+        r.bulkGbps = await iperf3(pair.entry.ports.iperf, seconds);
+        const cpu1 = await cpu();
+        // iperf3 runs seconds + 1 (the omitted slow-start second moves bytes too).
+        const gib = (r.bulkGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
+        r.cpuSecondsPerGiB = (cpu1 - cpu0) / gib;
+      });
+    }
+    const dw = await wrk(direct.http, seconds);
+    d.rps = dw.rps;
+    d.rpsErrors = dw.errors;
+    for (const p of order) {
+      await step(p, async (pair, r) => {
+        const w = await wrk(pair.entry.ports.http, seconds);
+        r.rps = w.rps;
+        r.rpsErrors = w.errors;
+      });
+    }
+    d.short = await shortConn(direct.http, seconds);
+    for (const p of order) await step(p, async (pair, r) => void (r.short = await shortConn(pair.entry.ports.http, seconds)));
+    if (direct.udp !== undefined) {
+      d.udp = await measureUdp(direct.udp, seconds);
+      for (const p of order) {
+        await step(p, async (pair, r) => {
+          if (pair.entry.ports.udp) r.udp = await measureUdp(pair.entry.ports.udp, seconds, 20_000, [pair.a.pid, pair.b.pid]);
+        });
+      }
+    }
+    out.direct.push(d as RoundResult);
+    for (const p of order) {
+      if (out.errors.has(p.name)) continue;
+      const list = out.byPath.get(p.name) ?? [];
+      list.push(partial.get(p.name) as RoundResult);
+      out.byPath.set(p.name, list);
+    }
   }
+  return out;
+}
+
+/** A gate row as bench/gate/external.ts takes it (an array under "results"). */
+interface Row {
+  name: string;
+  value: number | null;
+  unit: string;
+  ratio?: number;
+  runs?: number[];
+  error?: string;
+  note?: string;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function round3(x: number): number {
+  return Number(x.toPrecision(3));
+}
+
+/** Rows of one path: medians over rounds; ratios are medians of the per-round ratios. */
+function pathRows(name: string, rs: RoundResult[], direct: RoundResult[]): Row[] {
+  const ratio = (key: string, unit: string, ours: (r: RoundResult) => number, ref: (r: RoundResult) => number, note?: string): Row[] => {
+    const runs = rs.map((r, i) => round3(ours(r) / ref(direct[i]!)));
+    return [
+      { name: `tunnel.${name}.${key}`, value: median(rs.map(ours)), unit },
+      { name: `tunnel.${name}.${key}_ratio`, value: median(runs), unit: "x", ratio: median(runs), runs, ...(note ? { note } : {}) },
+    ];
+  };
+  const cpu = rs.map((r) => round3(r.cpuSecondsPerGiB ?? NaN)).filter(Number.isFinite);
+  return [
+    ...ratio("bulk", "Gbit/s", (r) => r.bulkGbps, (r) => r.bulkGbps),
+    ...ratio("rps", "req/s", (r) => r.rps, (r) => r.rps),
+    { name: `tunnel.${name}.rps_errors`, value: rs.reduce((n, r) => n + r.rpsErrors, 0), unit: "" },
+    { name: `tunnel.${name}.cpu_s_per_gib`, value: cpu.length ? median(cpu) : null, unit: "CPU-s/GiB", runs: cpu },
+    { name: `tunnel.${name}.short_p50_ms`, value: median(rs.map((r) => r.short.p50_ms)), unit: "ms" },
+    { name: `tunnel.${name}.short_p99_ms`, value: median(rs.map((r) => r.short.p99_ms)), unit: "ms" },
+    ...ratio("short_rate", "conn/s", (r) => r.short.rate, (r) => r.short.rate),
+    { name: `tunnel.${name}.short_errors`, value: rs.reduce((n, r) => n + r.short.errors, 0), unit: "" },
+    ...udpRows(name, rs, direct),
+  ];
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(args.seconds ?? (args.short ? 3 : 10));
+  const seconds = Number(args.seconds ?? (args.short ? 2 : 8));
+  const rounds = Number(args.rounds ?? 3);
   if (!haveTool("iperf3") || !haveTool("wrk")) {
     console.log(JSON.stringify({ error: "iperf3 and wrk are needed (apt-get install iperf3 wrk)" }));
     process.exit(1);
@@ -314,6 +482,14 @@ async function main(): Promise<void> {
   const stop = () => void stopAll().finally(() => process.exit(130));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  if (args["udp-ab"]) {
+    try {
+      console.log(JSON.stringify(await udpAB(args["udp-ab"], seconds, Number(args.repeats)), null, 2));
+    } finally {
+      await stopAll();
+    }
+    process.exit(0);
+  }
   if (args["raw-only"]) {
     const t = args.transport ?? "tcp";
     const psk = args.psk === "1";
@@ -324,53 +500,149 @@ async function main(): Promise<void> {
     }
     process.exit(0);
   }
+  const paths: PathSpec[] = [
+    { name: "tcp_psk", psk: true, transport: "tcp", viaRelay: false },
+    { name: "tcp_nopsk", psk: false, transport: "tcp", viaRelay: false },
+    // B reachable only via circuit relay v2; relayed connections carry PSK + Noise twice, inside
+    // and out, as go-libp2p's do.
+    { name: "tcp_psk_relay", psk: true, transport: "tcp", viaRelay: true },
+    ...(args.short ? [] : [{ name: "quic_nopsk", psk: false, transport: "quic", viaRelay: false }]),
+  ];
+  const rows: Row[] = [{ name: "tunnel.seconds", value: seconds, unit: "s" }, { name: "tunnel.rounds", value: rounds, unit: "" }];
   try {
     const iperfPort = await freePort();
     spawnChild(["iperf3", "-s", "-p", String(iperfPort)]);
     await waitTcp(iperfPort);
     const http = spawnBun("./http-backend.ts");
     const httpPort = (await http.nextJson<{ port: number }>()).port;
+    // The UDP rows are not gated and would add ~15 s to the CI gate: full mode (and --udp-ab) only.
+    const udpPort = args.short ? undefined : (await spawnBun("./udp-echo.ts").nextJson<{ port: number }>()).port;
 
-    const direct = { bulkGbps: await iperf3(iperfPort, seconds), rps: (await wrk(httpPort, seconds)).rps, short: await shortConn(httpPort, seconds) };
-    const paths: PathResult[] = [
-      await measurePath("tcp_psk", true, "tcp", iperfPort, httpPort, seconds),
-      await measurePath("tcp_nopsk", false, "tcp", iperfPort, httpPort, seconds),
-      // The same through a relay node (B reachable only via circuit relay v2; relayed
-      // connections carry PSK + Noise twice, inside and out, as go-libp2p's do).
-      await measurePath("tcp_psk_relay", true, "tcp", iperfPort, httpPort, seconds, true),
-    ];
-    if (!args.short) paths.push(await measurePath("quic_nopsk", false, "quic", iperfPort, httpPort, seconds));
-    const raw: Record<string, unknown> = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
-    if (!args.short) raw.quic_nopsk = await measureRaw("raw_quic_nopsk", false, seconds, "quic");
-
-    const out: Record<string, unknown> = {
-      seconds,
-      direct: { bulk_gbps: direct.bulkGbps, rps: direct.rps, short_p50_ms: direct.short.p50_ms, short_rate: direct.short.rate },
-    };
+    // Every path's agents are started first and stay up (idle agents cost next to nothing), so
+    // the rounds can interleave direct and all paths.
+    const pairs = new Map<string, Pair>();
+    const startErrors = new Map<string, string>();
     for (const p of paths) {
-      out[p.name] = p.error
-        ? { error: p.error }
-        : {
-            bulk_gbps: p.bulkGbps,
-            bulk_ratio: p.bulkGbps! / direct.bulkGbps,
-            rps: p.rps,
-            rps_ratio: p.rps! / direct.rps,
-            rps_errors: p.rpsErrors,
-            cpu_s_per_gib: p.cpuSecondsPerGiB,
-            // One fresh connection at a time: connect, 1 KiB request, response, close.
-            short_p50_ms: p.short?.p50_ms,
-            short_p99_ms: p.short?.p99_ms,
-            short_rate: p.short?.rate,
-            short_rate_ratio: p.short ? p.short.rate / direct.short.rate : undefined,
-            short_errors: p.short?.errors,
-          };
+      try {
+        pairs.set(p.name, await startPair(p.psk, p.transport, iperfPort, httpPort, p.viaRelay, p.name === "tcp_psk" ? udpPort : undefined));
+      } catch (err) {
+        startErrors.set(p.name, `start: ${(err as Error).message.slice(0, 400)}`);
+      }
     }
+    // Fresh agents take seconds of traffic to reach their steady state (JIT tiers; the heap and
+    // buffer pages grown once, each page fault ~1 us+ on the build VM): 2 s bulk rounds on a new
+    // no-PSK pair ran 0.53, 1.25, 0.64, 1.63, 1.98, 2.04, 1.99 Gbit/s at 15.5 down to 5.7 CPU-s/GiB
+    // (2026-12-04). Unmeasured request/response and bulk traffic per path first, so every round
+    // measures the steady state a long-running agent is in.
+    for (const pair of pairs.values()) {
+      await wrk(pair.entry.ports.http, WARM_UP_SECONDS).catch(() => {});
+      await iperf3(pair.entry.ports.iperf, WARM_UP_SECONDS, 0).catch(() => {});
+    }
+    const t0 = performance.now();
+    const outside = await outsideLoad();
+    const m = await measureRounds(paths, pairs, { iperf: iperfPort, http: httpPort, udp: udpPort }, seconds, rounds);
+    const outsideShare = await outside();
+    console.error(`[tunnel-bench] ${rounds} rounds in ${((performance.now() - t0) / 1000).toFixed(0)} s, outside load ${(outsideShare * 100).toFixed(0)}% of the cores`);
+    rows.push({ name: "tunnel.outside_cpu_share", value: Number(outsideShare.toFixed(3)), unit: "", note: "CPU share of all cores other processes took during the rounds (not this benchmark's tree): a run with more than a few % was not quiet" });
+    for (const pair of pairs.values()) {
+      await pair.a.stop();
+      await pair.b.stop();
+      await pair.relay?.stop();
+    }
+    rows.push(
+      { name: "tunnel.direct.bulk_gbps", value: median(m.direct.map((r) => r.bulkGbps)), unit: "Gbit/s", runs: m.direct.map((r) => round3(r.bulkGbps)) },
+      { name: "tunnel.direct.rps", value: median(m.direct.map((r) => r.rps)), unit: "req/s", runs: m.direct.map((r) => Math.round(r.rps)) },
+      { name: "tunnel.direct.short_p50_ms", value: median(m.direct.map((r) => r.short.p50_ms)), unit: "ms" },
+      { name: "tunnel.direct.short_rate", value: median(m.direct.map((r) => r.short.rate)), unit: "conn/s" },
+    );
+    for (const p of paths) {
+      const error = startErrors.get(p.name) ?? m.errors.get(p.name);
+      if (error !== undefined) rows.push({ name: `tunnel.${p.name}.bench`, value: null, unit: "", error: `${p.name}: ${error}` });
+      else rows.push(...pathRows(p.name, m.byPath.get(p.name)!, m.direct));
+    }
+
     // The tunnel alone, for reading the rows above: the path cannot beat these.
-    out.raw_tunnel = raw;
-    out.targets = { tcp_psk: { bulk_ratio: 0.12, rps_ratio: 0.35 }, tcp_nopsk: { bulk_ratio: 0.2, rps_ratio: 0.35 } };
-    console.log(JSON.stringify(out, null, 2));
+    const raw: Record<string, Record<string, unknown>> = { tcp_psk: await measureRaw("raw_tcp_psk", true, seconds), tcp_nopsk: await measureRaw("raw_tcp_nopsk", false, seconds) };
+    if (!args.short) raw.quic_nopsk = await measureRaw("raw_quic_nopsk", false, seconds, "quic");
+    for (const [name, r] of Object.entries(raw)) {
+      if (typeof r.error === "string") rows.push({ name: `tunnel.raw_tunnel.${name}.bench`, value: null, unit: "", error: r.error });
+      else for (const [k, v] of Object.entries(r)) if (typeof v === "number") rows.push({ name: `tunnel.raw_tunnel.${name}.${k}`, value: v, unit: "" });
+    }
+    console.log(JSON.stringify({ results: rows }));
   } finally {
     await stopAll();
   }
   process.exit(0);
+}
+
+/** The UDP rows of a path (full mode, tcp_psk): medians over rounds, ratios per round to direct. */
+function udpRows(name: string, rs: RoundResult[], direct: RoundResult[]): Row[] {
+  const both = rs.flatMap((r, i) => (r.udp && direct[i]?.udp ? [{ u: r.udp, d: direct[i]!.udp! }] : []));
+  if (both.length === 0) return [];
+  const row = (key: string, unit: string, v: (u: UdpResult) => number | undefined): Row => {
+    const runs = both.map(({ u }) => v(u)).filter((x): x is number => x !== undefined && Number.isFinite(x)).map(round3);
+    return { name: `tunnel.${name}.${key}`, value: runs.length ? median(runs) : null, unit, runs };
+  };
+  const ratio = (key: string, v: (u: UdpResult) => number): Row => {
+    const runs = both.map(({ u, d }) => round3(v(u) / v(d)));
+    return { name: `tunnel.${name}.${key}`, value: median(runs), unit: "x", ratio: median(runs), runs };
+  };
+  return [
+    row("udp_pps", "pkt/s", (u) => u.pps),
+    ratio("udp_pps_ratio", (u) => u.pps),
+    row("udp_p50_ms", "ms", (u) => u.p50_ms),
+    row("udp_p99_ms", "ms", (u) => u.p99_ms),
+    row("udp_cpu_us_per_datagram", "us", (u) => u.cpu_us_per_datagram),
+    row("udp_flows_per_s", "flows/s", (u) => u.flows_per_s),
+    ratio("udp_flows_ratio", (u) => u.flows_per_s),
+    row("udp_flows_lost", "", (u) => u.flows_lost),
+    row("udp_flows_p50_ms", "ms", (u) => u.flows_p50_ms),
+    row("udp_cpu_us_per_flow", "us", (u) => u.cpu_us_per_flow),
+  ];
+}
+
+/**
+ * The UDP rows, PSK over TCP, interleaved: direct, agents of `other` (another checkout's
+ * bench/tunnel-bench.ts), agents of this tree; `repeats` rounds; medians and every run.
+ */
+async function udpAB(other: string, seconds: number, repeats: number): Promise<Record<string, unknown>> {
+  const iperfPort = await freePort();
+  const httpPort = await freePort(); // the agents' TCP ports are not used here
+  const udpPort = (await spawnBun("./udp-echo.ts").nextJson<{ port: number }>()).port;
+  const runs: Record<"direct" | "other" | "this", UdpResult[]> = { direct: [], other: [], this: [] };
+  const viaPair = async (script: string): Promise<UdpResult> => {
+    const pair = await startPairUdp(iperfPort, httpPort, udpPort, script);
+    try {
+      return await measureUdp(pair.entry.ports.udp!, seconds, 20_000, [pair.a.pid, pair.b.pid]);
+    } finally {
+      await pair.a.stop();
+      await pair.b.stop();
+    }
+  };
+  for (let r = 0; r < repeats; r++) {
+    // Alternate which of the two goes first, so neither always runs on the warmer machine.
+    runs.direct.push(await measureUdp(udpPort, seconds));
+    if (r % 2 === 0) {
+      runs.other.push(await viaPair(other));
+      runs.this.push(await viaPair(SELF));
+    } else {
+      runs.this.push(await viaPair(SELF));
+      runs.other.push(await viaPair(other));
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const summary = (rs: UdpResult[]) => Object.fromEntries(Object.keys(rs[0]!).map((k) => [k, median(rs.map((x) => x[k as keyof UdpResult] ?? NaN))]));
+  return { seconds, repeats, other, median: { direct: summary(runs.direct), other: summary(runs.other), this: summary(runs.this) }, runs };
+}
+
+/** A pair whose B serves only what the UDP rows need (no HTTP warm-up request: nothing listens). */
+async function startPairUdp(iperfPort: number, httpPort: number, udpPort: number, script: string): Promise<{ a: Child; b: Child; entry: AgentInfo }> {
+  const common = ["--role", "agent", "--psk", "1", "--transport", "tcp", "--iperf", String(iperfPort), "--http", String(httpPort), "--udp", String(udpPort)];
+  const b = spawnBun(script, [...common, "--node", "node-b"]);
+  const infoB = await b.nextJson<AgentInfo>(20_000);
+  const a = spawnBun(script, [...common, "--node", "node-a", "--peer", JSON.stringify(infoB)]);
+  const entry = await a.nextJson<AgentInfo>(20_000);
+  // One echo opens the libp2p connection before anything is timed.
+  await udpEchoDetail(entry.ports.udp!, 1);
+  return { a, b, entry };
 }

@@ -45,3 +45,35 @@ export function ratioResult(
     ...(options.note ? { note: options.note } : {}),
   };
 }
+
+/**
+ * The same benchmark run in several processes (a micro file: JIT decisions differ from process to
+ * process and moved one ratio 0.33..1.44 between runs): one Result per name, with the median of
+ * the gated number (ratio, else value) and of the value, the per-process numbers as runs. A name
+ * with an error or not-measured in any process keeps that first such result.
+ */
+export function combineProcesses(perProcess: readonly (readonly Result[])[]): Result[] {
+  const byName = new Map<string, Result[]>();
+  for (const results of perProcess) for (const r of results) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+  const out: Result[] = [];
+  for (const [, rs] of byName) {
+    const bad = rs.find((r) => r.error !== undefined || r.notMeasured !== undefined || r.value === null);
+    if (bad || rs.length === 1) {
+      out.push(bad ?? rs[0]!);
+      continue;
+    }
+    const first = rs[0]!;
+    const values = rs.map((r) => r.value as number);
+    const ratios = rs.map((r) => r.ratio).filter((x): x is number => typeof x === "number");
+    const refs = rs.map((r) => r.reference?.value).filter((x): x is number => typeof x === "number");
+    const hasRatio = ratios.length === rs.length;
+    out.push({
+      ...first,
+      value: median(values),
+      ...(hasRatio ? { ratio: median(ratios) } : {}),
+      ...(first.reference && refs.length === rs.length ? { reference: { name: first.reference.name, value: median(refs) } } : {}),
+      runs: hasRatio ? ratios : values,
+    });
+  }
+  return out;
+}

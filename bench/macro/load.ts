@@ -3,9 +3,9 @@
 
 import { spawnBun, spawnChild } from "./procs.ts";
 
-/** iperf3 client for `seconds` (+1 s omitted for slow start); receiver-side Gbit/s. */
-export async function iperf3(port: number, seconds: number): Promise<number> {
-  const child = spawnChild(["iperf3", "-c", "127.0.0.1", "-p", String(port), "-t", String(seconds), "-O", "1", "-J"]);
+/** iperf3 client for `seconds` (+`omit` s, 1 by default, omitted for slow start); receiver-side Gbit/s. */
+export async function iperf3(port: number, seconds: number, omit = 1): Promise<number> {
+  const child = spawnChild(["iperf3", "-c", "127.0.0.1", "-p", String(port), "-t", String(seconds), "-O", String(omit), "-J"]);
   const code = await child.exited((seconds + 15) * 1000);
   const text = child.stdoutText();
   let doc: any;
@@ -33,6 +33,23 @@ export async function wrk(port: number, seconds: number, connections = 64): Prom
   const errors = [...text.matchAll(/(?:connect|read|write|timeout) (\d+)/g)].reduce((n, x) => n + Number(x[1]), 0) +
     Number(text.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
   return { rps: Number(m[1]), errors };
+}
+
+/** 512-byte echo, 32 in flight, for `seconds`: replies/s and round-trip percentiles. */
+export async function udpEchoDetail(port: number, seconds: number): Promise<{ pps: number; p50_ms: number; p99_ms: number; lost: number }> {
+  const child = spawnBun("./udp-client.ts", ["--port", String(port), "--seconds", String(seconds), "--size", "512", "--inflight", "32"]);
+  const out = await child.nextJson<{ pps: number; p50_ms: number; p99_ms: number; lost: number }>((seconds + 15) * 1000);
+  await child.exited(5_000);
+  if (!(out.pps > 0)) throw new Error(`udp client -> ${port}: no replies (${JSON.stringify(out)})`);
+  return out;
+}
+
+/** Many short UDP flows (a socket, one datagram, its echo), `concurrency` at a time. */
+export async function udpFlows(port: number, seconds: number, firstPort: number, concurrency = 64): Promise<{ flows_per_s: number; echoed: number; lost: number; p50_ms: number; p99_ms: number }> {
+  const child = spawnBun("./udp-flows.ts", ["--port", String(port), "--seconds", String(seconds), "--concurrency", String(concurrency), "--first-port", String(firstPort)]);
+  const out = await child.nextJson<{ flows_per_s: number; echoed: number; lost: number; p50_ms: number; p99_ms: number }>((seconds + 20) * 1000);
+  await child.exited(5_000);
+  return out;
 }
 
 /** 512-byte echo, 32 in flight, for `seconds`; replies/s. */

@@ -175,3 +175,35 @@ export async function cpuSecondsOf(pid: number): Promise<number> {
   const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
   return ticks / TICKS_PER_SECOND;
 }
+
+/**
+ * CPU seconds the whole machine has spent so far, from /proc/stat: user, nice, system, irq and
+ * softirq (a task's system time includes the softirq work done on its behalf, so leaving that
+ * column out made the machine look less busy than this process tree).
+ */
+export async function machineCpuSeconds(): Promise<number> {
+  const line = (await Bun.file("/proc/stat").text()).split("\n", 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / TICKS_PER_SECOND;
+}
+
+/** CPU seconds of this process and of every child started here (live or reaped). */
+export async function treeCpuSeconds(): Promise<number> {
+  let total = await cpuSecondsOf(process.pid);
+  for (const p of live) total += await cpuSecondsOf(p.pid).catch(() => 0);
+  return total;
+}
+
+/**
+ * Measures what other processes on the machine took while a benchmark ran: machine CPU minus
+ * this process tree's, as a share of all cores. A run with a large share was not quiet.
+ */
+export async function outsideLoad(): Promise<() => Promise<number>> {
+  const m0 = await machineCpuSeconds();
+  const t0 = await treeCpuSeconds();
+  const w0 = performance.now();
+  return async () => {
+    const outside = (await machineCpuSeconds()) - m0 - ((await treeCpuSeconds()) - t0);
+    return Math.max(0, outside) / (((performance.now() - w0) / 1000) * navigator.hardwareConcurrency);
+  };
+}

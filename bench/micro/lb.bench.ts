@@ -2,10 +2,10 @@
 // in the same process: the ratio (reference ns / our ns) is what the gate holds, so a faster or
 // slower machine does not move it. 10 endpoints per service port, 1024 distinct client IPs.
 
-import { bench, do_not_optimize } from "mitata";
+import { do_not_optimize } from "mitata";
 import { deepFreeze, type LbPolicy, type ServicePort } from "../../src/control/index.ts";
 import { createBalancer, headEnd, headerValue } from "../../src/hotpath/index.ts";
-import { emit, jsonMode, nsRatio, runScenarios } from "./harness.ts";
+import { emit, jsonMode, nano, nsRatio, runScenarios } from "./harness.ts";
 
 const ENDPOINTS = 10;
 const CLIENTS = 1024;
@@ -52,20 +52,20 @@ let i = 0;
 const next = () => (i = (i + 1) & (CLIENTS - 1));
 
 // References: the bare operation each policy cannot avoid.
-bench("ref: array index modulo", () => do_not_optimize(addresses[next() % ENDPOINTS]));
-bench("ref: Math.random index", () => do_not_optimize(addresses[(Math.random() * ENDPOINTS) | 0]));
-bench("ref: xxHash64 of client ip", () => do_not_optimize(Bun.hash.xxHash64(clients[next()]!) % 10n));
-bench("ref: Map.get client ip", () => do_not_optimize(sticky.get(clients[next()]!)));
+nano("ref: array index modulo", () => do_not_optimize(addresses[next() % ENDPOINTS]));
+nano("ref: Math.random index", () => do_not_optimize(addresses[(Math.random() * ENDPOINTS) | 0]));
+nano("ref: xxHash64 of client ip", () => do_not_optimize(Bun.hash.xxHash64(clients[next()]!) % 10n));
+nano("ref: Map.get client ip", () => do_not_optimize(sticky.get(clients[next()]!)));
 
-bench("round robin pick", () => do_not_optimize(balancer.pick(rr, clients[next()]!, "", NONE)));
-bench("random pick", () => do_not_optimize(balancer.pick(random, clients[next()]!, "", NONE)));
-bench("consistent hash source ip pick", () => do_not_optimize(balancer.pick(srcHash, clients[next()]!, "", NONE)));
-bench("header hash pick (parse head + pick)", () => {
+nano("round robin pick", () => do_not_optimize(balancer.pick(rr, clients[next()]!, "", NONE)));
+nano("random pick", () => do_not_optimize(balancer.pick(random, clients[next()]!, "", NONE)));
+nano("consistent hash source ip pick", () => do_not_optimize(balancer.pick(srcHash, clients[next()]!, "", NONE)));
+nano("header hash pick (parse head + pick)", () => {
   const head = heads[next()]!;
   const end = headEnd(head, head.length);
   do_not_optimize(balancer.pick(hdrHash, clients[i]!, headerValue(head, end, "x-user"), NONE));
 });
-bench("affinity pick (ClientIP)", () => do_not_optimize(balancer.pick(affinity, clients[next()]!, "", NONE)));
+nano("affinity pick (ClientIP)", () => do_not_optimize(balancer.pick(affinity, clients[next()]!, "", NONE)));
 
 const stats = await runScenarios();
 emit([

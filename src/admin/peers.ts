@@ -12,14 +12,18 @@ export interface Use {
   max: number;
 }
 
-/** The per-peer part of the tunnel's PeerInfo this view needs. */
-export interface PeerLike {
+/** What the tunnel's PeerInfo and this view share about a peer. */
+interface PeerBase {
   peerId: string;
   nodeName?: string;
   connected: boolean;
   addrs: string[];
   relayed: boolean;
   streams: number;
+}
+
+/** The per-peer part of the tunnel's PeerInfo this view needs. */
+export interface PeerLike extends PeerBase {
   limits: { tcp: Use & { agentOpen: number; agentMax: number }; udp: Use & { agentOpen: number; agentMax: number } };
 }
 
@@ -30,13 +34,7 @@ export interface FlowCounts {
   in?(peerId: string): Use;
 }
 
-export interface PeerView {
-  peerId: string;
-  nodeName?: string;
-  connected: boolean;
-  addrs: string[];
-  relayed: boolean;
-  streams: number;
+export interface PeerView extends PeerBase {
   limits: {
     tcpStreams: Use;
     udpStreams: Use;

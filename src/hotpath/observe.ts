@@ -8,6 +8,7 @@
 import type { Endpoint, ServicePort } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import { LogLimiter } from "../log/index.ts";
+import { LIMIT_LOG_INTERVAL_MS } from "../tunnel/constants.ts";
 import {
   type Counter,
   type Histogram,
@@ -36,6 +37,8 @@ export interface PortMetrics {
 
 const CONNECTIONS = "proxy_service_connections_total";
 const CONNECTIONS_HELP = "Connections (TCP) or flows (UDP) accepted on a service port";
+const ACTIVE = "proxy_service_active";
+const ACTIVE_HELP = "TCP connections or UDP flows open now on a service port (TCP's limit: proxy_service_active_max)";
 const FAILURES = "proxy_service_failures_total";
 const FAILURES_HELP = "Failures on a service port: dial_error, dial_timeout, no_endpoint (none left to try), limit (connection cap)";
 
@@ -61,12 +64,21 @@ export class PortMetricsSet {
     return o;
   }
 
+  /**
+   * The port's current use against its limit: TCP connections or UDP flows open now, read at
+   * scrape time (a port past the series budget has none of its own).
+   */
+  active(sp: ServicePort, read: () => number): void {
+    if (this.#budget.has(sp.key)) this.m.gaugeFn(ACTIVE, ACTIVE_HELP, read, labelsOf(sp));
+  }
+
   /** The port's listener closed: its series leave the exposition (the overflow ones stay). */
   release(sp: Pick<ServicePort, "key" | "namespace" | "name" | "port" | "protocol">): void {
     if (!this.#budget.has(sp.key)) return;
     this.#budget.release(sp.key);
     const labels = labelsOf(sp);
     this.m.remove(CONNECTIONS, labels);
+    this.m.remove(ACTIVE, labels);
     for (const reason of FAILURE_REASONS) this.m.remove(FAILURES, { ...labels, reason });
   }
 
@@ -106,16 +118,27 @@ export function connectHistograms(m: MetricsRegistry): ConnectHistograms {
 /** Data-path warnings, rate-limited per key. One per proxy (TCP and UDP share it). */
 export class DataPathLog {
   readonly limiter: LogLimiter;
+  readonly #limits: LogLimiter;
   constructor(
     private readonly log: Logger,
     m: MetricsRegistry,
     clock: { now(): number },
   ) {
-    this.limiter = new LogLimiter({
-      log,
-      clock,
-      suppressedTotal: m.counter("log_suppressed_total", "Warnings not written because the same one (same service, endpoint, reason) was written within the rate-limit interval"),
-    });
+    const suppressedTotal = m.counter("log_suppressed_total", "Warnings not written because the same one (same service, endpoint, reason) was written within the rate-limit interval");
+    this.limiter = new LogLimiter({ log, clock, suppressedTotal });
+    // A connection limit hit: one line per service port (or for the agent) per minute, as the
+    // tunnel's limits; not flushed, the next line says how many were not logged.
+    this.#limits = new LogLimiter({ log, clock, suppressedTotal, intervalMs: LIMIT_LOG_INTERVAL_MS });
+  }
+
+  /** A connection was refused at a limit: the service port's (maxConnectionsPerPort) or the agent's. */
+  connectionLimit(service: string, perPort: boolean, max: number): void {
+    const key = perPort ? service : "agent";
+    const n = this.#limits.admit(key, "connection limit reached");
+    if (n < 0) return;
+    const ctx: Record<string, unknown> = perPort ? { service, maxConnectionsPerPort: max } : { maxConnections: max, service };
+    if (n > 0) ctx.notLogged = n;
+    this.log.warn(perPort ? "connection limit of the service port reached: connection refused" : "connection limit of the agent reached: connection refused", ctx);
   }
 
   /**

@@ -97,6 +97,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     },
   };
   metrics.gaugeFn("proxy_tcp_active", "Proxied TCP connections open now", () => tcp.active);
+  metrics.gaugeFn("proxy_tcp_active_max", "Limit on proxied TCP connections open at once (the agent's)", () => tcp.maxConnections);
+  metrics.gaugeFn("proxy_service_active_max", "Limit on TCP connections open at once per service port (maxConnectionsPerPort; 0: none)", () => tcp.maxConnectionsPerPort, { protocol: "TCP" });
+  metrics.gaugeFn("proxy_udp_flows_max", "Limit on UDP flows open at once (the agent's; at it the least recently used flow is closed)", () => udp.maxFlows);
   metrics.gaugeFn("proxy_udp_flows_active", "UDP flows open now", () => udp.flows);
   const bindFailures = counter("proxy_listen_failures_total", "Service listeners that could not be opened");
 
@@ -148,6 +151,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     for (const sp of table.ports) {
       if (sp.protocol === "TCP" && !tcpListeners.has(sp.key)) {
         const state: TcpListenerState = { key: sp.key, ctx: tcp, pm: ports.acquire(sp), active: 0 };
+        ports.active(sp, () => state.active);
         try {
           const listener = Bun.listen<TcpListenerState>({
             hostname: options.bindHost,
@@ -164,7 +168,9 @@ export function createProxy(options: ProxyOptions): Proxy {
           log.error("tcp listener failed", { key: sp.key, host: options.bindHost, err });
         }
       } else if (sp.protocol === "UDP" && !udpListeners.has(sp.key)) {
-        udpListeners.set(sp.key, openUdpListener(udp, sp, ports.acquire(sp), options.bindHost, () => publish()));
+        const ls = openUdpListener(udp, sp, ports.acquire(sp), options.bindHost, () => publish());
+        ports.active(sp, () => ls.count);
+        udpListeners.set(sp.key, ls);
       }
     }
     balancer.prune(table);

@@ -19,7 +19,8 @@ export {
   type ProxyMsg,
 } from "./codec.ts";
 export { createTunnel } from "./tunnel.ts";
-export { EveryPerKey, StreamBudget, STREAM_CLASSES, type ClassCounts, type LimitHit, type StreamClass } from "./limits.ts";
+export { limitLogger } from "./limit-log.ts";
+export { StreamBudget, STREAM_CLASSES, type ClassCounts, type LimitHit, type StreamClass } from "./limits.ts";
 export { pnetProtector, XSalsaStream } from "./pnet.ts";
 export * from "./constants.ts";
 export type { TransportKind } from "./host.ts";

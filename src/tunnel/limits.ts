@@ -61,31 +61,3 @@ export class StreamBudget {
     return this.#peers.entries();
   }
 }
-
-/**
- * At most one log line per key (a peer) per interval: `hit(key)` returns how many hits were not
- * logged since the last line when this one should be logged, else -1. Remembers at most
- * `maxKeys` keys, so a stream of new keys cannot grow it without bound.
- */
-export class EveryPerKey {
-  readonly #seen = new Map<string, { at: number; suppressed: number }>();
-
-  constructor(
-    readonly intervalMs: number,
-    readonly maxKeys = 4096,
-    readonly now: () => number = Date.now,
-  ) {}
-
-  hit(key: string): number {
-    const t = this.now();
-    const s = this.#seen.get(key);
-    if (s !== undefined && t - s.at < this.intervalMs) {
-      s.suppressed++;
-      return -1;
-    }
-    if (s === undefined && this.#seen.size >= this.maxKeys) this.#seen.clear();
-    const suppressed = s?.suppressed ?? 0;
-    this.#seen.set(key, { at: t, suppressed: 0 });
-    return suppressed;
-  }
-}

@@ -8,7 +8,7 @@
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Libp2p } from "libp2p";
-import type { Logger } from "../log/index.ts";
+import type { LogLimiter, Logger } from "../log/index.ts";
 import type { Counter, MetricsRegistry } from "../metrics/index.ts";
 import { decodeProxyBody, encodeProxy, MsgType } from "./codec.ts";
 import {
@@ -16,13 +16,13 @@ import {
   FEATURE_UDP_FRAMED,
   FEATURE_UDP_MUX,
   HEADER_TIMEOUT_MS,
-  LIMIT_LOG_INTERVAL_MS,
   OPEN_TIMEOUT_MS,
   PROXY_PROTOCOL,
 } from "./constants.ts";
 import { TunnelError } from "./errors.ts";
+import { limitLogger } from "./limit-log.ts";
 import { newStreamLazy, readHeader, readSelected, replyAndClose } from "./header-io.ts";
-import { EveryPerKey, STREAM_CLASSES, StreamBudget, type LimitHit, type StreamClass } from "./limits.ts";
+import { STREAM_CLASSES, StreamBudget, type LimitHit, type StreamClass } from "./limits.ts";
 import type { PeerBook } from "./peers.ts";
 import type { OpenedProxyStream, ProxyHandler, ProxyHeader, ProxyTarget, StreamLimits } from "./types.ts";
 
@@ -47,7 +47,7 @@ export class ProxyService {
   #handler: ProxyHandler | undefined;
   readonly #budget: StreamBudget;
   readonly #ext: boolean;
-  readonly #limitLog = new EveryPerKey(LIMIT_LOG_INTERVAL_MS);
+  readonly #limitLog: LogLimiter;
   /**
    * Peer ID -> the libp2p connection on which its agent accepted early data. Per connection, not
    * per peer: a compat-mode peer ID follows the node name, so the node may come back as an
@@ -60,6 +60,7 @@ export class ProxyService {
   constructor(private readonly o: ProxyServiceOptions) {
     const m = o.metrics;
     this.#budget = new StreamBudget(o.maxStreams, o.maxStreamsPerPeer);
+    this.#limitLog = limitLogger(o.log, m);
     this.#ext = o.extensions !== false;
     this.#c = {
       opened: m.counter("tunnel_proxy_streams_opened_total", "Proxy streams opened to other agents"),
@@ -105,7 +106,7 @@ export class ProxyService {
   /** A limit was hit: counted, and one log line per peer per minute. */
   #hit(peer: string, cls: StreamClass, which: LimitHit, direction: "in" | "out"): void {
     this.#limitHits[cls].value++;
-    const notLogged = this.#limitLog.hit(peer);
+    const notLogged = this.#limitLog.admit(peer, "stream limit reached");
     if (notLogged < 0) return;
     const b = this.#budget;
     this.o.log.warn(`${cls} stream limit reached (${which === "peer" ? `${b.maxPerPeer} per peer` : `${b.max} in total`}): stream refused`, {

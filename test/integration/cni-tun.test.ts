@@ -14,6 +14,8 @@ interface Helper {
   out(): string;
   waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
   send(line: string): void;
+  /** Send `routes ARG` and wait until the helper has applied exactly that command. */
+  routes(arg: string): Promise<void>;
   kill(signal: NodeJS.Signals): Promise<number>;
   proc: ReturnType<typeof Bun.spawn>;
 }
@@ -21,6 +23,7 @@ interface Helper {
 function startHelper(ns: string, args: string[] = []): Helper {
   const proc = Bun.spawn(["ip", "netns", "exec", ns, process.execPath, HELPER, ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   let text = "";
+  let syncs = 0;
   const read = async (s: ReadableStream<Uint8Array>) => {
     const d = new TextDecoder();
     for await (const c of s) text += d.decode(c, { stream: true });
@@ -40,6 +43,10 @@ function startHelper(ns: string, args: string[] = []): Helper {
     send(line) {
       proc.stdin.write(`${line}\n`);
       proc.stdin.flush();
+    },
+    async routes(arg) {
+      this.send(`routes ${arg}`);
+      await this.waitFor(new RegExp(`^synced ${++syncs}$`, "m"));
     },
     async kill(signal) {
       if (proc.exitCode === null) proc.kill(signal);
@@ -84,16 +91,14 @@ describe("integration: the Edge CNI TUN device and its routes", () => {
   });
 
   test("routes converge to the desired set, on our device with our protocol", async () => {
-    h.send("routes 10.98.0.0/24,10.99.1.0/24");
-    await h.waitFor(/synced/);
+    await h.routes("10.98.0.0/24,10.99.1.0/24");
     expect((await ourRoutes(ns)).map((l) => l.split(" ")[0])).toEqual(["10.98.0.0/24", "10.99.1.0/24"]);
-    h.send("routes 10.98.0.0/24");
-    await h.waitFor(/synced[\s\S]*synced/);
+    await h.routes("10.98.0.0/24");
     expect((await ourRoutes(ns)).map((l) => l.split(" ")[0])).toEqual(["10.98.0.0/24"]);
   });
 
   test("a pod CIDR that another device routes is left alone", async () => {
-    h.send("routes 10.98.0.0/24,10.97.0.0/24");
+    await h.routes("10.98.0.0/24,10.97.0.0/24");
     await h.waitFor(/left alone/);
     expect((await ourRoutes(ns)).map((l) => l.split(" ")[0])).toEqual(["10.98.0.0/24"]);
     expect((await ns.must(["ip", "-4", "route", "show", "10.97.0.0/24"])).stdout).toContain("dev other0");
@@ -128,18 +133,15 @@ describe("integration: the Edge CNI TUN device and its routes", () => {
   test("kill -9 leaves nothing either, and a restart converges without duplicate routes", async () => {
     h = startHelper(ns.ns, ["--offload", "1"]);
     await h.waitFor(/^ready$/m);
-    h.send("routes 10.98.0.0/24,10.99.2.0/24");
-    await h.waitFor(/synced/);
+    await h.routes("10.98.0.0/24,10.99.2.0/24");
     expect(await ourRoutes(ns)).toHaveLength(2);
     await h.kill("SIGKILL");
     expect(await deviceExists(ns)).toBe(false);
     expect(await ourRoutes(ns)).toEqual([]);
     h = startHelper(ns.ns, ["--offload", "0"]);
     await h.waitFor(/^ready$/m);
-    h.send("routes 10.98.0.0/24,10.99.2.0/24");
-    await h.waitFor(/synced/);
-    h.send("routes 10.98.0.0/24,10.99.2.0/24");
-    await h.waitFor(/synced[\s\S]*synced/);
+    await h.routes("10.98.0.0/24,10.99.2.0/24");
+    await h.routes("10.98.0.0/24,10.99.2.0/24");
     expect((await ourRoutes(ns)).map((l) => l.split(" ")[0])).toEqual(["10.98.0.0/24", "10.99.2.0/24"]);
     // Without offload the device carries plain packets, and ping still works.
     expect((await ns.exec(["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.98.0.9"])).stdout).toContain("2 received");

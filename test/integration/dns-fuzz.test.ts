@@ -10,6 +10,7 @@ import { compileZone } from "../../src/dns/zone.ts";
 import { UpstreamIO } from "../../src/dns/upstream.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
+import { rng } from "../support/rng.ts";
 
 const PACKETS = 100_000;
 
@@ -19,19 +20,6 @@ const table: RouteTable = deepFreeze({ version: 1, compiledAt: 0, ports: [], byK
   { namespace: "default", name: "db", type: "Headless", clusterIPs: [], externalName: "", ports: [],
     endpoints: Array.from({ length: 60 }, (_, i) => ({ ip: `10.1.0.${i + 1}`, port: 1, node: "", ready: true, hostname: "", zone: "" })) },
 ] });
-
-/** xorshift32: deterministic, so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
 
 const seeds = [
   ["web.default.svc.cluster.local", "A"], ["db.default.svc.cluster.local", "A"], ["nope.cluster.local", "AAAA"],

@@ -90,6 +90,17 @@ describe("HTTP routing", () => {
     expect(g.metrics.snapshot()["gateway_upstream_reused_total"]).toBeGreaterThanOrEqual(19);
   });
 
+  test("a client that asks to close gets connection: close on the response, then the close", async () => {
+    const { responses, closed } = await rawRequests(g.port(GW), [get("/bye", "gw.test", "Connection: close\r\n")]);
+    expect(responses[0]!.status).toBe(200);
+    expect(responses[0]!.headers["connection"]).toBe("close");
+    expect(closed).toBe(true);
+    // The upstream connection was not closed with it: it went back to the pool.
+    const before = new Set(web.connections);
+    await rawRequests(g.port(GW), [get("/again")]);
+    expect([...web.connections].filter((p) => !before.has(p)).length).toBe(0);
+  });
+
   test("pipelined requests in one write are answered in order", async () => {
     const { responses } = await rawRequests(g.port(GW), [get("/p1"), get("/api/p2"), get("/p3")], { pipelined: true });
     expect(responses.map((r) => JSON.parse(r.body).path)).toEqual(["/p1", "/v2/p2", "/p3"]);

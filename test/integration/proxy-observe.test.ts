@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
-import { PortMetricsSet } from "../../src/hotpath/observe.ts";
+import { DataPathLog, PortMetricsSet } from "../../src/hotpath/observe.ts";
 import { echoServer, makeTable, servicePort, startProxy, type Harness } from "./proxy-support.ts";
 import { promtoolCheck } from "../support/promtool.ts";
 
@@ -74,6 +74,52 @@ describe("per service port series", () => {
     expect(snap['proxy_connect_duration_seconds_count{path="remote"}']).toBe(0);
     const r = await promtoolCheck(h.metrics.render());
     expect(r.output).toBe("");
+  });
+
+  test("each port's current use is shown beside its limit, and a limit hit is one log line a minute", async () => {
+    const echo = echoServer();
+    cleanups.push(() => echo.stop(true));
+    const h = harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 2 });
+    const { port } = await h.addr("capped");
+    const active = () => Object.entries(h.metrics.snapshot()).find(([k]) => k.startsWith("proxy_service_active{") && k.includes('service="capped"'))?.[1];
+    const held: Awaited<ReturnType<typeof Bun.connect>>[] = [];
+    for (let i = 0; i < 2; i++) {
+      const got = Promise.withResolvers<void>();
+      const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data: () => got.resolve() } });
+      s.write("x");
+      await Promise.race([got.promise, Bun.sleep(3000)]);
+      held.push(s);
+    }
+    expect(active()).toBe(2);
+    expect(h.metrics.snapshot()['proxy_service_active_max{protocol="TCP"}']).toBe(2);
+    for (let i = 0; i < 3; i++) await attempt(port); // refused at the cap
+    const lines = h.log.lines.filter((l) => l.includes("connection limit of the service port reached"));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("capped");
+    for (const s of held) s.end();
+    for (let i = 0; i < 200 && active() !== 0; i++) await Bun.sleep(10);
+    expect(active()).toBe(0);
+  });
+
+  test("limit lines: one per service port, and one for the agent, per minute; the next says how many were not logged", () => {
+    let now = 0;
+    const log = createMemoryLogger({ format: "json" });
+    const d = new DataPathLog(log, createMetrics(), { now: () => now });
+    for (let i = 0; i < 3; i++) d.connectionLimit("default/a:80/TCP", true, 2);
+    d.connectionLimit("default/b:80/TCP", true, 2);
+    d.connectionLimit("default/a:80/TCP", false, 100);
+    d.flush(); // no summary line of its own
+    expect(log.lines.length).toBe(3);
+    now = 59_999;
+    d.connectionLimit("default/a:80/TCP", true, 2);
+    expect(log.lines.length).toBe(3);
+    now = 60_000;
+    d.connectionLimit("default/a:80/TCP", true, 2);
+    expect(log.lines.length).toBe(4);
+    const last = JSON.parse(log.lines[3]!);
+    expect(last.service).toBe("default/a:80/TCP");
+    expect(last.maxConnectionsPerPort).toBe(2);
+    expect(last.notLogged).toBe(3);
   });
 
   test("a port that leaves the table takes its series with it", async () => {
@@ -154,7 +200,6 @@ describe("data-path warnings", () => {
 
 describe("tunnel failures", () => {
   test("a far agent that answered FAILED is a dial failure; anything else means the peer was not reached", async () => {
-    const { DataPathLog } = await import("../../src/hotpath/observe.ts");
     const log = createMemoryLogger();
     const d = new DataPathLog(log, createMetrics(), { now: () => 0 });
     const ep = { ip: "10.244.2.10", port: 8080, node: "n2", ready: true, hostname: "", zone: "" };

@@ -11,20 +11,9 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { decodeDiscovery, DISCOVERY_PROTOCOL, encodeDiscovery, MsgType } from "../../src/tunnel/index.ts";
 import { isNodeName } from "../../src/tunnel/discovery.ts";
 import { bareHost, stopAllTunnels, testTunnel } from "../support/tunnels.ts";
+import { rng } from "../support/rng.ts";
 
 afterAll(stopAllTunnels);
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
 
 type Outcome = "FAILED" | "SUCCESS" | "closed" | "reset";
 

@@ -3,7 +3,7 @@
 // accident: typos in floors.json, crashed or missing benchmarks and inverted bounds all fail.
 
 import { describe, expect, test } from "bun:test";
-import { evaluate, FloorsError, lastJson, median, normalizeExternal, parseFloors, ratioResult, renderTable, retryTargets, summarize, type Result } from "../../bench/gate/index.ts";
+import { combineProcesses, evaluate, FloorsError, lastJson, median, normalizeExternal, parseFloors, ratioResult, renderTable, retryTargets, summarize, type Result } from "../../bench/gate/index.ts";
 
 const floorsText = JSON.stringify({
   floors: {
@@ -133,6 +133,24 @@ describe("stats", () => {
 
   test("summarize keeps the runs and takes the median", () => {
     expect(summarize("c", "ms", [70, 50, 60])).toEqual({ name: "c", unit: "ms", value: 60, runs: [70, 50, 60] });
+  });
+
+  test("combineProcesses gates the median over processes and keeps each process's number as a run", () => {
+    const pick = (ns: number, ref: number): Result => ({ name: "lb.x", unit: "ns/op", value: ns, reference: { name: "ref", value: ref }, ratio: ref / ns });
+    const [r] = combineProcesses([[pick(20, 2)], [pick(10, 2)], [pick(40, 2)]]);
+    expect(r!.ratio).toBe(0.1);
+    expect(r!.value).toBe(20);
+    expect(r!.reference).toEqual({ name: "ref", value: 2 });
+    expect(r!.runs).toEqual([0.1, 0.2, 0.05]);
+    const [c] = combineProcesses([[compile(70)], [compile(50)], [compile(60)]]);
+    expect(c!.value).toBe(60);
+    expect(c!.runs).toEqual([70, 50, 60]);
+  });
+
+  test("combineProcesses keeps an error from any process, so a crash is never averaged away", () => {
+    const crashed: Result = { name: "compile.10k_services", unit: "", value: null, error: "exit 1" };
+    const [c] = combineProcesses([[compile(70)], [crashed]]);
+    expect(c!.error).toBe("exit 1");
   });
 });
 

@@ -6,18 +6,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { headEnd, headEndAfterAppend, headerValue } from "../../src/hotpath/lb/http-head.ts";
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
+import { rng } from "../support/rng.ts";
 
 const enc = (t: string) => new Uint8Array(Buffer.from(t, "latin1"));
 const SEEDS = [

@@ -16,18 +16,7 @@ import { expansionBudget } from "../../src/control/manifest/parse.ts";
 import { KINDS, type Kind, type KubeObject } from "../../src/control/objects.ts";
 import { createObjectStore } from "../../src/control/store.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
+import { rng } from "../support/rng.ts";
 
 /** Every kind the agent and the gateway read, with most of the fields they look at. */
 const RICH = `apiVersion: v1

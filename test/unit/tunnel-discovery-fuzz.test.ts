@@ -6,18 +6,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { decodeDiscovery, decodeDiscoveryBody, encodeDiscovery, MAX_HEADER_BYTES, MsgType, splitDelimited, TunnelError } from "../../src/tunnel/index.ts";
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
+import { rng } from "../support/rng.ts";
 
 const SEEDS = [
   encodeDiscovery({ type: MsgType.CONNECT, protocol: "MDNS", nodeName: "edge-node-1" }),

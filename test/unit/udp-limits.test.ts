@@ -3,7 +3,9 @@
 import { describe, expect, test } from "bun:test";
 import { peersJson, type PeerLike } from "../../src/admin/index.ts";
 import { LruList, type LruEntry } from "../../src/hotpath/lru.ts";
-import { EveryPerKey, StreamBudget } from "../../src/tunnel/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
+import { limitLogger, StreamBudget } from "../../src/tunnel/index.ts";
 
 class E implements LruEntry {
   lruPrev: LruEntry | null = null;
@@ -78,25 +80,20 @@ describe("stream budget", () => {
   });
 });
 
-describe("once per key per interval", () => {
-  test("the first hit of a key is logged, the next ones within the interval are counted and reported with the next line", () => {
+describe("limit lines", () => {
+  test("one line per peer per minute: repeats are counted and reported with the next line", () => {
     let now = 0;
-    const e = new EveryPerKey(60_000, 100, () => now);
-    expect(e.hit("n2")).toBe(0);
-    expect(e.hit("n2")).toBe(-1);
-    expect(e.hit("n2")).toBe(-1);
-    expect(e.hit("n3")).toBe(0);
+    const metrics = createMetrics();
+    const l = limitLogger(createMemoryLogger(), metrics, { now: () => now });
+    expect(l.admit("n2", "x")).toBe(0);
+    expect(l.admit("n2", "x")).toBe(-1);
+    expect(l.admit("n3", "x")).toBe(0);
     now = 59_999;
-    expect(e.hit("n2")).toBe(-1);
+    expect(l.admit("n2", "x")).toBe(-1);
     now = 60_000;
-    expect(e.hit("n2")).toBe(3);
-    expect(e.hit("n2")).toBe(-1);
-  });
-
-  test("it remembers a bounded number of keys", () => {
-    const e = new EveryPerKey(60_000, 3, () => 0);
-    for (const k of ["a", "b", "c", "d"]) expect(e.hit(k)).toBe(0);
-    expect(e.hit("a")).toBe(0); // forgotten when the map was cleared at the bound
+    expect(l.admit("n2", "x")).toBe(2);
+    expect(l.admit("n2", "x")).toBe(-1);
+    expect(metrics.snapshot()["log_suppressed_total"]).toBe(3);
   });
 });
 

@@ -94,10 +94,12 @@ function feedResponseHead(c: HttpConn, buf: Uint8Array, s: number, e: number): n
   c.respChunked.reset();
   c.respState = R_BODY;
   const ops = c.route?.responseHeaders ?? null;
-  if (ops !== null) {
+  // The client connection ends after this response: tell an HTTP/1.1 client so.
+  const closing = c.head.http11 && !r.close && (c.closeAfter || c.head.close || c.respMode === BODY_UNTIL_CLOSE);
+  if (ops !== null || closing) {
     const out = c.ctx.scratch;
     out.len = 0;
-    writeResponseHead(hb, r, ops, out);
+    writeResponseHead(hb, r, ops, closing, out);
     sendDownCopy(c, out.buf, out.len);
     return feedResponseBody(c, buf, next, next, e);
   }

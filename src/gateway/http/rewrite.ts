@@ -145,8 +145,12 @@ function header(out: Scratch, kv: readonly [string, string]): void {
   out.text(CRLF);
 }
 
-/** The response head with the route's response header changes applied, into `out`. */
-export function writeResponseHead(buf: Uint8Array, r: ResponseHead, ops: HeaderOps, out: Scratch): void {
+/**
+ * The response head with the route's response header changes applied, into `out`. `close`:
+ * the gateway closes the client after this response, so it says "connection: close" (instead
+ * of any Connection header the upstream sent), as RFC 9112 9.6 asks of a closing server.
+ */
+export function writeResponseHead(buf: Uint8Array, r: ResponseHead, ops: HeaderOps | null, close: boolean, out: Scratch): void {
   out.reserve(r.end - r.start + 256);
   out.bytes(buf, r.start, r.headersStart);
   let i = r.headersStart;
@@ -156,10 +160,14 @@ export function writeResponseHead(buf: Uint8Array, r: ResponseHead, ops: HeaderO
     const next = e + 1;
     let ne = i;
     while (ne < e && buf[ne] !== 58) ne++;
-    if (!removed(ops, buf, i, ne)) out.bytes(buf, i, next);
+    const drop = (ops !== null && removed(ops, buf, i, ne)) || (close && equalsLower(buf, i, ne, "connection"));
+    if (!drop) out.bytes(buf, i, next);
     i = next;
   }
-  for (let k = 0; k < ops.set.length; k++) header(out, ops.set[k]!);
-  for (let k = 0; k < ops.add.length; k++) header(out, ops.add[k]!);
+  if (ops !== null) {
+    for (let k = 0; k < ops.set.length; k++) header(out, ops.set[k]!);
+    for (let k = 0; k < ops.add.length; k++) header(out, ops.add[k]!);
+  }
+  if (close) out.text("connection: close\r\n");
   out.text(CRLF);
 }

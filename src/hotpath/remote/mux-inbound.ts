@@ -8,9 +8,10 @@
 
 import type { udp } from "bun";
 import type { TableSource } from "../../control/index.ts";
-import type { Logger } from "../../log/index.ts";
+import type { Logger, LogLimiter } from "../../log/index.ts";
 import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
-import { EveryPerKey, LIMIT_LOG_INTERVAL_MS, type ProxyHeader, type TunnelStream } from "../../tunnel/index.ts";
+import type { ProxyHeader, TunnelStream } from "../../tunnel/index.ts";
+import { limitLogger } from "../../tunnel/limit-log.ts";
 import { UDP_PENDING_MAX } from "../constants.ts";
 import { LruList, type LruEntry } from "../lru.ts";
 import { closeFrame, dataPrefix, MUX_CLOSE_ERROR, MUX_CLOSE_EVICTED, MUX_CLOSE_IDLE, MUX_CLOSE_REFUSED } from "./mux-frames.ts";
@@ -186,12 +187,13 @@ class Inbound implements MuxInbound {
   readonly max: number;
   total = 0;
   now = Date.now();
-  readonly #limitLog = new EveryPerKey(LIMIT_LOG_INTERVAL_MS);
+  readonly #limitLog: LogLimiter;
 
   constructor(readonly o: MuxInboundOptions) {
     const mx = o.metrics;
     this.maxPerPeer = o.maxFlowsPerPeer ?? UDP_FLOWS_PER_PEER_DEFAULT;
     this.max = o.maxFlows ?? UDP_INBOUND_FLOWS_DEFAULT;
+    this.#limitLog = limitLogger(o.log, mx);
     const c = (name: string, help: string, labels?: Record<string, string>) => mx.counter(name, help, labels);
     this.m = {
       opened: c("proxy_inbound_udp_mux_flows_total", "UDP flows opened by peer agents over multiplexed streams"),
@@ -228,7 +230,7 @@ class Inbound implements MuxInbound {
     const victim = p.lru.oldest;
     if (victim === null) return false; // the agent-wide bound, and this peer holds nothing
     this.m.evicted.value++;
-    const notLogged = this.#limitLog.hit(p.id);
+    const notLogged = this.#limitLog.admit(p.id, "udp flow limit reached");
     if (notLogged >= 0) {
       const which = p.lru.size >= this.maxPerPeer ? `${this.maxPerPeer} per peer` : `${this.max} in total`;
       this.o.log.warn(`inbound udp flow limit reached (${which}): closing the peer's least recently used flow`, { peer: p.node, ...(notLogged > 0 ? { notLogged } : {}) });

@@ -11,9 +11,13 @@
 // that node is spent: a burst of short flows (DNS, syslog, CoAP) recycles idle ones instead of
 // being refused. Both are counted and logged at most once per node per minute.
 
-import type { Logger } from "../../log/index.ts";
+import type { Logger, LogLimiter } from "../../log/index.ts";
 import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
-import { EveryPerKey, LIMIT_LOG_INTERVAL_MS, TunnelError, type OpenedProxyStream, type Tunnel } from "../../tunnel/index.ts";
+// The tunnel's leaf modules for values, its index for types only: the index loads libp2p, Noise
+// and yamux (~30 MiB of RSS), which a proxy without a tunnel (dev mode, the bench proxy) never uses.
+import { TunnelError } from "../../tunnel/errors.ts";
+import type { OpenedProxyStream, Tunnel } from "../../tunnel/index.ts";
+import { limitLogger } from "../../tunnel/limit-log.ts";
 import { LruList, type LruEntry } from "../lru.ts";
 import type { DatagramChannel, DatagramSink } from "../types.ts";
 import { StreamDatagrams } from "./datagrams.ts";
@@ -176,13 +180,14 @@ class Manager implements UdpPeers {
   readonly m: Metrics;
   readonly log: Logger;
   readonly max: number;
-  readonly #limitLog = new EveryPerKey(LIMIT_LOG_INTERVAL_MS);
+  readonly #limitLog: LogLimiter;
   readonly #timer: ReturnType<typeof setInterval>;
 
   constructor(readonly o: UdpPeersOptions) {
     const mx = o.metrics;
     this.log = o.log;
     this.max = o.maxFlowsPerPeer ?? UDP_FLOWS_PER_PEER_DEFAULT;
+    this.#limitLog = limitLogger(o.log, mx);
     this.m = {
       evicted: mx.counter("proxy_udp_flows_evicted_total", "UDP flows closed to make room for a new one (least recently used first)", { limit: "peer" }),
       refused: mx.counter("proxy_udp_mux_flows_refused_total", "UDP flows the far agent refused (not an endpoint there, or its limits)"),
@@ -381,7 +386,7 @@ class Manager implements UdpPeers {
   }
 
   #logLimit(p: Peer, which: string): void {
-    const notLogged = this.#limitLog.hit(p.node);
+    const notLogged = this.#limitLog.admit(p.node, "udp flow limit reached");
     if (notLogged < 0) return;
     this.log.warn(`udp flow limit reached (${which}): closing the least recently used flow`, { node: p.node, flows: p.lru.size, max: this.max, ...(notLogged > 0 ? { notLogged } : {}) });
   }

@@ -26,13 +26,11 @@ export function accept(s: Socket<Conn>): void {
   const ctx = ls.ctx;
   ctx.m.accepted.value++;
   ls.pm.connections.value++;
-  if (
-    !ctx.accepting ||
-    ctx.active >= ctx.maxConnections ||
-    (ctx.maxConnectionsPerPort > 0 && ls.active >= ctx.maxConnectionsPerPort)
-  ) {
+  const perPortFull = ctx.maxConnectionsPerPort > 0 && ls.active >= ctx.maxConnectionsPerPort;
+  if (!ctx.accepting || ctx.active >= ctx.maxConnections || perPortFull) {
     ctx.m.refusedLimit.value++;
     ls.pm.limit.value++;
+    if (ctx.accepting) ctx.dlog.connectionLimit(ls.key, perPortFull, perPortFull ? ctx.maxConnectionsPerPort : ctx.maxConnections);
     s.data = refusedConn(ctx);
     s.terminate();
     return;

@@ -55,15 +55,24 @@ function oneFlow(i: number): Promise<void> {
       resolve();
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
-    Bun.udpSocket({
-      port: firstPort + i,
-      socket: {
-        data(_s, d) {
-          if (d.byteLength === size && Buffer.from(d.buffer, d.byteOffset, 4).readUInt32BE(0) === i) finish(true);
+    let bound: Promise<udp.Socket<"buffer">>;
+    try {
+      bound = Bun.udpSocket({
+        port: firstPort + i,
+        socket: {
+          data(_s, d) {
+            if (d.byteLength === size && Buffer.from(d.buffer, d.byteOffset, 4).readUInt32BE(0) === i) finish(true);
+          },
+          error() {},
         },
-        error() {},
-      },
-    }).then(
+      });
+    } catch {
+      // Bun throws EADDRINUSE at once rather than rejecting
+      bindErrors++;
+      finish(false);
+      return;
+    }
+    bound.then(
       (s) => {
         sock = s;
         if (done) return s.close();

@@ -2,8 +2,9 @@
 // routes the CIDRs it is told into it, and answers ICMP echo requests that arrive there by
 // writing the replies back into the device. Commands on stdin, one per line:
 //   routes CIDR[,CIDR...]   desired tunneled CIDRs ("routes -" for none)
-// Prints "ready" once the device is up, "synced" after each routes command, and one JSON stats
-// line per second. SIGTERM: close the device and exit 0.
+// Prints "ready" once the device is up, "synced N" after the Nth routes command is applied (the
+// number tells a waiter which command; the syncer's own log lines also say "synced"), and one
+// JSON stats line per second. SIGTERM: close the device and exit 0.
 //   bun test/support/cni/tun-echo.ts [--offload 0|1] [--mtu 1500] [--src IP]
 
 import { parseArgs } from "node:util";
@@ -69,11 +70,12 @@ process.on("SIGTERM", async () => {
   process.exit(0);
 });
 console.log("ready");
+let syncs = 0;
 for await (const line of console) {
   const [cmd, arg] = line.trim().split(/\s+/);
   if (cmd === "routes") {
     routes.update(arg === "-" || !arg ? [] : arg.split(","));
     await routes.settled();
-    console.log("synced");
+    console.log(`synced ${++syncs}`);
   }
 }
