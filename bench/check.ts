@@ -1,5 +1,5 @@
 // The benchmark gate.
-//   bun bench/check.ts --short     CI: ~2 minutes, 3 repeats of 2 s, 256 MiB heap push
+//   bun bench/check.ts --short     CI: ~5.5 minutes, 3 repeats of 2 s, 256 MiB heap push
 //   bun bench/check.ts             full: 3 repeats of 5 s, 1 GiB heap push, naive Bun reference
 // Options: --no-micro, --no-macro, --no-external, --with-naive, --repeats N, --seconds S,
 // --floors FILE (another floors file, e.g. to see the gate fail).
