@@ -30,6 +30,7 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_proxy_inbound_refused_total: "test/integration/tunnel-splice.test.ts",
   edgemesh_proxy_inbound_udp_mux_refused_total: "test/integration/tunnel-udp-mux.test.ts",
   edgemesh_proxy_listen_failures_total: "test/integration/failure-counters.test.ts",
+  edgemesh_proxy_service_active_max: "test/integration/proxy-observe.test.ts", // maxConnectionsPerPort; 0 (none) here
   edgemesh_proxy_tcp_resets_total: "test/integration/proxy-tcp.test.ts",
   edgemesh_proxy_udp_flows_evicted_total: "test/integration/tunnel-udp-mux.test.ts",
   edgemesh_proxy_udp_mux_flows_refused_total: "test/integration/tunnel-udp-mux.test.ts",
