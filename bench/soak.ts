@@ -227,7 +227,15 @@ try {
       for (const [n, ag] of Object.entries(agents)) {
         const pid = ag.proc.proc.pid;
         const g = await gauges(ag).catch(() => ({ tcpStreams: NaN, udpStreams: NaN }));
-        row.agents[n] = { pid, rssMiB: rssMiB(pid), fds: fdCount(pid), streams: g.tcpStreams + g.udpStreams, warnLines: warnLines(ag) };
+        // A process just killed by a fault (its restart not yet done) has no /proc entry: NaN.
+        const or = (f: () => number) => {
+          try {
+            return f();
+          } catch {
+            return NaN;
+          }
+        };
+        row.agents[n] = { pid, rssMiB: or(() => rssMiB(pid)), fds: or(() => fdCount(pid)), streams: g.tcpStreams + g.udpStreams, warnLines: warnLines(ag) };
       }
       rows.push(row);
       const k = row.load;
@@ -265,7 +273,7 @@ try {
   const flatProblems: string[] = [];
   for (const n of Object.keys(agents)) {
     // Only the agent process that ran last (n2's restarts start a new one).
-    const mine = rows.map((r) => r.agents[n]!).filter((s) => s.pid === agents[n]!.proc.proc.pid);
+    const mine = rows.map((r) => r.agents[n]!).filter((s) => s.pid === agents[n]!.proc.proc.pid && Number.isFinite(s.rssMiB) && Number.isFinite(s.fds));
     const rss = flat(mine.map((s) => s.rssMiB), 1.1, 5);
     const fds = flat(mine.map((s) => s.fds), 1, 8);
     trends[n] = { rows: mine.length, rssMiB: rss, fds, rssFirstLast: [mine[0]?.rssMiB, mine.at(-1)?.rssMiB], warnings: warnKinds(agents[n]!) };
