@@ -4,7 +4,8 @@
 // Options: --no-micro, --no-macro, --no-external, --with-naive, --repeats N, --seconds S,
 // --floors FILE (another floors file, e.g. to see the gate fail).
 // Runs the micro benchmarks (one process per file), the macro benchmarks (see macro/suite.ts) and
-// the benchmarks other modules own (bench/dns.bench.ts, bench/kube-scale.bench.ts) when present;
+// the benchmarks other modules own (bench/dns.bench.ts, bench/kube-scale.bench.ts, bench/tunnel-bench.ts,
+// bench/gateway-bench.ts) when present;
 // writes bench/results/latest.json and latest.txt; prints the table; exits 1 when a gated number
 // is on the wrong side of its floor in bench/floors.json (or a benchmark crashed or is missing)
 // in the run and in one re-run of the benchmark group that failed.
@@ -53,6 +54,7 @@ const EXTERNAL: readonly { file: string; prefix: string; timeoutS: number }[] = 
   { file: "dns.bench.ts", prefix: "dns", timeoutS: short ? 120 : 300 },
   { file: "kube-scale.bench.ts", prefix: "kube", timeoutS: short ? 180 : 400 },
   { file: "tunnel-bench.ts", prefix: "tunnel", timeoutS: short ? 300 : 900 },
+  { file: "gateway-bench.ts", prefix: "gateway", timeoutS: short ? 60 : 600 },
 ];
 
 /** A failure to even load a module means it has not landed: NOT MEASURED, not ERROR. */

@@ -21,6 +21,7 @@ declare -A PKG=(
   [dnsmasq]=dnsmasq-base
   [promtool]=prometheus
   [ping]=iputils-ping
+  [nginx]=nginx # the reference reverse proxy of bench/gateway-bench.ts
 )
 
 missing=()
@@ -42,6 +43,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# These are tools for tests and benchmarks, not services: packages that ship a daemon (nginx,
+# prometheus) must not start it and hold ports (nginx would take port 80). policy-rc.d exiting
+# 101 forbids invoke-rc.d and deb-systemd-invoke to start anything during the install; an
+# existing policy (containers often have one) is left alone.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' || true)" ]; then
   apt-get update -q
 fi
