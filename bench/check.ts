@@ -55,6 +55,7 @@ const EXTERNAL: readonly { file: string; prefix: string; timeoutS: number }[] = 
   { file: "kube-scale.bench.ts", prefix: "kube", timeoutS: short ? 180 : 400 },
   { file: "tunnel-bench.ts", prefix: "tunnel", timeoutS: short ? 300 : 900 },
   { file: "gateway-bench.ts", prefix: "gateway", timeoutS: short ? 60 : 600 },
+  { file: "cni-bench.ts", prefix: "cni", timeoutS: short ? 150 : 900 },
 ];
 
 /** A failure to even load a module means it has not landed: NOT MEASURED, not ERROR. */
