@@ -61,8 +61,9 @@ export async function runAgent(configPath: string, flags: LogFlags = {}): Promis
 
 /** What the agent needs beyond root, for this config. */
 export function capabilityNeeds(config: EdgeMeshAgentConfig, unprivilegedFrom: number, backend?: IptablesBackend): CapNeed[] {
-  const needs: CapNeed[] = [{ cap: "NET_ADMIN", why: "the edgemesh0 device, iptables rules and conntrack" }];
   const m = config.modules;
+  const cni = m.edgeCNI.enable ? ", the Edge CNI's TUN device and its routes" : "";
+  const needs: CapNeed[] = [{ cap: "NET_ADMIN", why: `the edgemesh0 device, iptables rules and conntrack${cni}` }];
   const low = [
     m.edgeDNS.enable && m.edgeDNS.listenPort < unprivilegedFrom && `modules.edgeDNS.listenPort ${m.edgeDNS.listenPort}`,
     m.edgeProxy.enable && m.edgeProxy.socks5Proxy.enable && m.edgeProxy.socks5Proxy.listenPort < unprivilegedFrom && `modules.edgeProxy.socks5Proxy.listenPort ${m.edgeProxy.socks5Proxy.listenPort}`,

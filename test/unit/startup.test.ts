@@ -51,6 +51,10 @@ describe("capabilities", () => {
     expect(caps("modules:\n  edgeDNS:\n    enable: true\n    listenPort: 5353\n")).toEqual(["NET_ADMIN"]);
     expect(caps("modules:\n  edgeDNS:\n    enable: false\n")).toEqual(["NET_ADMIN"]);
     expect(caps("modules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n", 1024, "legacy")).toEqual(["NET_ADMIN", "NET_RAW"]);
+    // The Edge CNI's TUN device and routes need nothing beyond NET_ADMIN, and the reason says so.
+    const cni = capabilityNeeds(loadConfig({ text: "apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nmodules:\n  edgeDNS:\n    enable: false\n  edgeTunnel:\n    enable: true\n  edgeCNI:\n    enable: true\n" }), 1024);
+    expect(cni.map((n) => n.cap)).toEqual(["NET_ADMIN"]);
+    expect(cni[0]!.why).toContain("TUN device");
     expect(unprivilegedPortStart(() => "80\n")).toBe(80);
     expect(unprivilegedPortStart(() => { throw new Error("no /proc"); })).toBe(1024);
   });
