@@ -6,24 +6,14 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { NodeSpec, Pod } from "../support/netns.ts";
+import { twoSites, type Pod } from "../support/netns.ts";
 import { nodeYaml } from "../support/cni/nodes.ts";
-import { createCluster, until, type Agent, type Cluster } from "./harness.ts";
+import { createCluster, peersOf, until, type Agent, type Cluster } from "./harness.ts";
 
 const TCP_CHECK = join(import.meta.dir, "../support/cni/tcp-check.ts");
 const UDP_CHECK = join(import.meta.dir, "../support/cni/udp-check.ts");
 
-const NODES: NodeSpec[] = [
-  { name: "relay", lan: "pub", ip: "11.0.0.5", podCidr: "10.244.9.0/24" },
-  { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
-  { name: "n2", lan: "site-b", ip: "192.168.2.11", podCidr: "10.244.2.0/24" },
-];
-
-interface PeerJson {
-  nodeName?: string;
-  relayed: boolean;
-  addrs: string[];
-}
+const BED = twoSites({ pub: "11.0.0", nat: { firewall: true } }, { nodes: [{ name: "relay", lan: "pub", ip: "11.0.0.5", podCidr: "10.244.9.0/24" }] });
 
 describe("e2e: Edge CNI after the hole punch (QUIC, endpoint-independent NATs)", () => {
   let c: Cluster;
@@ -31,24 +21,12 @@ describe("e2e: Edge CNI after the hole punch (QUIC, endpoint-independent NATs)",
   let b: Pod;
   const agents: Record<string, Agent> = {};
   const relayRx = async () => Number((await c.node("relay").must(["cat", "/sys/class/net/eth0/statistics/rx_bytes"])).stdout.trim());
-  const n2FromN1 = async (): Promise<PeerJson | undefined> =>
-    (JSON.parse((await c.node("n1").must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as PeerJson[]).find((p) => p.nodeName === "n2");
+  const n2FromN1 = async () => (await peersOf(c, "n1")).find((p) => p.nodeName === "n2");
   const logs = () => Object.entries(agents).map(([n, ag]) => `--- ${n}:\n${ag.proc.output().slice(-2500)}`).join("\n");
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [
-        { name: "pub", cidr: "11.0.0.0/24" },
-        { name: "site-a", cidr: "192.168.1.0/24" },
-        { name: "site-b", cidr: "192.168.2.0/24" },
-      ],
-      routers: [
-        { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: "11.0.0.1", firewall: true },
-        { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: "11.0.0.2", firewall: true },
-      ],
-      nodes: NODES,
-    });
-    for (const n of NODES) c.writeManifest(`node-${n.name}.yaml`, nodeYaml(n));
+    c = await createCluster(BED);
+    for (const n of BED.nodes) c.writeManifest(`node-${n.name}.yaml`, nodeYaml(n));
     a = await c.node("n1").addPod("a", "10.244.1.10");
     b = await c.node("n2").addPod("b", "10.244.2.10");
     await c.startApp(b);

@@ -12,20 +12,24 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { NodeSpec, Pod } from "../support/netns.ts";
+import { twoSites, type Pod } from "../support/netns.ts";
 import { nodeYaml } from "../support/cni/nodes.ts";
 import { APP_PORTS, createCluster, serviceYaml, until, type Agent, type AgentOptions, type Cluster } from "./harness.ts";
 
 const TCP_CHECK = join(import.meta.dir, "../support/cni/tcp-check.ts");
 const UDP_CHECK = join(import.meta.dir, "../support/cni/udp-check.ts");
 
-const NODES: NodeSpec[] = [
-  { name: "relay", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.9.0/24" },
-  { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
-  { name: "n3", lan: "site-a", ip: "192.168.1.13", podCidr: "10.244.3.0/24" },
-  { name: "n2", lan: "site-b", ip: "192.168.2.11", podCidr: "10.244.2.0/24" },
-  { name: "n4", lan: "site-b", ip: "192.168.2.14", podCidr: "10.244.4.0/24" },
-];
+const BED = twoSites(
+  {},
+  {
+    nodes: [
+      { name: "relay", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.9.0/24" },
+      { name: "n3", lan: "site-a", ip: "192.168.1.13", podCidr: "10.244.3.0/24" },
+      { name: "n4", lan: "site-b", ip: "192.168.2.14", podCidr: "10.244.4.0/24" },
+    ],
+    podRoutes: true,
+  },
+);
 
 /** A counter (or labelled series) from an agent's /metrics; 0 when absent. */
 async function metric(c: Cluster, node: string, series: string): Promise<number> {
@@ -57,21 +61,9 @@ describe("e2e: Edge CNI, two NATed sites through a relay", () => {
   const ping = (from: Pod, to: string, extra: string[] = []) => from.exec(["ping", "-c", "3", "-i", "0.2", "-W", "2", ...extra, to]);
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [
-        { name: "pub", cidr: "10.0.0.0/24" },
-        { name: "site-a", cidr: "192.168.1.0/24" },
-        { name: "site-b", cidr: "192.168.2.0/24" },
-      ],
-      routers: [
-        { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: "10.0.0.1" },
-        { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: "10.0.0.2" },
-      ],
-      nodes: NODES,
-      podRoutes: true,
-    });
+    c = await createCluster(BED);
     writeFileSync(join(c.dir, "psk"), "edgemesh-e2e-cni-secret\n");
-    for (const n of NODES) c.writeManifest(`node-${n.name}.yaml`, nodeYaml(n));
+    for (const n of BED.nodes) c.writeManifest(`node-${n.name}.yaml`, nodeYaml(n));
     opts = { tunnel: { psk: join(c.dir, "psk"), relayNodes: [{ nodeName: "relay", advertiseAddress: ["10.0.0.5"] }] }, cni: {} };
     a = await c.node("n1").addPod("a", "10.244.1.10");
     cc = await c.node("n3").addPod("c", "10.244.3.10");
@@ -187,7 +179,7 @@ describe("e2e: Edge CNI, two NATed sites through a relay", () => {
   test("a deleted Node loses its route", async () => {
     c.removeManifest("node-n4.yaml");
     expect(await until(async () => !(await tunRoutes(c, "n1")).includes("10.244.4.0/24"), 10_000)).toBe(true);
-    c.writeManifest("node-n4.yaml", nodeYaml(NODES[4]!));
+    c.writeManifest("node-n4.yaml", nodeYaml(BED.nodes.find((n) => n.name === "n4")!));
     expect(await until(async () => (await tunRoutes(c, "n1")).includes("10.244.4.0/24"), 10_000)).toBe(true);
   }, 30_000);
 

@@ -6,16 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Pod } from "../support/netns.ts";
+import { twoSites, type Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
-import { createCluster, until, webOnN2, type Cluster } from "./harness.ts";
-
-interface PeerJson {
-  nodeName?: string;
-  relayed: boolean;
-  connected: boolean;
-  addrs: string[];
-}
+import { createCluster, peersOf as peersIn, until, webOnN2, type Cluster } from "./harness.ts";
 
 describe("e2e: cross-LAN through a relay node", () => {
   let c: Cluster;
@@ -28,26 +21,10 @@ describe("e2e: cross-LAN through a relay node", () => {
     agents.set(node, proc);
     return proc;
   };
-  const peersOf = async (node: string): Promise<PeerJson[]> =>
-    JSON.parse((await c.node(node).must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as PeerJson[];
+  const peersOf = (node: string) => peersIn(c, node);
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [
-        { name: "pub", cidr: "10.0.0.0/24" },
-        { name: "site-a", cidr: "192.168.1.0/24" },
-        { name: "site-b", cidr: "192.168.2.0/24" },
-      ],
-      routers: [
-        { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: "10.0.0.1" },
-        { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: "10.0.0.2" },
-      ],
-      nodes: [
-        { name: "relay", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.9.0/24" },
-        { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "site-b", ip: "192.168.2.11", podCidr: "10.244.2.0/24" },
-      ],
-    });
+    c = await createCluster(twoSites({}, { nodes: [{ name: "relay", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.9.0/24" }] }));
     writeFileSync(join(c.dir, "psk"), "edgemesh-e2e-relay-secret\n");
     ({ client } = await webOnN2(c));
     startAgent("relay");

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createTestbed, type Pod, type Testbed, type TestNode, type TopologySpec } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
+import type { PeerView } from "../../src/admin/peers.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const MAIN = join(ROOT, "src/main/index.ts");
@@ -256,6 +257,11 @@ status:
     - { type: InternalIP, address: ${internalIP} }
     - { type: Hostname, address: ${name} }
 `;
+}
+
+/** One agent's GET /peers, from the admin server on 127.0.0.1:10551 in its node's namespace. */
+export async function peersOf(c: Cluster, node: string): Promise<PeerView[]> {
+  return JSON.parse((await c.node(node).must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as PeerView[];
 }
 
 /** Poll until `cond` holds or the time is up; returns the last value of cond. */

@@ -11,15 +11,9 @@
 // cannot meet the peer's mapping and traffic stays on the relay.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Pod } from "../support/netns.ts";
-import { createCluster, until, webOnN2, type Agent, type Cluster } from "./harness.ts";
-
-interface PeerJson {
-  nodeName?: string;
-  relayed: boolean;
-  connected: boolean;
-  addrs: string[];
-}
+import { twoSites, type Pod } from "../support/netns.ts";
+import { createCluster, peersOf, until, webOnN2, type Agent, type Cluster } from "./harness.ts";
+import type { PeerView } from "../../src/admin/peers.ts";
 
 const MIB = 1024 * 1024;
 
@@ -30,22 +24,9 @@ interface Sites {
 }
 
 async function siteToSite(randomPorts: boolean): Promise<Sites> {
-  const c = await createCluster({
-    lans: [
-      { name: "pub", cidr: "11.0.0.0/24" },
-      { name: "site-a", cidr: "192.168.1.0/24" },
-      { name: "site-b", cidr: "192.168.2.0/24" },
-    ],
-    routers: [
-      { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: "11.0.0.1", firewall: true, randomPorts },
-      { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: "11.0.0.2", firewall: true, randomPorts },
-    ],
-    nodes: [
-      { name: "relay", lan: "pub", ip: "11.0.0.5", podCidr: "10.244.9.0/24" },
-      { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
-      { name: "n2", lan: "site-b", ip: "192.168.2.11", podCidr: "10.244.2.0/24" },
-    ],
-  });
+  const c = await createCluster(
+    twoSites({ pub: "11.0.0", nat: { firewall: true, randomPorts } }, { nodes: [{ name: "relay", lan: "pub", ip: "11.0.0.5", podCidr: "10.244.9.0/24" }] }),
+  );
   try {
     const { client } = await webOnN2(c);
     const tunnel = { psk: false as const, transport: "quic" as const, relayNodes: [{ nodeName: "relay", advertiseAddress: ["11.0.0.5"] }] };
@@ -77,9 +58,8 @@ async function metric(c: Cluster, node: string, name: string): Promise<number> {
   return Number(new RegExp(`^edgemesh_${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
 }
 
-async function n2SeenFromN1(c: Cluster): Promise<PeerJson | undefined> {
-  const peers = JSON.parse((await c.node("n1").must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as PeerJson[];
-  return peers.find((p) => p.nodeName === "n2");
+async function n2SeenFromN1(c: Cluster): Promise<PeerView | undefined> {
+  return (await peersOf(c, "n1")).find((p) => p.nodeName === "n2");
 }
 
 /** GET n bytes from the pod on site B; returns the length received and the relay's rx growth. */

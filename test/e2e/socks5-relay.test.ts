@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Pod } from "../support/netns.ts";
+import { twoSites, type Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
 import { APP, BUN, createCluster, nodeYaml, until, webOnN2, type Cluster } from "./harness.ts";
 
@@ -29,22 +29,7 @@ describe("e2e: SOCKS5 CONNECT by node name through a relay", () => {
   const viaSocks = (path: string, host = "n2") => ["curl", "-s", "--max-time", "5", "--socks5-hostname", SOCKS, `http://${host}:8080${path}`];
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [
-        { name: "pub", cidr: "10.0.0.0/24" },
-        { name: "site-a", cidr: "192.168.1.0/24" },
-        { name: "site-b", cidr: "192.168.2.0/24" },
-      ],
-      routers: [
-        { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: "10.0.0.1" },
-        { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: "10.0.0.2" },
-      ],
-      nodes: [
-        { name: "relay", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.9.0/24" },
-        { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "site-b", ip: N2, podCidr: "10.244.2.0/24" },
-      ],
-    });
+    c = await createCluster(twoSites({}, { nodes: [{ name: "relay", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.9.0/24" }] }));
     writeFileSync(join(c.dir, "psk"), "edgemesh-e2e-socks5-secret\n");
     c.writeManifest("nodes.yaml", [nodeYaml("relay", "10.0.0.5"), nodeYaml("n1", "192.168.1.11"), nodeYaml("n2", N2)].join("---\n"));
     ({ client } = await webOnN2(c));

@@ -73,6 +73,40 @@ export function oneLan(count: number, extra: Partial<TopologySpec> = {}): Topolo
   return { ...extra, lans: [{ name: "lan", cidr: "10.10.0.0/24" }, ...(extra.lans ?? [])], nodes: [...nodes, ...(extra.nodes ?? [])] };
 }
 
+/**
+ * Two sites behind NAT routers, the cross-LAN bed of the tunnel tests: LAN site-a (192.168.1.0/24,
+ * router ra at .1) and site-b (192.168.2.0/24, router rb), both NATed onto LAN pub (`${pub}.0/24`,
+ * the routers' outside addresses .1 and .2), n1 at 192.168.1.11 and n2 at 192.168.2.11 (pods
+ * 10.244.1.0/24 and 10.244.2.0/24). `extra.nodes` come first (relays on pub, more site nodes).
+ * pub "11.0.0" is a range libp2p treats as public, which hole punching needs; the default
+ * "10.0.0" is private. `nat` applies to both routers.
+ */
+export function twoSites(
+  opts: { pub?: string; nat?: Pick<RouterSpec, "randomPorts" | "firewall"> } = {},
+  extra: Partial<TopologySpec> = {},
+): TopologySpec {
+  const pub = opts.pub ?? "10.0.0";
+  return {
+    ...extra,
+    lans: [
+      { name: "pub", cidr: `${pub}.0/24` },
+      { name: "site-a", cidr: "192.168.1.0/24" },
+      { name: "site-b", cidr: "192.168.2.0/24" },
+      ...(extra.lans ?? []),
+    ],
+    routers: [
+      { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: `${pub}.1`, ...opts.nat },
+      { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: `${pub}.2`, ...opts.nat },
+      ...(extra.routers ?? []),
+    ],
+    nodes: [
+      ...(extra.nodes ?? []),
+      { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
+      { name: "n2", lan: "site-b", ip: "192.168.2.11", podCidr: "10.244.2.0/24" },
+    ],
+  };
+}
+
 /** Something that can run commands inside one namespace. */
 export interface Place {
   readonly ns: string;
