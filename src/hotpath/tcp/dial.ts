@@ -238,6 +238,19 @@ export function acceptStream(
   result: (ok: boolean, error: Error | null) => void,
   node = "",
 ): StreamSink | null {
+  const c = admitStream(ctx, stream);
+  if (c === null) return null;
+  c.target = { ip, port, node, ready: true, hostname: "", zone: "" };
+  c.onResult = result;
+  return startDialing(ctx, c, stream);
+}
+
+/**
+ * A connection for a client stream that arrived other than through a service listener, in its
+ * dialing phase, or null (counted) when the agent is at its connection cap. The caller sets the
+ * target (or the service port) and calls startDialing.
+ */
+export function admitStream(ctx: TcpContext, stream: ByteStream): Conn | null {
   ctx.m.accepted.value++;
   if (!ctx.accepting || ctx.active >= ctx.maxConnections) {
     ctx.m.refusedLimit.value++;
@@ -245,9 +258,12 @@ export function acceptStream(
   }
   const c = acquireConn(ctx);
   c.client = stream;
-  c.target = { ip, port, node, ready: true, hostname: "", zone: "" };
-  c.onResult = result;
   c.phase = PHASE_DIALING;
+  return c;
+}
+
+/** Count c as live, hold the client's bytes until the splice, dial; the sink drives the stream. */
+export function startDialing(ctx: TcpContext, c: Conn, stream: ByteStream): StreamSink {
   ctx.active++;
   ctx.live.add(c);
   stream.pause();

@@ -5,9 +5,8 @@
 
 import type { ServicePort } from "../../control/index.ts";
 import type { ByteStream, StreamSink } from "../types.ts";
-import { acquireConn, PHASE_DIALING, type TcpContext } from "./conn.ts";
-import { nextDial } from "./dial.ts";
-import { Inbound } from "./splice.ts";
+import type { TcpContext } from "./conn.ts";
+import { admitStream, startDialing } from "./dial.ts";
 
 export function acceptRouted(
   ctx: TcpContext,
@@ -16,24 +15,13 @@ export function acceptRouted(
   stream: ByteStream,
   early: readonly Uint8Array[],
 ): StreamSink | null {
-  ctx.m.accepted.value++;
-  if (!ctx.accepting || ctx.active >= ctx.maxConnections) {
-    ctx.m.refusedLimit.value++;
-    return null;
-  }
-  const c = acquireConn(ctx);
-  c.client = stream;
+  const c = admitStream(ctx, stream);
+  if (c === null) return null;
   c.clientIp = clientIp;
   c.sp = sp;
-  c.phase = PHASE_DIALING;
   for (let i = 0; i < early.length; i++) {
     c.early.push(early[i]!);
     c.earlyBytes += early[i]!.length;
   }
-  ctx.active++;
-  ctx.live.add(c);
-  stream.pause();
-  const sink = new Inbound(c);
-  nextDial(c);
-  return sink;
+  return startDialing(ctx, c, stream);
 }
