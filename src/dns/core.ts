@@ -55,6 +55,7 @@ export function dnsCounters(m: MetricsRegistry) {
     timeouts: fwd("timeout"),
     servfail: fwd("servfail"),
     overloaded: fwd("overloaded"),
+    noUpstream: fwd("no_upstream"),
     stray: fwd("stray_reply"),
     zoneErrors: m.counter("dns_zone_errors_total", "Tables that could not be compiled for DNS"),
   } satisfies Record<string, Counter>;

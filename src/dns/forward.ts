@@ -36,6 +36,8 @@ export interface ForwarderCounters {
   servfail: Counter;
   truncated: Counter;
   overloaded: Counter;
+  /** A question to forward with no upstream to ask (none configured, none in resolv.conf). */
+  noUpstream: Counter;
 }
 
 export interface ForwarderOptions {
@@ -97,7 +99,8 @@ export class Forwarder {
       c.coalesced.value++;
       return;
     }
-    if (group.length === 0 || this.#pending.size >= this.#o.maxPending) return this.#failOne(w, c.overloaded);
+    if (group.length === 0) return this.#failOne(w, c.noUpstream);
+    if (this.#pending.size >= this.#o.maxPending) return this.#failOne(w, c.overloaded);
     const np: Pending = {
       key, name: q.name.slice(0, q.nameLen), qtype: q.qtype, qclass: q.qclass, group,
       waiters: [w], start: this.#preferred.get(group) ?? 0, attempt: 0, tcp: viaTcp, cancel: null,

@@ -63,6 +63,8 @@ export interface DnsOptions {
   forwardTimeoutMs?: number;
   /** Distinct questions waiting on upstreams at once (default 4096); more get SERVFAIL. */
   maxPending?: number;
+  /** Open TCP connections at once (default 1000); more are closed at once and counted. */
+  maxTcpConnections?: number;
   /**
    * Longest time a forwarded answer is cached, seconds (default 30: EdgeMesh's Corefile has
    * "cache 30"). In cacheDNS mode cacheDNS.cacheTTL is used instead.
@@ -163,7 +165,7 @@ export function createDnsServer(o: DnsOptions): DnsServer {
         timeoutMs: o.forwardTimeoutMs ?? 2000, maxPending: o.maxPending ?? 4096,
         maxCacheTtlS: o.cacheDNS?.enable && o.cacheDNS.cacheTTL ? o.cacheDNS.cacheTTL : (o.maxCacheTtl ?? DEFAULT_MAX_CACHE_TTL_S),
       });
-      sockets = s.sockets = new DnsSockets(core);
+      sockets = s.sockets = new DnsSockets(core, o.maxTcpConnections);
       unsubscribe = o.table.subscribe(rebuild);
       rebuild();
       const ports = await sockets.start(o.listen.host, o.listen.port, o.tcp);

@@ -11,7 +11,7 @@ const UDP_BATCH = 128;
 /** Idle TCP connections are closed after this long (RFC 7766 suggests seconds, not minutes). */
 const TCP_IDLE_S = 10;
 /** Open TCP connections beyond this are closed at once: a flood must not exhaust memory. */
-const MAX_TCP_CONNECTIONS = 1000;
+export const MAX_TCP_CONNECTIONS = 1000;
 /** Unprocessed TCP input per connection (many pipelined queries in one read fit easily). */
 const MAX_TCP_INPUT_BYTES = 256 * 1024;
 /** A client that does not read its answers is dropped once this much output waits for it. */
@@ -41,9 +41,11 @@ export class DnsSockets {
   #udp: Bun.udp.Socket<"uint8array"> | null = null;
   #tcp: Bun.TCPSocketListener<TcpConn> | null = null;
   #tcpOpen = 0;
+  readonly #maxTcp: number;
 
-  constructor(core: DnsCore) {
+  constructor(core: DnsCore, maxTcpConnections = MAX_TCP_CONNECTIONS) {
     this.#core = core;
+    this.#maxTcp = maxTcpConnections;
     const arena = new Uint8Array(UDP_BATCH * UDP_OUT_BYTES);
     for (let i = 0; i < UDP_BATCH; i++) {
       this.#slots.push(arena.subarray(i * UDP_OUT_BYTES, (i + 1) * UDP_OUT_BYTES));
@@ -180,7 +182,7 @@ export class DnsSockets {
     return {
       open(s) {
         s.data = new TcpConn(s);
-        if (++self.#tcpOpen > MAX_TCP_CONNECTIONS) {
+        if (++self.#tcpOpen > self.#maxTcp) {
           self.#core.c.tcpRejected.value++;
           return void s.end();
         }

@@ -26,6 +26,7 @@ const BLACKHOLE = "10.10.0.250"; // on the test LAN, held by nobody
  */
 const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_control_subscriber_errors_total: "test/unit/publisher.test.ts",
+  edgemesh_dns_tcp_rejected_total: "test/integration/failure-counters.test.ts",
   edgemesh_iptables_repairs_total: "test/unit/iptables-syncer.test.ts",
   edgemesh_proxy_inbound_refused_total: "test/integration/tunnel-splice.test.ts",
   edgemesh_proxy_inbound_udp_mux_refused_total: "test/integration/tunnel-udp-mux.test.ts",
@@ -51,6 +52,7 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_tunnel_proxy_refused_total: "test/integration/tunnel.test.ts",
   edgemesh_tunnel_proxy_stream_limit_total: "test/integration/tunnel.test.ts",
   edgemesh_tunnel_psk_mismatch_total: "test/integration/tunnel.test.ts",
+  edgemesh_zerocopy_refused_total: "test/integration/zerocopy.test.ts",
   edgemesh_zerocopy_resets_total: "test/integration/proxy-zerocopy.test.ts",
 };
 
@@ -61,7 +63,6 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
  */
 const NOT_YET_PROVEN: Record<string, string> = {
   edgemesh_dns_handler_errors_total: "an exception in the query handler (a bug); dns-fuzz asserts it stays 0",
-  edgemesh_dns_tcp_rejected_total: "a DNS TCP connection over the open-connection cap, closed at once",
   edgemesh_dns_zone_errors_total: "a route table the DNS zone compiler throws on",
   edgemesh_proxy_inbound_udp_dropped_total: "a multiplexed datagram to a far flow whose socket is not ready or whose queue is full",
   edgemesh_proxy_inbound_udp_evicted_total: "an inbound UDP flow over the per-peer (4,096) or total (16,384) cap",
@@ -77,7 +78,6 @@ const NOT_YET_PROVEN: Record<string, string> = {
   edgemesh_tunnel_holepunch_unilateral_skipped_total: "a direct dial skipped for a peer behind a NAT",
   edgemesh_tunnel_relay_probe_misses_total: "a relay connection silent for a probe interval",
   edgemesh_tunnel_relay_probes_total: "yamux pings to relays (only when relayNodes are set)",
-  edgemesh_zerocopy_refused_total: "a hand-over refused by the zero-copy engine (full or out of fds)",
 };
 
 /** Moved = some series of the family was non-zero in some scrape (histograms: a count). */

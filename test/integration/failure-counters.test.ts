@@ -2,8 +2,11 @@
 // here by the failure it counts (test/e2e/observability.test.ts names this file for them).
 
 import { afterAll, expect, test } from "bun:test";
+import { createDnsServer, type DnsOptions } from "../../src/dns/index.ts";
+import { createMemoryLogger } from "../../src/log/index.ts";
+import { createMetrics } from "../../src/metrics/index.ts";
 import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
-import { runCleanups, startProxy } from "./proxy-support.ts";
+import { makeTable, runCleanups, startProxy, tableSource } from "./proxy-support.ts";
 
 const cleanups: (() => void)[] = [];
 afterAll(async () => {
@@ -32,4 +35,53 @@ test("tunnel_handshake_failures_total: a node's address now held by another peer
   expect(a.metrics.snapshot()["tunnel_handshake_failures_total"]).toBeGreaterThan(0);
   expect(a.log.lines.some((l) => l.includes("encrypted handshake failed"))).toBe(true);
   expect(b.metrics.snapshot()["tunnel_proxy_streams_accepted_total"] ?? 0).toBe(0);
+});
+
+/** A node-local DNS server on a free loopback port, stopped with the other cleanups. */
+async function startDns(extra: Partial<DnsOptions> = {}) {
+  const metrics = createMetrics();
+  const log = createMemoryLogger();
+  const server = createDnsServer({
+    table: tableSource(makeTable([])), listen: { host: "127.0.0.1", port: 0 }, tcp: true, clusterDomain: "cluster.local",
+    ttl: 30, upstreams: [], cacheSize: 100, metrics, log, readResolvConf: () => "", ...extra,
+  });
+  cleanups.push(() => server.stop());
+  const ports = await server.start();
+  return { ...ports, metrics, log };
+}
+
+async function dig(port: number, ...args: string[]): Promise<string> {
+  const p = Bun.spawn(["dig", "@127.0.0.1", "-p", String(port), "+tries=1", "+time=2", ...args], { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  return out;
+}
+
+test("dns_tcp_rejected_total: a TCP connection over the open-connection cap is closed at once and counted", async () => {
+  const dns = await startDns({ maxTcpConnections: 2 });
+  const closed: boolean[] = [false, false, false];
+  const open = (i: number) => Bun.connect({ hostname: "127.0.0.1", port: dns.tcpPort, socket: { data() {}, close() { closed[i] = true; } } });
+  const held = [await open(0), await open(1)];
+  const third = await open(2);
+  cleanups.push(() => [...held, third].forEach((s) => s.end()));
+  const deadline = Date.now() + 3000;
+  while (!closed[2] && Date.now() < deadline) await Bun.sleep(20);
+  expect(closed).toEqual([false, false, true]); // the first two stay open, the third is closed by the server
+  expect(dns.metrics.snapshot()["dns_tcp_rejected_total"]).toBe(1);
+  // Once one closes, a new connection is served: the cap counts open connections, not a total.
+  held[0]!.end();
+  await Bun.sleep(100);
+  expect(await dig(dns.tcpPort, "+tcp", "web.default.svc.cluster.local")).toContain("status: NXDOMAIN");
+  expect(dns.metrics.snapshot()["dns_tcp_rejected_total"]).toBe(1);
+});
+
+test("dns_forward_total{event=no_upstream}: a name outside the cluster with no upstream at all gets SERVFAIL, not counted as overload", async () => {
+  const dns = await startDns(); // no upstreams, and resolv.conf names none
+  expect(dns.log.lines.some((l) => l.includes("no DNS upstreams"))).toBe(true);
+  expect(await dig(dns.udpPort, "www.example")).toContain("status: SERVFAIL");
+  expect(await dig(dns.tcpPort, "+tcp", "other.example")).toContain("status: SERVFAIL");
+  const snap = dns.metrics.snapshot();
+  expect(snap['dns_forward_total{event="no_upstream"}']).toBe(2);
+  expect(snap['dns_forward_total{event="overloaded"}']).toBe(0);
+  expect(snap['dns_forward_total{event="upstream_query"}']).toBe(0);
 });

@@ -385,7 +385,8 @@ describe("zero-copy engine (splice through bun:ffi, epoll loop in a Worker)", ()
   }, 30_000);
 
   test("a full engine refuses the hand-over and leaves the caller's sockets untouched", async () => {
-    const small = createZeroCopyEngine({ maxPairs: 1, log, metrics: createMetrics() });
+    const smallMetrics = createMetrics();
+    const small = createZeroCopyEngine({ maxPairs: 1, log, metrics: smallMetrics });
     const p = startZcProxy(small, echo.port);
     try {
       let firstLive: ClientResult | null = null;
@@ -394,6 +395,8 @@ describe("zero-copy engine (splice through bun:ffi, epoll loop in a Worker)", ()
       expect(small.bytesMoved()).toBe(20); // live progress, before the pair ends
       const second = await client(p.listener.port, new Uint8Array(10), { fin: false });
       expect(p.refused).toBe(1); // the test proxy then resets it: nothing was adopted
+      expect(smallMetrics.snapshot()["zerocopy_refused_total"]).toBe(1);
+      expect(smallMetrics.snapshot()["zerocopy_adopted_total"]).toBe(1);
       expect(second.received).toBe(0);
       expect(small.active).toBe(1);
       await small.stop();
