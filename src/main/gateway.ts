@@ -31,12 +31,10 @@ import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { createUndoStack, listenFailure, StartupError, type UndoStack } from "./startup.ts";
 import { unbuiltWarnings } from "./unbuilt.ts";
+import { gatewayRefusals, gatewayView } from "./gateway-config.ts";
 
-/** EdgeMesh's suffix: the gateway's tunnel identity is derived from "<node>-gateway". */
-export const GATEWAY_IDENTITY_SUFFIX = "-gateway";
-/** The agent's admin default; the gateway moves to the next port so both fit on one node. */
-const AGENT_ADMIN_DEFAULT = "127.0.0.1:10551";
-export const GATEWAY_ADMIN_DEFAULT = "127.0.0.1:10552";
+export { GATEWAY_ADMIN_DEFAULT, GATEWAY_IDENTITY_SUFFIX, gatewayView } from "./gateway-config.ts";
+
 const RESERVED_FDS = 512;
 /** A gateway connection holds a client and an upstream descriptor. */
 const FDS_PER_CONNECTION = 2;
@@ -55,13 +53,6 @@ export async function runGateway(configPath: string, flags: LogFlags = {}): Prom
   return onShutdown(log, stop);
 }
 
-/** The config as the gateway runs it: its tunnel identity and an admin address beside the agent's. */
-export function gatewayView(config: EdgeMeshAgentConfig): { tunnelConfig: EdgeMeshAgentConfig; adminAddress: string } {
-  const tunnelConfig = { ...config, nodeName: config.nodeName + GATEWAY_IDENTITY_SUFFIX };
-  const adminAddress = config.commonConfig.adminAddress === AGENT_ADMIN_DEFAULT ? GATEWAY_ADMIN_DEFAULT : config.commonConfig.adminAddress;
-  return { tunnelConfig, adminAddress };
-}
-
 async function startGateway(configPath: string, flags: LogFlags, log: Logger, undo: UndoStack): Promise<() => Promise<void>> {
   const metrics = createProcessMetrics();
   const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
@@ -70,11 +61,8 @@ async function startGateway(configPath: string, flags: LogFlags, log: Logger, un
   const { tunnelConfig, adminAddress } = gatewayView(config);
   const gw = config.modules.edgeGateway;
   const t = config.modules.edgeTunnel;
-  if (t.enable && t.identityMode === "secure") {
-    throw new StartupError(
-      "modules.edgeTunnel.identityMode: secure is not supported by the gateway (agents admit only peer IDs published on Node objects, and there is no Node for <node>-gateway); use compat",
-    );
-  }
+  const refusals = gatewayRefusals(config);
+  if (refusals.length > 0) throw new StartupError(refusals.join("; "));
   // An edgemesh-gateway.yaml has no apiVersion/kind (EdgeMesh's ConfigMap); modules other than
   // edgeGateway and edgeTunnel are the agent's and do not run here.
   for (const warning of unbuiltWarnings(config)) if (!warning.startsWith("modules.edgeGateway.enable")) log.warn(warning);

@@ -8,11 +8,14 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { loadConfig, type EdgeMeshAgentConfig } from "../../src/control/index.ts";
 import { capabilityNeeds } from "../../src/main/agent.ts";
+import { gatewayRefusals, gatewayView } from "../../src/main/gateway-config.ts";
 import { copyDeploy, find, nodeAffinityAdmits, tolerates, type DeployCopy, type K8sObject, REPO, TEST_PSK } from "../support/deploy.ts";
 
 const pkg = await Bun.file(`${REPO}/package.json`).json();
 const EDGE_NODE = { "kubernetes.io/hostname": "edge-1", "node-role.kubernetes.io/edge": "", "node-role.kubernetes.io/agent": "" };
 const CLOUD_NODE = { "kubernetes.io/hostname": "master", "node-role.kubernetes.io/control-plane": "" };
+/** An edge node the operator labelled for the gateway (README, The edge gateway). */
+const GATEWAY_NODE = { ...EDGE_NODE, "kubernetes.io/hostname": "edge-gw", "edgemesh.kubeedge.io/gateway": "" };
 /** The pod's environment on each kind of node: the kubelet injects KUBERNETES_PORT, edged does not. */
 const EDGE_ENV = { NODE_NAME: "edge-1", NAMESPACE: "kubeedge" };
 const CLOUD_ENV = { NODE_NAME: "master", NAMESPACE: "kubeedge", KUBERNETES_PORT: "tcp://10.96.0.1:443", KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
@@ -35,8 +38,25 @@ beforeAll(async () => {
   copy.write("../my-secure/edgemesh-agent.yaml", mine.replace("    relayNodes:\n", "    identityMode: secure\n    relayNodes:\n"));
   copy.write("edge-secure-role/kustomization.yaml", "resources: [../overlays/edge]\ncomponents: [../components/secure-identity]\n");
   copy.write("edge-cni/kustomization.yaml", "resources: [../overlays/edge]\ncomponents: [../components/edge-cni]\n");
-  for (const path of ["base", "overlays/edge", "overlays/cloud", "overlays/secure", "../my-cluster", "../my-secure", "edge-secure-role", "edge-cni"]) rendered.set(path, await copy.render(path));
-});
+  // The gateway: the component on the edge overlay, the standalone overlay (its own PSK file),
+  // and the README's lines for the operator's overlay (Deploy to a cluster, The edge gateway).
+  copy.write("edge-gateway/kustomization.yaml", "resources: [../overlays/edge]\ncomponents: [../components/gateway]\n");
+  copy.write("overlays/gateway/psk", TEST_PSK);
+  const gwBlock = (title: string) => {
+    const b = new RegExp(`\\n( *)\`\`\`yaml\\n\\1# ${title.replaceAll("/", "\\/")}\\n([\\s\\S]*?)\\n\\1\`\`\``).exec(readme);
+    if (!b) throw new Error(`README: the ${title} example is gone`);
+    return b[2]!.split("\n").map((l) => l.slice(b[1]!.length)).join("\n") + "\n";
+  };
+  copy.write("../my-gateway/kustomization.yaml", overlay + gwBlock("my-cluster/kustomization.yaml, for the gateway add"));
+  copy.write("../my-gateway/edgemesh-agent.yaml", mine);
+  copy.write("../my-gateway/gateway/kustomization.yaml", gwBlock("my-cluster/gateway/kustomization.yaml"));
+  copy.write("../my-gateway/gateway/edgemesh-gateway.yaml", readFileSync(join(REPO, "deploy/components/gateway/edgemesh-gateway.yaml"), "utf8").replace('nic: "*"', 'nic: "eth1"'));
+  // kubectl kustomize processes in parallel: eleven renders one after another outgrew the hook's
+  // default timeout on the shared 2-core machine.
+  const paths = ["base", "overlays/edge", "overlays/cloud", "overlays/secure", "../my-cluster", "../my-secure", "edge-secure-role", "edge-cni", "edge-gateway", "overlays/gateway", "../my-gateway"];
+  const objects = await Promise.all(paths.map((path) => copy.render(path)));
+  paths.forEach((path, i) => rendered.set(path, objects[i]!));
+}, 60_000);
 afterAll(() => copy?.remove());
 
 const objs = (path: string) => rendered.get(path)!;
@@ -258,5 +278,165 @@ describe("overlays and components", () => {
     } finally {
       bare.remove();
     }
+  });
+});
+
+describe("the edge gateway (components/gateway, overlays/gateway)", () => {
+  const GW = "edge-gateway";
+  const deployment = (path: string) => find(objs(path), "Deployment", "edgemesh-gateway");
+  const gwContainer = (path: string) => deployment(path).spec.template.spec.containers[0];
+  const gwObjects = (path: string) => objs(path).filter((o) => o.metadata.name.startsWith("edgemesh-gateway"));
+  function gatewayConfig(path: string, env: Record<string, string> = { NODE_NAME: "edge-gw", NAMESPACE: "kubeedge" }) {
+    const cm = objs(path).find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("edgemesh-gateway-cfg-"))!;
+    expect(Object.keys(cm.data)).toEqual(["edgemesh-gateway.yaml"]);
+    const notices: string[] = [];
+    const config = loadConfig({ text: cm.data["edgemesh-gateway.yaml"], env, notice: (m) => notices.push(m) });
+    expect(notices).toEqual([]);
+    return config;
+  }
+
+  test("the component adds the gateway's own five objects and leaves every object of the overlay as it was", () => {
+    const added = objs(GW).filter((o) => !objs("overlays/edge").some((e) => e.kind === o.kind && e.metadata.name === o.metadata.name));
+    expect(added.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort()).toEqual([
+      "ClusterRole/edgemesh-gateway", "ClusterRoleBinding/edgemesh-gateway", "ConfigMap/edgemesh-gateway-cfg", "Deployment/edgemesh-gateway", "ServiceAccount/edgemesh-gateway",
+    ]);
+    expect(objs(GW).filter((o) => !added.includes(o))).toEqual(objs("overlays/edge"));
+    for (const o of added) if (!["ClusterRole", "ClusterRoleBinding"].includes(o.kind)) expect(o.metadata.namespace).toBe("kubeedge");
+    for (const o of added) expect(o.metadata.labels?.["app.kubernetes.io/part-of"]).toBe("edgemesh");
+  });
+
+  test("its own service account and role: the binding gives the gateway's role to the Deployment's account, not the agent's", () => {
+    const sa = find(objs(GW), "ServiceAccount", "edgemesh-gateway");
+    const binding = find(objs(GW), "ClusterRoleBinding", "edgemesh-gateway");
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "edgemesh-gateway" });
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "edgemesh-gateway", namespace: sa.metadata.namespace }]);
+    expect(deployment(GW).spec.template.spec.serviceAccountName).toBe("edgemesh-gateway");
+    // Read-only: list and watch, and Secrets only in the gateway's role.
+    const rules = find(objs(GW), "ClusterRole", "edgemesh-gateway").rules as any[];
+    for (const r of rules) expect([...r.verbs].sort()).toEqual(["list", "watch"]);
+    expect(rules.some((r) => r.resources.includes("secrets"))).toBe(true);
+    expect((find(objs(GW), "ClusterRole", "edgemesh-agent").rules as any[]).some((r) => r.resources.includes("secrets"))).toBe(false);
+  });
+
+  test("the config is an EdgeMeshGateway the gateway accepts: gateway and tunnel on, compat identity", () => {
+    const config = gatewayConfig(GW);
+    expect(config.kind).toBe("EdgeMeshGateway");
+    expect(config.apiVersion).toBe("gateway.edgemesh.config.kubeedge.io/v1alpha1");
+    expect(config.modules.edgeGateway.enable).toBe(true);
+    expect(config.modules.edgeTunnel.enable).toBe(true);
+    expect(gatewayRefusals(config)).toEqual([]);
+    expect(gatewayView(config).tunnelConfig.nodeName).toBe("edge-gw-gateway");
+    // --config is the ConfigMap's key where the volume is mounted.
+    const args: string[] = gwContainer(GW).args;
+    expect(args.slice(0, 2)).toEqual(["gateway", "--config"]);
+    const volume = deployment(GW).spec.template.spec.volumes.find((v: any) => v.configMap);
+    expect(volume.configMap.name).toMatch(/^edgemesh-gateway-cfg-/);
+    expect(objs(GW).some((o) => o.kind === "ConfigMap" && o.metadata.name === volume.configMap.name)).toBe(true);
+    const mount = gwContainer(GW).volumeMounts.find((m: any) => m.name === volume.name);
+    expect(args[2]).toBe(`${mount.mountPath}/edgemesh-gateway.yaml`);
+  });
+
+  test("the tunnel key is the agent's PSK Secret, mounted where the config reads it", () => {
+    const secret = find(objs(GW), "Secret");
+    expect(secret.metadata.name).toMatch(/^edgemesh-agent-psk-/);
+    const volume = deployment(GW).spec.template.spec.volumes.find((v: any) => v.secret);
+    expect(volume.secret.secretName).toBe(secret.metadata.name);
+    expect(volume.secret.secretName).toBe(daemonSet(GW).spec.template.spec.volumes.find((v: any) => v.secret).secret.secretName);
+    const mount = gwContainer(GW).volumeMounts.find((m: any) => m.name === volume.name);
+    const psk = gatewayConfig(GW).modules.edgeTunnel.psk;
+    expect(psk.enable).toBe(true);
+    expect(psk.path).toBe(`${mount.mountPath}/psk`);
+  });
+
+  test("probes call the admin address the gateway runs with, beside the agent's on the same node", () => {
+    const gwAdmin = gatewayView(gatewayConfig(GW)).adminAddress;
+    const [host, port] = gwAdmin.split(":");
+    expect(host).toBe("127.0.0.1");
+    for (const probe of [gwContainer(GW).livenessProbe, gwContainer(GW).readinessProbe]) {
+      expect(probe.httpGet.host).toBe("127.0.0.1");
+      expect(String(probe.httpGet.port)).toBe(port!);
+    }
+    expect(gwContainer(GW).livenessProbe.httpGet.path).toBe("/healthz");
+    expect(gwContainer(GW).readinessProbe.httpGet.path).toBe("/readyz");
+    // Both are host-network pods on a gateway node: their admin ports and state dirs must differ.
+    const agent = agentConfig("overlays/edge", EDGE_ENV);
+    expect(gwAdmin).not.toBe(agent.commonConfig.adminAddress);
+    expect(gatewayConfig(GW).commonConfig.stateDir).not.toBe(agent.commonConfig.stateDir);
+  });
+
+  test("hostNetwork, NODE_NAME from the downward API, the state dir a host path", () => {
+    const spec = deployment(GW).spec.template.spec;
+    expect(spec.hostNetwork).toBe(true);
+    const env = Object.fromEntries((gwContainer(GW).env as any[]).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env.NODE_NAME).toBe("spec.nodeName");
+    const stateDir = gatewayConfig(GW).commonConfig.stateDir;
+    const m = (gwContainer(GW).volumeMounts as any[]).find((m) => m.mountPath === stateDir);
+    expect(spec.volumes.find((v: any) => v.name === m.name).hostPath).toEqual({ path: stateDir, type: "DirectoryOrCreate" });
+    for (const mount of gwContainer(GW).volumeMounts) expect(spec.volumes.some((v: any) => v.name === mount.name)).toBe(true);
+  });
+
+  test("not privileged, every capability dropped but NET_BIND_SERVICE (ports 80/443); no NET_ADMIN: no iptables, no device", () => {
+    const sc = gwContainer(GW).securityContext;
+    expect(sc.privileged).toBe(false);
+    expect(sc.capabilities.drop).toEqual(["ALL"]);
+    expect(sc.capabilities.add).toEqual(["NET_BIND_SERVICE"]);
+  });
+
+  test("placement: labelled gateway nodes only, through the edge taint and while cut off; one pod at a time", () => {
+    const spec = deployment(GW).spec.template.spec;
+    expect(nodeAffinityAdmits(spec, GATEWAY_NODE)).toBe(true);
+    expect(nodeAffinityAdmits(spec, EDGE_NODE)).toBe(false);
+    expect(nodeAffinityAdmits(spec, CLOUD_NODE)).toBe(false);
+    for (const taint of [{ key: "node-role.kubernetes.io/edge", effect: "NoSchedule" }, { key: "node.kubernetes.io/unreachable", effect: "NoExecute" }] as const) {
+      expect(tolerates(spec.tolerations, taint)).toBe(true);
+    }
+    const d = deployment(GW);
+    expect(d.spec.replicas).toBe(1);
+    expect(d.spec.strategy).toEqual({ type: "Recreate" });
+  });
+
+  test("EdgeMesh's selector, which the agent's DaemonSet does not share; the image tag is the package version", () => {
+    const d = deployment(GW);
+    expect(d.spec.selector.matchLabels).toEqual({ "k8s-app": "kubeedge", kubeedge: "edgemesh-gateway" });
+    for (const [k, v] of Object.entries(d.spec.selector.matchLabels)) expect(d.spec.template.metadata.labels[k]).toBe(v);
+    const dsLabels = daemonSet(GW).spec.template.metadata.labels;
+    expect(Object.entries(d.spec.selector.matchLabels).every(([k, v]) => dsLabels[k] === v)).toBe(false);
+    expect(gwContainer(GW).image).toBe(`edgemesh-bun:${pkg.version}`);
+    const mib = (q: string) => Number(q.replace(/Mi$/, ""));
+    const { requests, limits } = gwContainer(GW).resources;
+    expect(mib(limits.memory)).toBeGreaterThan(mib(requests.memory));
+  });
+
+  test("the standalone overlay: the same gateway, its own PSK Secret from its own file, no Namespace and none of the agent's objects", () => {
+    const alone = objs("overlays/gateway");
+    expect(alone.map((o) => o.kind).sort()).toEqual(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Secret", "ServiceAccount"]);
+    const secret = find(alone, "Secret");
+    expect(secret.metadata.name).toMatch(/^edgemesh-gateway-psk-/);
+    expect(Buffer.from(secret.data.psk, "base64").toString()).toBe(TEST_PSK);
+    const d = deployment("overlays/gateway");
+    expect(d.spec.template.spec.volumes.find((v: any) => v.name === "psk").secret.secretName).toBe(secret.metadata.name);
+    for (const o of alone) if (!["ClusterRole", "ClusterRoleBinding"].includes(o.kind)) expect(o.metadata.namespace).toBe("kubeedge");
+    // Apart from the Secret's name, the objects are the component's.
+    const same = (path: string) => gwObjects(path).filter((o) => o.kind !== "Secret").map((o) => {
+      const c = structuredClone(o);
+      if (c.kind === "Deployment") {
+        c.spec.template.spec.volumes.find((v: any) => v.name === "psk").secret.secretName = "PSK";
+        c.spec.template.spec.volumes.sort((a: any, b: any) => a.name.localeCompare(b.name)); // the patch reorders them
+      }
+      return c;
+    }).sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+    expect(same("overlays/gateway")).toEqual(same(GW));
+  });
+
+  test("the README's lines for the operator's overlay: the gateway with the operator's own config, the registry's image", () => {
+    const d = deployment("../my-gateway");
+    expect(d.spec.template.spec.containers[0].image).toBe("REGISTRY/edgemesh-bun:0.1.0");
+    const config = gatewayConfig("../my-gateway");
+    expect(config.modules.edgeGateway.nic).toBe("eth1");
+    const cm = objs("../my-gateway").find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("edgemesh-gateway-cfg-"))!;
+    expect(d.spec.template.spec.volumes.some((v: any) => v.configMap?.name === cm.metadata.name)).toBe(true);
+    expect(cm.metadata.name).not.toBe(objs(GW).find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("edgemesh-gateway-cfg-"))!.metadata.name);
+    // The agent side of that overlay is step 4's.
+    expect(objs("../my-gateway").filter((o) => !o.metadata.name.startsWith("edgemesh-gateway"))).toEqual(objs("../my-cluster"));
   });
 });
