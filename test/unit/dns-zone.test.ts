@@ -246,5 +246,5 @@ describe("incremental compiles equal fresh compiles", () => {
         }
       }
     }
-  });
+  }, 60_000); // CPU-bound: seconds on a loaded 2-core machine, not a timing claim
 });

@@ -65,10 +65,14 @@ describe("snapshot persister", () => {
     const p = createPersister({ stateDir: d, server: "s", clock, log: createMemoryLogger(), metrics, intervalMs: 5000, view: () => ({ Service: names.map(svc) }), enabled: () => live });
     const writes = () => metrics.snapshot()["kube_snapshot_writes_total"];
     const settle = () => Bun.sleep(30);
+    // A write is file I/O on another tick: wait for it (bounded) rather than guess how long it takes.
+    const writesReach = async (n: number) => {
+      for (let i = 0; i < 300 && (writes() ?? 0) < n; i++) await Bun.sleep(10);
+    };
 
     p.changed();
     clock.advance(0);
-    await settle();
+    await writesReach(1);
     expect(writes()).toBe(1);
 
     names = ["a", "b"];
@@ -78,7 +82,7 @@ describe("snapshot persister", () => {
     await settle();
     expect(writes()).toBe(1);
     clock.advance(1);
-    await settle();
+    await writesReach(2);
     expect(writes()).toBe(2);
     expect((await loadSnapshot(d))?.objects.Service?.map((o) => o.metadata.name)).toEqual(["a", "b"]);
 
