@@ -6,6 +6,7 @@
 // SIGTERM ends the run early and still prints the JSON line.
 
 import { parseArgs } from "node:util";
+import { http10Get } from "./http10.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -27,44 +28,7 @@ const rate = Number(a.rate);
 const timeoutMs = Number(a.timeout);
 const request = `GET ${a.path} HTTP/1.0\r\nHost: ${host}\r\n${a.header!.map((h) => h + "\r\n").join("")}\r\n`;
 
-function once(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
-    Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        open(s) {
-          s.write(request);
-        },
-        data(_s, d) {
-          chunks.push(Buffer.from(d));
-        },
-        close() {
-          clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString();
-          const head = text.indexOf("\r\n\r\n");
-          if (!text.startsWith("HTTP/1.") || head < 0) return reject(new Error(`bad response: ${JSON.stringify(text.slice(0, 60))}`));
-          const status = Number(text.slice(9, 12));
-          if (status !== 200) return reject(new Error(`status ${status}`));
-          resolve(text.slice(head + 4));
-        },
-        error(_s, err) {
-          clearTimeout(timer);
-          reject(err);
-        },
-        connectError(_s, err) {
-          clearTimeout(timer);
-          reject(err);
-        },
-      },
-    }).catch((err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
+const once = () => http10Get(host, port, request, timeoutMs);
 
 const byBody: Record<string, number> = {};
 const errors: string[] = [];

@@ -6,6 +6,7 @@
 // Usage: bun ticker.ts --host H [--port 80] [--every 100] [--timeout 1000] [--seconds 30]
 
 import { parseArgs } from "node:util";
+import { http10Get } from "./http10.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -25,45 +26,10 @@ const request = `GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n`;
 
 function once(): void {
   const s = Date.now();
-  let done = false;
-  const chunks: Buffer[] = [];
-  const finish = (ok: boolean, extra: Record<string, string>) => {
-    if (done) return;
-    done = true;
-    clearTimeout(timer);
-    console.log(JSON.stringify({ s, e: Date.now(), ok, ...extra }));
-  };
-  const timer = setTimeout(() => {
-    finish(false, { err: "timeout" });
-    sock?.end();
-  }, timeoutMs);
-  let sock: { end(): void } | undefined;
-  Bun.connect({
-    hostname: host,
-    port,
-    socket: {
-      open(s) {
-        s.write(request);
-      },
-      data(_s, d) {
-        chunks.push(Buffer.from(d));
-      },
-      close() {
-        const text = Buffer.concat(chunks).toString();
-        const head = text.indexOf("\r\n\r\n");
-        if (text.startsWith("HTTP/1.") && text.slice(9, 12) === "200" && head >= 0) finish(true, { body: text.slice(head + 4, head + 64) });
-        else finish(false, { err: `bad response ${JSON.stringify(text.slice(0, 40))}` });
-      },
-      error(_s, err) {
-        finish(false, { err: String(err) });
-      },
-      connectError(_s, err) {
-        finish(false, { err: String(err) });
-      },
-    },
-  })
-    .then((s) => (sock = s))
-    .catch((err) => finish(false, { err: String(err) }));
+  http10Get(host, port, request, timeoutMs).then(
+    (body) => console.log(JSON.stringify({ s, e: Date.now(), ok: true, body: body.slice(0, 60) })),
+    (err: Error) => console.log(JSON.stringify({ s, e: Date.now(), ok: false, err: err.message })),
+  );
 }
 
 const tick = setInterval(() => {
