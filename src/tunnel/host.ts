@@ -14,7 +14,7 @@ import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { STREAM_READ_BUFFER_BYTES, YAMUX_MAX_WINDOW_BYTES } from "./constants.ts";
 import { noiseForBun, type NoiseAead } from "./noise.ts";
-import { defaultXSalsaXor, nobleXSalsaXor, pnetProtector } from "./pnet.ts";
+import { defaultXSalsaXor, nobleXSalsaXor, plaintextProtector, pnetProtector, type PskMismatchReason } from "./pnet.ts";
 import { safeTcp } from "./tcp-dial.ts";
 import { installQuicReadBackpressure } from "./quic-backpressure.ts";
 import { installRelayBackpressure } from "./relay-backpressure.ts";
@@ -47,7 +47,7 @@ export interface HostOptions {
   /** Called for every refusal by isAllowed (after counting); default: one log line each. */
   onRefused?: (peer: PeerId, direction: "dial" | "inbound" | "outbound") => void;
   log: Logger;
-  counters: { handshakeFailures: Counter; gaterDenied: Counter; pskMismatch: Counter };
+  counters: { handshakeFailures: Counter; gaterDenied: Counter; pskMismatch: Record<PskMismatchReason, Counter> };
   /** Hole-punch attempts, upgrades, punches, skipped unilateral dials (kept locally if unset). */
   holePunchCounters?: HolePunchCounters;
 }
@@ -104,7 +104,11 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
         streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES },
       } as Parameters<typeof yamux>[0]),
     ],
-    connectionProtector: o.psk ? pnetProtector(o.psk, (remote) => pskMismatch(o, remote), o.pnetCipher === "js" ? nobleXSalsaXor : defaultXSalsaXor()) : undefined,
+    // Without a PSK, a protector that only checks each connection's first bytes, so that a peer
+    // with a PSK is counted on this side too (see plaintextProtector).
+    connectionProtector: o.psk
+      ? pnetProtector(o.psk, (remote, reason) => pskMismatch(o, remote, reason), o.pnetCipher === "js" ? nobleXSalsaXor : defaultXSalsaXor())
+      : plaintextProtector((remote, reason) => pskMismatch(o, remote, reason)),
     connectionGater: gater(o),
     peerDiscovery: o.mdns ? [mdns({ serviceTag: `${o.rendezvous}.local` })] : [],
     connectionManager: { maxConnections: 1024 },
@@ -168,7 +172,13 @@ function gater(o: HostOptions): ConnectionGater {
   };
 }
 
-function pskMismatch(o: HostOptions, remote: string): void {
-  o.counters.pskMismatch.value++;
-  o.log.warn("connection refused: PSK mismatch, the peer's bytes do not decrypt with our pre-shared key (peers must share modules.edgeTunnel.psk)", { remote });
+const PSK_MISMATCH_WHY: Record<PskMismatchReason, string> = {
+  key_differs: "the peer's bytes do not decrypt with our pre-shared key (peers must share modules.edgeTunnel.psk)",
+  peer_without_psk: "the peer has no pre-shared key and this node has one (set the same modules.edgeTunnel.psk on every node)",
+  peer_with_psk: "the peer uses a pre-shared key and this node has none (set the same modules.edgeTunnel.psk on every node)",
+};
+
+function pskMismatch(o: HostOptions, remote: string, reason: PskMismatchReason): void {
+  o.counters.pskMismatch[reason].value++;
+  o.log.warn(`connection refused: PSK mismatch, ${PSK_MISMATCH_WHY[reason]}`, { remote, reason });
 }

@@ -22,6 +22,11 @@ export abstract class LayeredMessageStream extends AbstractMessageStream {
     inner.addEventListener("remoteCloseWrite", () => this.onRemoteCloseWrite());
   }
 
+  /** The stream this layer wraps (for remoteAddrOf). */
+  get below(): MessageStream {
+    return this.inner;
+  }
+
   /** The inner stream closed (before this one follows): drop whatever the layer still holds. */
   protected onInnerClose(): void {}
 
@@ -37,4 +42,18 @@ export abstract class LayeredMessageStream extends AbstractMessageStream {
   close(options?: AbortOptions): Promise<void> {
     return this.inner.close(options);
   }
+}
+
+/**
+ * The remote address of the connection under a stack of layers, for logs: the PSK layer hands
+ * Noise a stream of its own, which has no address; the multiaddr connection at the bottom does.
+ */
+export function remoteAddrOf(stream: unknown): string {
+  let s: unknown = stream;
+  for (let depth = 0; depth < 8 && s != null; depth++) {
+    const addr = (s as { remoteAddr?: unknown }).remoteAddr;
+    if (addr != null) return String(addr);
+    s = s instanceof LayeredMessageStream ? s.below : undefined;
+  }
+  return "unknown";
 }

@@ -9,6 +9,7 @@ import type { ConnectionEncrypter, SecuredConnection } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
 import type { Counter } from "../metrics/index.ts";
 import { CoalescingMessageStream } from "./coalesce.ts";
+import { remoteAddrOf } from "./layered-stream.ts";
 import { installFramedEncrypt } from "./noise-frames.ts";
 import { IN_PLACE, loadOpenSsl } from "./openssl.ts";
 import { AEAD_TAG_BYTES } from "./aead-constants.ts";
@@ -90,17 +91,21 @@ export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logg
   return (components: NoiseComponents) => {
     const inner = factory(components) as ConnectionEncrypter;
     const why = o.pskEnabled ? "the peer's identity or key exchange was rejected" : "the peer may use a PSK (private network) while this node does not";
-    const explain = (dir: string, remote: unknown, err: unknown): never => {
+    // The remote address, and the peer when the dial named one (an inbound peer is only known
+    // once the handshake succeeds).
+    const explain = (dir: string, conn: unknown, peer: unknown, err: unknown): never => {
       o.failures.value++;
-      o.log.warn(`connection refused: encrypted handshake failed, ${why}`, { direction: dir, remote: String(remote), error: (err as Error)?.message ?? String(err) });
+      const ctx: Record<string, string> = { direction: dir, remote: remoteAddrOf(conn) };
+      if (peer != null) ctx.peer = String(peer);
+      o.log.warn(`connection refused: encrypted handshake failed, ${why}`, { ...ctx, error: (err as Error)?.message ?? String(err) });
       throw err;
     };
     const wrapped: ConnectionEncrypter = Object.create(inner);
     // The muxer above Noise writes through a CoalescingMessageStream (see coalesce.ts).
     wrapped.secureInbound = (conn, opts) =>
-      inner.secureInbound(conn, opts).then((s) => coalesced(s, native), (err) => explain("inbound", remoteOf(conn), err));
+      inner.secureInbound(conn, opts).then((s) => coalesced(s, native), (err) => explain("inbound", conn, opts?.remotePeer, err));
     wrapped.secureOutbound = (conn, opts) =>
-      inner.secureOutbound(conn, opts).then((s) => coalesced(s, native), (err) => explain("outbound", remoteOf(conn), err));
+      inner.secureOutbound(conn, opts).then((s) => coalesced(s, native), (err) => explain("outbound", conn, opts?.remotePeer, err));
     return wrapped as ReturnType<NoiseFactory>;
   };
 }
@@ -108,9 +113,4 @@ export function noiseForBun(o: { aead: NoiseAead; pskEnabled: boolean; log: Logg
 function coalesced<T extends SecuredConnection>(secured: T, native: boolean): T {
   installFramedEncrypt(secured.connection, native); // one buffer per batch, opened in place (noise-frames.ts)
   return { ...secured, connection: new CoalescingMessageStream(secured.connection) };
-}
-
-function remoteOf(conn: unknown): string {
-  const c = conn as { remoteAddr?: { toString(): string } };
-  return c.remoteAddr?.toString() ?? "unknown";
 }

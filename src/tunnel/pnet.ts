@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { AbortOptions, ConnectionProtector, MessageStream, StreamMessageEvent } from "@libp2p/interface";
 import { byteStream, type AbstractMessageStream } from "@libp2p/utils";
-import { LayeredMessageStream } from "./layered-stream.ts";
+import { LayeredMessageStream, remoteAddrOf } from "./layered-stream.ts";
 import { xsalsa20 } from "@noble/ciphers/salsa.js";
 import { PSK_KEY_BYTES } from "./psk.ts";
 import { SEALED_BUFFERS } from "./seal-buffers.ts";
@@ -76,8 +76,24 @@ export class XSalsaStream {
  */
 const MULTISTREAM_HEADER = new TextEncoder().encode("\x13/multistream/1.0.0\n");
 
-/** Called once per connection whose first bytes do not decrypt to the multistream header. */
-export type PskMismatchHandler = (remote: string) => void;
+/**
+ * Why a connection's first bytes show the two sides do not share a pre-shared key:
+ * "key_differs" - both have one, and the peer's bytes do not decrypt to the multistream header;
+ * "peer_without_psk" - this node has one, the peer sent the plaintext header where its nonce belongs;
+ * "peer_with_psk" - this node has none, and the peer's first bytes are not the header (its nonce).
+ */
+export type PskMismatchReason = "key_differs" | "peer_without_psk" | "peer_with_psk";
+export const PSK_MISMATCH_REASONS: readonly PskMismatchReason[] = ["key_differs", "peer_without_psk", "peer_with_psk"];
+
+/** Called once per connection whose first bytes show a PSK mismatch. */
+export type PskMismatchHandler = (remote: string, reason: PskMismatchReason) => void;
+
+/** True when the first min(len, header) bytes of `b` are multistream-select's header from `from`. */
+function startsLikeHeader(b: Uint8Array, from: number): boolean {
+  const n = Math.min(b.length, MULTISTREAM_HEADER.length - from);
+  for (let i = 0; i < n; i++) if (b[i] !== MULTISTREAM_HEADER[from + i]) return false;
+  return true;
+}
 
 class PnetMessageStream extends LayeredMessageStream {
   readonly #in: XSalsaStream;
@@ -103,8 +119,8 @@ class PnetMessageStream extends LayeredMessageStream {
       for (let i = 0; i < n; i++) {
         if (plain[i] !== MULTISTREAM_HEADER[this.#checked + i]) {
           this.#checked = MULTISTREAM_HEADER.length;
-          const remote = String((this.inner as { remoteAddr?: unknown }).remoteAddr ?? "unknown");
-          this.#onMismatch?.(remote);
+          const remote = remoteAddrOf(this.inner);
+          this.#onMismatch?.(remote, "key_differs");
           this.abort(new Error(`PSK mismatch with ${remote}`));
           return;
         }
@@ -153,6 +169,14 @@ class PskProtector implements ConnectionProtector {
     const bytes = byteStream(connection);
     const [remote] = await Promise.all([bytes.read({ bytes: PNET_NONCE_BYTES, signal }), bytes.write(localNonce, { signal })]);
     const remoteNonce = remote.subarray().slice(); // own copy: the list may share memory
+    if (startsLikeHeader(remoteNonce, 0)) {
+      // A peer without a PSK speaks multistream-select in plaintext where the nonce belongs.
+      const addr = remoteAddrOf(connection);
+      this.onMismatch?.(addr, "peer_without_psk");
+      const err = new Error(`PSK mismatch with ${addr}: the peer has no pre-shared key`);
+      connection.abort(err);
+      throw err;
+    }
     const inner = bytes.unwrap(); // re-emits anything read past the nonce (already encrypted)
     return new PnetMessageStream(inner, this.psk, localNonce, remoteNonce, this.onMismatch, this.xor);
   }
@@ -163,4 +187,49 @@ export function pnetProtector(psk: Uint8Array, onMismatch?: PskMismatchHandler, 
   if (psk.length !== PSK_KEY_BYTES) throw new RangeError(`pnet key must be ${PSK_KEY_BYTES} bytes, got ${psk.length}`);
   const key = psk.slice();
   return () => new PskProtector(key, onMismatch, xor);
+}
+
+/**
+ * For a node without a PSK: nothing is wrapped or encrypted, but the first bytes each connection
+ * receives are checked against multistream-select's header, which every libp2p peer without a PSK
+ * sends first. A peer with a PSK sends its random nonce there instead: that connection is
+ * reported and aborted at once, where it would otherwise fail inside multistream-select with
+ * nothing counted. The check hooks the connection's onData until the header's 20 bytes are seen
+ * (bytes that arrived before protect() are checked from the read buffer), then unhooks itself:
+ * no cost on the data path. A connection without that hook (not a libp2p socket connection) is
+ * passed through unchecked.
+ */
+export function plaintextProtector(onMismatch: PskMismatchHandler): () => ConnectionProtector {
+  return () => ({
+    [Symbol.toStringTag]: "edgemesh/no-pnet",
+    async protect(connection: MessageStream): Promise<MessageStream> {
+      const c = connection as unknown as { onData?: (data: Uint8Array | { subarray(): Uint8Array }) => void; readBuffer?: { byteLength: number; subarray(start?: number, end?: number): Uint8Array } };
+      const original = c.onData;
+      // An own onData (bound in a constructor, as relayed connections do) cannot be unhooked later.
+      if (typeof original !== "function" || Object.hasOwn(c, "onData")) return connection;
+      let checked = 0;
+      /** Checks the next bytes; false (after reporting and aborting) on a mismatch. */
+      const check = (b: Uint8Array): boolean => {
+        if (!startsLikeHeader(b, checked)) {
+          checked = MULTISTREAM_HEADER.length;
+          const addr = remoteAddrOf(connection);
+          onMismatch(addr, "peer_with_psk");
+          connection.abort(new Error(`PSK mismatch with ${addr}: the peer uses a pre-shared key, this node has none`));
+          return false;
+        }
+        checked += Math.min(b.length, MULTISTREAM_HEADER.length - checked);
+        return true;
+      };
+      const buffered = c.readBuffer;
+      if (buffered !== undefined && buffered.byteLength > 0 && !check(buffered.subarray(0, Math.min(buffered.byteLength, MULTISTREAM_HEADER.length)))) return connection;
+      if (checked >= MULTISTREAM_HEADER.length) return connection;
+      c.onData = function (data) {
+        const b = data instanceof Uint8Array ? data : data.subarray();
+        const ok = check(b);
+        if (checked >= MULTISTREAM_HEADER.length) delete c.onData; // the class's own method again
+        if (ok) original.call(this, data);
+      };
+      return connection;
+    },
+  });
 }

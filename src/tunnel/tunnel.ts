@@ -21,6 +21,7 @@
 import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
 import type { PeerId } from "@libp2p/interface";
 import type { Logger } from "../log/index.ts";
+import type { Counter } from "../metrics/index.ts";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p } from "libp2p";
 import { CniService } from "./cni.ts";
@@ -31,6 +32,7 @@ import { createHost, REFUSAL_LINE } from "./host.ts";
 import { skipRepeatedProtocolMerges } from "./peerstore-cache.ts";
 import { loadOrCreateKey, privateKeyFromNodeName } from "./identity.ts";
 import { PeerBook } from "./peers.ts";
+import { PSK_MISMATCH_REASONS, type PskMismatchReason } from "./pnet.ts";
 import { ProxyService } from "./proxy.ts";
 import { RelayKeeper } from "./relay-keeper.ts";
 import type { CniHandler, OpenedCniStream, OpenedProxyStream, OpenProxyStreamOptions, PeerInfo, ProxyHandler, ProxyTarget, RelayNode, Tunnel, TunnelOptions } from "./types.ts";
@@ -117,7 +119,7 @@ class EdgeTunnel implements Tunnel {
       counters: {
         handshakeFailures: m.counter("tunnel_handshake_failures_total", "Connections whose Noise handshake failed (PSK mismatch?)"),
         gaterDenied: m.counter("tunnel_gater_denied_total", "Connections refused because the peer ID is not allowed"),
-        pskMismatch: m.counter("tunnel_psk_mismatch_total", "Connections whose peer uses another pre-shared key (or none)"),
+        pskMismatch: Object.fromEntries(PSK_MISMATCH_REASONS.map((reason) => [reason, m.counter("tunnel_psk_mismatch_total", "Connections refused because the peer does not share our pre-shared key, by reason", { reason })])) as Record<PskMismatchReason, Counter>,
       },
     });
     this.#libp2p = libp2p;

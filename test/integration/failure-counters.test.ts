@@ -33,8 +33,61 @@ test("tunnel_handshake_failures_total: a node's address now held by another peer
   b.tunnel.handleProxy(() => true);
   await expect(a.tunnel.openProxyStream("node-c", { protocol: "tcp", ip: "10.0.0.1", port: 80 })).rejects.toThrow();
   expect(a.metrics.snapshot()["tunnel_handshake_failures_total"]).toBeGreaterThan(0);
-  expect(a.log.lines.some((l) => l.includes("encrypted handshake failed"))).toBe(true);
+  // The line names where the connection went and whom it expected (it once said remote=unknown:
+  // under the PSK layer Noise sees a stream without an address).
+  const line = a.log.lines.find((l) => l.includes("encrypted handshake failed"));
+  const bAddr = b.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "");
+  expect(line).toContain(`remote=${bAddr}`);
+  expect(line).toContain(`peer=${c.tunnel.peerId}`);
+  expect(line).not.toContain("unknown");
   expect(b.metrics.snapshot()["tunnel_proxy_streams_accepted_total"] ?? 0).toBe(0);
+});
+
+test("tunnel_psk_mismatch_total: a PSK on one side only is counted on both sides, with the reason and the remote address", async () => {
+  const withPsk = testTunnel("node-psk");
+  const without = testTunnel("node-plain", { psk: undefined });
+  await Promise.all([withPsk.tunnel.start(), without.tunnel.start()]);
+  withPsk.tunnel.handleProxy(() => true);
+  without.tunnel.handleProxy(() => true);
+  const target = { protocol: "tcp" as const, ip: "10.0.0.1", port: 80 };
+  const count = (t: typeof withPsk, reason: string) => t.metrics.snapshot()[`tunnel_psk_mismatch_total{reason="${reason}"}`] ?? 0;
+  const waitFor = async (ok: () => boolean) => {
+    for (const deadline = Date.now() + 5000; !ok() && Date.now() < deadline; ) await Bun.sleep(20);
+  };
+  // The node without a PSK sees the other's nonce where multistream-select belongs: as listener
+  // (the PSK node dials) and as dialer (the PSK node answers). It used to count nothing.
+  await withPsk.tunnel.addPeer("node-plain", without.tunnel.peerId, without.tunnel.addrs());
+  await expect(withPsk.tunnel.openProxyStream("node-plain", target)).rejects.toThrow();
+  await waitFor(() => count(without, "peer_with_psk") >= 1);
+  const asListener = count(without, "peer_with_psk");
+  expect(asListener).toBeGreaterThanOrEqual(1);
+  await without.tunnel.addPeer("node-psk", withPsk.tunnel.peerId, withPsk.tunnel.addrs());
+  await expect(without.tunnel.openProxyStream("node-psk", target)).rejects.toThrow();
+  await waitFor(() => count(without, "peer_with_psk") > asListener && count(withPsk, "peer_without_psk") >= 1);
+  expect(count(without, "peer_with_psk")).toBeGreaterThan(asListener);
+  expect(count(without, "key_differs") + count(without, "peer_without_psk")).toBe(0);
+  // The PSK node sees the plaintext header where the nonce belongs (the plain node's dial).
+  expect(count(withPsk, "peer_without_psk")).toBeGreaterThanOrEqual(1);
+  expect(count(withPsk, "key_differs")).toBe(0);
+  const plainLine = without.log.lines.find((l) => l.includes("PSK mismatch"));
+  expect(plainLine).toContain("the peer uses a pre-shared key and this node has none");
+  expect(plainLine).toContain("reason=peer_with_psk");
+  expect(plainLine).toMatch(/remote=\/ip4\/127\.0\.0\.1\/tcp\/\d+/);
+  const pskLine = withPsk.log.lines.find((l) => l.includes("PSK mismatch"));
+  expect(pskLine).toContain("the peer has no pre-shared key and this node has one");
+  expect(pskLine).toMatch(/remote=\/ip4\/127\.0\.0\.1\/tcp\/\d+/);
+  for (const t of [withPsk, without]) expect(t.metrics.snapshot()["tunnel_proxy_streams_accepted_total"] ?? 0).toBe(0);
+});
+
+test("a node without a PSK still talks to another without one: the first-bytes check passes the connection through", async () => {
+  const a = testTunnel("plain-a", { psk: undefined });
+  const b = testTunnel("plain-b", { psk: undefined });
+  await Promise.all([a.tunnel.start(), b.tunnel.start()]);
+  b.tunnel.handleProxy(() => true);
+  await a.tunnel.addPeer("plain-b", b.tunnel.peerId, b.tunnel.addrs());
+  const opened = await a.tunnel.openProxyStream("plain-b", { protocol: "tcp", ip: "10.0.0.1", port: 80 });
+  opened.stream.abort(new Error("done"));
+  for (const t of [a, b]) for (const r of ["key_differs", "peer_without_psk", "peer_with_psk"]) expect(t.metrics.snapshot()[`tunnel_psk_mismatch_total{reason="${r}"}`]).toBe(0);
 });
 
 /** A node-local DNS server on a free loopback port, stopped with the other cleanups. */

@@ -73,7 +73,7 @@ export async function bareHost(listenAddrs: string[] = ["/ip4/127.0.0.1/tcp/0"])
     pnetCipher: "auto",
     maxStreamsPerPeer: 100,
     log: createMemoryLogger(),
-    counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: counter() },
+    counters: { handshakeFailures: counter(), gaterDenied: counter(), pskMismatch: { key_differs: counter(), peer_without_psk: counter(), peer_with_psk: counter() } },
   });
   await host.start();
   stopWithTunnels({ stop: async () => await host.stop() });

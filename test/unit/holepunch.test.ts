@@ -183,7 +183,7 @@ test("a real host confirms the relay-observed addresses and advertises them; oth
     pnetCipher: "auto",
     maxStreamsPerPeer: 64,
     log,
-    counters: { handshakeFailures: m.counter("a", "a"), gaterDenied: m.counter("b", "b"), pskMismatch: m.counter("c", "c") },
+    counters: { handshakeFailures: m.counter("a", "a"), gaterDenied: m.counter("b", "b"), pskMismatch: { key_differs: m.counter("c", "c"), peer_without_psk: m.counter("d", "d"), peer_with_psk: m.counter("e", "e") } },
   });
   await host.start();
   const events = (host as unknown as { components: { events: { safeDispatchEvent(t: string, o: unknown): void } } }).components.events;
