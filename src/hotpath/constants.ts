@@ -78,3 +78,6 @@ export const UDP_FLOWS_MAX_DEFAULT = 8192;
  * spend almost all their bytes in the engine.
  */
 export const ZC_ADOPT_AFTER_BYTES = 1024 * 1024;
+
+/** Help of proxy_udp_flows_expired_total, registered by the proxy and the tunnel UDP dialer (one series). */
+export const UDP_FLOWS_EXPIRED_HELP = "UDP flows closed after idling (a tunnel flow also when the far agent expired it first)";

@@ -7,6 +7,7 @@ import type { TCPSocketListener } from "bun";
 import type { RouteTable, ServicePort } from "../control/index.ts";
 import {
   DIAL_TIMEOUT_MS,
+  UDP_FLOWS_EXPIRED_HELP,
   UDP_FLOWS_MAX_DEFAULT,
   UDP_SWEEP_INTERVAL_MS,
   WAIT_SWEEP_INTERVAL_MS,
@@ -87,7 +88,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     capNotLogged: 0,
     m: {
       flowsCreated: counter("proxy_udp_flows_total", "UDP flows created"),
-      flowsExpired: counter("proxy_udp_flows_expired_total", "UDP flows closed after idling"),
+      flowsExpired: counter("proxy_udp_flows_expired_total", UDP_FLOWS_EXPIRED_HELP),
       dropped: counter("proxy_udp_dropped_total", "Datagrams dropped (backpressure, flow cap, queue full)"),
       sendErrors: counter("proxy_udp_send_errors_total", "UDP send() calls that threw"),
       noEndpoint: counter("proxy_udp_no_endpoint_total", "Datagrams for a port without endpoints"),

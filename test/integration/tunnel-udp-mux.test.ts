@@ -178,6 +178,8 @@ test("the far agent expires idle flows and tells the opener, whose flow then clo
   expect(s.inbound.udpRelays()).toBe(0);
   expect(s.c.metrics.snapshot()["proxy_inbound_udp_expired_total"]).toBeGreaterThanOrEqual(1);
   expect(s.dialer.udpFlowsTo("node-c").open).toBe(0);
+  // The opener counts it too, in the proxy's series: its own sweep never saw this flow idle.
+  expect(s.a.metrics.snapshot()["proxy_udp_flows_expired_total"]).toBe(1);
 });
 
 test("a reset of the multiplexed stream closes every flow on it; the next flow opens a new one", async () => {

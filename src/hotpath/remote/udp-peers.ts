@@ -24,6 +24,7 @@ import { StreamDatagrams } from "./datagrams.ts";
 import { closeFrame, dataPrefix, MUX_CLOSE_ERROR, MUX_CLOSE_EVICTED, MUX_CLOSE_IDLE, MUX_CLOSE_REFUSED, openFrame } from "./mux-frames.ts";
 import { MuxStream } from "./mux-stream.ts";
 import { datagramView } from "./scratch.ts";
+import { UDP_FLOWS_EXPIRED_HELP } from "../constants.ts";
 
 /** A multiplexed stream with no flow for this long is closed (a new flow opens another). */
 export const UDP_MUX_STREAM_IDLE_MS = 120_000;
@@ -61,6 +62,7 @@ interface Metrics {
   protocolErrors: Counter;
   muxStreams: Counter;
   legacyFlows: Counter;
+  expired: Counter;
 }
 
 /** One UDP flow to an endpoint on another node; the proxy's flow is its sink. */
@@ -161,6 +163,7 @@ class OpenerStream extends MuxStream {
     const f = this.flows.get(flow);
     if (f === undefined) return;
     if (reason === MUX_CLOSE_REFUSED) this.peer.owner.m.refused.value++;
+    else if (reason === MUX_CLOSE_IDLE) this.peer.owner.m.expired.value++; // the far agent's idle expiry
     this.peer.owner.closeFlow(f, reason, true, undefined, false);
   }
   onProtocolError(why: string): void {
@@ -195,6 +198,8 @@ class Manager implements UdpPeers {
       protocolErrors: mx.counter("proxy_udp_mux_protocol_errors_total", "Multiplexed UDP streams reset for a framing error", { side: "opener" }),
       muxStreams: mx.gauge("proxy_udp_mux_streams", "Multiplexed UDP streams open to other agents (one per node at most)"),
       legacyFlows: mx.counter("proxy_udp_own_stream_flows_total", "UDP flows given a stream of their own (the far agent speaks EdgeMesh's format)"),
+      // The proxy's own series: a tunnel flow idles out here or, first, at the far agent.
+      expired: mx.counter("proxy_udp_flows_expired_total", UDP_FLOWS_EXPIRED_HELP),
     };
     mx.gaugeFn("proxy_udp_peer_flows_max", "Limit on UDP flows to one node", () => this.max);
     mx.gaugeFamily("proxy_udp_peer_flows", "UDP flows open now to each node", () => [...this.peers.values()].map((p) => [{ peer: p.node }, p.lru.size] as const));
