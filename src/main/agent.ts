@@ -120,7 +120,7 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
   // after the inbound handler is registered, so no CONNECT arrives unanswered.
   // Loaded only when enabled: the libp2p stack is ~40 MiB of RSS that a tunnel-less node
   // (a single-node site, or kube-proxy doing cross-node) should not carry.
-  const tunnelModule = config.modules.edgeTunnel.enable ? await import("./tunnel.ts") : undefined;
+  const tunnelModule = config.modules.edgeTunnel.enable ? await loadTunnelModule() : undefined;
   const tunnel = tunnelModule?.createAgentTunnel(config, log.child("tunnel"), metrics);
   const remote = tunnel ? createTunnelDialer({ tunnel, log: log.child("remote"), metrics }) : undefined;
 
@@ -256,6 +256,12 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
     publisher.stop();
     await releaseBridge(bridgeDeviceName, bridgeDeviceIP, bridge);
   };
+}
+
+/** The tunnel's modules, Noise without its WebAssembly when a native AEAD is there (no-wasm.ts). */
+async function loadTunnelModule() {
+  (await import("../tunnel/no-wasm.ts")).skipNoiseWasm();
+  return import("./tunnel.ts");
 }
 
 /** Waits until the first apply succeeded or failed (it retries on its own), at most a few seconds. */
