@@ -29,8 +29,11 @@ export const YAMUX_MAX_WINDOW_BYTES = 4 * 1024 * 1024;
 /** libp2p resets a stream whose unread bytes exceed this (its default is 4 MiB). */
 export const STREAM_READ_BUFFER_BYTES = 6 * 1024 * 1024;
 
-/** How often relay connections are checked and re-dialed (EdgeMesh's heartbeat is 120 s). */
-export const RELAY_CHECK_INTERVAL_MS = 5_000;
+/**
+ * How often the relays are looked at for a reconnect that is due (EdgeMesh's heartbeat is 120 s);
+ * when one is due is the per-relay backoff's decision, so this only bounds the added delay.
+ */
+export const RELAY_CHECK_INTERVAL_MS = 1_000;
 export const RELAY_BACKOFF_MAX_MS = 30_000;
 
 /**

@@ -10,6 +10,7 @@ export type TunnelErrorCode =
   | "BAD_KEY" // a key or PSK file that cannot be used
   | "BAD_CONFIG" // an option that cannot work (unknown interface, PSK over QUIC)
   | "RELAY_SILENT" // a relay stopped answering liveness probes; its connection was dropped
+  | "RELAY_IDENTITY" // a relay's configured address answered with another peer ID
   | "CLOSED"; // the stream or tunnel closed before the exchange finished
 
 export class TunnelError extends Error {

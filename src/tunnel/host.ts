@@ -32,6 +32,12 @@ export interface HostOptions {
   isRelay: boolean;
   /** Keep reservations on relays (adds the "/p2p-circuit" listen address). */
   useRelays: boolean;
+  /**
+   * How many relays to hold a reservation on at once (one "/p2p-circuit" listen address each;
+   * default 1). With two, a relay that dies leaves the node reachable through the other at
+   * once, instead of only after it noticed and made a new reservation.
+   */
+  relayReservations?: number;
   mdns: boolean;
   rendezvous: string;
   enableHolePunch: boolean;
@@ -83,7 +89,7 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
   }
 
   const listen = [...o.listenAddrs];
-  if (o.useRelays) listen.push("/p2p-circuit");
+  if (o.useRelays) for (let i = 0; i < Math.max(1, o.relayReservations ?? 1); i++) listen.push("/p2p-circuit");
 
   return createLibp2p({
     start: false,

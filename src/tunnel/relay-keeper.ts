@@ -1,21 +1,41 @@
 // Keeping the relays: a connection to every relay in relayNodes (re-dialed with per-relay
-// backoff, checked every RELAY_CHECK_INTERVAL_MS), every such connection probed for liveness
-// (relay-liveness.ts). A relay that goes silent is dropped (which ends every relayed connection
-// riding on it, and our reservation there) and kept out of dials for a quarantine that grows
-// when it flaps: the gater asks isBlocked(), so circuit dials and new reservations go to the
-// other relays at once instead of waiting seconds on a dead address each.
+// backoff; due reconnects looked for every RELAY_CHECK_INTERVAL_MS), every such connection
+// probed for liveness (relay-liveness.ts). A relay that goes silent is dropped (which ends every
+// relayed connection riding on it, and our reservation there) and blocked: the gater asks
+// isBlocked(), so circuit dials, new reservations and libp2p's keep-alive redials go to the
+// other relays at once instead of waiting seconds on a dead address each. It stays blocked until
+// the keeper's own probe, a dial by its configured address (after a quarantine that grows when
+// it flaps), gets through.
+//
+// Every reconnect dials the relay's plain configured addresses, never the peer store's: that
+// holds whatever the relay or others reported (identify's listen addresses, observed ones),
+// which may be stale or unroutable from here and cost a dial timeout each. A dial of bare
+// addresses names no peer, so the gater's block does not apply to it (nothing else dials that
+// way); the peer ID that answers is checked against the configured one. One reconnect per relay
+// is in flight at a time.
 import type { Connection, PeerId } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
+import type { Multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p } from "libp2p";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import { RELAY_BACKOFF_MAX_MS, RELAY_CHECK_INTERVAL_MS } from "./constants.ts";
 import { TunnelError } from "./errors.ts";
 import type { PeerBook, Relay } from "./peers.ts";
-import { createRelayLiveness, nextQuarantine, type LivenessClock, type Probed, type RelayLiveness, type Strikes } from "./relay-liveness.ts";
+import {
+  createRelayLiveness,
+  nextProbeDelay,
+  nextQuarantine,
+  RELAY_PROBE_TIMEOUT_MS,
+  type LivenessClock,
+  type Probed,
+  type RelayLiveness,
+  type Strikes,
+} from "./relay-liveness.ts";
 
 const PING_PROTOCOL = "/ipfs/ping/1.0.0";
 const PING_BYTES = 32;
+const CODE_P2P = 421;
 /** A relay dial (TCP, PSK, Noise, yamux) on a LAN or WAN takes well under this. */
 const RELAY_DIAL_TIMEOUT_MS = 10_000;
 
@@ -43,19 +63,29 @@ interface Watched extends Probed {
   detach(): void;
 }
 
+/** Per relay node: when the next reconnect may start, and whether one is running. */
+interface Reconnect {
+  failures: number;
+  nextAt: number;
+  inflight: boolean;
+}
+
 export class RelayKeeper {
   readonly #o: RelayKeeperOptions;
   readonly #clock: LivenessClock;
-  /** Per relay node: dial backoff (also set by a silence, to the quarantine). */
-  readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
-  /** Per relay peer ID: dials refused until then (the gater asks). */
-  readonly #blockedUntil = new Map<string, number>();
+  readonly #reconnect = new Map<string, Reconnect>();
+  /** Relay peer IDs left silent and not reachable again since: dials refused (the gater asks). */
+  readonly #blocked = new Map<string, { relay: string; since: number }>();
   readonly #strikes = new Map<string, Strikes>();
   readonly #watched = new Map<string, Watched>();
   readonly #liveness: RelayLiveness;
   readonly #failovers = new Map<string, { value: number }>();
-  #timer?: ReturnType<typeof setInterval>;
+  readonly #reconnects: { ok: { value: number }; failed: { value: number } };
+  #timer?: unknown;
+  #running = false;
   #peerIds = new Map<string, PeerId>();
+  /** The relays our circuit addresses name now, as last logged. */
+  #reserved = "";
 
   constructor(o: RelayKeeperOptions) {
     this.#o = o;
@@ -72,17 +102,23 @@ export class RelayKeeper {
         misses: m.counter("tunnel_relay_probe_misses_total", "Probe intervals in which a relay connection showed no sign of life"),
       },
     });
+    const dials = (result: string) => m.counter("tunnel_relay_dials_total", "Dials to a relay by its configured address (reconnects, and probes of a relay left silent)", { result });
+    this.#reconnects = { ok: dials("ok"), failed: dials("failed") };
+    m.gaugeFn("tunnel_relays_blocked", "Relays left silent and kept out of use until a dial to them succeeds again", () => this.#blocked.size);
   }
 
   start(): void {
-    void this.check();
-    this.#timer = setInterval(() => void this.check(), RELAY_CHECK_INTERVAL_MS);
+    this.#running = true;
+    this.#o.libp2p.addEventListener("self:peer:update", this.#onSelfUpdate);
+    this.#tick();
     this.#liveness.start();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    this.#running = false;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#o.libp2p.removeEventListener("self:peer:update", this.#onSelfUpdate);
     this.#liveness.stop();
     for (const w of this.#watched.values()) w.detach();
     this.#watched.clear();
@@ -90,48 +126,77 @@ export class RelayKeeper {
 
   /** For the connection gater: true while the relay with this peer ID is kept out of dials. */
   isBlocked(peerId: string): boolean {
-    const until = this.#blockedUntil.get(peerId);
-    if (until === undefined) return false;
-    if (this.#clock.now() < until) return true;
-    this.#blockedUntil.delete(peerId);
-    return false;
+    return this.#blocked.has(peerId);
   }
 
-  /** Dials relays we are not connected to, with per-relay exponential backoff. */
+  #tick = (): void => {
+    if (!this.#running) return;
+    void this.check();
+    this.#timer = this.#clock.setTimeout(this.#tick, RELAY_CHECK_INTERVAL_MS);
+  };
+
+  /** Reconnects every relay we hold no connection to whose backoff (or quarantine) is over. */
   async check(): Promise<void> {
-    const { libp2p, book, log } = this.#o;
-    const now = this.#clock.now();
-    await Promise.all(
-      book.relays.map(async (r) => {
-        if (r.nodeName === this.#o.nodeName || r.peerId === this.#o.selfPeerId) return;
-        const key = r.nodeName;
-        const peer = this.#peerId(r);
-        if (peer && libp2p.getConnections(peer).length > 0) {
-          this.#backoff.delete(key);
-          return;
-        }
-        const state = this.#backoff.get(key) ?? { failures: 0, nextAt: 0 };
-        if (now < state.nextAt) return;
-        try {
-          let conn;
-          if (peer) {
-            await libp2p.peerStore.merge(peer, { multiaddrs: r.addrs });
-            conn = await libp2p.dial(peer, { signal: AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS) });
-          } else {
-            conn = await libp2p.dial(r.addrs, { signal: AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS) });
-            r.peerId = conn.remotePeer.toString(); // secure mode: learn the relay's ID
-          }
-          this.#backoff.delete(key);
-          this.#blockedUntil.delete(conn.remotePeer.toString());
-          log.info("connected to relay", { relay: r.nodeName, addr: conn.remoteAddr.toString() });
-        } catch (err) {
-          state.failures++;
-          state.nextAt = this.#clock.now() + Math.min(RELAY_BACKOFF_MAX_MS, 1000 * 2 ** (state.failures - 1));
-          this.#backoff.set(key, state);
-          log.warn("relay unreachable", { relay: r.nodeName, failures: state.failures, error: err as Error });
-        }
-      }),
-    );
+    await Promise.all(this.#o.book.relays.map((r) => this.#maybeReconnect(r)));
+  }
+
+  async #maybeReconnect(r: Relay): Promise<void> {
+    if (r.nodeName === this.#o.nodeName || r.peerId === this.#o.selfPeerId) return;
+    let st = this.#reconnect.get(r.nodeName);
+    if (!st) {
+      st = { failures: 0, nextAt: 0, inflight: false };
+      this.#reconnect.set(r.nodeName, st);
+    }
+    if (st.inflight) return;
+    const peer = this.#peerId(r);
+    if (peer && this.#directConnection(peer)) {
+      // Connected (the relay may also have been reached by its own doing): it answers.
+      if (this.#blocked.delete(r.peerId!)) this.#o.log.info("relay reachable again: connected, back in use", { relay: r.nodeName });
+      st.failures = 0;
+      st.nextAt = 0;
+      return;
+    }
+    if (this.#clock.now() < st.nextAt) return;
+    st.inflight = true;
+    try {
+      await this.#dial(r, st);
+    } finally {
+      st.inflight = false;
+    }
+  }
+
+  async #dial(r: Relay, st: Reconnect): Promise<void> {
+    const { libp2p, log } = this.#o;
+    const blocked = r.peerId !== undefined ? this.#blocked.get(r.peerId) : undefined;
+    const addrs = plainAddrs(r.addrs);
+    try {
+      if (addrs.length === 0) throw new TunnelError("BAD_CONFIG", `relay ${r.nodeName} has no address`);
+      const conn = await libp2p.dial(addrs, { signal: AbortSignal.timeout(blocked ? RELAY_PROBE_TIMEOUT_MS : RELAY_DIAL_TIMEOUT_MS) });
+      const got = conn.remotePeer.toString();
+      if (r.peerId !== undefined && got !== r.peerId) {
+        void conn.close().catch(() => conn.abort(new Error("not the relay")));
+        throw new TunnelError("RELAY_IDENTITY", `relay ${r.nodeName}'s address ${conn.remoteAddr.toString()} answered as ${got}, not ${r.peerId}`);
+      }
+      r.peerId ??= got; // secure mode: learn the relay's ID
+      this.#blocked.delete(got);
+      st.failures = 0;
+      st.nextAt = 0;
+      this.#reconnects.ok.value++;
+      const ctx: Record<string, unknown> = { relay: r.nodeName, addr: conn.remoteAddr.toString() };
+      if (blocked) ctx.blockedForMs = this.#clock.now() - blocked.since;
+      log.info(blocked ? "relay reachable again: reconnected by its configured address, back in use" : "connected to relay", ctx);
+    } catch (err) {
+      st.failures++;
+      st.nextAt = this.#clock.now() + (blocked ? nextProbeDelay(st.failures) : Math.min(RELAY_BACKOFF_MAX_MS, 1000 * 2 ** (st.failures - 1)));
+      this.#reconnects.failed.value++;
+      // A blocked relay is probed every few seconds: log the 1st, 2nd, 4th, 8th... failure.
+      if (!blocked) log.warn("relay unreachable", { relay: r.nodeName, failures: st.failures, error: err as Error });
+      else if ((st.failures & (st.failures - 1)) === 0) log.info("relay still unreachable, kept out of use", { relay: r.nodeName, probes: st.failures, error: err as Error });
+    }
+  }
+
+  #directConnection(peer: PeerId): boolean {
+    return this.#o.libp2p.getConnections(peer).some((c) => c.status === "open" && !c.remoteAddr.toString().includes("/p2p-circuit"));
   }
 
   #peerId(r: Relay): PeerId | undefined {
@@ -174,13 +239,11 @@ export class RelayKeeper {
     const now = this.#clock.now();
     const peer = w.conn.remotePeer.toString();
     // A second connection to the same relay found silent in the same breath is one silence.
-    let quarantineMs = (this.#blockedUntil.get(peer) ?? 0) - now;
-    if (quarantineMs <= 0) {
+    if (!this.#blocked.has(peer)) {
       const q = nextQuarantine(this.#strikes.get(peer), now);
       this.#strikes.set(peer, q.strikes);
-      this.#blockedUntil.set(peer, now + q.ms);
-      this.#backoff.set(w.relay, { failures: q.strikes.count, nextAt: now + q.ms });
-      quarantineMs = q.ms;
+      this.#blocked.set(peer, { relay: w.relay, since: now });
+      this.#reconnect.set(w.relay, { failures: 0, nextAt: now + q.ms, inflight: this.#reconnect.get(w.relay)?.inflight ?? false });
       this.#failoverCounter(w.relay).value++;
     }
     this.#o.log.warn("relay silent: connection dropped, traffic moves to the other relays", {
@@ -188,13 +251,26 @@ export class RelayKeeper {
       addr: w.conn.remoteAddr.toString(),
       silentForMs,
       missedProbes: misses,
-      retryInMs: quarantineMs,
+      firstProbeInMs: Math.max(0, (this.#reconnect.get(w.relay)?.nextAt ?? now) - now),
       silencesInWindow: this.#strikes.get(peer)?.count,
     });
     this.#watched.delete(w.conn.id);
     w.detach();
     w.conn.abort(new TunnelError("RELAY_SILENT", `relay ${w.relay} silent for ${silentForMs} ms`));
   }
+
+  /** Our circuit addresses changed (a reservation made or lost): one line naming the relays. */
+  #onSelfUpdate = (): void => {
+    const ids = new Set<string>();
+    for (const a of this.#o.libp2p.getMultiaddrs()) {
+      const m = /\/p2p\/([^/]+)\/p2p-circuit/.exec(a.toString());
+      if (m) ids.add(m[1]!);
+    }
+    const names = [...ids].map((id) => this.#o.book.nodeOf(id) ?? id).sort().join(",");
+    if (names === this.#reserved) return;
+    this.#reserved = names;
+    this.#o.log.info("relay reservations now", { relays: names || "none" });
+  };
 
   #failoverCounter(relay: string): { value: number } {
     let c = this.#failovers.get(relay);
@@ -204,6 +280,11 @@ export class RelayKeeper {
     }
     return c;
   }
+}
+
+/** The configured addresses without any /p2p/ID part: a dial of them names no peer. */
+function plainAddrs(addrs: readonly Multiaddr[]): Multiaddr[] {
+  return addrs.map((a) => a.decapsulateCode(CODE_P2P));
 }
 
 /**

@@ -156,10 +156,14 @@ export function createRelayLiveness(o: RelayLivenessOptions): RelayLiveness {
 }
 
 /**
- * How long a relay that went silent is kept out of dials (the gater refuses them, so circuit
- * dials and reservations go to the other relays at once instead of waiting on a dead address):
- * 2 s, doubling for every further silence within FLAP_WINDOW_MS, up to 60 s. A relay that
- * flaps is thus tried ever less often; one that stays well for the window starts again at 2 s.
+ * A relay that went silent is kept out of dials (the gater refuses them, so circuit dials,
+ * reservations and libp2p's own keep-alive redials go to the other relays at once instead of
+ * waiting seconds on a dead address) until a reconnect to it succeeds: only the keeper's own
+ * dial, by the relay's configured address, gets through. The first such probe comes after the
+ * quarantine: 2 s, doubling for every further silence within FLAP_WINDOW_MS, up to 60 s. A relay
+ * that flaps is thus tried ever less often; one that stays well for the window starts again at
+ * 2 s. A time-based block alone let the first dial after it expire hang on the still-dead relay
+ * (10 s) while circuit dials through that relay joined it.
  */
 export const QUARANTINE_BASE_MS = 2000;
 export const QUARANTINE_MAX_MS = 60_000;
@@ -174,4 +178,19 @@ export function nextQuarantine(prev: Strikes | undefined, now: number): { strike
   const count = prev && now - prev.lastAt < FLAP_WINDOW_MS ? prev.count + 1 : 1;
   const ms = Math.min(QUARANTINE_MAX_MS, QUARANTINE_BASE_MS * 2 ** Math.min(count - 1, 16));
   return { strikes: { count, lastAt: now }, ms };
+}
+
+/**
+ * Probes of a relay left silent: after the quarantine one every second at first, backing off to
+ * one every RELAY_PROBE_BACKOFF_MAX_MS while it stays unreachable (a dial to a dead address is a
+ * few SYNs), so a relay back after a long outage is reconnected within that.
+ */
+export const RELAY_PROBE_BACKOFF_BASE_MS = 1000;
+export const RELAY_PROBE_BACKOFF_MAX_MS = 10_000;
+/** A probe dial (TCP, PSK, Noise, yamux to a relay on a LAN or WAN) that takes longer fails. */
+export const RELAY_PROBE_TIMEOUT_MS = 3000;
+
+/** The wait before the next probe of a blocked relay after `failures` failed ones in a row. */
+export function nextProbeDelay(failures: number): number {
+  return Math.min(RELAY_PROBE_BACKOFF_MAX_MS, RELAY_PROBE_BACKOFF_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 16));
 }

@@ -94,6 +94,9 @@ class EdgeTunnel implements Tunnel {
       psk: o.psk,
       isRelay,
       useRelays: !isRelay, // always: relayNodes may be given later (setRelayNodes)
+      // Two relays reserved when two or more are configured at start (relays given later by
+      // setRelayNodes get one), so a dead relay is not the only way in.
+      relayReservations: Math.min(2, Math.max(1, this.#book.relays.filter((r) => r.nodeName !== o.nodeName).length)),
       mdns: o.mdns,
       rendezvous: o.rendezvous,
       enableHolePunch: o.enableHolePunch,
