@@ -1,5 +1,5 @@
 // Admin HTTP endpoints: health, readiness, the current RouteTable as JSON, Prometheus metrics,
-// tunnel peers. Reads the table and callbacks given to it; it never writes shared state.
+// tunnel peers and per service port limits. Reads the table and callbacks given to it; it never writes shared state.
 // Two listeners serve them: the admin address (commonConfig.adminAddress, loopback by default)
 // serves every route; the metrics listener (modules.edgeTunnel.metricConfig, EdgeMesh's
 // Prometheus port, reachable from other hosts) serves only the routes marked readOnly, and
@@ -11,7 +11,8 @@ import { gatewayRoutesJson, type GatewayListenerView } from "./gateway-routes.ts
 export { gatewayRoutesJson, type GatewayListenerView } from "./gateway-routes.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 
-export { NEAR_LIMIT_RATIO, peersJson, type FlowCounts, type PeerLike, type PeerView, type Use } from "./peers.ts";
+export { NEAR_LIMIT_RATIO, peersJson, servicesJson, type FlowCounts, type PeerLike, type PeerView, type ServiceUse, type Use } from "./peers.ts";
+import { servicesJson } from "./peers.ts";
 
 export interface ListenAddress {
   readonly host: string;
@@ -72,6 +73,10 @@ export const ROUTES: Readonly<Record<string, Route>> = {
     readOnly: true,
     handle: (o) => (o.peers ? Response.json(o.peers()) : new Response("tunnel disabled\n", { status: 404 })),
   },
+  // The per service port section of /peers: each port's use against its own limit. A path of
+  // its own because /peers is a list that scripts and tests read as one; served with or
+  // without the tunnel (the limits are the proxy's).
+  "/peers/services": { readOnly: true, handle: (o) => Response.json(servicesJson(o.metrics.snapshot())) },
 };
 
 /** The admin endpoint on commonConfig.adminAddress: every route. */

@@ -58,3 +58,66 @@ export function peersJson(peers: readonly PeerLike[], flows: FlowCounts = {}): P
     return { peerId: p.peerId, nodeName: p.nodeName, connected: p.connected, addrs: p.addrs, relayed: p.relayed, streams: p.streams, limits, near };
   });
 }
+
+/**
+ * One service port's use against its own limit, for /peers/services: TCP connections or UDP
+ * flows open now, the per-port cap (maxConnectionsPerPort for TCP; 0 = none, as UDP has: its
+ * flows are bounded only per agent, least recently used evicted), and how many connections
+ * the cap refused so far.
+ */
+export interface ServiceUse {
+  /** namespace/name:port/PROTOCOL, as the data-path log lines name it. */
+  service: string;
+  namespace: string;
+  name: string;
+  port: number;
+  protocol: string;
+  active: number;
+  max: number;
+  limitHits: number;
+  near: boolean;
+}
+
+/**
+ * The per service port section, read from the proxy's own series (proxy_service_active and its
+ * limit gauge, proxy_service_failures_total{reason="limit"}), so /metrics and this view can never
+ * disagree and admin needs nothing of the hot path. Ports past the series budget have no series
+ * of their own and are not listed (they share the overflow series on /metrics).
+ */
+export function servicesJson(snapshot: Readonly<Record<string, number>>): ServiceUse[] {
+  const maxOf = (protocol: string) => snapshot[`proxy_service_active_max{protocol="${protocol}"}`] ?? 0;
+  const out: ServiceUse[] = [];
+  for (const [key, active] of Object.entries(snapshot)) {
+    if (!key.startsWith("proxy_service_active{")) continue;
+    const l = parseLabels(key.slice("proxy_service_active".length));
+    if (l.namespace === undefined || l.service === undefined || l.protocol === undefined) continue;
+    const protocol = l.protocol;
+    const max = maxOf(protocol);
+    const hitsKey = `proxy_service_failures_total{namespace="${esc(l.namespace)}",port="${esc(l.port ?? "")}",protocol="${esc(protocol)}",reason="limit",service="${esc(l.service)}"}`;
+    out.push({
+      service: `${l.namespace}/${l.service}:${l.port}/${protocol}`,
+      namespace: l.namespace,
+      name: l.service,
+      port: Number(l.port),
+      protocol,
+      active,
+      max,
+      limitHits: snapshot[hitsKey] ?? 0,
+      near: max > 0 && active >= max * NEAR_LIMIT_RATIO,
+    });
+  }
+  return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+}
+
+/** `{a="x",b="y"}` (as the registry renders label sets) back to its values. */
+function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+    out[m[1]!] = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
+  }
+  return out;
+}
+
+function esc(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}

@@ -122,7 +122,7 @@ describe("metrics listener (modules.edgeTunnel.metricConfig)", () => {
   });
 
   test("every route it serves is marked read-only (a route that changes state must not be)", () => {
-    expect(Object.entries(ROUTES).filter(([, r]) => r.readOnly).map(([p]) => p).sort()).toEqual(["/healthz", "/metrics", "/peers", "/readyz", "/routes"]);
+    expect(Object.entries(ROUTES).filter(([, r]) => r.readOnly).map(([p]) => p).sort()).toEqual(["/healthz", "/metrics", "/peers", "/peers/services", "/readyz", "/routes"]);
   });
 
   test("a taken port names the config key and the address", () => {
