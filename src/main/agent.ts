@@ -27,7 +27,7 @@ import {
   type IptablesSyncer,
 } from "../iptables/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
-import type { LogFlags } from "./args.ts";
+import { effectiveMetricConfig, type LogFlags, type MetricsFlags } from "./args.ts";
 import { applyLogConfig } from "./logging.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import { createProcessMetrics } from "./build-info.ts";
@@ -46,7 +46,7 @@ const DRAIN_DEADLINE_MS = 5000;
 /** Longest wait for the first iptables apply before the agent reports running. */
 const FIRST_APPLY_WAIT_MS = 5000;
 
-export async function runAgent(configPath: string, flags: LogFlags = {}): Promise<number> {
+export async function runAgent(configPath: string, flags: LogFlags & MetricsFlags = {}): Promise<number> {
   const log = createLogger({ component: "agent" });
   const undo = createUndoStack(log);
   let stop: () => Promise<void>;
@@ -76,7 +76,7 @@ export function capabilityNeeds(config: EdgeMeshAgentConfig, unprivilegedFrom: n
 
 /** Everything up to "running"; returns the stop sequence. Each step that creates something
  * registers its undo, which runAgent runs if a later step throws. */
-async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo: UndoStack): Promise<() => Promise<void>> {
+async function startAgent(configPath: string, flags: LogFlags & MetricsFlags, log: Logger, undo: UndoStack): Promise<() => Promise<void>> {
   const metrics = createProcessMetrics();
   const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
   applyLogConfig(config, flags);
@@ -221,12 +221,12 @@ async function startAgent(configPath: string, flags: LogFlags, log: Logger, undo
   undo.add("admin endpoint", () => admin.stop());
   // EdgeMesh's Prometheus port, for scrapes from other hosts (a hostNetwork pod has the node's
   // address): the read-only routes only. Honoured whether or not the tunnel runs.
-  const mc = config.modules.edgeTunnel.metricConfig;
+  const mc = effectiveMetricConfig(config.modules.edgeTunnel.metricConfig, flags);
   let metricsListener: ReturnType<typeof startMetricsListener> | undefined;
   try {
     metricsListener = mc.enable ? startMetricsListener({ bindAddress: mc.bindAddress, port: mc.port, ...adminRoutes }) : undefined;
   } catch (err) {
-    throw listenFailure(err, { what: "the metrics listener", key: "modules.edgeTunnel.metricConfig.port", host: mc.bindAddress, port: mc.port, protocols: ["tcp"] });
+    throw listenFailure(err, { what: "the metrics listener", key: mc.key, host: mc.bindAddress, port: mc.port, protocols: ["tcp"] });
   }
   log.info("running", {
     admin: `${admin.host}:${admin.port}`,

@@ -2,6 +2,7 @@
 // flags, help per subcommand, and an error that names the flag. EdgeMesh's agent takes its file
 // as --config-file; that spelling is accepted everywhere --config is.
 
+import { isIP } from "node:net";
 import { FORMATS, isFormat, isLevel, LEVELS, type Format, type Level } from "../log/index.ts";
 
 /** --log-level / --log-format; absent flags leave the environment or config file in charge. */
@@ -10,9 +11,19 @@ export interface LogFlags {
   logFormat?: Format;
 }
 
+/**
+ * --metrics-bind-address / --metrics-port: the metrics listener on, over
+ * modules.edgeTunnel.metricConfig. A DaemonSet can only learn the node's address at run time
+ * (the downward API's status.hostIP, expanded into args), which a ConfigMap file cannot hold.
+ */
+export interface MetricsFlags {
+  metricsBindAddress?: string;
+  metricsPort?: number;
+}
+
 export type Command =
-  | ({ cmd: "agent"; config: string } & LogFlags)
-  | ({ cmd: "gateway"; config: string } & LogFlags)
+  | ({ cmd: "agent"; config: string } & LogFlags & MetricsFlags)
+  | ({ cmd: "gateway"; config: string } & LogFlags & MetricsFlags)
   | ({ cmd: "dev"; manifests?: string; admin: string; dns: string; config?: string } & LogFlags)
   | { cmd: "status"; admin: string; json: boolean }
   | { cmd: "validate"; config: string; json: boolean }
@@ -25,16 +36,18 @@ const DEFAULT_ADMIN = "127.0.0.1:10551";
 
 /** One paragraph per subcommand; `edgemesh CMD --help` prints it, `edgemesh --help` all of them. */
 export const COMMAND_HELP: Readonly<Record<Subcommand, string>> = {
-  agent: `edgemesh agent --config FILE
+  agent: `edgemesh agent --config FILE [--metrics-bind-address IP] [--metrics-port PORT]
     Run the node agent (the DaemonSet): cluster DNS, the service proxy, the tunnel.
     Needs root (or NET_ADMIN, NET_RAW and NET_BIND_SERVICE) and NODE_NAME in the environment.
-    FILE is EdgeMesh's edgemesh-agent.yaml; check it first with \`edgemesh validate\`.`,
+    FILE is EdgeMesh's edgemesh-agent.yaml; check it first with \`edgemesh validate\`.
+    Either metrics flag turns the metrics listener on (read-only routes), over
+    modules.edgeTunnel.metricConfig {enable, bindAddress, port}; the other comes from there.`,
   dev: `edgemesh dev [--manifests DIR] [--admin HOST:PORT] [--dns HOST:PORT] [--config FILE]
     Single-node dev mode on loopback: no root, no cluster. DIR holds Services, EndpointSlices,
     Endpoints and DestinationRules (default: the bundled examples). Port 0 picks a free port
     and prints it. Defaults: --admin ${DEFAULT_ADMIN}, --dns 127.0.0.1:5353.`,
-  gateway: `edgemesh gateway --config FILE
-    Run the edge gateway only.`,
+  gateway: `edgemesh gateway --config FILE [--metrics-bind-address IP] [--metrics-port PORT]
+    Run the edge gateway only (the metrics flags as for agent).`,
   status: `edgemesh status [--admin HOST:PORT] [--json]
     Print the routes of a running agent (default --admin ${DEFAULT_ADMIN}).`,
   validate: `edgemesh validate --config FILE [--json]
@@ -114,11 +127,25 @@ export function parseArgs(argv: readonly string[]): Command {
     if (format !== undefined && !isFormat(format)) throw new UsageError(`--log-format: expected one of ${FORMATS.join(", ")}, got ${JSON.stringify(format)}`, cmd);
     return { logLevel: level, logFormat: format };
   };
+  const metricsFlags = (): MetricsFlags => {
+    const out: MetricsFlags = {};
+    const address = str("metrics-bind-address");
+    if (address !== undefined) {
+      if (isIP(address) === 0) throw new UsageError(`--metrics-bind-address: expected an IP address, got ${JSON.stringify(address)}`, cmd);
+      out.metricsBindAddress = address;
+    }
+    const port = str("metrics-port");
+    if (port !== undefined) {
+      if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new UsageError(`--metrics-port: expected a port 0-65535, got ${JSON.stringify(port)}`, cmd);
+      out.metricsPort = Number(port);
+    }
+    return out;
+  };
   switch (cmd) {
     case "agent":
     case "gateway":
-      allow("config", "log-level", "log-format");
-      return { cmd, config: required("config", "FILE"), ...logFlags() };
+      allow("config", "log-level", "log-format", "metrics-bind-address", "metrics-port");
+      return { cmd, config: required("config", "FILE"), ...logFlags(), ...metricsFlags() };
     case "validate":
       allow("config", "json");
       return { cmd, config: required("config", "FILE"), json: flags.has("json") };
@@ -157,4 +184,15 @@ function readFlags(cmd: Subcommand, rest: readonly string[]): Map<string, string
     }
   }
   return flags;
+}
+
+/** modules.edgeTunnel.metricConfig with the metrics flags over it (either flag turns it on). */
+export function effectiveMetricConfig(mc: { enable: boolean; bindAddress: string; port: number }, flags: MetricsFlags): { enable: boolean; bindAddress: string; port: number; key: string } {
+  if (flags.metricsBindAddress === undefined && flags.metricsPort === undefined) return { ...mc, key: "modules.edgeTunnel.metricConfig.port" };
+  return {
+    enable: true,
+    bindAddress: flags.metricsBindAddress ?? mc.bindAddress,
+    port: flags.metricsPort ?? mc.port,
+    key: flags.metricsPort !== undefined ? "--metrics-port" : "modules.edgeTunnel.metricConfig.port",
+  };
 }

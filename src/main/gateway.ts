@@ -23,7 +23,7 @@ import { createGateway } from "../gateway/index.ts";
 import { raiseNofileLimit } from "../host/index.ts";
 import { createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
-import type { LogFlags } from "./args.ts";
+import { effectiveMetricConfig, type LogFlags, type MetricsFlags } from "./args.ts";
 import { createProcessMetrics } from "./build-info.ts";
 import { applyLogConfig } from "./logging.ts";
 import { startMetadataSource } from "./metadata.ts";
@@ -40,7 +40,7 @@ const RESERVED_FDS = 512;
 const FDS_PER_CONNECTION = 2;
 const DRAIN_DEADLINE_MS = 5000;
 
-export async function runGateway(configPath: string, flags: LogFlags = {}): Promise<number> {
+export async function runGateway(configPath: string, flags: LogFlags & MetricsFlags = {}): Promise<number> {
   const log = createLogger({ component: "gateway" });
   const undo = createUndoStack(log);
   let stop: () => Promise<void>;
@@ -53,7 +53,7 @@ export async function runGateway(configPath: string, flags: LogFlags = {}): Prom
   return onShutdown(log, stop);
 }
 
-async function startGateway(configPath: string, flags: LogFlags, log: Logger, undo: UndoStack): Promise<() => Promise<void>> {
+async function startGateway(configPath: string, flags: LogFlags & MetricsFlags, log: Logger, undo: UndoStack): Promise<() => Promise<void>> {
   const metrics = createProcessMetrics();
   const config = loadConfig({ path: configPath, env: process.env, notice: (m) => log.warn(m) });
   applyLogConfig(config, flags);
@@ -149,12 +149,12 @@ async function startGateway(configPath: string, flags: LogFlags, log: Logger, un
     throw listenFailure(err, { what: "the admin endpoint", key: "commonConfig.adminAddress", host, port, protocols: ["tcp"] });
   }
   undo.add("admin endpoint", () => admin.stop());
-  const mc = t.metricConfig;
+  const mc = effectiveMetricConfig(t.metricConfig, flags);
   let metricsListener: ReturnType<typeof startMetricsListener> | undefined;
   try {
     metricsListener = mc.enable ? startMetricsListener({ bindAddress: mc.bindAddress, port: mc.port, ...adminRoutes }) : undefined;
   } catch (err) {
-    throw listenFailure(err, { what: "the metrics listener", key: "modules.edgeTunnel.metricConfig.port", host: mc.bindAddress, port: mc.port, protocols: ["tcp"] });
+    throw listenFailure(err, { what: "the metrics listener", key: mc.key, host: mc.bindAddress, port: mc.port, protocols: ["tcp"] });
   }
   if (metricsListener) undo.add("metrics listener", () => metricsListener!.stop());
   log.info("running", {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { COMMAND_HELP, parseArgs, USAGE, UsageError } from "../../src/main/args.ts";
+import { COMMAND_HELP, effectiveMetricConfig, parseArgs, USAGE, UsageError } from "../../src/main/args.ts";
 
 describe("command line", () => {
   test("agent needs --config and takes it in both spellings", () => {
@@ -65,5 +65,16 @@ describe("command line", () => {
     expect((err as UsageError).message).toBe("validate needs --config FILE");
     expect((err as UsageError).topic).toBe("validate");
     expect(() => parseArgs(["--config", "x"])).toThrow("unknown flag --config (flags follow the command)");
+  });
+  test("--metrics-bind-address / --metrics-port turn the metrics listener on over metricConfig; bad values name the flag", () => {
+    expect(parseArgs(["agent", "--config", "a.yaml", "--metrics-bind-address=10.0.0.5", "--metrics-port", "9999"])).toEqual({ cmd: "agent", config: "a.yaml", metricsBindAddress: "10.0.0.5", metricsPort: 9999 });
+    expect(parseArgs(["gateway", "--config", "g.yaml", "--metrics-bind-address", "fd00::5"])).toEqual({ cmd: "gateway", config: "g.yaml", metricsBindAddress: "fd00::5" });
+    expect(() => parseArgs(["agent", "--config", "a.yaml", "--metrics-bind-address", "$(HOST_IP)"])).toThrow('--metrics-bind-address: expected an IP address, got "$(HOST_IP)"');
+    expect(() => parseArgs(["agent", "--config", "a.yaml", "--metrics-port", "99999"])).toThrow("--metrics-port: expected a port 0-65535");
+    expect(() => parseArgs(["dev", "--metrics-port", "9999"])).toThrow('unknown flag --metrics-port for "dev"');
+    const mc = { enable: false, bindAddress: "0.0.0.0", port: 9999 };
+    expect(effectiveMetricConfig(mc, {})).toEqual({ ...mc, key: "modules.edgeTunnel.metricConfig.port" });
+    expect(effectiveMetricConfig(mc, { metricsBindAddress: "10.0.0.5" })).toEqual({ enable: true, bindAddress: "10.0.0.5", port: 9999, key: "modules.edgeTunnel.metricConfig.port" });
+    expect(effectiveMetricConfig({ ...mc, enable: true }, { metricsPort: 9100 })).toEqual({ enable: true, bindAddress: "0.0.0.0", port: 9100, key: "--metrics-port" });
   });
 });
