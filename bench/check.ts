@@ -5,7 +5,7 @@
 // --floors FILE (another floors file, e.g. to see the gate fail).
 // Runs the micro benchmarks (one process per file), the macro benchmarks (see macro/suite.ts) and
 // the benchmarks other modules own (bench/dns.bench.ts, bench/kube-scale.bench.ts, bench/tunnel-bench.ts,
-// bench/gateway-bench.ts) when present;
+// bench/gateway-bench.ts, bench/cni-bench.ts, bench/mem-bench.ts) when present;
 // writes bench/results/latest.json and latest.txt; prints the table; exits 1 when a gated number
 // is on the wrong side of its floor in bench/floors.json (or a benchmark crashed or is missing)
 // in the run and in one re-run of the benchmark group that failed.
@@ -56,6 +56,8 @@ const EXTERNAL: readonly { file: string; prefix: string; timeoutS: number }[] = 
   { file: "tunnel-bench.ts", prefix: "tunnel", timeoutS: short ? 300 : 900 },
   { file: "gateway-bench.ts", prefix: "gateway", timeoutS: short ? 60 : 600 },
   { file: "cni-bench.ts", prefix: "cni", timeoutS: short ? 150 : 900 },
+  // Two agents with the tunnel on, memory idle / after load / peak (~20 s, the same in both modes).
+  { file: "mem-bench.ts", prefix: "mem", timeoutS: 120 },
 ];
 
 /** A failure to even load a module means it has not landed: NOT MEASURED, not ERROR. */

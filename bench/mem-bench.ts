@@ -6,10 +6,11 @@
 //   idle        10 s after the first request through the tunnel answered
 //   after_load  1 s after a bulk (iperf3, --seconds) then an HTTP load (wrk -t2 -c64, --seconds)
 //   peak        VmHWM after the load (the high-water mark since start)
+//   settled     with --settle S: VmRSS every 5 s for S seconds after that (detail only)
 // and as gate rows the larger of the two agents: mem.rss_idle_mib, mem.rss_after_load_mib,
 // mem.hwm_mib, mem.anon_idle_mib, mem.anon_after_load_mib (MiB, lower is better).
 //
-//   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--main FILE]
+//   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--main FILE] [--settle S] [--keep-output DIR]
 //
 // --probe preloads bench/mem-probe.ts into the agents and adds, per agent and phase, JSC's heap
 // after a full GC (heapSize, extraMemorySize, objectCount, top types): for finding what holds the
@@ -34,9 +35,12 @@ const { values: a } = parseArgs({
     "bun-flag": { type: "string", multiple: true, default: [] },
     env: { type: "string", multiple: true, default: [] },
     main: { type: "string" },
+    settle: { type: "string", default: "0" },
+    "keep-output": { type: "string" },
   },
 });
 const seconds = Math.min(30, Math.max(1, Number(a.seconds)));
+const settleSeconds = Math.min(60, Math.max(0, Number(a.settle)));
 const idleSeconds = Math.min(60, Math.max(1, Number(a.idle)));
 const extraEnv = Object.fromEntries(
   a.env!.map((kv) => {
@@ -142,7 +146,10 @@ try {
   const idle = sample();
   const idleHeap = await probe();
 
-  const iperfRun = await client.must(["iperf3", "-c", IPERF_SVC, "-p", "5201", "-t", String(seconds), "-J"], { timeoutMs: (seconds + 20) * 1000 });
+  const iperfRunning = client.must(["iperf3", "-c", IPERF_SVC, "-p", "5201", "-t", String(seconds), "-J"], { timeoutMs: (seconds + 20) * 1000 });
+  // With --probe, what is alive half way through the bulk load (after a full GC).
+  const bulkHeap = a.probe ? await Bun.sleep((seconds * 1000) / 2).then(probe) : [];
+  const iperfRun = await iperfRunning;
   const bulk = JSON.parse(iperfRun.stdout).end?.sum_received;
   if (!bulk) throw new Error(`iperf3 through the tunnel failed: ${iperfRun.stdout.slice(-500)}`);
   const duringBulk = sample();
@@ -151,6 +158,12 @@ try {
   if (requests === 0) throw new Error(`wrk through the tunnel answered nothing: ${wrk.stdout.slice(-500)}`);
   await Bun.sleep(1000);
   const after = sample();
+  // What the allocators give back on their own in the next seconds (no load, no forced GC).
+  const settled: Mem[][] = [];
+  for (let s = 0; s < settleSeconds; s += 5) {
+    await Bun.sleep(Math.min(5, settleSeconds - s) * 1000);
+    settled.push(sample());
+  }
   const afterHeap = await probe();
   // After the probe's full GC: what a collection gives back to the system.
   const afterGc = a.probe ? sample() : undefined;
@@ -164,9 +177,9 @@ try {
     { name: "mem.anon_after_load_mib", unit: "MiB", value: max((m) => m.anon, after), runs: after.map((m) => m.anon) },
   ];
   const detail = {
-    agents: agents.map((ag, i) => ({ node: ag.node, idle: idle[i], afterBulk: duringBulk[i], afterLoad: after[i], ...(afterGc ? { afterLoadGc: afterGc[i] } : {}) })),
+    agents: agents.map((ag, i) => ({ node: ag.node, idle: idle[i], afterBulk: duringBulk[i], afterLoad: after[i], ...(settled.length ? { settled: settled.map((s) => s[i]!.rss) } : {}), ...(afterGc ? { afterLoadGc: afterGc[i] } : {}) })),
     load: { bulkGbps: Math.round((bulk.bits_per_second / 1e9) * 100) / 100, httpRequests: requests, seconds },
-    ...(a.probe ? { heap: { idle: idleHeap, afterLoad: afterHeap } } : {}),
+    ...(a.probe ? { heap: { idle: idleHeap, duringBulk: bulkHeap, afterLoad: afterHeap } } : {}),
     bunFlags: a["bun-flag"],
     env: extraEnv,
     edgemesh: EDGEMESH,
@@ -175,7 +188,13 @@ try {
   };
   console.error(JSON.stringify(detail, null, 2));
   console.log(JSON.stringify(results));
+} catch (err) {
+  // The agents' last lines say why a load through the tunnel failed.
+  for (const ag of agents) console.error(`--- ${ag.node}'s agent:\n${ag.proc.output().split("\n").slice(-15).join("\n")}`);
+  throw err;
 } finally {
   for (const ag of agents) await ag.proc.kill("SIGTERM").catch(() => 0);
+  // --keep-output DIR: each agent's whole output (incl. what it printed at exit) for a look.
+  if (a["keep-output"]) for (const ag of agents) writeFileSync(join(a["keep-output"], `agent-${ag.node}.log`), ag.proc.output());
   await c.destroy();
 }

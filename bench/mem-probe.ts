@@ -41,3 +41,8 @@ if (dir) {
     writeFileSync(join(dir, `${process.pid}.json`), JSON.stringify(doc));
   });
 }
+
+// Experiment: a young-generation collection every MEM_PROBE_GC_MS (how much of the peak is
+// garbage waiting for a collection?).
+const gcMs = Number(process.env.MEM_PROBE_GC_MS ?? 0);
+if (gcMs > 0) setInterval(() => Bun.gc(false), gcMs).unref();
