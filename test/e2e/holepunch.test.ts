@@ -109,6 +109,14 @@ describe("e2e: hole punching through two endpoint-independent NATs", () => {
     // The agents export it: whichever side ran DCUtR's dial step counted the upgrade.
     const upgrades = (await metric(c, "n1", "tunnel_holepunch_upgrades_total")) + (await metric(c, "n2", "tunnel_holepunch_upgrades_total"));
     expect(upgrades).toBeGreaterThanOrEqual(1);
+    // The punching side sent its burst of datagrams from the QUIC listen port (opening its NAT).
+    const punches = (await metric(c, "n1", "tunnel_holepunch_punch_datagrams_total")) + (await metric(c, "n2", "tunnel_holepunch_punch_datagrams_total"));
+    const skipped = (await metric(c, "n1", "tunnel_holepunch_unilateral_skipped_total")) + (await metric(c, "n2", "tunnel_holepunch_unilateral_skipped_total"));
+    console.log(`holepunch e2e: punch datagrams ${punches}, unilateral dials skipped ${skipped}`);
+    expect(punches).toBeGreaterThanOrEqual(1);
+    // Before DCUtR, libp2p tries a direct dial to the peer's public address; the peer is behind a
+    // NAT (it advertises a client mapping), so that plain dial is skipped and counted.
+    expect(skipped).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   test("a 5 MiB transfer after the upgrade passes the relay by", async () => {
@@ -152,6 +160,8 @@ describe("e2e: endpoint-dependent NATs (MASQUERADE --random) keep traffic on the
     expect(s.agents.n1!.proc.output() + s.agents.n2!.proc.output()).toContain("hole punch: punching and dialing");
     expect((await metric(c, "n1", "tunnel_holepunch_attempts_total")) + (await metric(c, "n2", "tunnel_holepunch_attempts_total"))).toBeGreaterThanOrEqual(1);
     expect((await metric(c, "n1", "tunnel_holepunch_upgrades_total")) + (await metric(c, "n2", "tunnel_holepunch_upgrades_total"))).toBe(0);
+    const skipped = (await metric(c, "n1", "tunnel_holepunch_unilateral_skipped_total")) + (await metric(c, "n2", "tunnel_holepunch_unilateral_skipped_total"));
+    console.log(`holepunch e2e (random NAT): unilateral dials skipped ${skipped}, punch datagrams ${(await metric(c, "n1", "tunnel_holepunch_punch_datagrams_total")) + (await metric(c, "n2", "tunnel_holepunch_punch_datagrams_total"))}`);
     const big = await fetchThroughTunnel(c, client, 2 * MIB);
     console.log(`holepunch e2e (random NAT): relayed 2 MiB in ${big.seconds} s, relay rx grew ${big.relayRx} bytes`);
     expect(big.got).toBe(2 * MIB);

@@ -55,6 +55,10 @@ describe("tunnel: the Edge CNI stream protocol", () => {
     expect(got!()).toEqual(payload);
     expect(a.metrics.snapshot()["tunnel_cni_streams_opened_total"]).toBe(1);
     expect(b.metrics.snapshot()["tunnel_cni_streams_accepted_total"]).toBe(1);
+    // The gauge of streams open now, on both ends, while this one is open.
+    expect(a.metrics.snapshot()["tunnel_cni_streams_open"]).toBe(1);
+    expect(b.metrics.snapshot()["tunnel_cni_streams_open"]).toBe(1);
+    expect(a.metrics.snapshot()["tunnel_cni_open_failures_total"]).toBe(0);
   });
 
   test("a far agent without the Edge CNI answers FAILED: the open is refused with a clear error", async () => {
@@ -64,6 +68,7 @@ describe("tunnel: the Edge CNI stream protocol", () => {
     expect(err).toBeInstanceOf(TunnelError);
     expect((err as Error).message).toContain("refused the CNI stream");
     expect(b.metrics.snapshot()["tunnel_cni_refused_total"]).toBe(1);
+    expect(a.metrics.snapshot()["tunnel_cni_open_failures_total"]).toBe(1); // the opener counts the refusal
   });
 
   test("an EdgeMesh-style opener: its CONNECT is accepted, the SUCCESS carries no feature bits, raw packets arrive", async () => {

@@ -4,6 +4,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { Stream } from "@libp2p/interface";
+import { createTunnelDialer } from "../../src/hotpath/remote/index.ts";
+import type { ByteStream } from "../../src/hotpath/types.ts";
 import { receiveBytes, stopAllTunnels, testTunnel } from "../support/tunnels.ts";
 
 const MB = 1024 * 1024;
@@ -60,6 +62,31 @@ test("a proxy stream through the relay carries 1 MB each way, beyond v2's 128 Ki
   expect(viaR?.relayed).toBe(true);
   expect(viaR?.addrs[0]).toContain(`/p2p/${r.tunnel.peerId}/p2p-circuit`);
 }, 60_000);
+
+test("the proxy's dialer counts a stream over the relayed connection: proxy_remote_relayed_streams_total per node", async () => {
+  const r = testTunnel("relay", { isRelay: true });
+  await r.tunnel.start();
+  const relayNodes = [{ nodeName: "relay", advertiseAddress: [r.tunnel.addrs()[0]!.replace(/\/p2p\/.*$/, "")] }];
+  const b = testTunnel("node-b", { relayNodes, listenAddrs: [] }); // reachable only via R
+  const a = testTunnel("node-a", { relayNodes });
+  await b.tunnel.start();
+  await a.tunnel.start();
+  await until("B's reservation on R", () => b.tunnel.addrs().some((x) => x.includes("/p2p-circuit")));
+  b.tunnel.handleProxy(() => true);
+  const dialer = createTunnelDialer({ tunnel: a.tunnel, log: a.log, metrics: a.metrics });
+  try {
+    const opened = await new Promise<ByteStream>((resolve, reject) =>
+      dialer.dial("node-b", "10.244.9.9", 80, "TCP", { open: resolve, fail: reject, data() {}, drain() {}, end() {}, close() {} }),
+    );
+    opened.terminate();
+    const snap = a.metrics.snapshot();
+    expect(snap['proxy_remote_streams_total{node="node-b"}']).toBe(1);
+    expect(snap['proxy_remote_relayed_streams_total{node="node-b"}']).toBe(1);
+    expect(snap['proxy_remote_relayed_streams_total{node="relay"}'] ?? 0).toBe(0);
+  } finally {
+    dialer.stop();
+  }
+}, 30_000);
 
 test("a node reconnects to its relay after the relay restarts", async () => {
   const r = testTunnel("relay", { isRelay: true });
