@@ -3,14 +3,18 @@
 // $MEM_PROBE_DIR/<pid>.json: heap size and capacity, extra (external) memory, object count, the
 // largest object types, and process.memoryUsage(). RSS is read from /proc by the bench itself.
 
-import { heapStats } from "bun:jsc";
+import { heapStats, memoryUsage as mallocUsage } from "bun:jsc";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const dir = process.env.MEM_PROBE_DIR;
 if (dir) {
   process.on("SIGUSR2", () => {
+    // mimalloc's own figures (Bun's native allocations and typed-array storage), before and
+    // after the full GC: in use now, committed now, and the peaks.
+    const mallocBefore = mallocUsage();
     Bun.gc(true);
+    const mallocAfter = mallocUsage();
     const h = heapStats();
     const types = Object.entries(h.objectTypeCounts)
       .sort((a, b) => b[1] - a[1])
@@ -34,6 +38,7 @@ if (dir) {
       objectCount: h.objectCount,
       protectedObjectCount: h.protectedObjectCount,
       memoryUsage: process.memoryUsage(),
+      malloc: { before: mallocBefore, after: mallocAfter },
       topTypes: Object.fromEntries(types),
       snapshotBytes: [...bytesByClass.values()].reduce((n, e) => n + e.bytes, 0),
       bytesByClass: Object.fromEntries(byClass.map(([k, v]) => [k, `${(v.bytes / 1048576).toFixed(2)} MiB / ${v.count}`])),
