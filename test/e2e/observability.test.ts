@@ -57,6 +57,8 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_tunnel_proxy_refused_total: "test/integration/tunnel.test.ts",
   edgemesh_tunnel_proxy_stream_limit_total: "test/integration/tunnel.test.ts",
   edgemesh_tunnel_psk_mismatch_total: "test/integration/tunnel.test.ts",
+  edgemesh_tunnel_relay_dials_total: "test/integration/tunnel-relay.test.ts",
+  edgemesh_tunnel_relays_blocked: "test/unit/tunnel-relay-keeper.test.ts",
   edgemesh_zerocopy_refused_total: "test/integration/zerocopy.test.ts",
   edgemesh_zerocopy_resets_total: "test/integration/proxy-zerocopy.test.ts",
 };

@@ -100,6 +100,8 @@ test("a node reconnects to its relay after the relay restarts", async () => {
   const r2 = testTunnel("relay", { isRelay: true, listenAddrs: [relayAddr] });
   await r2.tunnel.start();
   await until("A reconnected to R", () => a.tunnel.peers().some((p) => p.peerId === r2.tunnel.peerId), 20_000);
+  // The reconnect was a dial of R's configured address, counted by its result.
+  expect(a.metrics.snapshot()['tunnel_relay_dials_total{result="ok"}']).toBeGreaterThanOrEqual(1);
   expect(a.log.lines.some((l) => l.includes("connected to relay"))).toBe(true);
 }, 40_000);
 
