@@ -29,6 +29,8 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_dns_tcp_rejected_total: "test/integration/failure-counters.test.ts",
   edgemesh_iptables_repairs_total: "test/unit/iptables-syncer.test.ts",
   edgemesh_proxy_inbound_refused_total: "test/integration/tunnel-splice.test.ts",
+  edgemesh_proxy_inbound_udp_dropped_total: "test/integration/tunnel-udp-mux.test.ts",
+  edgemesh_proxy_inbound_udp_evicted_total: "test/integration/tunnel-udp-mux.test.ts",
   edgemesh_proxy_inbound_udp_mux_refused_total: "test/integration/tunnel-udp-mux.test.ts",
   edgemesh_proxy_listen_failures_total: "test/integration/failure-counters.test.ts",
   edgemesh_proxy_remote_relayed_streams_total: "test/integration/tunnel-relay.test.ts",
@@ -58,6 +60,8 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_tunnel_proxy_stream_limit_total: "test/integration/tunnel.test.ts",
   edgemesh_tunnel_psk_mismatch_total: "test/integration/tunnel.test.ts",
   edgemesh_tunnel_relay_dials_total: "test/integration/tunnel-relay.test.ts",
+  edgemesh_tunnel_relay_probe_misses_total: "test/e2e/relay-liveness.test.ts",
+  edgemesh_tunnel_relay_probes_total: "test/e2e/relay-liveness.test.ts",
   edgemesh_tunnel_relays_blocked: "test/unit/tunnel-relay-keeper.test.ts",
   edgemesh_zerocopy_refused_total: "test/integration/zerocopy.test.ts",
   edgemesh_zerocopy_resets_total: "test/integration/proxy-zerocopy.test.ts",
@@ -71,15 +75,11 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
 const NOT_YET_PROVEN: Record<string, string> = {
   edgemesh_dns_handler_errors_total: "an exception in the query handler (a bug); dns-fuzz asserts it stays 0",
   edgemesh_dns_zone_errors_total: "a route table the DNS zone compiler throws on",
-  edgemesh_proxy_inbound_udp_dropped_total: "a multiplexed datagram to a far flow whose socket is not ready or whose queue is full",
-  edgemesh_proxy_inbound_udp_evicted_total: "an inbound UDP flow over the per-peer (4,096) or total (16,384) cap",
   edgemesh_proxy_inbound_udp_mux_unknown_flow_total: "a datagram for a far flow that crossed its CLOSE",
   edgemesh_proxy_udp_dropped_total: "a datagram dropped by backpressure, the flow cap or a full queue",
   edgemesh_proxy_udp_mux_protocol_errors_total: "a framing error on a multiplexed UDP stream",
   edgemesh_proxy_udp_mux_unknown_flow_total: "a datagram back for a flow that crossed its CLOSE",
   edgemesh_proxy_udp_send_errors_total: "a UDP send() that throws",
-  edgemesh_tunnel_relay_probe_misses_total: "a relay connection silent for a probe interval",
-  edgemesh_tunnel_relay_probes_total: "yamux pings to relays (only when relayNodes are set)",
 };
 
 /** Moved = some series of the family was non-zero in some scrape (histograms: a count). */

@@ -186,6 +186,13 @@ describe("e2e: a relay that dies silently", () => {
       expect(await until(async () => (await metric("n1", "edgemesh_tunnel_relays_blocked")) + (await metric("n2", "edgemesh_tunnel_relays_blocked")) === 0, 10_000, 250)).toBe(true);
     }
     console.log(`relay liveness: failover times ${results.map((r) => r.failoverMs).join(", ")} ms`);
+    // What noticed each silence: the probes (yamux pings) to relays, and the intervals a cut
+    // relay let pass without a sign of life (3 in a row make it silent, on each site).
+    const sum = async (name: string) => (await metric("n1", name)) + (await metric("n2", name));
+    const [probes, misses] = [await sum("edgemesh_tunnel_relay_probes_total"), await sum("edgemesh_tunnel_relay_probe_misses_total")];
+    console.log(`relay liveness: ${probes} probes sent, ${misses} missed intervals (both sites)`);
+    expect(probes).toBeGreaterThan(misses);
+    expect(misses).toBeGreaterThanOrEqual(3 * ways.length);
   }, 420_000);
 
   test("a lossy link to the relay in use (10% of packets dropped each way for 40 s) causes no failover", async () => {

@@ -71,7 +71,7 @@ interface Setup {
   echo: { port: number; sources: Set<number> }[];
 }
 
-async function setup(o: { a?: Partial<TunnelOptions>; c?: Partial<TunnelOptions>; idleMs?: number; flowsPerPeer?: number } = {}): Promise<Setup> {
+async function setup(o: { a?: Partial<TunnelOptions>; c?: Partial<TunnelOptions>; idleMs?: number; flowsPerPeer?: number; farFlowsPerPeer?: number } = {}): Promise<Setup> {
   const echo = [await echoServer(), await echoServer()];
   const a = testTunnel("node-a", o.a);
   const c = testTunnel("node-c", o.c);
@@ -82,7 +82,7 @@ async function setup(o: { a?: Partial<TunnelOptions>; c?: Partial<TunnelOptions>
       { name: "web", protocol: "TCP", port: 80, endpoints: [{ ip: "127.0.0.1", port: 1, node: "node-c" }] },
     ]),
   );
-  const inbound = createInboundHandler({ proxy: { spliceInbound: () => null }, table, nodeName: "node-c", udpIdleTimeoutMs: o.idleMs ?? 30_000, log: c.log, metrics: c.metrics });
+  const inbound = createInboundHandler({ proxy: { spliceInbound: () => null }, table, nodeName: "node-c", udpIdleTimeoutMs: o.idleMs ?? 30_000, log: c.log, metrics: c.metrics, udpFlowsPerPeer: o.farFlowsPerPeer });
   c.tunnel.handleProxy(inbound.handle);
   await a.tunnel.start();
   await c.tunnel.start();
@@ -165,6 +165,40 @@ test("flows to one node are bounded: the least recently used is closed to make r
   await until(() => s.inbound.udpRelays() === 10, 5000, "the evicted flow's far socket closed");
   extra.ch!.send(msg(11));
   await until(() => extra.got.length === 1);
+});
+
+test("the far agent bounds a peer's far sockets too: past its cap the least recently used is evicted, counted there, and closed here", async () => {
+  const s = await setup({ farFlowsPerPeer: 2 });
+  const flows = [new Flow(), new Flow()];
+  for (const f of flows) s.dialer.dialDatagrams("node-c", "127.0.0.1", s.echo[0]!.port, f);
+  await until(() => flows.every((f) => f.ch !== null));
+  flows[1]!.ch!.send(msg(1)); // flow 0 is now the far agent's least recently used
+  await until(() => flows[1]!.got.length === 1);
+  const extra = new Flow();
+  s.dialer.dialDatagrams("node-c", "127.0.0.1", s.echo[0]!.port, extra);
+  await until(() => flows[0]!.closed, 5000, "the evicted flow closed at the opener");
+  expect(s.c.metrics.snapshot()["proxy_inbound_udp_evicted_total"]).toBe(1);
+  expect(s.inbound.udpFlowsOf(s.a.tunnel.peerId)).toEqual({ open: 2, max: 2 });
+  extra.ch!.send(msg(2));
+  await until(() => extra.got.length === 1);
+  expect(flows[1]!.closed).toBe(false);
+});
+
+test("datagrams that reach the far agent before its socket for the flow is ready queue up to 64; the rest are dropped and counted", async () => {
+  const s = await setup();
+  const first = new Flow();
+  s.dialer.dialDatagrams("node-c", "127.0.0.1", s.echo[0]!.port, first);
+  await until(() => first.ch !== null); // the stream exists: the next flow is bound at once
+  const burst = new Flow();
+  s.dialer.dialDatagrams("node-c", "127.0.0.1", s.echo[1]!.port, burst);
+  // OPEN and 200 DATA frames leave in one go; the far socket is created asynchronously.
+  for (let i = 0; i < 200; i++) burst.ch!.send(msg(i));
+  await until(() => burst.got.length >= 64, 5000, "the queued datagrams echoed");
+  await Bun.sleep(200);
+  const dropped = s.c.metrics.snapshot()["proxy_inbound_udp_dropped_total"]!;
+  expect(dropped).toBeGreaterThan(0);
+  expect(burst.got.length + dropped).toBeLessThanOrEqual(200);
+  expect(burst.got.slice(0, 64).map(text)).toEqual(Array.from({ length: 64 }, (_, i) => `flow ${i}`)); // the queue keeps order
 });
 
 test("the far agent expires idle flows and tells the opener, whose flow then closes", async () => {

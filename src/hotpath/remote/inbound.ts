@@ -33,6 +33,8 @@ export interface InboundOptions {
   hostAddresses?: { has(ip: string): boolean };
   log: Logger;
   metrics: MetricsRegistry;
+  /** Far sockets for one peer's multiplexed UDP flows (default 4096); more evict the oldest. */
+  udpFlowsPerPeer?: number;
 }
 
 export interface InboundHandler {
@@ -105,7 +107,7 @@ export function createInboundHandler(o: InboundOptions): InboundHandler {
   };
   const targets = new LocalTargets(o.nodeName);
   const st: UdpState = { relays: new Set(), m, now: Date.now() };
-  const mux = createMuxInbound({ table: o.table, targets, idleTimeoutMs: o.udpIdleTimeoutMs, log: o.log, metrics: o.metrics });
+  const mux = createMuxInbound({ table: o.table, targets, idleTimeoutMs: o.udpIdleTimeoutMs, log: o.log, metrics: o.metrics, maxFlowsPerPeer: o.udpFlowsPerPeer });
   o.metrics.gaugeFn("proxy_inbound_udp_relays", "Inbound UDP relays open now (a stream each, or a flow of a multiplexed stream)", () => st.relays.size + mux.total);
   const sweepMs = Math.max(50, Math.min(UDP_SWEEP_INTERVAL_MS, o.udpIdleTimeoutMs / 2));
   const timer = setInterval(() => {
