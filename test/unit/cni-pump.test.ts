@@ -7,6 +7,7 @@ import { compileCni } from "../../src/control/compile/index.ts";
 import type { KubeObject } from "../../src/control/objects.ts";
 import { EMPTY_TABLE, type RouteTable, type TableSource } from "../../src/control/table.ts";
 import { createCniPump, type CniDevice } from "../../src/hotpath/cni/index.ts";
+import { PEER_QUEUE_BYTES } from "../../src/hotpath/cni/constants.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
 import { FEATURE_CNI_VNET } from "../../src/tunnel/constants.ts";
@@ -81,12 +82,20 @@ class FakeDevice implements CniDevice {
 class FakeStream extends EventTarget {
   sent: Uint8Array[] = [];
   writableNeedsDrain = false;
+  /** What a real stream would still hold (sent while it wanted a 'drain'). */
+  writeBufferLength = 0;
   writeStatus = "writable";
   status = "open";
   aborted: Error | undefined;
   send(b: Uint8Array) {
     this.sent.push(b.slice());
-    return true;
+    if (this.writableNeedsDrain) this.writeBufferLength += b.length;
+    return !this.writableNeedsDrain;
+  }
+  drained() {
+    this.writableNeedsDrain = false;
+    this.writeBufferLength = 0;
+    this.dispatchEvent(new Event("drain"));
   }
   async close() {
     this.status = "closed";
@@ -172,23 +181,28 @@ describe("CNI pump: TUN -> peers", () => {
     expect(val(metrics, 'cni_dropped_packets_total{reason="no_route"}')).toBe(2);
   });
 
-  test("backpressure is per peer: a full peer drops its packets, another peer's go on", async () => {
+  test("backpressure is per peer: a stalled peer queues up to PEER_QUEUE_BYTES, then drops; another peer's go on", async () => {
     const { dev, tunnel, metrics } = setup();
     dev.push(pkt("10.244.2.10"), pkt("10.244.3.10"));
     await tick();
     const n2 = tunnel.streams.get("n2")!;
     n2.writableNeedsDrain = true;
-    // 256 KiB slab: ~190 packets of 1.4 KB wait, the rest are dropped.
-    for (let i = 0; i < 40; i++) dev.push(...Array.from({ length: 10 }, () => pkt("10.244.2.10", 1372)), pkt("10.244.3.10"));
-    expect(n2.sent).toHaveLength(1);
-    expect(tunnel.streams.get("n3")!.sent.length).toBeGreaterThanOrEqual(40);
+    // 2 MiB of 1.4 KB packets (~1500) wait, in the stream and our slab; the rest are dropped.
+    for (let i = 0; i < 200; i++) dev.push(...Array.from({ length: 10 }, () => pkt("10.244.2.10", 1372)), pkt("10.244.3.10"));
     const dropped = val(metrics, 'cni_dropped_packets_total{reason="backpressure"}');
-    expect(dropped).toBeGreaterThan(100);
+    expect(dropped).toBeGreaterThan(400);
+    expect(dropped).toBeLessThan(600);
+    expect(n2.writeBufferLength).toBeLessThanOrEqual(PEER_QUEUE_BYTES);
+    expect(n2.writeBufferLength).toBeGreaterThan(PEER_QUEUE_BYTES - 300 * 1024);
+    expect(tunnel.streams.get("n3")!.sent.length).toBeGreaterThanOrEqual(200);
     expect(val(metrics, 'cni_peer_dropped_packets_total{peer="n3"}')).toBe(0);
-    n2.writableNeedsDrain = false;
-    n2.dispatchEvent(new Event("drain"));
-    expect(n2.sent).toHaveLength(2);
-    expect(val(metrics, 'cni_tx_packets_total{peer="n2"}')).toBe(1 + 400 - dropped);
+    // Every queued packet went to the stream (which holds them until its connection drains).
+    expect(val(metrics, 'cni_tx_packets_total{peer="n2"}')).toBe(1 + 2000 - dropped);
+    n2.drained();
+    const before = n2.sent.length;
+    dev.push(pkt("10.244.2.10"));
+    expect(n2.sent.length).toBe(before + 1);
+    expect(val(metrics, 'cni_dropped_packets_total{reason="backpressure"}')).toBe(dropped);
   });
 
   test("an unreachable peer: packets dropped and counted, one open per backoff period, then it answers", async () => {
