@@ -18,6 +18,7 @@
 // names into the full name themselves; the short forms are for clients without a search path
 // (the node itself, dev mode on a laptop).
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import type { TableSource } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import { CONTROL_BUCKETS_SECONDS, type MetricsRegistry } from "../metrics/index.ts";
@@ -101,6 +102,8 @@ export function createDnsServer(o: DnsOptions): DnsServer {
   const compileSeconds = o.metrics.histogram("dns_zone_compile_duration_seconds", "Time to compile a route table into the DNS zone", CONTROL_BUCKETS_SECONDS);
   o.metrics.gaugeFn("dns_zone_names", "Names in the DNS zone (with aliases and PTR names)", () => zone.names);
 
+  /** Auto-detected ClusterIPs already warned about. */
+  const badClusterIPs = new Set<string>();
   /** cacheDNS mode: the cluster DNS servers every question goes to; null = answer cluster names. */
   const clusterUpstreams = (): Upstream[] | null => {
     const c = o.cacheDNS;
@@ -111,7 +114,15 @@ export function createDnsServer(o: DnsOptions): DnsServer {
       for (const s of o.table.current().services) {
         if (s.namespace !== "kube-system" || (s.name !== "coredns" && s.name !== "kube-dns")) continue;
         const ip = s.clusterIPs.find((x) => x && x !== "None");
-        if (ip) found.push(ip);
+        if (!ip) continue;
+        // The API is not ours to trust: an address that does not parse is skipped (it used to
+        // throw here, and DNS did not start).
+        if (isIP(ip) === 0) {
+          if (!badClusterIPs.has(ip)) log.warn("cacheDNS: skipping a cluster DNS service whose ClusterIP is no IP address", { service: `${s.namespace}/${s.name}`, clusterIP: ip });
+          badClusterIPs.add(ip);
+          continue;
+        }
+        found.push(ip);
       }
     }
     const all = [...new Set([...found, ...c.upstreamServers.map((x) => x.trim()).filter(Boolean)])];

@@ -2,7 +2,9 @@
 // here by the failure it counts (test/e2e/observability.test.ts names this file for them).
 
 import { afterAll, expect, test } from "bun:test";
+import { deepFreeze, type RouteTable } from "../../src/control/index.ts";
 import { createDnsServer, type DnsOptions } from "../../src/dns/index.ts";
+import { createTunnelDialer } from "../../src/hotpath/remote/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics } from "../../src/metrics/index.ts";
 import { stopAllTunnels, testTunnel } from "../support/tunnels.ts";
@@ -90,6 +92,36 @@ test("a node without a PSK still talks to another without one: the first-bytes c
   for (const t of [a, b]) for (const r of ["key_differs", "peer_without_psk", "peer_with_psk"]) expect(t.metrics.snapshot()[`tunnel_psk_mismatch_total{reason="${r}"}`]).toBe(0);
 });
 
+test("proxy_udp_dropped_total: datagrams past the 64 a flow queues while its tunnel stream opens are dropped and counted", async () => {
+  const a = testTunnel("node-a");
+  const c = testTunnel("node-c");
+  // The far agent takes 1.5 s to decide (then refuses): the flow's stream is opening all along.
+  c.tunnel.handleProxy(async () => {
+    await Bun.sleep(1500);
+    return false;
+  });
+  await Promise.all([a.tunnel.start(), c.tunnel.start()]);
+  await a.tunnel.addPeer("node-c", c.tunnel.peerId, c.tunnel.addrs());
+  const dialer = createTunnelDialer({ tunnel: a.tunnel, log: a.log, metrics: a.metrics });
+  cleanups.push(() => dialer.stop());
+  const h = startProxy([{ name: "far", port: 53, protocol: "UDP", endpoints: [{ ip: "10.244.3.3", port: 53, node: "node-c" }] }], { remote: dialer });
+  cleanups.push(() => h.proxy.stop());
+  const { port } = await h.addr("far", 53, "UDP");
+  const client = await Bun.udpSocket({ hostname: "127.0.0.1" });
+  cleanups.push(() => client.close());
+  for (let i = 0; i < 100; i++) {
+    client.send(new Uint8Array([i]), port, "127.0.0.1");
+    if (i % 10 === 9) await Bun.sleep(5); // paced: the service socket receives every one
+  }
+  const deadline = Date.now() + 1000;
+  while ((h.metrics.snapshot()["proxy_udp_dropped_total"] ?? 0) < 36 && Date.now() < deadline) await Bun.sleep(20);
+  // 100 sent, 64 queued: 36 dropped (fewer only if the kernel lost some on the way in).
+  const dropped = h.metrics.snapshot()["proxy_udp_dropped_total"]!;
+  expect(dropped).toBeGreaterThan(0);
+  expect(dropped).toBeLessThanOrEqual(36);
+  expect(h.proxy.stats().udpFlows).toBe(1);
+});
+
 /** A node-local DNS server on a free loopback port, stopped with the other cleanups. */
 async function startDns(extra: Partial<DnsOptions> = {}) {
   const metrics = createMetrics();
@@ -137,4 +169,15 @@ test("dns_forward_total{event=no_upstream}: a name outside the cluster with no u
   expect(snap['dns_forward_total{event="no_upstream"}']).toBe(2);
   expect(snap['dns_forward_total{event="overloaded"}']).toBe(0);
   expect(snap['dns_forward_total{event="upstream_query"}']).toBe(0);
+});
+
+test("cacheDNS auto-detecting a cluster DNS whose ClusterIP is no address: skipped with a warning, the next one used, DNS starts", async () => {
+  // The API is not ours to trust: kube-system/coredns with a ClusterIP that is no address (this
+  // used to throw in start(): no DNS at all).
+  const svc = (name: string, ip: string) => ({ namespace: "kube-system", name, type: "ClusterIP", clusterIPs: [ip], externalName: "", ports: [], endpoints: [] });
+  const table = deepFreeze({ version: 1, compiledAt: 0, ports: [], byKey: {}, services: [svc("coredns", "10.96.0.10:0"), svc("kube-dns", "127.0.0.1")] }) as unknown as RouteTable;
+  const dns = await startDns({ table: { current: () => table, subscribe: () => () => {} }, cacheDNS: { enable: true, autoDetect: true, upstreamServers: [] } });
+  expect(dns.log.lines.filter((l) => l.includes("skipping a cluster DNS service") && l.includes("kube-system/coredns")).length).toBe(1);
+  expect(dns.log.lines.some((l) => l.includes("cacheDNS: forwarding every question") && l.includes("127.0.0.1:53"))).toBe(true);
+  expect(dns.metrics.snapshot()["dns_zone_errors_total"]).toBe(0);
 });

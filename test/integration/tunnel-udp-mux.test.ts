@@ -11,6 +11,7 @@ import { createMetrics } from "../../src/metrics/index.ts";
 import type { TunnelOptions } from "../../src/tunnel/index.ts";
 import { stopAllTunnels, testTunnel, type TestTunnel } from "../support/tunnels.ts";
 import { makeTable, tableSource } from "./proxy-support.ts";
+import { dataFrame } from "../../src/hotpath/remote/mux-frames.ts";
 
 class Flow implements DatagramSink {
   ch: DatagramChannel | null = null;
@@ -199,6 +200,36 @@ test("datagrams that reach the far agent before its socket for the flow is ready
   expect(dropped).toBeGreaterThan(0);
   expect(burst.got.length + dropped).toBeLessThanOrEqual(200);
   expect(burst.got.slice(0, 64).map(text)).toEqual(Array.from({ length: 64 }, (_, i) => `flow ${i}`)); // the queue keeps order
+});
+
+test("the opener drops a datagram for a flow it does not know, and resets the stream on a bad frame, counting both", async () => {
+  // The far side is scripted here (a tunnel that accepts the multiplexed stream and writes
+  // frames of its choosing): a real agent never sends these on purpose.
+  const a = testTunnel("node-a");
+  const c = testTunnel("node-c");
+  let far: Parameters<Parameters<typeof c.tunnel.handleProxy>[0]>[1] | undefined;
+  c.tunnel.handleProxy((h, stream) => {
+    if (!h.udpMux) return false;
+    far = stream;
+    return true;
+  });
+  await Promise.all([a.tunnel.start(), c.tunnel.start()]);
+  await a.tunnel.addPeer("node-c", c.tunnel.peerId, c.tunnel.addrs());
+  const dialer = createTunnelDialer({ tunnel: a.tunnel, log: createMemoryLogger(), metrics: a.metrics });
+  cleanups.push(() => dialer.stop());
+  const f = new Flow();
+  dialer.dialDatagrams("node-c", "127.0.0.1", 5353, f);
+  await until(() => f.ch !== null && far !== undefined, 5000, "the multiplexed stream");
+  // Flow 1 is the first flow's id; 77 was never opened (as a reply that crossed our CLOSE).
+  far!.send(dataFrame(77, new TextEncoder().encode("stray")));
+  far!.send(dataFrame(1, new TextEncoder().encode("reply")));
+  await until(() => f.got.length === 1);
+  expect(text(f.got[0])).toBe("reply");
+  expect(a.metrics.snapshot()["proxy_udp_mux_unknown_flow_total"]).toBe(1);
+  expect(f.closed).toBe(false);
+  far!.send(new Uint8Array([9, 0, 0, 0, 1, 0, 0])); // kind 9 does not exist
+  await until(() => f.closed, 5000, "the flow closed with its reset stream");
+  expect(a.metrics.snapshot()['proxy_udp_mux_protocol_errors_total{side="opener"}']).toBe(1);
 });
 
 test("the far agent expires idle flows and tells the opener, whose flow then closes", async () => {
