@@ -81,7 +81,9 @@ export async function createHost(o: HostOptions): Promise<Libp2p> {
     // EdgeMesh runs its relay with infinite resources; v2's defaults (128 KiB, 2 min per relayed
     // connection) would cut every proxied stream.
     services.relay = circuitRelayServer({
-      reservations: { applyDefaultLimit: false, maxReservations: 1024 },
+      // Every node may hold a reservation here (each holds up to two relays, relayReservations):
+      // room for a few thousand nodes, a reservation being a map entry and a refresh timer.
+      reservations: { applyDefaultLimit: false, maxReservations: 4096 },
       maxInboundHopStreams: 4096,
       maxOutboundHopStreams: 4096,
       maxOutboundStopStreams: 4096,
