@@ -8,7 +8,7 @@
 // answer from there.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dump, load } from "js-yaml";
@@ -99,25 +99,47 @@ describe("deploy/components/metrics, run", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("the agent started with the rendered args and config serves /metrics to another node on the node address only", async () => {
-    const api = await startRbacApi(n1, dir, withMetrics, { token: TOKEN, serviceAccount: "kubeedge/edgemesh-agent" });
-    // The rendered config, with only the test bed's paths swapped in (API, state, PSK).
-    const config = load(find(withMetrics, "ConfigMap").data["edgemesh-agent.yaml"]) as any;
-    mkdirSync(join(dir, "state"));
-    writeKubeconfig(join(dir, "kubeconfig"), api.url, TOKEN);
-    writeFileSync(join(dir, "psk"), TEST_PSK);
-    config.kubeAPIConfig = { ...config.kubeAPIConfig, kubeConfig: join(dir, "kubeconfig") };
-    config.commonConfig.stateDir = join(dir, "state");
-    config.modules.edgeTunnel.psk.path = join(dir, "psk");
-    expect(config.modules.edgeTunnel.metricConfig?.enable ?? false).toBe(false); // the flags turn it on
-    writeFileSync(join(dir, "edgemesh-agent.yaml"), dump(config));
-
-    const c = containerOf(withMetrics);
-    const args = expandArgs(c, { "status.hostIP": n1.ip, "spec.nodeName": "n1", "metadata.namespace": "kubeedge" });
-    const at = args.indexOf("--config");
-    args[at + 1] = join(dir, "edgemesh-agent.yaml");
+  /** The rendered container's args, $(VAR)s expanded for n1, --config pointing at the rendered
+   * config with only the test bed's paths swapped in (API, state, PSK). */
+  async function renderedRun(): Promise<string[]> {
+    if (!existsSync(join(dir, "edgemesh-agent.yaml"))) {
+      const api = await startRbacApi(n1, dir, withMetrics, { token: TOKEN, serviceAccount: "kubeedge/edgemesh-agent" });
+      const config = load(find(withMetrics, "ConfigMap").data["edgemesh-agent.yaml"]) as any;
+      mkdirSync(join(dir, "state"));
+      writeKubeconfig(join(dir, "kubeconfig"), api.url, TOKEN);
+      writeFileSync(join(dir, "psk"), TEST_PSK);
+      config.kubeAPIConfig = { ...config.kubeAPIConfig, kubeConfig: join(dir, "kubeconfig") };
+      config.commonConfig.stateDir = join(dir, "state");
+      config.modules.edgeTunnel.psk.path = join(dir, "psk");
+      expect(config.modules.edgeTunnel.metricConfig?.enable ?? false).toBe(false); // the flags turn it on
+      writeFileSync(join(dir, "edgemesh-agent.yaml"), dump(config));
+    }
+    const args = expandArgs(containerOf(withMetrics), { "status.hostIP": n1.ip, "spec.nodeName": "n1", "metadata.namespace": "kubeedge" });
+    args[args.indexOf("--config") + 1] = join(dir, "edgemesh-agent.yaml");
     expect(args.filter((a) => a.startsWith("--metrics-"))).toEqual([`--metrics-bind-address=${n1.ip}`, "--metrics-port=9999"]);
-    const proc = n1.spawn([process.execPath, MAIN, ...args], { env: { NODE_NAME: "n1", NAMESPACE: "kubeedge", HOST_IP: n1.ip } });
+    return [process.execPath, MAIN, ...args];
+  }
+  const ENV = () => ({ NODE_NAME: "n1", NAMESPACE: "kubeedge", HOST_IP: n1.ip });
+
+  test("the node's port 9999 taken: the start fails in one line naming the flag and the holder", async () => {
+    const holder = n1.spawn(["socat", `TCP-LISTEN:9999,bind=${n1.ip},reuseaddr,fork`, "EXEC:cat"]);
+    try {
+      for (let i = 0; i < 50 && (await n1.exec(["sh", "-c", "ss -ltn 'sport = :9999' | grep -q 9999"])).code !== 0; i++) await Bun.sleep(50);
+      const proc = n1.spawn(await renderedRun(), { env: ENV() });
+      expect(await proc.proc.exited).toBe(1);
+      const line = proc.output().split("\n").find((l) => l.includes("metrics listener"));
+      expect(line).toContain(`${n1.ip}:9999`);
+      expect(line).toContain("--metrics-port");
+      expect(line).toContain("socat");
+      // A failed start removes what it created: the next start (below) finds no leftovers.
+      expect((await n1.exec(["ip", "link", "show", "edgemesh0"])).code).not.toBe(0);
+    } finally {
+      await holder.kill("SIGTERM");
+    }
+  }, 60_000);
+
+  test("the agent started with the rendered args and config serves /metrics to another node on the node address only", async () => {
+    const proc = n1.spawn(await renderedRun(), { env: ENV() });
     agent = proc;
     const exited = proc.proc.exited.then((code) => {
       throw new Error(`agent exited with ${code} before running:\n${proc.output().slice(-3000)}`);
