@@ -198,8 +198,14 @@ describe("e2e: metrics and logs of running agents", () => {
         // An elephant flow through a local endpoint: past 1 MiB through JS the connection is
         // handed to the zero-copy engine. (The test app's echo loses the tail after the client's
         // FIN now and then, also without the proxy: only the volume counts.)
-        const bulk = await client.exec(["sh", "-c", "head -c 3000000 /dev/zero | socat -t 10 - TCP:10.96.0.11:9000 | wc -c"], { timeoutMs: 20_000 });
-        expect(Number(bulk.stdout.trim())).toBeGreaterThan(2 * 1024 * 1024);
+        // The hand-over is tried once per connection, when the 1 MiB mark is passed, and only if
+        // nothing is buffered in JS just then: about one connection in ten misses it under load,
+        // so up to three go until one is adopted.
+        for (let i = 0; i < 3; i++) {
+          const bulk = await client.exec(["sh", "-c", "head -c 3000000 /dev/zero | socat -t 10 - TCP:10.96.0.11:9000 | wc -c"], { timeoutMs: 20_000 });
+          expect(Number(bulk.stdout.trim())).toBeGreaterThan(2 * 1024 * 1024);
+          if ((parseSamples(await scrape("n1")).get("edgemesh_zerocopy_adopted_total") ?? 0) > 0) break;
+        }
       })(),
       (async () => {
         // A service that appears while the agents run: its publish latency and DNS zone compile.
