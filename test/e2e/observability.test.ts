@@ -43,6 +43,7 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_proxy_udp_mux_protocol_errors_total: "test/integration/tunnel-udp-mux.test.ts",
   edgemesh_proxy_udp_mux_unknown_flow_total: "test/integration/tunnel-udp-mux.test.ts",
   edgemesh_proxy_udp_own_stream_flows_total: "test/integration/tunnel-udp-mux.test.ts",
+  edgemesh_proxy_udp_send_errors_total: "test/integration/failure-counters.test.ts",
   edgemesh_proxy_udp_socket_errors_total: "test/integration/proxy-udp.test.ts",
   edgemesh_tunnel_cni_bad_header_total: "test/integration/tunnel-cni.test.ts",
   edgemesh_tunnel_cni_open_failures_total: "test/integration/tunnel-cni.test.ts",
@@ -79,7 +80,6 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
 const NOT_YET_PROVEN: Record<string, string> = {
   edgemesh_dns_handler_errors_total: "an exception in the query handler (a bug); dns-fuzz asserts it stays 0",
   edgemesh_dns_zone_errors_total: "a route table the zone compiler throws on (a bug: no valid or malformed table found that does; a bad cacheDNS ClusterIP is skipped before it, failure-counters)",
-  edgemesh_proxy_udp_send_errors_total: "a UDP send() of the proxy that throws (no cheap trigger found: a refused endpoint reports through the socket's error handler, proxy_udp_socket_errors_total)",
 };
 
 /** Moved = some series of the family was non-zero in some scrape (histograms: a count). */

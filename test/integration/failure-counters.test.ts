@@ -122,6 +122,28 @@ test("proxy_udp_dropped_total: datagrams past the 64 a flow queues while its tun
   expect(h.proxy.stats().udpFlows).toBe(1);
 });
 
+test("proxy_udp_send_errors_total: a datagram too big for the endpoint's family (65,520 bytes in over IPv6, out over IPv4) is counted, the flow closed", async () => {
+  const echo = await Bun.udpSocket({ hostname: "127.0.0.1", binaryType: "uint8array", socket: { data(sock, buf, port, addr) { sock.send(buf, port, addr); } } });
+  cleanups.push(() => echo.close());
+  // The service listens on IPv6 loopback (a dual-stack node's service address); its endpoint is IPv4.
+  const h = startProxy([{ name: "dual", port: 53, protocol: "UDP", endpoints: [{ ip: "127.0.0.1", port: echo.port }] }], { bindHost: "::1" });
+  cleanups.push(() => h.proxy.stop());
+  const { port } = await h.addr("dual", 53, "UDP");
+  const got: number[] = [];
+  const client = await Bun.udpSocket({ hostname: "::1", binaryType: "uint8array", socket: { data(_s, buf) { got.push(buf.length); } } });
+  cleanups.push(() => client.close());
+  client.send(new Uint8Array(100), port, "::1"); // opens the flow
+  for (let i = 0; i < 100 && got.length === 0; i++) await Bun.sleep(10);
+  expect(got).toEqual([100]);
+  expect(client.send(new Uint8Array(65_520), port, "::1")).toBe(true); // fits IPv6 (65,527), not IPv4 (65,507)
+  for (let i = 0; i < 100 && (h.metrics.snapshot()["proxy_udp_send_errors_total"] ?? 0) === 0; i++) await Bun.sleep(10);
+  expect(h.metrics.snapshot()["proxy_udp_send_errors_total"]).toBe(1);
+  expect(h.proxy.stats().udpFlows).toBe(0); // closed: the next datagram opens a new one
+  client.send(new Uint8Array(7), port, "::1");
+  for (let i = 0; i < 100 && got.length < 2; i++) await Bun.sleep(10);
+  expect(got).toEqual([100, 7]);
+});
+
 /** A node-local DNS server on a free loopback port, stopped with the other cleanups. */
 async function startDns(extra: Partial<DnsOptions> = {}) {
   const metrics = createMetrics();
