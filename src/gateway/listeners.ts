@@ -13,7 +13,7 @@ import { acceptHttp, clientEnded, httpClientHandler, type HttpListenerState } fr
 import { clientClosed, flushDown, type HttpConn } from "./http/conn.ts";
 import { onClientData } from "./http/request.ts";
 import { spliceToRoute, streamClientHandler, type StreamListenerState } from "./stream.ts";
-import { ContextCache, NodeSocketStream, openTlsListener, versionFloor, type TlsListener } from "./tls.ts";
+import { ContextCache, NodeSocketStream, openTlsListener, sniName, versionFloor, type TlsListener } from "./tls.ts";
 
 /** How often a failed bind is tried again. */
 export const BIND_RETRY_MS = 2000;
@@ -205,7 +205,7 @@ export class ListenerSet {
         const c = acceptHttp(ctx, l.port, stream, ip, "https");
         if (c === null) return socket.destroy();
         c.clientKeepsRefs = true;
-        c.sniHost = (socket as unknown as { servername?: string }).servername ?? "";
+        c.sniHost = sniName((socket as unknown as { servername?: unknown }).servername);
         stream.sink = new HttpClientSink(c);
       },
     });

@@ -54,6 +54,16 @@ export function configFor(port: GatewayPort | undefined, servername: string): Tl
   return lookupHost(port.certs, normalizeHost(servername));
 }
 
+/**
+ * The SNI name of a handshake or TLS socket, "" without one. A client that connects to an IP
+ * address sends none, and then node:tls (Bun's too) gives `false`, not undefined: `?? ""` let
+ * it through, normalizeHost threw in ALPNCallback, and every such client that offered ALPN
+ * (curl https://IP/ does) got "no application protocol".
+ */
+export function sniName(servername: unknown): string {
+  return typeof servername === "string" ? servername : "";
+}
+
 /** Does the connection meet its certificate's client-certificate and version rules? */
 export function admitted(cfg: TlsServerConfig, socket: TLSSocket): "ok" | "client-cert" | "version" {
   if (cfg.clientCert === "require" && !socket.authorized) return "client-cert";
@@ -110,8 +120,8 @@ export function openTlsListener(o: TlsListenerOptions): TlsListener {
         cb(err as Error);
       }
     },
-    ALPNCallback({ servername, protocols }: { servername: string; protocols: string[] }) {
-      const cfg = configFor(current(), servername ?? "");
+    ALPNCallback({ servername, protocols }: { servername: string | false; protocols: string[] }) {
+      const cfg = configFor(current(), sniName(servername));
       if (cfg !== null && cfg.h2 && protocols.includes("h2")) return "h2";
       if (protocols.includes("http/1.1")) return "http/1.1";
       return undefined;
@@ -124,7 +134,7 @@ export function openTlsListener(o: TlsListenerOptions): TlsListener {
     socket?.destroy();
   });
   server.on("secureConnection", (socket: TLSSocket) => {
-    const cfg = configFor(current(), (socket as unknown as { servername?: string }).servername ?? "");
+    const cfg = configFor(current(), sniName((socket as unknown as { servername?: unknown }).servername));
     if (cfg === null) {
       ctx.m.tlsHandshakeFailures.value++;
       socket.destroy();

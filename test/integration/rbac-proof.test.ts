@@ -6,9 +6,14 @@
 // of the role must have been used by the agent in one of the runs (EndpointSlices on a current
 // cluster, Endpoints on one without discovery.k8s.io/v1). EdgeMesh's own role, run the same way,
 // shows what the enforcement catches.
+// The gateway (deploy/overlays/gateway, the component's objects) the same way: the real
+// `edgemesh gateway` with the rendered config, with exactly the Deployment's capabilities,
+// authenticated as its own service account, syncs, serves HTTP on port 80 and HTTPS on 443 with
+// the certificate of a TLS Secret, follows a Secret rotation and a VirtualService/Service change
+// by watch; every call allowed, every rule of its role used.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dump, load } from "js-yaml";
@@ -23,6 +28,11 @@ const TOKEN = "edgemesh-agent-sa-token";
 const SA = "kubeedge/edgemesh-agent";
 const USER = serviceAccountUser("kubeedge", "edgemesh-agent").name;
 const PEER_ID_ANNOTATION = "edgemesh.kubeedge.io/peer-id";
+const APP = join(REPO, "test/support/apps/server.ts");
+const GW_TOKEN = "edgemesh-gateway-sa-token";
+const GW_SA = "kubeedge/edgemesh-gateway";
+const GW_USER = serviceAccountUser("kubeedge", "edgemesh-gateway").name;
+const N1_IP = "10.10.0.11";
 
 let deploy: DeployCopy;
 let bed: Testbed;
@@ -32,7 +42,9 @@ const rendered = new Map<string, K8sObject[]>();
 
 beforeAll(async () => {
   deploy = copyDeploy();
-  for (const path of ["base", "overlays/secure"]) rendered.set(path, await deploy.render(path));
+  deploy.write("overlays/gateway/psk", TEST_PSK);
+  const paths = ["base", "overlays/secure", "overlays/gateway"];
+  (await Promise.all(paths.map((p) => deploy.render(p)))).forEach((objs, i) => rendered.set(paths[i]!, objs));
   dir = mkdtempSync(join(tmpdir(), "edgemesh-rbac-"));
   bed = await createTestbed(oneLan(1));
   n1 = bed.node("n1");
@@ -182,4 +194,169 @@ describe("RBAC proof: the rendered role against the real agent", () => {
     });
     expect(usedGrants(audit, USER)).not.toContain("list core/nodes");
   }, 90_000);
+});
+
+/** A self-signed certificate for `cn` (also its SAN), as a kubernetes.io/tls Secret's data. */
+function selfSigned(cn: string): { "tls.crt": string; "tls.key": string } {
+  const d = mkdtempSync(join(dir, "cert-"));
+  const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(d, "k"), "-out", join(d, "c"), "-days", "1", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=DNS:${cn}`], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`openssl: ${r.stderr.toString()}`);
+  const b64 = (f: string) => Buffer.from(readFileSync(join(d, f))).toString("base64");
+  return { "tls.crt": b64("c"), "tls.key": b64("k") };
+}
+const tlsSecret = (cn: string) => ({ metadata: { name: "gw-tls", namespace: "demo" }, type: "kubernetes.io/tls", data: selfSigned(cn) });
+/** An Opaque Secret the gateway must never receive (the field selector keeps it out). */
+const otherSecret = { metadata: { name: "db-password", namespace: "demo" }, type: "Opaque", data: { password: Buffer.from("hunter2").toString("base64") } };
+const gatewayObj = {
+  metadata: { name: "gw", namespace: "demo" },
+  spec: {
+    selector: { "kubeedge.io/edgemesh": "edgemesh-gateway" },
+    servers: [
+      { port: { number: 80, name: "http", protocol: "HTTP" }, hosts: ["*"] },
+      { port: { number: 443, name: "https", protocol: "HTTPS" }, hosts: ["*"], tls: { mode: "SIMPLE", credentialName: "gw-tls" } },
+    ],
+  },
+};
+const vsTo = (host: string) => ({ metadata: { name: "vs", namespace: "demo" }, spec: { hosts: ["*"], gateways: ["gw"], http: [{ route: [{ destination: { host, port: { number: 80 } } }] }] } });
+/** The late Service's endpoint: the second app, on another port of n1. */
+function lateSlice() {
+  const slice = fx.endpointSlice("demo", "late", [N1_IP], { node: "n1" }) as any;
+  slice.ports[0].port = 8081;
+  return slice;
+}
+
+/** The rendered gateway config with only the test bed's paths swapped in (nic "*": eth0 and lo of n1). */
+function gatewayConfigFile(objs: readonly K8sObject[], run: string, server: string): string {
+  const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("edgemesh-gateway-cfg-"))!;
+  const config = load(cm.data["edgemesh-gateway.yaml"]) as any;
+  const runDir = join(dir, run);
+  mkdirSync(join(runDir, "state"), { recursive: true });
+  writeKubeconfig(join(runDir, "kubeconfig"), server, GW_TOKEN);
+  writeFileSync(join(runDir, "psk"), TEST_PSK);
+  config.kubeAPIConfig = { ...config.kubeAPIConfig, kubeConfig: join(runDir, "kubeconfig") };
+  config.commonConfig.stateDir = join(runDir, "state");
+  config.modules.edgeTunnel.psk.path = join(runDir, "psk");
+  const file = join(runDir, "edgemesh-gateway.yaml");
+  writeFileSync(file, dump(config));
+  return file;
+}
+
+const gwUsed: string[][] = [];
+
+describe("RBAC proof: the rendered gateway role against the real `edgemesh gateway`", () => {
+  const objs = () => rendered.get("overlays/gateway")!;
+  const admin = () => {
+    const d = find(objs(), "Deployment", "edgemesh-gateway");
+    return `127.0.0.1:${d.spec.template.spec.containers[0].readinessProbe.httpGet.port}`;
+  };
+  const caps = (): string[] => find(objs(), "Deployment", "edgemesh-gateway").spec.template.spec.containers[0].securityContext.capabilities.add;
+  const gwReadyz = async () => (await n1.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", `http://${admin()}/readyz`])).stdout;
+  const gwServices = async () => ((JSON.parse((await n1.exec(["curl", "-sS", "--max-time", "2", `http://${admin()}/routes`])).stdout) as { services?: { name: string }[] }).services ?? []).map((s) => s.name);
+  const get = async (url: string, extra: string[] = []) => {
+    const r = await n1.exec(["curl", "-sS", "--max-time", "3", ...extra, url]);
+    return r.code === 0 ? r.stdout : `curl failed (${r.code}): ${r.stderr.trim()}`;
+  };
+  const servedSubject = async () =>
+    (await n1.exec(["sh", "-c", `echo | openssl s_client -connect ${N1_IP}:443 -servername gw.example 2>/dev/null | openssl x509 -noout -subject`])).stdout.trim();
+
+  /** One run: the stand-in enforcing the gateway's role, seeded; the gateway with exactly the Deployment's capabilities. */
+  async function runGw(name: string, options: { endpointSlices?: boolean }, seedMore: (api: RbacApi) => Promise<void>, steps: (api: RbacApi, gw: { pid: number }) => Promise<void>) {
+    const api = await startRbacApi(n1, dir, objs(), { token: GW_TOKEN, serviceAccount: GW_SA, ...options });
+    await api.load("Service", [fx.service("demo", "web", "10.96.0.10"), fx.service("demo", "late", "10.96.0.11")]);
+    await api.load("Node", [fx.node("n1", N1_IP)]);
+    await api.load("DestinationRule", [fx.destinationRule("demo", "web", { simple: "ROUND_ROBIN" })]);
+    await api.load("Gateway", [gatewayObj]);
+    await api.load("VirtualService", [vsTo("web")]);
+    await api.load("Secret", [tlsSecret("gw-v1.example"), otherSecret]);
+    await seedMore(api);
+    const argv = [process.execPath, MAIN, "gateway", "--config", gatewayConfigFile(objs(), name, api.url)];
+    const limited = ["setpriv", `--bounding-set=-all,${caps().map((c) => `+${c.toLowerCase()}`).join(",")}`, "--inh-caps=-all", "--", ...argv];
+    const gw = n1.spawn(limited, { env: { NODE_NAME: "n1", EDGEMESH_LOG_LEVEL: "info" } });
+    const exited = gw.proc.exited.then((code) => {
+      throw new Error(`gateway exited with ${code} before running:\n${gw.output().slice(-3000)}`);
+    });
+    try {
+      await Promise.race([gw.waitFor(/\brunning\b/, 30_000), exited]);
+      exited.catch(() => {});
+      await steps(api, { pid: gw.proc.pid });
+    } catch (err) {
+      const refused = denied(await api.audit().catch(() => []));
+      if (refused.length > 0) (err as Error).message += `\nrefused by the role:\n  ${[...new Set(refused)].join("\n  ")}`;
+      (err as Error).message += `\ngateway output:\n${gw.output().slice(-3000)}`;
+      throw err;
+    } finally {
+      exited.catch(() => {});
+      expect(await gw.kill("SIGTERM")).toBe(0);
+    }
+    return api.audit();
+  }
+
+  test("current cluster: sync, HTTP on 80 and HTTPS on 443 with the Secret's certificate, rotation and route changes by watch, all allowed", async () => {
+    expect(caps()).toEqual(["NET_BIND_SERVICE"]);
+    const apps = [n1.spawn([process.execPath, APP, "--name", "web-on-n1", "--ip", N1_IP, "--http", "8080"]), n1.spawn([process.execPath, APP, "--name", "late-on-n1", "--ip", N1_IP, "--http", "8081"])];
+    try {
+      await Promise.all(apps.map((a) => a.waitFor(/ready/, 10_000)));
+      const audit = await runGw("gateway", {}, async (api) => {
+        await api.load("EndpointSlice", [fx.endpointSlice("demo", "web", [N1_IP], { node: "n1" }), lateSlice()]);
+      }, async (api, gw) => {
+        // Exactly the Deployment's set: NET_BIND_SERVICE (bit 10) and nothing else.
+        const status = (await n1.must(["cat", `/proc/${gw.pid}/status`])).stdout;
+        expect(/^CapEff:\s*(\S+)$/m.exec(status)?.[1]).toBe("0000000000000400");
+        await until("ready", async () => (await gwReadyz()) === "200");
+        // Port 80 (below 1024: the one capability) routes to the pod.
+        await until("HTTP on port 80", async () => (await get(`http://${N1_IP}/`)) === "web-on-n1");
+        // Port 443 serves the Secret's certificate, read through the role.
+        await until("HTTPS with the Secret's certificate", async () => (await servedSubject()).includes("gw-v1.example"));
+        expect(await get(`https://${N1_IP}/`, ["-k"])).toBe("web-on-n1");
+        // Watch: a rotated certificate and a VirtualService moved to another Service.
+        await api.apply("update", "Secret", tlsSecret("gw-v2.example"));
+        await until("rotated certificate served", async () => (await servedSubject()).includes("gw-v2.example"));
+        await api.apply("update", "VirtualService", vsTo("late"));
+        await until("the route follows the VirtualService", async () => (await get(`http://${N1_IP}/`)) === "late-on-n1");
+        // Snapshot in the gateway's own stateDir, without any Secret.
+        await until("metadata snapshot", async () => existsSync(join(dir, "gateway/state/metadata.json")));
+        const snap = readFileSync(join(dir, "gateway/state/metadata.json"), "utf8");
+        expect(JSON.parse(snap).objects.Secret).toBeUndefined();
+        expect(snap).not.toContain("tls.key");
+        // Secrets only ever asked for with the TLS field selector: the Opaque one never reaches it.
+        const secretRequests = (await api.requests()).filter((r) => r.path.endsWith("/secrets"));
+        expect(secretRequests.length).toBeGreaterThanOrEqual(2); // the list and the watch
+        for (const r of secretRequests) expect(r.query.fieldSelector).toBe("type=kubernetes.io/tls");
+        const rss = /^VmRSS:\s*(\d+) kB$/m.exec((await n1.must(["cat", `/proc/${gw.pid}/status`])).stdout)?.[1];
+        console.log(`gateway RSS with the tunnel on, after the run: ${(Number(rss) / 1024).toFixed(1)} MiB`);
+      });
+      expect(denied(audit)).toEqual([]);
+      const mine = usedGrants(audit, GW_USER);
+      expect(mine).toContain("watch core/secrets");
+      expect(mine).toContain("watch discovery.k8s.io/endpointslices");
+      expect(mine).not.toContain("list core/endpoints");
+      expect(audit.some((a) => a.user === GW_USER && a.resource === "secrets" && a.verb === "list")).toBe(true);
+      gwUsed.push(mine);
+    } finally {
+      for (const a of apps) await a.kill("SIGTERM");
+    }
+  }, 120_000);
+
+  test("a cluster without discovery.k8s.io/v1: Endpoints instead, all allowed", async () => {
+    const audit = await runGw("gateway-endpoints", { endpointSlices: false }, async (api) => {
+      await api.load("Endpoints", [fx.endpoints("demo", "web", [N1_IP])]);
+    }, async (api) => {
+      await until("ready", async () => (await gwReadyz()) === "200");
+      expect(await gwServices()).toContain("web");
+      await api.apply("add", "Service", fx.service("demo", "later", "10.96.0.12"));
+      await api.apply("add", "Endpoints", fx.endpoints("demo", "later", [N1_IP]));
+      await until("the watched service routed", async () => (await gwServices()).includes("later"));
+    });
+    expect(denied(audit)).toEqual([]);
+    const mine = usedGrants(audit, GW_USER);
+    expect(mine).toContain("watch core/endpoints");
+    gwUsed.push(mine);
+  }, 120_000);
+
+  test("the gateway's role holds nothing the gateway did not use, and no verb but list and watch", () => {
+    expect(gwUsed.length).toBe(2);
+    const all = [...new Set(gwUsed.flat())].sort();
+    expect(roleGrants(objs(), "edgemesh-gateway")).toEqual(all);
+    for (const g of all) expect(g).toMatch(/^(list|watch) /);
+  });
 });

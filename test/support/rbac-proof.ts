@@ -1,5 +1,5 @@
 // Pieces of the RBAC proof (test/integration/rbac-proof.test.ts), reusable for any workload in
-// deploy/ (the gateway next): the stand-in apiserver as a process inside a test node's network
+// deploy/ (the agent's and the gateway's): the stand-in apiserver as a process inside a test node's network
 // namespace, enforcing the ClusterRoles and bindings of rendered manifests, driven through its
 // control API; a kubeconfig that authenticates as the workload's service account; and the
 // comparison of what the workload did with what its role grants.
@@ -21,6 +21,8 @@ export interface RbacApi {
   apply(op: "add" | "update" | "upsert", kind: StandInKind, obj: StandInObject): Promise<void>;
   object(kind: StandInKind, namespace: string | undefined, name: string): Promise<StandInObject | undefined>;
   audit(): Promise<AuditRecord[]>;
+  /** The requests served so far, with their query (the audit has paths only). */
+  requests(): Promise<{ method: string; path: string; query: Record<string, string> }[]>;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function startRbacApi(node: TestNode, dir: string, rendered: readon
       return res.code === 0 ? JSON.parse(res.stdout) : undefined;
     },
     audit: async () => JSON.parse((await node.must(["curl", "-sS", "-f", `${control}/audit`])).stdout),
+    requests: async () => JSON.parse((await node.must(["curl", "-sS", "-f", `${control}/requests`])).stdout),
   };
 }
 

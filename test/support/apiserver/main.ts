@@ -7,7 +7,7 @@
 // ClusterRoleBindings are enforced, and each --token authenticates as that service account.
 // Control API (plain http on 127.0.0.1): POST /apply {op: "add"|"update"|"upsert"|"remove",
 // kind, obj | namespace+name}; POST /load {kind, objs}; POST /seed {services, endpointsPerService};
-// GET /audit (the RBAC decisions so far); GET /object?kind=K&namespace=NS&name=N.
+// GET /audit (the RBAC decisions so far); GET /requests (path and query of the last requests); GET /object?kind=K&namespace=NS&name=N.
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -64,6 +64,7 @@ const control = Bun.serve({
     const path = url.pathname;
     if (req.method === "GET") {
       if (path === "/audit") return Response.json(api.audit);
+      if (path === "/requests") return Response.json(api.requests);
       if (path === "/object") {
         const q = url.searchParams;
         const obj = api.get(q.get("kind") as StandInKind, q.get("namespace") || undefined, q.get("name") ?? "");
