@@ -66,10 +66,12 @@ export interface TunDevice extends TunIo {
   /** The kernel may hand us (and accepts) TSO superpackets and partial checksums. */
   readonly offload: boolean;
   /**
-   * Calls `onReadable` on the main thread whenever packets wait; it should read until read()
-   * returns 0 (or a budget is spent: it is called again at once). Once per device.
+   * Calls `onReadable` on the main thread whenever packets wait; it reads until read() returns 0
+   * (or a budget is spent) and returns how many packets it read. While it finds packets it is
+   * called again from the event loop (setImmediate) without waking the watcher thread; the first
+   * pass that finds none re-arms the watcher. Once per device.
    */
-  watch(onReadable: () => void): void;
+  watch(onReadable: () => number): void;
   /** Stops the watcher and closes the descriptor: the device and its routes disappear. */
   close(): Promise<void>;
 }
@@ -145,7 +147,7 @@ class Tun implements TunDevice {
   #ctrl: Int32Array | undefined;
   #stopFd = -1;
   #closed: Promise<void> | undefined;
-  #onReadable: (() => void) | undefined;
+  #onReadable: (() => number) | undefined;
 
   constructor(
     libc: TunLibc,
@@ -196,7 +198,7 @@ class Tun implements TunDevice {
     }
   }
 
-  watch(onReadable: () => void): void {
+  watch(onReadable: () => number): void {
     if (this.#watcher !== undefined || this.#closed !== undefined) throw new HostError(`TUN ${this.name} is already watched or closed`);
     this.#onReadable = onReadable;
     const stopFd = this.#libc.eventfd(0, O_NONBLOCK | O_CLOEXEC);
@@ -227,10 +229,27 @@ class Tun implements TunDevice {
     const ctrl = this.#ctrl;
     if (ctrl === undefined || this.#closed !== undefined) return;
     if (Atomics.load(ctrl, STATE) !== SIGNALLED) return this.#await(); // spurious
+    this.#pass();
+  };
+
+  /**
+   * One read pass while the watcher sleeps (STATE stays SIGNALLED). Under load packets arrive
+   * while the last batch goes out: the next pass comes from the event loop, after the sockets had
+   * their turn, instead of a round trip through the watcher thread (two futex wake-ups and a
+   * poll per batch, and a thread that must get a CPU first). A pass that finds nothing re-arms it.
+   */
+  readonly #pass = (): void => {
+    const ctrl = this.#ctrl;
+    if (ctrl === undefined || this.#closed !== undefined) return;
+    let n = 0;
     try {
-      this.#onReadable!();
+      n = this.#onReadable!();
     } catch (err) {
       this.log?.error("TUN reader threw", { device: this.name, error: err as Error });
+    }
+    if (n > 0) {
+      setImmediate(this.#pass);
+      return;
     }
     Atomics.store(ctrl, STATE, ARMED);
     Atomics.notify(ctrl, STATE);

@@ -54,7 +54,7 @@ class FakeDevice implements CniDevice {
   readonly mtu = 1500;
   queue: Uint8Array[] = [];
   written: Uint8Array[] = [];
-  onReadable: (() => void) | undefined;
+  onReadable: (() => number) | undefined;
   constructor(readonly vnetHdr: boolean) {}
   push(...packets: Uint8Array[]) {
     for (const p of packets) this.queue.push(this.vnetHdr ? concat(new Uint8Array(10), p) : p);
@@ -74,7 +74,7 @@ class FakeDevice implements CniDevice {
     this.written.push(concat(head, buf.subarray(offset, offset + length)));
     return head.length + length;
   }
-  watch(onReadable: () => void) {
+  watch(onReadable: () => number) {
     this.onReadable = onReadable;
   }
 }
@@ -179,6 +179,13 @@ describe("CNI pump: TUN -> peers", () => {
     dev.push(pkt("10.244.1.77"), pkt("8.8.8.8"));
     expect(tunnel.streams.size).toBe(0);
     expect(val(metrics, 'cni_dropped_packets_total{reason="no_route"}')).toBe(2);
+  });
+
+  test("a pass tells the device how many packets it read (0 re-arms the watcher)", async () => {
+    const { dev } = setup();
+    dev.queue.push(pkt("10.244.2.10"), pkt("8.8.8.8"), pkt("10.244.3.10"));
+    expect(dev.onReadable!()).toBe(3); // the unroutable one was read (and dropped) too
+    expect(dev.onReadable!()).toBe(0);
   });
 
   test("backpressure is per peer: a stalled peer queues up to PEER_QUEUE_BYTES, then drops; another peer's go on", async () => {

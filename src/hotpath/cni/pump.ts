@@ -135,7 +135,7 @@ class Pump implements CniPump {
   }
 
   /** The watcher says packets wait: read them all (up to a budget), then send the batches. */
-  readonly #drain = (): void => {
+  readonly #drain = (): number => {
     const dev = this.#o.dev;
     const hdr = this.#hdr;
     const room = this.#room;
@@ -177,6 +177,7 @@ class Pump implements CniPump {
       hint = p;
     }
     this.#reads.value += i;
+    this.#readCount = i;
     this.#hint = hint;
     const dirty = this.#dirty;
     for (let i = 0; i < dirty.length; i++) {
@@ -185,8 +186,11 @@ class Pump implements CniPump {
       p.flush();
     }
     dirty.length = 0;
+    return this.#readCount;
   };
 
+  /** Packets read by the last pass (returned through the device's watch callback). */
+  #readCount = 0;
   #readErrors = 0;
   #readError(n: number): void {
     this.#readErrors++;

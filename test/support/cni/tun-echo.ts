@@ -27,14 +27,17 @@ const hdr = tun.vnetHdr ? VNET_HDR_BYTES : 0;
 const buf = new Uint8Array(65536 + hdr);
 const stats = { read: 0, echoed: 0, gso: 0, other: 0, errors: 0 };
 
+// Returns the packets read in this pass (the device calls again at once while it is not 0).
 tun.watch(() => {
+  let got = 0;
   for (;;) {
     const n = tun.read(buf, 0, buf.length);
-    if (n === 0) return;
+    if (n === 0) return got;
     if (n < 0) {
       stats.errors++;
-      return;
+      return got;
     }
+    got++;
     stats.read++;
     if (hdr && buf[1] !== 0) stats.gso++;
     const ip = hdr;
