@@ -22,6 +22,9 @@
 //   bun bench/cni-bench.ts                   full: lan, relay, holepunch; 3 rounds x 5 s
 //   bun bench/cni-bench.ts --short           CI: lan only, 3 rounds x 2 s (~45 s)
 //   bun bench/cni-bench.ts --path relay [--seconds 5] [--rounds 3] [--service]
+//   --env NAME=VALUE (repeatable) sets a variable for everything the run starts (the agents; also
+//   the pods' programs, in the direct rounds as in the CNI ones), e.g. MIMALLOC_PURGE_DELAY=-1 to
+//   try an allocator setting (README, Edge CNI: cost).
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -39,8 +42,17 @@ const { values: a } = parseArgs({
     rounds: { type: "string" },
     short: { type: "boolean", default: false },
     service: { type: "boolean" },
+    env: { type: "string", multiple: true },
   },
 });
+const extraEnv: Record<string, string> = {};
+for (const kv of a.env ?? []) {
+  const i = kv.indexOf("=");
+  if (i <= 0) throw new Error(`--env: expected NAME=VALUE, got ${kv}`);
+  extraEnv[kv.slice(0, i)] = kv.slice(i + 1);
+}
+// Spawned processes inherit this process's environment (test/support/process.ts).
+Object.assign(process.env, extraEnv);
 const PATHS = ["lan", "relay", "holepunch"] as const;
 type Path = (typeof PATHS)[number];
 const chosen = a.path === undefined ? (a.short ? ["lan"] : [...PATHS]) : [a.path];
@@ -256,7 +268,7 @@ async function measure(path: Path): Promise<{ results: Result[]; detail: Record<
 // `results` are the gate's rows (bench/gate/external.ts takes them as they are; check.ts adds the
 // "cni." prefix); `detail` is for reading them.
 const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).map(Number);
-const out = { seconds, rounds, loadBefore: loadAverage(), loadAfter: [] as number[], results: [] as Result[], detail: {} as Record<string, unknown> };
+const out = { seconds, rounds, env: extraEnv, loadBefore: loadAverage(), loadAfter: [] as number[], results: [] as Result[], detail: {} as Record<string, unknown> };
 for (const p of chosen) {
   console.error(`[cni-bench] ${p}`);
   try {
