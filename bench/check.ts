@@ -1,7 +1,8 @@
 // The benchmark gate.
 //   bun bench/check.ts --short     CI: ~5.5 minutes, 3 repeats of 2 s, 256 MiB heap push
 //   bun bench/check.ts             full: 3 repeats of 5 s, 1 GiB heap push, naive Bun reference
-// Options: --no-micro, --no-macro, --no-external, --with-naive, --repeats N, --seconds S,
+// Options: --no-micro, --no-macro, --no-external, --with-naive, --with-refs (HAProxy and nginx
+// stream as references for bulk and request rate; on in full mode), --repeats N, --seconds S,
 // --floors FILE (another floors file, e.g. to see the gate fail).
 // Runs the micro benchmarks (one process per file), the macro benchmarks (see macro/suite.ts) and
 // the benchmarks other modules own (bench/dns.bench.ts, bench/kube-scale.bench.ts, bench/tunnel-bench.ts,
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     "no-macro": { type: "boolean", default: false },
     "no-external": { type: "boolean", default: false },
     "with-naive": { type: "boolean", default: false },
+    "with-refs": { type: "boolean", default: false },
     repeats: { type: "string" },
     seconds: { type: "string" },
     floors: { type: "string" },
@@ -131,6 +133,7 @@ async function main(): Promise<number> {
       repeats: Number(values.repeats ?? 3),
       heapBytes: short ? 256 * MiB : 1024 * MiB,
       withNaive: values["with-naive"] || !short,
+      withRefs: values["with-refs"] || !short,
       log,
     };
     groups.push({ id: "macro", run: () => runMacro(options) });

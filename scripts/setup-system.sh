@@ -22,6 +22,7 @@ declare -A PKG=(
   [promtool]=prometheus
   [ping]=iputils-ping
   [nginx]=nginx # the reference reverse proxy of bench/gateway-bench.ts
+  [haproxy]=haproxy # an in-run L4 reference proxy of bench/macro/suite.ts (full mode)
 )
 
 missing=()
@@ -31,6 +32,8 @@ done
 # Not commands: the tunnel's native crypto (bun:ffi) loads libsodium and libcrypto.
 ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing+=(libsodium23)
 ldconfig -p 2>/dev/null | grep -q 'libcrypto\.so\.3' || missing+=(libssl3)
+# nginx's stream module (the other L4 reference of bench/macro/suite.ts) is its own package.
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup-system: all tools present"
   exit 0
@@ -44,7 +47,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 # These are tools for tests and benchmarks, not services: packages that ship a daemon (nginx,
-# prometheus) must not start it and hold ports (nginx would take port 80). policy-rc.d exiting
+# haproxy, prometheus) must not start it and hold ports (nginx would take port 80). policy-rc.d exiting
 # 101 forbids invoke-rc.d and deb-systemd-invoke to start anything during the install; an
 # existing policy (containers often have one) is left alone.
 if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -3,15 +3,18 @@
 // hits ours and the reference alike. Every process is its own: backends, proxy, load generators.
 //   tcp.bulk.*   iperf3 direct vs through our proxy vs through socat (256 KiB buffers)
 //   http.rps.*   wrk, 64 connections, 1 KiB each way, direct vs through our proxy
+//   with withRefs (full mode, --with-refs) HAProxy (mode tcp, nbthread 1) and nginx's stream
+//   module (one process) as two more in-run references for both (refs.ts), interleaved with ours
 //   udp.pps.*    512-byte echo, 32 in flight, direct vs through our proxy's UDP listener
 //   rss.*        VmRSS of the proxy process idle, VmHWM after all of the above
 //   heap.*       see heap.ts
 
 import { existsSync } from "node:fs";
-import { ratioResult, summarize, type Result } from "../gate/index.ts";
+import { median, ratioResult, summarize, type Result } from "../gate/index.ts";
 import { measureHeap } from "./heap.ts";
 import { iperf3, udpEcho, wrk } from "./load.ts";
 import { type Child, cpuSecondsOf, freePort, haveTool, memoryOf, spawnBun, spawnChild, waitTcp } from "./procs.ts";
+import { type RefProxy, startReferences } from "./refs.ts";
 
 export interface MacroOptions {
   seconds: number;
@@ -19,8 +22,15 @@ export interface MacroOptions {
   heapBytes: number;
   /** Also measure the naive Bun forwarder (an extra reference row per benchmark). */
   withNaive: boolean;
+  /** Also measure HAProxy and nginx stream (refs.ts) for bulk and request rate: 2 x 3 more runs each. */
+  withRefs?: boolean;
   log: (line: string) => void;
 }
+
+const REF_NOTE: Record<RefProxy["name"], string> = {
+  haproxy: "HAProxy mode tcp, one process, nbthread 1, default 16 KiB buffers, no splice",
+  nginx_stream: "nginx stream module, one process (master_process off), proxy_pass, default 16 KiB buffer",
+};
 
 const HOTPATH_INDEX = new URL("../../src/hotpath/index.ts", import.meta.url).pathname;
 
@@ -96,6 +106,16 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     }
   }
   const naive = options.withNaive ? await startProxy("naive", backends) : null;
+  // The L4 reference proxies, to the same backends; rows say why one is missing.
+  let refs: RefProxy[] = [];
+  let refsMissing: Record<string, string> = {};
+  let stopRefs = async () => {};
+  if (options.withRefs) {
+    const started = await startReferences({ ...(haveIperf ? { iperf: iperfPort } : {}), http: httpPort });
+    refs = started.refs;
+    refsMissing = started.missing;
+    stopRefs = started.stop;
+  }
   const proxyUnavailable = (name: string, unit: string): Result =>
     proxyError ? notMeasured(name, unit, proxyError) : { name, unit, value: null, error: "proxy did not start (see proxy.start)" };
 
@@ -120,6 +140,8 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     const ours: number[] = [];
     const socat: number[] = [];
     const naiveRuns: number[] = [];
+    const refRuns = refs.map(() => [] as number[]);
+    const refCpu = refs.map(() => [] as number[]);
     // CPU seconds per GiB forwarded: what the bytes cost, less sensitive to other load than rates.
     const oursCpu: number[] = [];
     const socatCpu: number[] = [];
@@ -138,12 +160,18 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
       if (proxy) await perGiB(proxy.child.pid, proxy.ports.iperf!.port, ours, oursCpu);
       if (socatPort) await perGiB(socatPid, socatPort, socat, socatCpu);
       if (naive) naiveRuns.push(await iperf3(naive.ports.iperf!.port, seconds));
+      for (let i = 0; i < refs.length; i++) await perGiB(refs[i]!.child.pid, refs[i]!.ports.iperf!, refRuns[i]!, refCpu[i]!);
       log(`tcp bulk repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(1)} proxy ${ours.at(-1)?.toFixed(1) ?? "-"} socat ${socat.at(-1)?.toFixed(1) ?? "-"} Gbit/s`);
     }
     const ref = { name: "direct", runs: direct };
     results.push(proxy ? ratioResult("tcp.bulk.proxy", "Gbit/s", ours, ref) : proxyUnavailable("tcp.bulk.proxy", "Gbit/s"));
     results.push(socatPort ? ratioResult("tcp.bulk.socat", "Gbit/s", socat, ref, { note: "socat -b262144: the second proxy the issue compares against (measured there at 0.21x)" }) : notMeasured("tcp.bulk.socat", "Gbit/s", "socat not installed"));
     if (naive) results.push(ratioResult("tcp.bulk.naive_bun", "Gbit/s", naiveRuns, ref));
+    refs.forEach((rp, i) => {
+      results.push(ratioResult(`tcp.bulk.${rp.name}`, "Gbit/s", refRuns[i]!, ref, { note: `${REF_NOTE[rp.name]}; CPU ${median(refCpu[i]!).toFixed(0)} ms/GiB (ours ${median(oursCpu).toFixed(0)})` }));
+      if (proxy) results.push(ratioResult(`tcp.bulk.proxy_vs_${rp.name}`, "Gbit/s", ours, { name: rp.name, runs: refRuns[i]! }));
+    });
+    for (const [name, why] of Object.entries(refsMissing)) results.push(notMeasured(`tcp.bulk.${name}`, "Gbit/s", why));
     if (proxy && socatPort) {
       results.push(ratioResult("tcp.bulk.proxy_vs_socat", "Gbit/s", ours, { name: "socat", runs: socat }));
       results.push(
@@ -160,21 +188,47 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     const direct: number[] = [];
     const ours: number[] = [];
     const naiveRuns: number[] = [];
+    // CPU microseconds of the forwarding process per request (/proc/PID/stat over the wrk run).
+    const oursCpu: number[] = [];
+    const refRuns = refs.map(() => [] as number[]);
+    const refCpu = refs.map(() => [] as number[]);
     let errors = 0;
+    const refErrors = refs.map(() => 0);
+    const perRequest = async (pid: number, port: number, rates: number[], cpu: number[]) => {
+      const c0 = await cpuSecondsOf(pid);
+      const run = await wrk(port, seconds);
+      const c1 = await cpuSecondsOf(pid);
+      rates.push(run.rps);
+      cpu.push(((c1 - c0) * 1e6) / (run.rps * seconds));
+      return run.errors;
+    };
     for (let r = 0; r < repeats; r++) {
       direct.push((await wrk(httpPort, seconds)).rps);
-      if (proxy) {
-        const run = await wrk(proxy.ports.http!.port, seconds);
-        ours.push(run.rps);
-        errors += run.errors;
-      }
+      if (proxy) errors += await perRequest(proxy.child.pid, proxy.ports.http!.port, ours, oursCpu);
       if (naive) naiveRuns.push((await wrk(naive.ports.http!.port, seconds)).rps);
-      log(`request rate repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(0)} proxy ${ours.at(-1)?.toFixed(0) ?? "-"} req/s`);
+      for (let i = 0; i < refs.length; i++) refErrors[i]! += await perRequest(refs[i]!.child.pid, refs[i]!.ports.http!, refRuns[i]!, refCpu[i]!);
+      log(
+        `request rate repeat ${r + 1}: direct ${direct.at(-1)?.toFixed(0)} proxy ${ours.at(-1)?.toFixed(0) ?? "-"}` +
+          refs.map((rp, i) => ` ${rp.name} ${refRuns[i]!.at(-1)?.toFixed(0)}`).join("") + " req/s",
+      );
     }
     const ref = { name: "direct", runs: direct };
     const note = errors ? `${errors} wrk errors through the proxy` : undefined;
     results.push(proxy ? ratioResult("http.rps.proxy", "req/s", ours, ref, { note }) : proxyUnavailable("http.rps.proxy", "req/s"));
     if (naive) results.push(ratioResult("http.rps.naive_bun", "req/s", naiveRuns, ref));
+    refs.forEach((rp, i) => {
+      const errs = refErrors[i] ? `; ${refErrors[i]} wrk errors` : "";
+      results.push(ratioResult(`http.rps.${rp.name}`, "req/s", refRuns[i]!, ref, { note: `${REF_NOTE[rp.name]}${errs}` }));
+      if (!proxy) return;
+      results.push(ratioResult(`http.rps.proxy_vs_${rp.name}`, "req/s", ours, { name: rp.name, runs: refRuns[i]! }));
+      results.push(
+        ratioResult(`http.rps.cpu_vs_${rp.name}`, "us/req", oursCpu, { name: rp.name, runs: refCpu[i]! }, {
+          higherIsBetter: false,
+          note: "CPU time of the forwarding process per request (/proc/PID/stat, all threads) in the same wrk runs; ratio theirs / ours",
+        }),
+      );
+    });
+    for (const [name, why] of Object.entries(refsMissing)) results.push(notMeasured(`http.rps.${name}`, "req/s", why));
   }); else results.push(notMeasured("http.rps.proxy", "req/s", "wrk not installed"));
 
   // UDP.
@@ -192,6 +246,8 @@ export async function runMacro(options: MacroOptions): Promise<Result[]> {
     results.push(proxy ? ratioResult("udp.pps.proxy", "pkt/s", ours, ref) : proxyUnavailable("udp.pps.proxy", "pkt/s"));
     if (naive) results.push(ratioResult("udp.pps.naive_bun", "pkt/s", naiveRuns, ref));
   });
+
+  await stopRefs();
 
   // A proxy that died under load has no /proc entry left: that is an ERROR row, not a crash.
   if (proxy) {
