@@ -51,7 +51,8 @@ export const COMMAND_HELP: Readonly<Record<Subcommand, string>> = {
   status: `edgemesh status [--admin HOST:PORT] [--json]
     Print the routes of a running agent (default --admin ${DEFAULT_ADMIN}).`,
   validate: `edgemesh validate --config FILE [--json]
-    Load and check FILE as the agent would, then print the effective config (defaults filled in,
+    Load and check FILE as the agent would (as the gateway would for kind EdgeMeshGateway, or a
+    file without a kind that sets modules.edgeGateway), then print the effective config (defaults filled in,
     as YAML or JSON) and warnings to stderr. No root, no side effects. Exit 0 when the agent
     would accept the file, 1 when it would refuse it. The effective config depends on where the
     agent runs: with KUBERNETES_PORT set (a kubelet-managed cloud node) DNS defaults to off.`,

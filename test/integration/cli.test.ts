@@ -30,6 +30,17 @@ function config(name: string, text: string): string {
   return path;
 }
 
+/** A file as written, no header added (a gateway's, or EdgeMesh's kind-less ConfigMap content). */
+function rawFile(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  chmodSync(path, 0o644);
+  return path;
+}
+const GATEWAY_HEAD = "apiVersion: gateway.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshGateway\n";
+/** EdgeMesh's edgemesh-gateway chart, rendered with its default values (no apiVersion/kind). */
+const EDGEMESH_GATEWAY_CM = "modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: true\n";
+
 describe("edgemesh (the command line)", () => {
   test("--help and help print the usage of every command and exit 0", async () => {
     for (const args of [["--help"], ["help"], []]) {
@@ -113,5 +124,56 @@ describe("edgemesh (the command line)", () => {
     expect(warned.stderr.includes("no AVX2") && warned.stderr.includes("BUN_BUILD=baseline")).toBe(onX64);
     expect((await edgemesh(["--version"], { env: { EDGEMESH_CPUINFO: modern } })).stderr).toBe("");
     expect((await edgemesh(["--version"], { env: { EDGEMESH_CPUINFO: old, EDGEMESH_BUN_BUILD: "baseline" } })).stderr).toBe("");
+  });
+
+  test("validate of an EdgeMeshGateway file: the gateway's view (identity NODE-gateway, its admin port), and the printed file loads back the same", async () => {
+    const path = rawFile("gw.yaml", GATEWAY_HEAD + "modules:\n  edgeGateway:\n    enable: true\n    nic: eth1,eth2\n    excludeIP: 192.168.1.0/24\n  edgeTunnel:\n    enable: true\n    psk:\n      enable: false\n");
+    const r = await edgemesh(["validate", "--config", path], { asNobody: true, env: { NODE_NAME: "edge-gw" } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(""); // no "not built" warning for edgeGateway.enable: this is the gateway
+    expect(r.stdout).toContain("(EdgeMeshGateway: for `edgemesh gateway`)");
+    expect(r.stdout).toContain("tunnel identity edge-gw-gateway, admin 127.0.0.1:10552");
+    expect(r.stdout).toContain('listeners on the IPv4 addresses of nic "eth1,eth2" (includeIP "*", excludeIP "192.168.1.0/24")');
+    expect(r.stdout).toContain("kind: EdgeMeshGateway\n");
+    expect(r.stdout).toContain("adminAddress: 127.0.0.1:10552");
+    // The printed config is a gateway file that validates to the same config.
+    const again = rawFile("gw-again.yaml", r.stdout);
+    const r2 = await edgemesh(["validate", "--config", again], { asNobody: true, env: { NODE_NAME: "edge-gw" } });
+    expect(r2.code).toBe(0);
+    const body = (t: string) => t.split("\n").filter((l) => !l.startsWith("# effective config of")).join("\n");
+    expect(body(r2.stdout)).toBe(body(r.stdout));
+    const json = await edgemesh(["validate", "--config", path, "--json"], { asNobody: true, env: { NODE_NAME: "edge-gw" } });
+    expect(JSON.parse(json.stdout).modules.edgeGateway).toEqual({ enable: true, nic: "eth1,eth2", includeIP: "*", excludeIP: "192.168.1.0/24", loadBalancer: { consistentHash: { partitionCount: 100, replicationFactor: 10, load: 1.25 } } });
+  });
+
+  test("validate of EdgeMesh's kind-less edgemesh-gateway ConfigMap content reads it as the gateway's; the shipped component's file passes", async () => {
+    const r = await edgemesh(["validate", "--config", rawFile("edgemesh-gateway.yaml", EDGEMESH_GATEWAY_CM)], { asNobody: true, env: { NODE_NAME: "n1" } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("tunnel identity n1-gateway");
+    expect(r.stderr).not.toContain("not built");
+    expect(r.stderr).toContain("modules.edgeTunnel.psk.path: /etc/edgemesh/psk cannot be read here (ENOENT); the gateway reads it at start");
+    const shipped = await edgemesh(["validate", "--config", join(ROOT, "deploy/components/gateway/edgemesh-gateway.yaml")], { env: { NODE_NAME: "n1" } });
+    expect(shipped.code).toBe(0);
+    expect(shipped.stdout).toContain("admin 127.0.0.1:10552");
+    expect(shipped.stderr.trim().split("\n").every((l) => l.includes("psk.path"))).toBe(true);
+    // An agent file with the same module keeps the agent's view and its warning.
+    const agent = await edgemesh(["validate", "--config", config("agent-gw.yaml", EDGEMESH_GATEWAY_CM)], { asNobody: true, env: { NODE_NAME: "n1" } });
+    expect(agent.stdout).not.toContain("edgemesh gateway` runs it");
+    expect(agent.stderr).toContain("modules.edgeGateway.enable: accepted for EdgeMesh compatibility but not built");
+  });
+
+  test("validate of a gateway file the gateway would refuse: exit 1, the key named, nothing on stdout", async () => {
+    const bad = await edgemesh(["validate", "--config", rawFile("gw-bad.yaml", GATEWAY_HEAD + "modules:\n  edgeGateway:\n    enable: true\n    includeIP: 10.0.0.0/33\n    nic: 7\n")], { asNobody: true });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe("");
+    expect(bad.stderr).toContain("modules.edgeGateway.includeIP");
+    expect(bad.stderr).toContain("modules.edgeGateway.nic");
+    const secure = await edgemesh(["validate", "--config", rawFile("gw-secure.yaml", GATEWAY_HEAD + "modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: true\n    identityMode: secure\n")], { asNobody: true, env: { NODE_NAME: "n1" } });
+    expect(secure.code).toBe(1);
+    expect(secure.stdout).toBe("");
+    expect(secure.stderr).toContain("modules.edgeTunnel.identityMode: secure is not supported by the gateway");
+    const mismatched = await edgemesh(["validate", "--config", rawFile("gw-kind.yaml", "apiVersion: gateway.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\n")], { asNobody: true });
+    expect(mismatched.code).toBe(1);
+    expect(mismatched.stderr).toContain('kind: expected "EdgeMeshGateway" with apiVersion "gateway.edgemesh.config.kubeedge.io/v1alpha1"');
   });
 });
