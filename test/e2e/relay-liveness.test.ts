@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Pod } from "../support/netns.ts";
+import { twoSites, type Pod } from "../support/netns.ts";
 import type { Watched } from "../support/process.ts";
-import { BUN, createCluster, until, webOnN2, type Cluster } from "./harness.ts";
+import { BUN, createCluster, peersOf as peersIn, until, webOnN2, type Cluster } from "./harness.ts";
 
 const TICKER = join(import.meta.dir, "../support/apps/ticker.ts");
 const RELAYS = [
@@ -23,13 +23,6 @@ const LIMIT_MS = 5000;
 const HOLD_MS = 8000;
 const RELAY_LINE = /relay|reserv|circuit/i;
 
-interface PeerJson {
-  peerId: string;
-  nodeName?: string;
-  relayed: boolean;
-  connected: boolean;
-  addrs: string[];
-}
 interface Tick {
   s: number;
   e: number;
@@ -42,8 +35,7 @@ describe("e2e: a relay that dies silently", () => {
   let client: Pod;
   const agents = new Map<string, Watched>();
 
-  const peersOf = async (node: string): Promise<PeerJson[]> =>
-    JSON.parse((await c.node(node).must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/peers"])).stdout) as PeerJson[];
+  const peersOf = (node: string) => peersIn(c, node);
   const metric = async (node: string, name: string): Promise<number> => {
     const text = (await c.node(node).must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10551/metrics"])).stdout;
     let sum = 0;
@@ -83,24 +75,18 @@ describe("e2e: a relay that dies silently", () => {
   };
 
   beforeAll(async () => {
-    c = await createCluster({
-      lans: [
-        { name: "pub", cidr: "10.0.0.0/24" },
-        { name: "site-a", cidr: "192.168.1.0/24" },
-        { name: "site-b", cidr: "192.168.2.0/24" },
-      ],
-      // Symmetric NATs with firewalls: no hole punching, the relays are the only path.
-      routers: [
-        { name: "ra", inside: "site-a", insideIP: "192.168.1.1", outside: "pub", outsideIP: "10.0.0.1", randomPorts: true, firewall: true },
-        { name: "rb", inside: "site-b", insideIP: "192.168.2.1", outside: "pub", outsideIP: "10.0.0.2", randomPorts: true, firewall: true },
-      ],
-      nodes: [
-        { name: "relay1", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.8.0/24" },
-        { name: "relay2", lan: "pub", ip: "10.0.0.6", podCidr: "10.244.9.0/24" },
-        { name: "n1", lan: "site-a", ip: "192.168.1.11", podCidr: "10.244.1.0/24" },
-        { name: "n2", lan: "site-b", ip: "192.168.2.11", podCidr: "10.244.2.0/24" },
-      ],
-    });
+    // Symmetric NATs with firewalls: no hole punching, the relays are the only path.
+    c = await createCluster(
+      twoSites(
+        { nat: { randomPorts: true, firewall: true } },
+        {
+          nodes: [
+            { name: "relay1", lan: "pub", ip: "10.0.0.5", podCidr: "10.244.8.0/24" },
+            { name: "relay2", lan: "pub", ip: "10.0.0.6", podCidr: "10.244.9.0/24" },
+          ],
+        },
+      ),
+    );
     writeFileSync(join(c.dir, "psk"), "edgemesh-e2e-relay-liveness\n");
     ({ client } = await webOnN2(c));
     for (const n of ["relay1", "relay2", "n2", "n1"]) {
