@@ -7,7 +7,7 @@
 //   after_load  1 s after a bulk (iperf3, --seconds) then an HTTP load (wrk -t2 -c64, --seconds)
 //   peak        VmHWM after the load (the high-water mark since start)
 //   settled     with --settle S: VmRSS every 5 s for S seconds after that (detail only)
-// and as gate rows the larger of the two agents: mem.rss_idle_mib, mem.rss_after_load_mib,
+// both agents' CPU seconds per GB in the bulk run (detail), and as gate rows the larger of the two agents: mem.rss_idle_mib, mem.rss_after_load_mib,
 // mem.hwm_mib, mem.anon_idle_mib, mem.anon_after_load_mib (MiB, lower is better).
 //
 //   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--main FILE] [--settle S] [--keep-output DIR]
@@ -73,6 +73,12 @@ function memOf(pid: number): Mem {
   return { rss: mib("VmRSS"), anon: mib("RssAnon"), file: mib("RssFile"), shmem: mib("RssShmem"), hwm: mib("VmHWM") };
 }
 
+/** CPU seconds (user + system) of a process so far (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function agentConfig(manifestDir: string, stateDir: string, psk: string): string {
   return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1
 kind: EdgeMeshAgent
@@ -111,7 +117,9 @@ try {
   writeFileSync(psk, "edgemesh-mem-bench\n");
   const probeDir = join(c.dir, "probe");
   mkdirSync(probeDir);
-  const preload = a.probe ? ["--preload", new URL("./mem-probe.ts", import.meta.url).pathname] : [];
+  // The probe's collection experiment (MEM_PROBE_GC_MS) preloads it without taking probes: a probe's
+// heap snapshot itself lifts VmRSS (~150 MiB at idle), so VmHWM means nothing in --probe runs.
+const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./mem-probe.ts", import.meta.url).pathname] : [];
   for (const node of ["n1", "n2"]) {
     const stateDir = join(c.dir, `state-${node}`);
     mkdirSync(stateDir);
@@ -146,6 +154,7 @@ try {
   const idle = sample();
   const idleHeap = await probe();
 
+  const cpu0 = agents.map((ag) => cpuSeconds(ag.proc.proc.pid));
   const iperfRunning = client.must(["iperf3", "-c", IPERF_SVC, "-p", "5201", "-t", String(seconds), "-J"], { timeoutMs: (seconds + 20) * 1000 });
   // With --probe, what is alive half way through the bulk load (after a full GC).
   const bulkHeap = a.probe ? await Bun.sleep((seconds * 1000) / 2).then(probe) : [];
@@ -153,6 +162,7 @@ try {
   const bulk = JSON.parse(iperfRun.stdout).end?.sum_received;
   if (!bulk) throw new Error(`iperf3 through the tunnel failed: ${iperfRun.stdout.slice(-500)}`);
   const duringBulk = sample();
+  const bulkCpu = agents.map((ag, i) => cpuSeconds(ag.proc.proc.pid) - cpu0[i]!);
   const wrk = await client.must(["wrk", "-t2", "-c64", `-d${seconds}s`, `http://${HTTP_SVC}/`], { timeoutMs: (seconds + 20) * 1000 });
   const requests = Number(wrk.stdout.match(/(\d+) requests in/)?.[1] ?? 0);
   if (requests === 0) throw new Error(`wrk through the tunnel answered nothing: ${wrk.stdout.slice(-500)}`);
@@ -178,7 +188,13 @@ try {
   ];
   const detail = {
     agents: agents.map((ag, i) => ({ node: ag.node, idle: idle[i], afterBulk: duringBulk[i], afterLoad: after[i], ...(settled.length ? { settled: settled.map((s) => s[i]!.rss) } : {}), ...(afterGc ? { afterLoadGc: afterGc[i] } : {}) })),
-    load: { bulkGbps: Math.round((bulk.bits_per_second / 1e9) * 100) / 100, httpRequests: requests, seconds },
+    load: {
+      bulkGbps: Math.round((bulk.bits_per_second / 1e9) * 100) / 100,
+      // Both agents' CPU in the bulk run per GB moved (what a forced collection would cost).
+      bulkCpuSecondsPerGB: Math.round((bulkCpu.reduce((x, y) => x + y, 0) / (bulk.bytes / 1e9)) * 100) / 100,
+      httpRequests: requests,
+      seconds,
+    },
     ...(a.probe ? { heap: { idle: idleHeap, duringBulk: bulkHeap, afterLoad: afterHeap } } : {}),
     bunFlags: a["bun-flag"],
     env: extraEnv,

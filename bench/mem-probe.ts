@@ -47,7 +47,7 @@ if (dir) {
   });
 }
 
-// Experiment: a young-generation collection every MEM_PROBE_GC_MS (how much of the peak is
+// Experiment: a young-generation (MEM_PROBE_GC_FULL=1: full) collection every MEM_PROBE_GC_MS (how much of the peak is
 // garbage waiting for a collection?).
 const gcMs = Number(process.env.MEM_PROBE_GC_MS ?? 0);
-if (gcMs > 0) setInterval(() => Bun.gc(false), gcMs).unref();
+if (gcMs > 0) setInterval(() => Bun.gc(process.env.MEM_PROBE_GC_FULL === "1"), gcMs).unref();
