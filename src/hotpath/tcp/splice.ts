@@ -4,7 +4,8 @@
 // runtime still delivers after pause() are queued by reference. FIN is passed on with shutdown()
 // (end() would close both ways and lose the reply); a reset on one side resets the other.
 // Handlers are two module-level objects; per-connection state lives in the pooled Conn.
-// Elephant flows between two Bun sockets leave JS after ZC_ADOPT_AFTER_BYTES: tryZeroCopy hands
+// Elephant flows between two Bun sockets leave JS after ZC_ADOPT_AFTER_BYTES in chunks of at least
+// ZC_MIN_CHUNK_BYTES (small request/response messages stay in JS): tryZeroCopy hands
 // both fds to the splice(2) engine (zerocopy/), which moves the rest in the kernel.
 // A tunnel upstream whose far agent takes early data gets the client's first bytes before it
 // answers (Dial.early); they stay in Conn.early until then, for a replay if it answers FAILED.
@@ -13,7 +14,7 @@ import type { SocketHandler } from "bun";
 import type { Endpoint } from "../../control/index.ts";
 import type { ByteStream, StreamSink } from "../types.ts";
 import { Conn, PHASE_CLOSED, PHASE_HEAD, PHASE_SPLICING, PHASE_ZEROCOPY, recycleConn } from "./conn.ts";
-import { CONN_POOL_MAX, EARLY_BYTES_MAX, ZC_ADOPT_AFTER_BYTES } from "../constants.ts";
+import { CONN_POOL_MAX, EARLY_BYTES_MAX, ZC_ADOPT_AFTER_BYTES, ZC_MIN_CHUNK_BYTES } from "../constants.ts";
 import { socketFd, type ZeroCopyDoneInfo } from "../zerocopy/index.ts";
 import { abandonDial, accept, dialFailed, onHeadBytes, reportResult } from "./dial.ts";
 
@@ -156,7 +157,7 @@ function clientData(c: Conn, buf: Uint8Array): void {
     }
     const n = up.write(buf, 0, buf.length);
     if (n === buf.length) {
-      if (c.ctx.zc !== null && !c.zcTried && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
+      if (c.ctx.zc !== null && !c.zcTried && n >= ZC_MIN_CHUNK_BYTES && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
       return;
     }
     if (n < 0) return abort(c);
@@ -215,7 +216,7 @@ function sendDown(c: Conn, buf: Uint8Array): void {
   }
   const n = cl.write(buf, 0, buf.length);
   if (n === buf.length) {
-    if (c.ctx.zc !== null && !c.zcTried && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
+    if (c.ctx.zc !== null && !c.zcTried && n >= ZC_MIN_CHUNK_BYTES && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
     return;
   }
   if (n < 0) return abort(c);
