@@ -44,6 +44,8 @@ interface PerfRow {
   migrations: number;
   syscalls: number;
   procCpuUs: number;
+  userUs: number;
+  sysUs: number;
   voluntary: number;
   involuntary: number;
   [syscall: string]: number;
@@ -61,17 +63,25 @@ async function switches(pid: number): Promise<[number, number]> {
   return [v, n];
 }
 
+/** User and system CPU seconds of pid (all threads) from /proc/PID/stat. */
+async function userSys(pid: number): Promise<[number, number]> {
+  const f = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
+  return [Number(f[11]) / 100, Number(f[12]) / 100];
+}
+
 /** perf stat over a window inside one wrk run; per-request figures. */
 async function perfRun(t: Target): Promise<PerfRow> {
   const load = wrk(t.port, SECONDS);
   await Bun.sleep(500);
   const window = SECONDS - 1.5;
   const c0 = await cpuSecondsOf(t.pid);
+  const [u0, s0] = await userSys(t.pid);
   const [v0, n0] = await switches(t.pid);
   const filtered = Object.values(SYSCALLS).flatMap((id) => ["-e", "raw_syscalls:sys_enter", "--filter", `id == ${id}`]);
   const perf = spawnChild(["perf", "stat", "-x", ",", "-e", "task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter", ...filtered, "-p", String(t.pid), "--", "sleep", String(window)]);
   await perf.exited((window + 10) * 1000);
   const c1 = await cpuSecondsOf(t.pid);
+  const [u1, s1] = await userSys(t.pid);
   const [v1, n1] = await switches(t.pid);
   const run = await load;
   if (process.env.PER_REQUEST_DEBUG) console.error(perf.stderrText());
@@ -96,6 +106,8 @@ async function perfRun(t: Target): Promise<PerfRow> {
     migrations: counter("cpu-migrations") / requests,
     syscalls: counter("raw_syscalls:sys_enter") / requests,
     procCpuUs: ((c1 - c0) * 1e6) / requests,
+    userUs: ((u1 - u0) * 1e6) / requests,
+    sysUs: ((s1 - s0) * 1e6) / requests,
     voluntary: (v1 - v0) / requests,
     involuntary: (n1 - n0) / requests,
   };
