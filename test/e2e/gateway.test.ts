@@ -17,6 +17,8 @@ const OUTSIDE_GW = "192.168.50.1";
 const OUTSIDE_GW_2 = "192.168.50.2";
 const HTTP_PORT = 8080;
 const HTTPS_PORT = 8443;
+/** A server that serves only two named hosts: routing there is by Host first, then path. */
+const HOSTS_PORT = 8081;
 
 function openssl(dir: string, args: string[]): void {
   const r = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
@@ -56,6 +58,8 @@ spec:
     - port: { number: ${HTTPS_PORT}, name: https, protocol: HTTPS }
       hosts: ["secure.example"]
       tls: { mode: SIMPLE, credentialName: secure-tls }
+    - port: { number: ${HOSTS_PORT}, name: http-hosts, protocol: HTTP }
+      hosts: ["local.example", "remote.example"]
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
@@ -84,6 +88,29 @@ spec:
   gateways: [edge-gw]
   http:
     - route: [{ destination: { host: remote } }]
+---
+# The same path on two hosts: the Host header alone decides between the pod on gw and the one on n2.
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: { name: by-host-local, namespace: default }
+spec:
+  hosts: [local.example]
+  gateways: [edge-gw]
+  http:
+    - name: app
+      match: [{ uri: { prefix: /app } }]
+      route: [{ destination: { host: local } }]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: { name: by-host-remote, namespace: default }
+spec:
+  hosts: [remote.example]
+  gateways: [edge-gw]
+  http:
+    - name: app
+      match: [{ uri: { prefix: /app } }]
+      route: [{ destination: { host: remote } }]
 `;
 
 describe("e2e: edge gateway on two NICs", () => {
@@ -164,6 +191,26 @@ modules:
     expect(unrouted.stdout).toBe("404");
   });
 
+  test("by Host and path: the same path on local.example and remote.example lands on gw's pod and on n2's through the tunnel; another Host is 404", async () => {
+    const at = (host: string, path: string, port = HOSTS_PORT) => curl(["--resolve", `${host}:${port}:${OUTSIDE_GW}`, "-w", " %{http_code}", `http://${host}:${port}${path}`]);
+    expect((await at("local.example", "/app")).stdout).toBe("local-app 200");
+    const remote = await until(async () => (await at("remote.example", "/app")).stdout === "remote-app 200", 15_000, 250);
+    expect(remote).toBe(true);
+    // Alternating on one port proves the decision is per Host, not per port or connection order.
+    for (const [host, want] of [["remote.example", "remote-app"], ["local.example", "local-app"], ["remote.example", "remote-app"]] as const) {
+      expect((await at(host, "/app")).stdout).toBe(`${want} 200`);
+    }
+    // The Host is not served on this port: 404, even on paths other hosts route.
+    expect((await at("other.example", "/app")).stdout).toEndWith(" 404");
+    expect((await at("other.example", "/local")).stdout).toEndWith(" 404");
+    // A served Host with a path none of its routes match: 404 too.
+    expect((await at("local.example", "/nothing-here")).stdout).toEndWith(" 404");
+    // On the "*" port the named hosts get their own routes and the rest fall to "*".
+    expect((await at("remote.example", "/app", HTTP_PORT)).stdout).toBe("remote-app 200");
+    expect((await at("other.example", "/app", HTTP_PORT)).stdout).toEndWith(" 404");
+    expect((await at("other.example", "/local", HTTP_PORT)).stdout).toBe("local-app 200");
+  });
+
   test("HTTPS with the test CA: a client certificate is required; with one the request goes through", async () => {
     const base = ["--cacert", pki.ca, "--resolve", `secure.example:${HTTPS_PORT}:${OUTSIDE_GW}`, `https://secure.example:${HTTPS_PORT}/`];
     const withCert = await curl(["--cert", client.cert, "--key", client.key, ...base]);
@@ -220,11 +267,17 @@ setTimeout(() => { console.log("timeout"); process.exit(1); }, 4000);`;
     const r = await c.node("gw").must(["curl", "-s", "--max-time", "2", "http://127.0.0.1:10552/routes"]);
     const g = JSON.parse(r.stdout).gateway;
     expect(g.addresses).toEqual([OUTSIDE_GW, OUTSIDE_GW_2]);
-    expect(g.listeners.map((l: { listen: string }) => l.listen).sort()).toEqual([`${OUTSIDE_GW}:${HTTP_PORT}`, `${OUTSIDE_GW}:${HTTPS_PORT}`, `${OUTSIDE_GW_2}:${HTTP_PORT}`, `${OUTSIDE_GW_2}:${HTTPS_PORT}`]);
+    const want = [OUTSIDE_GW, OUTSIDE_GW_2].flatMap((a) => [HTTP_PORT, HOSTS_PORT, HTTPS_PORT].map((p) => `${a}:${p}`));
+    expect(g.listeners.map((l: { listen: string }) => l.listen).sort()).toEqual(want.sort());
     const http = g.ports.find((p: { port: number }) => p.port === HTTP_PORT);
     const byHost = Object.fromEntries(http.hosts.map((h: { host: string; routes: { id: string }[] }) => [h.host, h.routes.map((x) => x.id)]));
     expect(byHost["*"]).toEqual(["default/routes:local", "default/routes:remote", "default/routes:split"]);
     // The secure VirtualService binds to the HTTP server too (its "*" covers secure.example).
     expect(byHost["secure.example"]).toEqual(["default/secure:http[0]"]);
+    const named = g.ports.find((p: { port: number }) => p.port === HOSTS_PORT);
+    const namedHosts = Object.fromEntries(named.hosts.map((h: { host: string; routes: { id: string }[] }) => [h.host, h.routes.map((x) => x.id)]));
+    expect(Object.keys(namedHosts).sort()).toEqual(["local.example", "remote.example"]);
+    expect(namedHosts["local.example"]).toContain("default/by-host-local:app");
+    expect(namedHosts["local.example"]).not.toContain("default/by-host-remote:app");
   });
 });
