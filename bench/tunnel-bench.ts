@@ -510,9 +510,15 @@ async function main(): Promise<void> {
   ];
   const rows: Row[] = [{ name: "tunnel.seconds", value: seconds, unit: "s" }, { name: "tunnel.rounds", value: rounds, unit: "" }];
   try {
-    const iperfPort = await freePort();
-    spawnChild(["iperf3", "-s", "-p", String(iperfPort)]);
-    await waitTcp(iperfPort);
+    // One iperf3 server per path and one for direct: iperf3 -s serves one test at a time, and a
+    // test a stuck path left half-open kept a shared server "busy" for every path after it.
+    const iperfServer = async () => {
+      const port = await freePort();
+      spawnChild(["iperf3", "-s", "-p", String(port)]);
+      await waitTcp(port);
+      return port;
+    };
+    const iperfPort = await iperfServer();
     const http = spawnBun("./http-backend.ts");
     const httpPort = (await http.nextJson<{ port: number }>()).port;
     // The UDP rows are not gated and would add ~15 s to the CI gate: full mode (and --udp-ab) only.
@@ -524,7 +530,7 @@ async function main(): Promise<void> {
     const startErrors = new Map<string, string>();
     for (const p of paths) {
       try {
-        pairs.set(p.name, await startPair(p.psk, p.transport, iperfPort, httpPort, p.viaRelay, p.name === "tcp_psk" ? udpPort : undefined));
+        pairs.set(p.name, await startPair(p.psk, p.transport, await iperfServer(), httpPort, p.viaRelay, p.name === "tcp_psk" ? udpPort : undefined));
       } catch (err) {
         startErrors.set(p.name, `start: ${(err as Error).message.slice(0, 400)}`);
       }
