@@ -14,9 +14,15 @@
 //
 // Routing on both: three routes tried in order (/static, /api, then everything), Host any.
 // Prints one JSON array of results (bench/check.ts turns it into gate rows). --short (CI, a few
-// seconds): the HTTP keep-alive comparison only, 3 repeats of 1 s.
+// seconds): the HTTP keep-alive and short-connection comparisons, 3 repeats of 1 s each.
 //
-//   bun bench/gateway-bench.ts [--short] [--seconds S] [--repeats N]
+//   bun bench/gateway-bench.ts [--short] [--seconds S] [--repeats N] [--only keepalive,short,...]
+//                              [--main path/to/src/main/index.ts]
+//
+// --per-request (diagnosis, not gate rows; run it alone under `emlock bench`): for keep-alive and
+// short connections, gateway and nginx, perf stat -p over a window inside a wrk run (task-clock,
+// context switches, every syscall entry and the common ones by id), the user/system split from
+// /proc, and with --strace the syscall mix from strace -c (which slows the process: mix only).
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,11 +32,22 @@ import { iperf3 } from "./macro/load.ts";
 import { cpuSecondsOf, freePort, haveTool, memoryOf, spawnBun, spawnChild, stopAll, waitTcp, type Child } from "./macro/procs.ts";
 
 const { values: args } = parseArgs({
-  options: { short: { type: "boolean", default: false }, seconds: { type: "string" }, repeats: { type: "string" } },
+  options: {
+    short: { type: "boolean", default: false },
+    seconds: { type: "string" },
+    repeats: { type: "string" },
+    "per-request": { type: "boolean", default: false },
+    strace: { type: "boolean", default: false },
+    record: { type: "string" },
+    hold: { type: "string" },
+    main: { type: "string" },
+    only: { type: "string" },
+  },
 });
 const SECONDS = Number(args.seconds ?? (args.short ? 1 : 5));
 const REPEATS = Number(args.repeats ?? (args.short ? 3 : 5));
-const MAIN = new URL("../src/main/index.ts", import.meta.url).pathname;
+/** The edgemesh entry to run (--main: another build or checkout, to compare two versions). */
+const MAIN = args.main ?? new URL("../src/main/index.ts", import.meta.url).pathname;
 const LUA = new URL("./macro/wrk-post-1k.lua", import.meta.url).pathname;
 
 interface Row {
@@ -242,56 +259,182 @@ async function versus(name: string, unit: string, load: (which: "gateway" | "ngi
   return rows;
 }
 
+/** Syscalls counted one by one (x86_64 numbers), as bench/macro/per-request.ts does. */
+const SYSCALLS: Record<string, number> = { read: 0, write: 1, close: 3, writev: 20, sched_yield: 24, madvise: 28, accept: 43, sendto: 44, recvfrom: 45, shutdown: 48, setsockopt: 54, getsockopt: 55, futex: 202, clock_gettime: 228, epoll_wait: 232, epoll_ctl: 233, accept4: 288, epoll_pwait: 281, epoll_pwait2: 441, getsockname: 51, getpeername: 52, ioctl: 16, fcntl: 72 };
+
+/** User and system CPU seconds of pid (all threads) from /proc/PID/stat. */
+async function userSys(pid: number): Promise<[number, number]> {
+  const f = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
+  return [Number(f[11]) / 100, Number(f[12]) / 100];
+}
+
+/** perf stat over a window inside one wrk run of `seconds`; per-request figures. */
+async function perRequest(url: string, pid: number, connections: number, extra: string[], seconds: number): Promise<Record<string, number>> {
+  const load = wrk(url, seconds, connections, extra);
+  await Bun.sleep(500);
+  const window = seconds - 1.5;
+  const [u0, s0] = await userSys(pid);
+  const filtered = Object.values(SYSCALLS).flatMap((id) => ["-e", "raw_syscalls:sys_enter", "--filter", `id == ${id}`]);
+  const perf = spawnChild(["perf", "stat", "-x", ",", "-e", "task-clock,context-switches,page-faults,raw_syscalls:sys_enter", ...filtered, "-p", String(pid), "--", "sleep", String(window)]);
+  await perf.exited((window + 10) * 1000);
+  const [u1, s1] = await userSys(pid);
+  const run = await load;
+  const requests = run.rps * window;
+  const lines = perf.stderrText().split("\n").filter((l) => l.split(",").length > 3);
+  const counter = (event: string, nth = 0) => {
+    const line = lines.filter((l) => l.split(",")[2] === event)[nth];
+    if (!line) throw new Error(`perf stat: no ${event} in ${perf.stderrText().slice(-400)}`);
+    return Number(line.split(",")[0]);
+  };
+  const out: Record<string, number> = {
+    rps: Math.round(run.rps),
+    cpuUs: round((counter("task-clock") * 1000) / requests, 2),
+    userUs: round(((u1 - u0) * 1e6) / requests, 2),
+    sysUs: round(((s1 - s0) * 1e6) / requests, 2),
+    ctxSw: round(counter("context-switches") / requests),
+    faults: round(counter("page-faults") / requests),
+    syscalls: round(counter("raw_syscalls:sys_enter") / requests),
+  };
+  for (const [i, c] of Object.keys(SYSCALLS).entries()) {
+    const n = counter("raw_syscalls:sys_enter", i + 1) / requests;
+    if (n > 0.005) out[c] = round(n);
+  }
+  return out;
+}
+
+/** strace -c over one wrk run: calls per request by syscall name (the rate under strace is not the real one). */
+async function straceMix(url: string, pid: number, connections: number, extra: string[], seconds: number): Promise<Record<string, number>> {
+  const st = spawnChild(["strace", "-c", "-f", "-p", String(pid)]);
+  await Bun.sleep(500);
+  const run = await wrk(url, seconds, connections, extra);
+  st.proc.kill("SIGINT");
+  await st.exited(10_000);
+  const requests = run.rps * seconds;
+  const calls: Record<string, number> = {};
+  for (const line of st.stderrText().split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || !/^[\d.]+$/.test(f[0]!) || f.at(-1) === "total") continue;
+    const n = Number(f[3]) / requests;
+    if (n > 0.005) calls[f.at(-1)!] = round(n);
+  }
+  return calls;
+}
+
+async function perRequestMain(s: Setup): Promise<unknown> {
+  const seconds = Number(args.seconds ?? 5);
+  const rounds = Number(args.repeats ?? 2);
+  const out: Record<string, unknown> = {};
+  const close = ["-H", "Connection: close"];
+  const loads = [
+    { load: "keepalive", connections: 64, extra: [] as string[] },
+    { load: "short", connections: 32, extra: close },
+  ];
+  const who = [
+    { name: "gateway", pid: s.gateway.pid, port: s.gw.http },
+    { name: "nginx", pid: s.nginx.pid, port: s.ng.http },
+  ];
+  for (const w of who) await wrk(`http://127.0.0.1:${w.port}/`, 1, 64);
+  for (const l of loads) {
+    for (const w of who) {
+      const rows: Record<string, number>[] = [];
+      for (let r = 0; r < rounds; r++) rows.push(await perRequest(`http://127.0.0.1:${w.port}/`, w.pid, l.connections, l.extra, seconds));
+      const m: Record<string, number> = {};
+      for (const k of new Set(rows.flatMap((x) => Object.keys(x)))) m[k] = round(median(rows.map((x) => x[k] ?? 0)), 3);
+      const entry: Record<string, unknown> = { perf: m, rounds: rows.map((x) => x.rps) };
+      if (args.record !== undefined && w.name === "gateway") {
+        // perf record of the gateway (Bun writes /tmp/perf-PID.map with BUN_JSC_logJITCodeForPerf=1).
+        const load = wrk(`http://127.0.0.1:${w.port}/`, seconds, l.connections, l.extra);
+        await Bun.sleep(500);
+        const rec = spawnChild(["perf", "record", "-F", "2000", "-g", "-k", "1", "-o", join(args.record, `${l.load}.perf.data`), "-p", String(w.pid), "--", "sleep", String(seconds - 1.5)]);
+        await rec.exited((seconds + 10) * 1000);
+        await load;
+      }
+      if (args.strace) entry.strace = await straceMix(`http://127.0.0.1:${w.port}/`, w.pid, l.connections, l.extra, Math.min(seconds, 3));
+      out[`${l.load}.${w.name}`] = entry;
+      console.error(`${l.load} ${w.name}: ${JSON.stringify(entry)}`);
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<Row[]> {
   const missing = ["nginx", "wrk", "iperf3", "openssl"].filter((t) => !haveTool(t));
   if (missing.length > 0) return [{ name: "gateway.bench", unit: "", value: null, notMeasured: `missing tools: ${missing.join(", ")} (scripts/setup-system.sh installs them)` }];
   const s = await setup();
   const rows: Row[] = [];
+  if (args.hold !== undefined) {
+    // Diagnosis: keep the bed up for N seconds (strace/perf by hand).
+    console.error(JSON.stringify({ gateway: { pid: s.gateway.pid, ...s.gw }, nginx: { pid: s.nginx.pid, ...s.ng }, backend: s.backendPort }));
+    await Bun.sleep(Number(args.hold) * 1000);
+    await stopAll();
+    rmSync(s.dir, { recursive: true, force: true });
+    process.exit(0);
+  }
+  if (args["per-request"]) {
+    try {
+      console.log(JSON.stringify(await perRequestMain(s), null, 1));
+    } finally {
+      await stopAll();
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+    process.exit(0);
+  }
   try {
     const url = (w: "gateway" | "nginx", tls: boolean) => `${tls ? "https" : "http"}://127.0.0.1:${w === "gateway" ? (tls ? s.gw.https : s.gw.http) : tls ? s.ng.https : s.ng.http}/`;
     const close = ["-H", "Connection: close"];
     const pid = (w: "gateway" | "nginx") => (w === "gateway" ? s.gateway.pid : s.nginx.pid);
     const keepalive = () => versus("gateway.http.keepalive", "req/s", (w) => wrk(url(w, false), SECONDS, 64, [], pid(w)), "wrk -c64, 1 KiB POST each way, routed by the 3rd of 3 rules; ratio gateway / nginx", true);
+    // Which comparisons run: --only a,b; --short (CI) the plain HTTP ones; full mode all.
+    const all = ["keepalive", "short", "https-handshake", "https-keepalive", "bulk", "rss"];
+    const only = args.only !== undefined ? args.only.split(",") : args.short ? ["keepalive", "short"] : all;
+    const unknown = only.filter((x) => !all.includes(x));
+    if (unknown.length > 0) throw new Error(`--only: unknown ${unknown.join(", ")} (one of ${all.join(", ")})`);
+    const want = (x: string) => only.includes(x);
     let idle = { rssMiB: NaN, peakMiB: NaN };
-    if (!args.short) {
+    if (want("rss")) {
       await Bun.sleep(1000);
       idle = await memoryOf(s.gateway.pid);
     }
     // Warm both (JIT, pools) before measuring.
     await wrk(url("gateway", false), 1, 64);
     await wrk(url("nginx", false), 1, 64);
-    if (args.short) {
-      // CI: the keep-alive comparison only (a few seconds).
-      rows.push(...(await keepalive()));
-      return rows;
+    if (want("https-handshake") || want("https-keepalive")) {
+      await wrk(url("gateway", true), 1, 16);
+      await wrk(url("nginx", true), 1, 16);
     }
-    await wrk(url("gateway", true), 1, 16);
-    await wrk(url("nginx", true), 1, 16);
 
-    const direct: Load[] = [];
-    for (let i = 0; i < Math.min(REPEATS, 3); i++) direct.push(await wrk(`http://127.0.0.1:${s.backendPort}/`, SECONDS, 64));
-    const ka = await keepalive();
-    rows.push(...ka);
-    const directRps = median(direct.map((d) => d.rps));
-    rows.push({ name: "gateway.http.keepalive.vs_direct", unit: "x", value: round(ka[0]!.value! / directRps), reference: { name: "direct", value: round(directRps, 0) }, note: "gateway req/s over the backend alone (informational)" });
-    rows.push(...(await versus("gateway.http.short", "req/s", (w) => wrk(url(w, false), SECONDS, 32, close), "wrk -c32, Connection: close: a new client connection per request (upstreams pooled on both)")));
-    rows.push(...(await versus("gateway.https.handshake", "conn/s", (w) => wrk(url(w, true), SECONDS, 32, close), "wrk -c32 https, Connection: close: one full TLS handshake (ECDSA P-256) per request")));
-    rows.push(...(await versus("gateway.https.keepalive", "req/s", (w) => wrk(url(w, true), SECONDS, 64), "wrk -c64 https, 1 KiB POST each way")));
-
-    // Bulk through the TCP route vs direct, interleaved.
-    const bulk: number[] = [];
-    const bulkDirect: number[] = [];
-    for (let i = 0; i < REPEATS; i++) {
-      bulkDirect.push(await iperf3(s.iperfPort, SECONDS));
-      bulk.push(await iperf3(s.gw.tcp, SECONDS));
+    if (want("keepalive")) {
+      const direct: Load[] = [];
+      if (!args.short) for (let i = 0; i < Math.min(REPEATS, 3); i++) direct.push(await wrk(`http://127.0.0.1:${s.backendPort}/`, SECONDS, 64));
+      const ka = await keepalive();
+      rows.push(...ka);
+      if (direct.length > 0) {
+        const directRps = median(direct.map((d) => d.rps));
+        rows.push({ name: "gateway.http.keepalive.vs_direct", unit: "x", value: round(ka[0]!.value! / directRps), reference: { name: "direct", value: round(directRps, 0) }, note: "gateway req/s over the backend alone (informational)" });
+      }
     }
-    const bulkRatios = bulk.map((b, i) => b / bulkDirect[i]!);
-    rows.push({ name: "gateway.tcp.bulk", unit: "Gbit/s", value: round(median(bulk), 2), reference: { name: "direct", value: round(median(bulkDirect), 2) }, ratio: round(median(bulkRatios)), runs: bulkRatios.map((r) => round(r)), note: "iperf3 through a gateway TCP route / direct" });
+    if (want("short")) rows.push(...(await versus("gateway.http.short", "req/s", (w) => wrk(url(w, false), SECONDS, 32, close, pid(w)), "wrk -c32, Connection: close: a new client connection per request (upstreams pooled on both)", true)));
+    if (want("https-handshake")) rows.push(...(await versus("gateway.https.handshake", "conn/s", (w) => wrk(url(w, true), SECONDS, 32, close), "wrk -c32 https, Connection: close: one full TLS handshake (ECDSA P-256) per request")));
+    if (want("https-keepalive")) rows.push(...(await versus("gateway.https.keepalive", "req/s", (w) => wrk(url(w, true), SECONDS, 64), "wrk -c64 https, 1 KiB POST each way")));
 
-    const after = await memoryOf(s.gateway.pid);
-    const ngMem = await memoryOf(s.nginx.pid);
-    rows.push({ name: "gateway.rss.idle", unit: "MiB", value: round(idle.rssMiB, 1), note: "VmRSS of `edgemesh gateway` 1 s after start (no tunnel)" });
-    rows.push({ name: "gateway.rss.after_load", unit: "MiB", value: round(after.rssMiB, 1), reference: { name: "nginx", value: round(ngMem.rssMiB, 1) }, note: `VmRSS after every load above; peak ${round(after.peakMiB, 1)} MiB` });
+    if (want("bulk")) {
+      // Bulk through the TCP route vs direct, interleaved.
+      const bulk: number[] = [];
+      const bulkDirect: number[] = [];
+      for (let i = 0; i < REPEATS; i++) {
+        bulkDirect.push(await iperf3(s.iperfPort, SECONDS));
+        bulk.push(await iperf3(s.gw.tcp, SECONDS));
+      }
+      const bulkRatios = bulk.map((b, i) => b / bulkDirect[i]!);
+      rows.push({ name: "gateway.tcp.bulk", unit: "Gbit/s", value: round(median(bulk), 2), reference: { name: "direct", value: round(median(bulkDirect), 2) }, ratio: round(median(bulkRatios)), runs: bulkRatios.map((r) => round(r)), note: "iperf3 through a gateway TCP route / direct" });
+    }
+
+    if (want("rss")) {
+      const after = await memoryOf(s.gateway.pid);
+      const ngMem = await memoryOf(s.nginx.pid);
+      rows.push({ name: "gateway.rss.idle", unit: "MiB", value: round(idle.rssMiB, 1), note: "VmRSS of `edgemesh gateway` 1 s after start (no tunnel)" });
+      rows.push({ name: "gateway.rss.after_load", unit: "MiB", value: round(after.rssMiB, 1), reference: { name: "nginx", value: round(ngMem.rssMiB, 1) }, note: `VmRSS after every load above; peak ${round(after.peakMiB, 1)} MiB` });
+    }
   } finally {
     await stopAll();
     rmSync(s.dir, { recursive: true, force: true });

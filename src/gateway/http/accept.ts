@@ -5,7 +5,7 @@
 import type { SocketHandler } from "bun";
 import type { ByteStream } from "../../hotpath/index.ts";
 import type { GatewayContext } from "../context.ts";
-import { abortConn, clientClosed, closeWhenFlushed, flushDown, flushUp, HttpConn, P_CLOSED, P_CONNECT, P_EXCHANGE, P_HEAD, P_RAW } from "./conn.ts";
+import { abortConn, clientClosed, closeWhenFlushed, flushDown, flushUp, HttpConn, P_CLOSED, P_CONNECT, P_EXCHANGE, P_HEAD, P_RAW, takeConn } from "./conn.ts";
 import { onClientData } from "./request.ts";
 
 /** Listener data of a plain HTTP listener. */
@@ -21,11 +21,12 @@ export function acceptHttp(ctx: GatewayContext, port: number, client: ByteStream
     ctx.m.refused.value++;
     return null;
   }
-  const c = new HttpConn(ctx);
+  const c = takeConn(ctx);
   c.client = client;
   c.clientIp = clientIp;
   c.proto = proto;
   c.listenPort = port;
+  c.portKey = String(port);
   c.deadline = ctx.clock.now() + ctx.timeouts.idleMs;
   ctx.active++;
   ctx.live.add(c);
@@ -67,7 +68,8 @@ export const httpClientHandler: SocketHandler<HttpConn, "uint8array"> = {
       s.terminate();
       return;
     }
-    s.setNoDelay(true);
+    // No setNoDelay: Bun sets TCP_NODELAY on every accepted socket (a second setsockopt per
+    // connection was measured in strace, 2026-12-05).
     s.data = c;
   },
   data(s, buf) {

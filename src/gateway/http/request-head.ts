@@ -23,8 +23,45 @@ const HT = 9;
 
 const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
 
+/**
+ * The string made from a byte range last time, kept with a copy of the bytes: a keep-alive
+ * connection (and the next connection this object serves) usually sends the same Host and often
+ * the same target again, which then cost a byte comparison instead of a new string.
+ */
+class StringCache {
+  readonly bytes: Uint8Array;
+  len = -1;
+  str = "";
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size);
+  }
+  /** The cached string when buf[s, e) holds the same bytes, else null. */
+  get(buf: Uint8Array, s: number, e: number): string | null {
+    const n = e - s;
+    if (n !== this.len) return null;
+    const b = this.bytes;
+    for (let i = 0; i < n; i++) if (b[i] !== buf[s + i]) return null;
+    return this.str;
+  }
+  set(buf: Uint8Array, s: number, e: number, str: string): void {
+    const n = e - s;
+    if (n > this.bytes.length) {
+      this.len = -1;
+      return;
+    }
+    const b = this.bytes;
+    for (let i = 0; i < n; i++) b[i] = buf[s + i]!;
+    this.len = n;
+    this.str = str;
+  }
+}
+
 export class RequestHead {
   buf: Uint8Array = new Uint8Array(0);
+  readonly #hostCache = new StringCache(128);
+  readonly #targetCache = new StringCache(256);
+  #cachedPath = "";
+  #cachedQuery = "";
   /** The head is buf[start, end), blank line included. Every offset below is into buf. */
   start = 0;
   end = 0;
@@ -89,6 +126,46 @@ export class RequestHead {
     this.hop = hop;
     this.slots = n;
     return true;
+  }
+
+  /** lowerHost of buf[s, e), from the cache when the bytes are the last ones seen. */
+  hostOf(buf: Uint8Array, s: number, e: number): string {
+    const c = this.#hostCache;
+    const hit = c.get(buf, s, e);
+    if (hit !== null) return hit;
+    const host = lowerHost(buf, s, e);
+    c.set(buf, s, e, host);
+    return host;
+  }
+
+  /** target, path and query from the origin-form bytes buf[s, e). */
+  setTarget(buf: Uint8Array, s: number, e: number): void {
+    if (s >= e) {
+      this.target = this.path = "/";
+      this.query = "";
+      return;
+    }
+    const c = this.#targetCache;
+    const hit = c.get(buf, s, e);
+    if (hit !== null) {
+      this.target = hit;
+      this.path = this.#cachedPath;
+      this.query = this.#cachedQuery;
+      return;
+    }
+    const target = ascii(buf, s, e);
+    this.target = target;
+    const q = target.indexOf("?");
+    if (q < 0) {
+      this.path = target;
+      this.query = "";
+    } else {
+      this.path = target.slice(0, q);
+      this.query = target.slice(q + 1);
+    }
+    c.set(buf, s, e, target);
+    this.#cachedPath = this.path;
+    this.#cachedQuery = this.query;
   }
 
   /** Value of the first header named `lower` (lower case), or null. */
@@ -252,19 +329,11 @@ export function parseRequestHead(buf: Uint8Array, start: number, length: number,
       ps = pathStart(buf, t0 + abs, t1);
     }
   }
-  if (h.host === "" && h.hostIndex >= 0) h.host = lowerHost(buf, h.valueStart[h.hostIndex]!, h.valueEnd[h.hostIndex]!);
+  if (h.host === "" && h.hostIndex >= 0) h.host = h.hostOf(buf, h.valueStart[h.hostIndex]!, h.valueEnd[h.hostIndex]!);
   if (h.http11 && h.hostIndex < 0) return 400; // RFC 9112 3.2: Host is required in HTTP/1.1
   h.targetStart = ps;
   h.targetEnd = t1;
-  h.target = ps < t1 ? ascii(buf, ps, t1) : "/";
-  const q = h.target.indexOf("?");
-  if (q < 0) {
-    h.path = h.target;
-    h.query = "";
-  } else {
-    h.path = h.target.slice(0, q);
-    h.query = h.target.slice(q + 1);
-  }
+  h.setTarget(buf, ps, t1);
   return PARSE_OK;
 }
 
@@ -311,13 +380,13 @@ export function lowerHost(buf: Uint8Array, s: number, e: number): string {
     return ascii(buf, s + 1, j).toLowerCase();
   }
   let j = s;
-  while (j < e && buf[j] !== 58) j++;
-  if (j > s && buf[j - 1] === 46) j--;
-  let str = "";
-  for (let k = s; k < j; k++) {
-    let c = buf[k]!;
-    if (c >= 65 && c <= 90) c += 32;
-    str += String.fromCharCode(c);
+  let upper = false;
+  while (j < e && buf[j] !== 58) {
+    const c = buf[j]!;
+    if (c >= 65 && c <= 90) upper = true;
+    j++;
   }
-  return str;
+  if (j > s && buf[j - 1] === 46) j--;
+  const str = ascii(buf, s, j);
+  return upper ? str.toLowerCase() : str;
 }

@@ -181,7 +181,7 @@ function dispatch(c: HttpConn, buf: Uint8Array, hs: number, he: number): void {
   c.reqDone = c.reqMode === REQ_NONE;
   c.replayable = c.reqDone;
   c.closeAfter = h.close;
-  const port = ctx.gateway.current().byPort[String(c.listenPort)];
+  const port = ctx.gateway.current().byPort[c.portKey];
   const vh = port === undefined ? null : selectVirtualHost(port, h.host);
   const route = vh === null ? null : selectRoute(vh, h, c.listenPort, c.sel);
   if (route === null) {
@@ -192,7 +192,11 @@ function dispatch(c: HttpConn, buf: Uint8Array, hs: number, he: number): void {
     return;
   }
   c.route = route;
-  c.rm = routeMetrics(ctx, route.id);
+  if (c.rmRoute !== route) {
+    c.rmRoute = route;
+    c.rmOfRoute = routeMetrics(ctx, route.id);
+  }
+  c.rm = c.rmOfRoute;
   c.dest = pickDestination(route, ctx.random);
   c.attempts = 0;
   c.tried.length = 0;
@@ -204,7 +208,7 @@ function dispatch(c: HttpConn, buf: Uint8Array, hs: number, he: number): void {
 /** HTTP/2 with prior knowledge: routed once like "GET /" without a Host, then passed through. */
 function dispatchH2(c: HttpConn, buf: Uint8Array, hs: number, he: number): void {
   const ctx = c.ctx;
-  const port = ctx.gateway.current().byPort[String(c.listenPort)];
+  const port = ctx.gateway.current().byPort[c.portKey];
   const vh = port === undefined ? null : selectVirtualHost(port, c.sniHost);
   const h = c.head;
   h.method = "GET";
@@ -293,8 +297,14 @@ export function connectUpstream(c: HttpConn): void {
     }
     c.tried.push(idx);
     const ep = sp!.endpoints[idx]!;
-    const local = ctx.remote === undefined || ep.node === "" || ep.node === ctx.nodeName;
-    const key = local ? `|${ep.ip}:${ep.port}` : `${ep.node}|${ep.ip}:${ep.port}`;
+    if (c.keyEp !== ep) {
+      // The pool key of this endpoint (kept: a keep-alive connection asks for the same one again).
+      c.keyEp = ep;
+      c.keyLocal = ctx.remote === undefined || ep.node === "" || ep.node === ctx.nodeName;
+      c.keyOfEp = c.keyLocal ? `|${ep.ip}:${ep.port}` : `${ep.node}|${ep.ip}:${ep.port}`;
+    }
+    const local = c.keyLocal;
+    const key = c.keyOfEp;
     const pooled = ctx.pool.take(key, c);
     if (pooled !== null) {
       ctx.m.upstreamReused.value++;

@@ -28,6 +28,9 @@ import { findHeadEnd } from "./request-head.ts";
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, parseResponseHead, responseFraming } from "./response-head.ts";
 import { writeResponseHead } from "./rewrite.ts";
 
+/** A response body part up to this size leaves in the same write as a rewritten head. */
+const COALESCE_BODY_BYTES = 16 * 1024;
+
 /** Bytes from the attached upstream, buf[s, e). */
 export function onUpstreamData(c: HttpConn, buf: Uint8Array, s: number, e: number): void {
   while (s < e) {
@@ -100,6 +103,19 @@ function feedResponseHead(c: HttpConn, buf: Uint8Array, s: number, e: number): n
     const out = c.ctx.scratch;
     out.len = 0;
     writeResponseHead(hb, r, ops, closing, out);
+    if (c.respMode === BODY_LENGTH && next < e) {
+      // The body part at hand goes in the same write as the rewritten head (a closing answer to
+      // a short connection: one write instead of two).
+      const n = Math.min(c.respRemaining, e - next);
+      if (n <= COALESCE_BODY_BYTES) {
+        out.bytes(buf, next, next + n);
+        sendDownCopy(c, out.buf, out.len);
+        if (c.rm !== null) c.rm.bytesOut.value += n;
+        c.respRemaining -= n;
+        if (c.respRemaining === 0) finishExchange(c, next + n < e);
+        return next + n;
+      }
+    }
     sendDownCopy(c, out.buf, out.len);
     return feedResponseBody(c, buf, next, next, e);
   }
