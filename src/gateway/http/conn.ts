@@ -116,6 +116,11 @@ export class HttpConn implements UpstreamOwner {
 
   constructor(public ctx: GatewayContext) {}
 
+  /** The match that chose the route (UpstreamHeadContext: the connection is its own). */
+  get match(): HttpMatch | null {
+    return this.sel.match;
+  }
+
   /** Back to the state of a new connection (a released HttpConn is reused by the next accept). */
   reuse(ctx: GatewayContext): void {
     this.ctx = ctx;

@@ -373,7 +373,7 @@ export function sendRequestHead(c: HttpConn): void {
   }
   const out = ctx.scratch;
   out.len = 0;
-  writeUpstreamHead(c.head, c.route!, { clientIp: c.clientIp, proto: c.proto, match: c.sel.match }, out);
+  writeUpstreamHead(c.head, c.route!, c, out);
   if (c.rm !== null) c.rm.bytesIn.value += c.head.end - c.head.start;
   const q = c.upQ;
   if (!q.empty && q.bytes <= COALESCE_BODY_BYTES) {

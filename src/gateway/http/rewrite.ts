@@ -87,13 +87,9 @@ export function writeUpstreamHead(h: RequestHead, route: HttpRoute, c: UpstreamH
   out.bytes(buf, h.lineEnd - 8, h.lineEnd);
   out.text(CRLF);
   const ops = route.requestHeaders;
-  // Header lines: copy runs of kept lines in one go.
+  // Header lines: copy runs of kept lines in one go (no closure: this runs per request).
   let runStart = -1;
   let runEnd = -1;
-  const flush = () => {
-    if (runStart >= 0) out.bytes(buf, runStart, runEnd);
-    runStart = -1;
-  };
   for (let i = 0; i < h.count; i++) {
     const ls = h.lineStart[i]!;
     const next = h.lineNext[i]!;
@@ -104,14 +100,15 @@ export function writeUpstreamHead(h: RequestHead, route: HttpRoute, c: UpstreamH
     else if (ops !== null && removed(ops, buf, h.nameStart[i]!, h.nameEnd[i]!)) keep = false;
     else if (h.nameEnd[i]! - h.nameStart[i]! === 17 && equalsLower(buf, h.nameStart[i]!, h.nameEnd[i]!, "x-forwarded-proto")) keep = false;
     if (!keep) {
-      flush();
+      if (runStart >= 0) out.bytes(buf, runStart, runEnd);
+      runStart = -1;
       continue;
     }
     // Bare-LF lines are copied as they are; upstreams accept what the client sent.
     if (runStart < 0) runStart = ls;
     runEnd = next;
   }
-  flush();
+  if (runStart >= 0) out.bytes(buf, runStart, runEnd);
   if (route.rewriteAuthority !== null) {
     out.text("host: ");
     out.text(route.rewriteAuthority);
