@@ -10,18 +10,24 @@
 // both agents' CPU seconds per GB in the bulk run (detail), and as gate rows the larger of the two agents: mem.rss_idle_mib, mem.rss_after_load_mib,
 // mem.hwm_mib, mem.anon_idle_mib, mem.anon_after_load_mib (MiB, lower is better).
 //
-//   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--main FILE] [--settle S] [--keep-output DIR]
+//   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--source | --main FILE] [--settle S] [--keep-output DIR]
+//
+// The agents run what the image runs: the bundle (scripts/build.ts, built first into
+// .state/mem-bench-bundle, about a second), so the gate measures production and a bundle that does
+// not start or carry traffic fails it. --source runs src/main/index.ts instead (for a comparison),
+// --main FILE another entry (another checkout's src/main/index.ts, or its bundle).
 //
 // --probe preloads bench/mem-probe.ts into the agents and adds, per agent and phase, JSC's heap
 // after a full GC (heapSize, extraMemorySize, objectCount, top types): for finding what holds the
 // memory, not for the gate (the probe itself costs a little). --bun-flag passes a flag to bun
 // (e.g. --smol), --env sets a variable in the agents' environment (e.g. a
-// MIMALLOC_ or BUN_JSC_ option, to try one), --main runs another entry point (another
-// checkout's src/main/index.ts, a bundle) as the agent. Needs root; touches nothing outside the namespaces it creates (~30 s).
+// MIMALLOC_ or BUN_JSC_ option, to try one). Needs root; touches nothing outside the namespaces it
+// creates (~30 s).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { buildAgent, ROOT } from "../scripts/build.ts";
 import { BUN, createCluster, MAIN, serviceYaml, until } from "../test/e2e/harness.ts";
 import { oneLan } from "../test/support/netns.ts";
 import type { Watched } from "../test/support/process.ts";
@@ -35,6 +41,7 @@ const { values: a } = parseArgs({
     "bun-flag": { type: "string", multiple: true, default: [] },
     env: { type: "string", multiple: true, default: [] },
     main: { type: "string" },
+    source: { type: "boolean", default: false },
     settle: { type: "string", default: "0" },
     "keep-output": { type: "string" },
   },
@@ -102,6 +109,11 @@ modules:
 `;
 }
 
+if (a.source && a.main) throw new Error("--source and --main exclude each other");
+// What the agents run: the bundle unless told otherwise.
+const built = a.source || a.main ? undefined : await buildAgent({ outdir: join(ROOT, ".state/mem-bench-bundle") });
+const entry = a.main ?? built?.entry ?? MAIN;
+
 const c = await createCluster(oneLan(2));
 const agents: { node: string; proc: Watched }[] = [];
 try {
@@ -125,7 +137,7 @@ const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./m
     mkdirSync(stateDir);
     const configPath = join(c.dir, `agent-${node}.yaml`);
     writeFileSync(configPath, agentConfig(c.manifests, stateDir, psk));
-    const argv = [BUN, ...a["bun-flag"]!, ...preload, a.main ?? MAIN, "agent", "--config", configPath];
+    const argv = [BUN, ...a["bun-flag"]!, ...preload, entry, "agent", "--config", configPath];
     const proc = c.node(node).spawn(argv, { env: { ...extraEnv, NODE_NAME: node, EDGEMESH_LOG_LEVEL: "info", MEM_PROBE_DIR: probeDir } });
     agents.push({ node, proc });
   }
@@ -196,6 +208,7 @@ const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./m
       seconds,
     },
     ...(a.probe ? { heap: { idle: idleHeap, duringBulk: bulkHeap, afterLoad: afterHeap } } : {}),
+    code: built ? { bundle: built.entry, files: built.files.length, buildMs: built.ms } : entry,
     bunFlags: a["bun-flag"],
     env: extraEnv,
     edgemesh: EDGEMESH,

@@ -12,6 +12,11 @@
 // It does nothing when no native AEAD loads: then "auto" falls back to the WebAssembly AEAD, which
 // stays the real one. Must run before anything imports @chainsafe/libp2p-noise (the plugin applies
 // to modules loaded after it); src/main/agent.ts calls it before loading the tunnel.
+//
+// The bundle (scripts/build.ts) has no runtime loader to hook: there noiseWithoutWasmBuildPlugin()
+// puts the stand-ins in at build time. as-sha256's is the same function either way; the chacha one
+// decides when the bundle loads it: with a native AEAD bound it is the stand-in, without one it
+// loads the real WebAssembly package from node_modules (so "auto" still falls back to it).
 
 import { loadOpenSsl } from "./openssl.ts";
 import { loadSodium } from "./sodium.ts";
@@ -31,19 +36,50 @@ export class ChaCha20Poly1305 {
 }
 `;
 
+const SHA256_FILE = /[\\/]@chainsafe[\\/]as-sha256[\\/]lib[\\/]index\.js$/;
+const CHACHA_FILE = /[\\/]@chainsafe[\\/]as-chacha20poly1305[\\/]lib[\\/]src[\\/]index\.js$/;
+
+/** True when libsodium or OpenSSL's libcrypto is bound (Noise's AEAD is native). */
+export function nativeAeadBound(): boolean {
+  return loadSodium() !== undefined || loadOpenSsl() !== undefined;
+}
+
 let installed = false;
 
-/** Installs the stand-ins when a native AEAD is available; true when they are in place. */
+/** Installs the stand-ins when a native AEAD is available; true when they are in place. In the
+ * bundle it does nothing (the build put them in; this module's file is then not a .ts file). */
 export function skipNoiseWasm(): boolean {
   if (installed) return true;
-  if (loadSodium() === undefined && loadOpenSsl() === undefined) return false;
+  if (!import.meta.path.endsWith(".ts")) return false;
+  if (!nativeAeadBound()) return false;
   Bun.plugin({
     name: "edgemesh-noise-without-wasm",
     setup(build) {
-      build.onLoad({ filter: /[\\/]@chainsafe[\\/]as-sha256[\\/]lib[\\/]index\.js$/ }, () => ({ loader: "js", contents: SHA256_STAND_IN }));
-      build.onLoad({ filter: /[\\/]@chainsafe[\\/]as-chacha20poly1305[\\/]lib[\\/]src[\\/]index\.js$/ }, () => ({ loader: "js", contents: CHACHA_STAND_IN }));
+      build.onLoad({ filter: SHA256_FILE }, () => ({ loader: "js", contents: SHA256_STAND_IN }));
+      build.onLoad({ filter: CHACHA_FILE }, () => ({ loader: "js", contents: CHACHA_STAND_IN }));
     },
   });
   installed = true;
   return true;
+}
+
+/** The same stand-ins for Bun.build (scripts/build.ts). The chacha module checks for a native AEAD
+ * when it is evaluated (when the tunnel loads Noise) and, without one, loads the real package: its
+ * name is computed so the bundler leaves that import to run time. */
+export function noiseWithoutWasmBuildPlugin(): import("bun").BunPlugin {
+  const self = import.meta.path;
+  const chacha = `import { nativeAeadBound } from ${JSON.stringify(self)};
+${CHACHA_STAND_IN.replace("export function newInstance", "function standInInstance").replace("export class ChaCha20Poly1305", "class StandIn")}
+const realName = ["@chainsafe", "as-chacha20poly1305"].join("/");
+const real = nativeAeadBound() ? undefined : await import(realName);
+export const newInstance = real ? real.newInstance : standInInstance;
+export const ChaCha20Poly1305 = real ? real.ChaCha20Poly1305 : StandIn;
+`;
+  return {
+    name: "edgemesh-noise-without-wasm",
+    setup(build) {
+      build.onLoad({ filter: SHA256_FILE }, () => ({ loader: "js", contents: SHA256_STAND_IN }));
+      build.onLoad({ filter: CHACHA_FILE }, () => ({ loader: "js", contents: chacha }));
+    },
+  };
 }

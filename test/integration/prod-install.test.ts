@@ -45,15 +45,16 @@ beforeAll(async () => {
   const workdir = join(dir, "install");
   mkdirSync(workdir);
   expect(install.instructions.find((i) => i.keyword === "WORKDIR")?.args).toBe("/opt/edgemesh");
+  const args = Object.fromEntries([...stageArgs(install)].map(([k, v]) => [k, v ?? ""]));
+  // COPY and RUN in their order, RUN verbatim (npm install, then the bundle's build); npm may
+  // answer from its cache (the same packages, checked by integrity).
   for (const ins of install.instructions) {
     if (ins.keyword === "COPY") copy(ins.args, workdir, () => { throw new Error("no --from in the install stage"); });
+    if (ins.keyword !== "RUN") continue;
+    const result = await sh(ins.args, workdir, { ...args, npm_config_prefer_offline: "true" });
+    installLog += result.out + result.err;
+    if (result.code !== 0) throw new Error(`the install stage's RUN (line ${ins.line}) failed (exit ${result.code}):\n${installLog.slice(-3000)}`);
   }
-  const run = install.instructions.find((i) => i.keyword === "RUN")!;
-  const args = Object.fromEntries([...stageArgs(install)].map(([k, v]) => [k, v ?? ""]));
-  // The RUN step verbatim; npm may answer from its cache (the same packages, checked by integrity).
-  const result = await sh(run.args, workdir, { ...args, npm_config_prefer_offline: "true" });
-  installLog = result.out + result.err;
-  if (result.code !== 0) throw new Error(`the install stage's RUN failed (exit ${result.code}):\n${installLog.slice(-3000)}`);
 
   image = join(dir, "image");
   mkdirSync(image);
@@ -67,6 +68,15 @@ afterAll(() => {
 });
 
 const entry = () => join(image, "bin/edgemesh");
+/** The runtime stage's ENV values that are literals (EDGEMESH_BUNDLE=1: the entry point runs the bundle). */
+const imageEnv = (): Record<string, string> =>
+  Object.fromEntries(
+    runtime.instructions
+      .filter((i) => i.keyword === "ENV")
+      .flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)])
+      .filter((m) => !m[2]!.includes("$"))
+      .map((m) => [m[1]!, m[2]!]),
+  );
 
 describe("the image's production tree (Containerfile stages run without an engine)", () => {
   test("the install stage checked its tree against the lock and started Bun", () => {
@@ -106,18 +116,31 @@ console.log("loaded", ${modules.length});`;
   });
 
   test("the entry point answers --version and validates the shipped config", async () => {
-    const version = await sh(`${entry()} --version`, image);
+    const version = await sh(`${entry()} --version`, image, imageEnv());
     expect(version.code).toBe(0);
     expect(version.out).toStartWith(`edgemesh-bun ${pkg.version} `);
-    const validate = await sh(`${entry()} validate --config ${join(ROOT, "deploy/base/edgemesh-agent.yaml")}`, image, { NODE_NAME: "n1" });
+    const validate = await sh(`${entry()} validate --config ${join(ROOT, "deploy/base/edgemesh-agent.yaml")}`, image, { ...imageEnv(), NODE_NAME: "n1" });
     expect(validate.code).toBe(0);
     expect(validate.out).toContain("kind: EdgeMeshAgent");
   });
 
-  test("dev mode runs from it: routes printed, DNS and admin on free loopback ports", async () => {
-    const dev = spawnWatched([entry(), "dev", "--manifests", join(ROOT, "examples/manifests"), "--admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"], { cwd: image });
+  test("the install stage built the bundle, with the workers beside it and Noise's WebAssembly left out", () => {
+    const dist = join(image, "dist");
+    expect(imageEnv().EDGEMESH_BUNDLE).toBe("1");
+    expect(installLog).toMatch(/build: dist\/index\.js, \d+ files/);
+    for (const f of ["index.js", "worker.js", "tun-watch-worker.js"]) expect(existsSync(join(dist, f)) ? f : `${f} missing`).toBe(f);
+    const code = readdirSync(dist).map((f) => readFileSync(join(dist, f), "utf8")).join("\n");
+    // The stand-in is in, the real package only behind a run-time import (no native AEAD).
+    expect(code).toContain('["@chainsafe", "as-chacha20poly1305"].join("/")'.replaceAll(" ", ""));
+    expect(code).not.toContain("WebAssembly.Module");
+  });
+
+  test("dev mode runs from it (the bundle): routes printed, DNS and admin on free loopback ports", async () => {
+    const dev = spawnWatched([entry(), "dev", "--manifests", join(ROOT, "examples/manifests"), "--admin", "127.0.0.1:0", "--dns", "127.0.0.1:0"], { cwd: image, env: imageEnv() });
     try {
       await dev.waitFor(/routes v\d+:/, 20_000);
+      // bin/edgemesh exec'd Bun on the bundle (same process).
+      expect(readFileSync(`/proc/${dev.proc.pid}/cmdline`, "utf8").split("\0")).toContain(`${image}/bin/../dist/index.js`);
       const admin = dev.output().match(/admin http:\/\/(127\.0\.0\.1:\d+)/)?.[1];
       expect(admin).toBeDefined();
       const routes = (await (await fetch(`http://${admin}/routes`)).json()) as { services: unknown[] };

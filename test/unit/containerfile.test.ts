@@ -82,6 +82,20 @@ describe("Containerfile", () => {
     expect(daemonSet).toContain(`args: ${JSON.stringify(cmd).replaceAll(",", ", ")}`);
   });
 
+  test("the install stage bundles the CLI after the dependencies; the runtime runs that bundle", () => {
+    const runs = all("install", "RUN").map((r) => r.args);
+    expect(runs).toHaveLength(2);
+    expect(runs[1]).toBe("node_modules/.bin/bun scripts/build.ts");
+    // What the build reads is in the stage before it runs.
+    const ins = stage("install").instructions;
+    const buildAt = ins.findIndex((i) => i.args === runs[1]);
+    const copied = ins.slice(0, buildAt).filter((i) => i.keyword === "COPY").map((i) => i.args.split(" ")[0]);
+    for (const need of ["scripts/build.ts", "src", "examples"]) expect(copied).toContain(need);
+    expect(all("runtime", "COPY").map((c) => c.args)).toContain("--from=install /opt/edgemesh/dist ./dist");
+    expect(all("runtime", "ENV").map((e) => e.args).join(" ")).toMatch(/\bEDGEMESH_BUNDLE=1\b/);
+    expect(readFileSync(join(ROOT, "bin/edgemesh"), "utf8")).toContain('bundle="$here/../dist/index.js"');
+  });
+
   test("the reader refuses what a builder would", () => {
     expect(() => parseContainerfile("RUN true\n")).toThrow(ContainerfileError);
     expect(() => parseContainerfile("FROM a AS x\nFROM b AS x\n")).toThrow("stage name x used twice");
