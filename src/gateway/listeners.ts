@@ -232,3 +232,19 @@ export class ListenerSet {
     );
   }
 }
+
+/**
+ * Why the gateway is not ready to serve its table: each listener the table wants that is not
+ * bound, with the bind error (or "binding" while a TLS bind is in flight). Empty when every
+ * wanted listener accepts connections. /readyz answers 503 with these.
+ */
+export function unboundListeners(table: GatewayTable, listeners: ReadonlyMap<string, GatewayListenerInfo>): string[] {
+  const out: string[] = [];
+  for (const l of table.listeners) {
+    const info = listeners.get(l.key);
+    if (info === undefined) out.push(`listener ${l.key} (${l.mode}): not open`);
+    else if (info.error !== "") out.push(`listener ${l.key} (${l.mode}): cannot bind: ${info.error}; retrying every ${BIND_RETRY_MS / 1000} s`);
+    else if (info.boundPort === 0) out.push(`listener ${l.key} (${l.mode}): binding`);
+  }
+  return out;
+}

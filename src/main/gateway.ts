@@ -19,7 +19,7 @@ import {
   systemClock,
   type EdgeMeshAgentConfig,
 } from "../control/index.ts";
-import { createGateway } from "../gateway/index.ts";
+import { createGateway, unboundListeners } from "../gateway/index.ts";
 import { raiseNofileLimit } from "../host/index.ts";
 import { createProxy, createTunnelDialer, createZeroCopyIfSupported, zeroCopyFdBudget } from "../hotpath/index.ts";
 import { createLogger, type Logger } from "../log/index.ts";
@@ -127,11 +127,12 @@ async function startGateway(configPath: string, flags: LogFlags & MetricsFlags, 
   if (gw.enable) gateway.start();
   undo.add("gateway listeners", () => gateway.stop());
 
+  // Ready when the metadata is synced AND every listener the table wants is bound: a Gateway
+  // port another process holds keeps the pod out of Service endpoints until the bind succeeds.
   const readiness = (): Readiness => {
     const m = metadata.status();
-    const reasons = [...m.reasons];
-    for (const [key, l] of gateway.listeners()) if (l.error) reasons.push(`listener ${key}: ${l.error}`);
-    return { ready: m.ready, reasons };
+    const unbound = gw.enable ? unboundListeners(tables.current(), gateway.listeners()) : [];
+    return { ready: m.ready && unbound.length === 0, reasons: [...m.reasons, ...unbound] };
   };
   const adminRoutes = {
     table: routes,
