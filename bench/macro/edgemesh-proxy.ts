@@ -51,7 +51,7 @@ export function benchTable(backends: readonly Backend[]): RouteTable {
  * heap probe turns it off: it counts objects per chunk forwarded through JS, and an adopted flow
  * forwards nothing through JS.
  */
-export async function startEdgemesh(backends: readonly Backend[], opts: { zeroCopy?: boolean } = {}) {
+export async function startEdgemesh(backends: readonly Backend[], opts: { zeroCopy?: boolean; native?: boolean } = {}) {
   const table = benchTable(backends);
   const source: TableSource = { current: () => table, subscribe: () => () => {} };
   const metrics = createMetrics();
@@ -59,7 +59,7 @@ export async function startEdgemesh(backends: readonly Backend[], opts: { zeroCo
   const zeroCopy =
     opts.zeroCopy === false
       ? undefined
-      : createZeroCopyIfSupported({ maxPairs: Math.min(1024, Math.floor(maxConnections / 8)), log: createLogger({ level: "warn" }), metrics });
+      : createZeroCopyIfSupported({ maxPairs: Math.min(1024, Math.floor(maxConnections / 8)), log: createLogger({ level: "warn" }), metrics, native: opts.native });
   const proxy = createProxy({
     table: source,
     bindHost: "127.0.0.1",

@@ -6,6 +6,7 @@
 //   strace -c -f -p PID over another wrk run: which syscalls (strace slows the process, so only
 //     the mix per request is read from it, not the rate).
 // Diagnosis, not a gate row: run it alone under `emlock bench`.
+//   "ours" is the proxy as shipped (C flow loop), "ours-js" the same with small flows in JS.
 //   bun bench/macro/per-request.ts [--seconds 5] [--rounds 2] [--no-strace] [--only ours,haproxy]
 
 import { parseArgs } from "node:util";
@@ -139,11 +140,15 @@ async function main(): Promise<void> {
   const httpPort = (await http.nextJson<{ port: number }>()).port;
   const proxy: Child = spawnBun("./proxy-server.ts", ["--impl", "edgemesh", "--backend", `http=TCP:127.0.0.1:${httpPort}`]);
   const hello = await proxy.nextJson<{ listeners: Record<string, { port: number }> }>(20_000);
+  // The same proxy with the JS path for small flows (the engine before the C flow loop).
+  const proxyJs: Child = spawnBun("./proxy-server.ts", ["--impl", "edgemesh", "--engine", "js", "--backend", `http=TCP:127.0.0.1:${httpPort}`]);
+  const helloJs = await proxyJs.nextJson<{ listeners: Record<string, { port: number }> }>(20_000);
   const refs = await startReferences({ http: httpPort });
   try {
     let targets: Target[] = [
       { name: "direct (the Bun backend)", pid: http.pid, port: httpPort },
       { name: "ours", pid: proxy.pid, port: hello.listeners.http!.port },
+      { name: "ours-js", pid: proxyJs.pid, port: helloJs.listeners.http!.port },
       ...refs.refs.map((r) => ({ name: r.name, pid: r.child.pid, port: r.ports.http! })),
     ];
     if (values.only) targets = targets.filter((t) => values.only!.split(",").some((o) => t.name.startsWith(o)));

@@ -1,6 +1,8 @@
 // The proxy under test, in its own process so its CPU, RSS and heap are its own.
 //   bun bench/macro/proxy-server.ts --backend NAME=TCP:127.0.0.1:5201 [--backend ...]
-//       [--impl edgemesh|naive] [--count-chunks]
+//       [--impl edgemesh|naive] [--engine native|js] [--count-chunks]
+// --engine js: the JS splice(2) engine for elephant flows only, as before the C flow loop
+// (the comparison row of per-request.ts); default: what the agent ships (the C loop).
 // Builds a RouteTable with one service port per backend (one endpoint each), starts the proxy
 // on loopback and prints {"pid", "listeners": {NAME: {port, protocol}}}. Then it serves stdin
 // commands, one JSON line answer each: heap-begin, heap-end, heap-live, metrics. Exits when stdin
@@ -14,6 +16,7 @@ const { values } = parseArgs({
   options: {
     backend: { type: "string", multiple: true, default: [] },
     impl: { type: "string", default: "edgemesh" },
+    engine: { type: "string", default: "native" },
     "count-chunks": { type: "boolean", default: false },
   },
 });
@@ -36,7 +39,7 @@ if (values.impl === "naive") {
   listeners = await startNaive(backends);
 } else {
   const { startEdgemesh } = await import("./edgemesh-proxy.ts");
-  const started = await startEdgemesh(backends, { zeroCopy: !values["count-chunks"] });
+  const started = await startEdgemesh(backends, { zeroCopy: !values["count-chunks"], native: values.engine !== "js" });
   listeners = started.listeners;
   stop = started.stop;
   metricsSnapshot = started.metrics;

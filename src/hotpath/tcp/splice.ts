@@ -297,6 +297,7 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   if (first === c.early.length) {
     c.early.length = 0;
     c.earlyBytes = 0;
+    if (adoptAtConnect(c, d)) return;
     return upFlushed(c, stream);
   }
   // Replay what the client sent while we dialed, in order, with the normal backpressure
@@ -308,6 +309,20 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   c.early.length = 0;
   c.earlyBytes = 0;
   flushUp(c);
+  // Everything the client sent while we dialed went out in full: hand the pair over now.
+  if (c.upBuf === null && c.upstream === stream) adoptAtConnect(c, d);
+}
+
+/**
+ * The C flow loop forwards small messages without a JS callback each, so a local connection
+ * (our own plain-TCP listener to a local endpoint: no TLS, no tunnel stream) goes to it as soon
+ * as the upstream connected: after failover picked a working endpoint, with nothing buffered.
+ * If the engine is full (or stopped), the connection stays in JS.
+ */
+function adoptAtConnect(c: Conn, d: Dial): boolean {
+  const zc = c.ctx.zc;
+  if (zc === null || !zc.smallFlows || c.ls === null || d.remote) return false;
+  return tryZeroCopy(c);
 }
 
 function clientEnd(c: Conn): void {
@@ -387,18 +402,18 @@ export function abort(c: Conn): void {
  * would reset). Bun cannot run its loop between adopt() and close(), so it reads nothing more.
  * The Conn stays live (and counted in both caps) until the engine reports the pair done.
  */
-function tryZeroCopy(c: Conn): void {
+function tryZeroCopy(c: Conn): boolean {
   c.zcTried = true;
   const cl = c.client;
   const up = c.upstream;
-  if (c.phase !== PHASE_SPLICING || cl === null || up === null) return;
-  if (c.upBuf !== null || c.downBuf !== null || c.clientFin || c.upstreamFin) return;
+  if (c.phase !== PHASE_SPLICING || cl === null || up === null) return false;
+  if (c.upBuf !== null || c.downBuf !== null || c.clientFin || c.upstreamFin) return false;
   const fdA = socketFd(cl);
   const fdB = socketFd(up);
-  if (fdA < 0 || fdB < 0) return;
+  if (fdA < 0 || fdB < 0) return false;
   const d = (up as unknown as { data: unknown }).data;
-  if (!(d instanceof Dial) || d.conn !== c) return;
-  if (!c.ctx.zc!.adopt(fdA, fdB, zeroCopyDone, c)) return;
+  if (!(d instanceof Dial) || d.conn !== c) return false;
+  if (!c.ctx.zc!.adopt(fdA, fdB, zeroCopyDone, c)) return false;
   c.phase = PHASE_ZEROCOPY;
   d.conn = null;
   c.client = null;
@@ -407,6 +422,7 @@ function tryZeroCopy(c: Conn): void {
   // detached Dial.
   (cl as unknown as { close(): void }).close();
   (up as unknown as { close(): void }).close();
+  return true;
 }
 
 /** The engine finished an adopted pair (both FINs passed, a side failed, or it was stopped). */

@@ -8,6 +8,7 @@ import { ptr } from "bun:ffi";
 import type { Logger } from "../../log/index.ts";
 import type { Counter, MetricsRegistry } from "../../metrics/index.ts";
 import { F_DUPFD_CLOEXEC, F_SETPIPE_SZ, loadLibc, O_CLOEXEC, O_NONBLOCK } from "./libc.ts";
+import type { NativeLoop } from "./native/compile.ts";
 import { bytesOffset, CTRL_HEAD, CTRL_STOP, CTRL_WORDS, DONE_CLEAN, DONE_RESET, type DoneMessage, ENTRY_WORDS, sharedBytes } from "./layout.ts";
 
 /** Pipe size per direction. 1 MiB holds a full socket buffer's worth, so one splice pair moves a
@@ -33,6 +34,13 @@ export interface ZeroCopyEngineOptions {
   log: Logger;
   metrics: MetricsRegistry;
   pipeBytes?: number;
+  /**
+   * The C loop (native/compile.ts): the worker forwards in C with recv/send for small messages
+   * and splice(2) for bulk, pipes made per direction only when needed (at most `maxPiped`
+   * directions hold one), so a pair costs no fds beyond its two sockets until then. Without it,
+   * the JS splice(2) worker with two pipes per pair.
+   */
+  native?: { loop: NativeLoop; maxPiped: number };
 }
 
 export interface ZeroCopyEngine {
@@ -45,6 +53,11 @@ export interface ZeroCopyEngine {
    */
   adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean;
   readonly active: number;
+  /**
+   * true: the C loop, cheap per message, so local TCP connections are handed over as soon as
+   * they are connected; false: the splice(2) engine, for elephant flows only.
+   */
+  readonly smallFlows: boolean;
   /** Bytes moved so far, both directions, finished and live pairs (for scrapes, O(maxPairs)). */
   bytesMoved(): number;
   /** Resets every adopted pair, reports each as "stopped", ends the worker. */
@@ -86,9 +99,11 @@ class Engine implements ZeroCopyEngine {
   #stopping: Promise<void> | null = null;
   #stopped: (() => void) | null = null;
   active = 0;
+  readonly smallFlows: boolean;
 
   constructor(opts: ZeroCopyEngineOptions) {
     this.#max = opts.maxPairs;
+    this.smallFlows = opts.native !== undefined;
     this.#pipeBytes = opts.pipeBytes ?? ZC_PIPE_BYTES;
     this.#log = opts.log;
     const r = opts.metrics;
@@ -108,12 +123,14 @@ class Engine implements ZeroCopyEngine {
     this.#live = new Uint8Array(this.#max);
     this.#eventFd = this.#libc.libc.eventfd(0, O_NONBLOCK | O_CLOEXEC);
     if (this.#eventFd < 0) throw new Error(`zerocopy: eventfd failed: errno ${this.#libc.errno()}`);
-    this.#worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+    const native = opts.native;
+    this.#worker = new Worker(new URL(native ? "./native/worker.ts" : "./worker.ts", import.meta.url).href);
     this.#worker.onmessage = (ev: MessageEvent) => this.#onMessage(ev.data);
     // The worker must not keep the process alive by itself; adopted pairs are owned by a
     // listener that does.
     this.#worker.unref();
-    this.#worker.postMessage({ sab: this.#ctrl.buffer, maxPairs: this.#max, eventFd: this.#eventFd });
+    const init = { sab: this.#ctrl.buffer, maxPairs: this.#max, eventFd: this.#eventFd };
+    this.#worker.postMessage(native ? { ...init, loop: native.loop, maxPiped: native.maxPiped, pipeBytes: this.#pipeBytes } : init);
   }
 
   adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean {
@@ -124,6 +141,17 @@ class Engine implements ZeroCopyEngine {
     const { libc } = this.#libc;
     const a = libc.fcntl(fdA, F_DUPFD_CLOEXEC, 0);
     const b = a < 0 ? -1 : libc.fcntl(fdB, F_DUPFD_CLOEXEC, 0);
+    if (this.smallFlows) {
+      // The C loop makes pipes itself, per direction, when one is needed.
+      if (b < 0) {
+        if (a >= 0) libc.close(a);
+        this.#m.refused.value++;
+        return false;
+      }
+      this.#fds[0] = -1;
+      this.#fds[1] = -1;
+      return this.#queue(a, b, -1, -1, onDone, ctx);
+    }
     const p0 = b < 0 ? false : this.#pipe();
     const p0r = this.#fds[0]!;
     const p0w = this.#fds[1]!;
@@ -138,6 +166,11 @@ class Engine implements ZeroCopyEngine {
       this.#m.refused.value++;
       return false;
     }
+    return this.#queue(a, b, p0r, p0w, onDone, ctx);
+  }
+
+  /** Queue an adopted pair for the worker (pipe B->A in #fds, -1 for the C loop). */
+  #queue<T>(a: number, b: number, p0r: number, p0w: number, onDone: ZeroCopyDone<T>, ctx: T): boolean {
     const slot = this.#free.pop()!;
     this.#live[slot] = 1;
     // The worker never writes a free slot, so clearing the previous pair's count here is safe.
@@ -190,13 +223,17 @@ class Engine implements ZeroCopyEngine {
     this.#libc.libc.write(this.#eventFd, ptr(this.#one), 8);
   }
 
-  #onMessage(msg: DoneMessage | { stopped?: boolean; fatal?: string }): void {
+  #onMessage(msg: DoneMessage | number[] | { stopped?: boolean; fatal?: string }): void {
     if (!Array.isArray(msg)) {
       if (msg.fatal !== undefined) this.#log.error("zerocopy worker failed", { err: msg.fatal });
       if (msg.stopped === true || msg.fatal !== undefined) this.#finish();
       return;
     }
-    const [slot, reason, ab, ba, err] = msg;
+    // One record (JS worker) or a batch of them (C loop), 5 numbers each.
+    for (let i = 0; i + 5 <= msg.length; i += 5) this.#done1(msg[i]!, msg[i + 1]!, msg[i + 2]!, msg[i + 3]!, msg[i + 4]!);
+  }
+
+  #done1(slot: number, reason: number, ab: number, ba: number, err: number): void {
     const cb = this.#done[slot]!;
     const ctx = this.#ctx[slot];
     this.#done[slot] = null;

@@ -5,6 +5,7 @@
 import type { Logger } from "../../log/index.ts";
 import type { MetricsRegistry } from "../../metrics/index.ts";
 import { createZeroCopyEngine, type ZeroCopyEngine } from "./engine.ts";
+import { compileNativeLoop } from "./native/compile.ts";
 
 /** Most pairs one engine holds: elephant flows are few; past it connections stay in JS. */
 export const ZC_MAX_PAIRS = 1024;
@@ -37,11 +38,26 @@ export function zeroCopyFdBudget(softLimit: number, reservedFds: number, fdsPerC
   return { maxConnections, maxPairs };
 }
 
-/** The engine on Linux, or undefined (other OS, maxPairs 0, or it failed to start: logged once). */
-export function createZeroCopyIfSupported(opts: { maxPairs: number; log: Logger; metrics: MetricsRegistry }): ZeroCopyEngine | undefined {
+/**
+ * The engine on Linux, or undefined (other OS, maxPairs 0, or it failed to start: logged once).
+ * By default the C flow loop (native/): its pair table holds maxPairs * ZC_CONNECTIONS_PER_PAIR
+ * connections (every connection the fd budget allows, as a pair holds no fds beyond its two
+ * sockets) and pipes for at most maxPairs*2 directions (the 4 fds per pair the budget set
+ * aside). If it cannot be compiled (no TinyCC headers, a Bun without `cc`), one warning and the
+ * JS splice(2) engine for elephant flows. `native: false` asks for the JS engine directly.
+ */
+export function createZeroCopyIfSupported(opts: { maxPairs: number; log: Logger; metrics: MetricsRegistry; native?: boolean }): ZeroCopyEngine | undefined {
   if (process.platform !== "linux" || opts.maxPairs <= 0) return undefined;
+  if (opts.native !== false) {
+    try {
+      const loop = compileNativeLoop();
+      return createZeroCopyEngine({ ...opts, maxPairs: opts.maxPairs * ZC_CONNECTIONS_PER_PAIR, native: { loop, maxPiped: opts.maxPairs * 2 } });
+    } catch (err) {
+      opts.log.warn("native flow loop unavailable; small TCP flows stay in JS", { err: String(err) });
+    }
+  }
   try {
-    return createZeroCopyEngine(opts);
+    return createZeroCopyEngine({ maxPairs: opts.maxPairs, log: opts.log, metrics: opts.metrics });
   } catch (err) {
     opts.log.warn("zero-copy engine unavailable; TCP bulk flows stay in JS", { err });
     return undefined;
