@@ -46,11 +46,18 @@ export function zeroCopyFdBudget(softLimit: number, reservedFds: number, fdsPerC
  * aside). If it cannot be compiled (no TinyCC headers, a Bun without `cc`), one warning and the
  * JS splice(2) engine for elephant flows. `native: false` asks for the JS engine directly.
  */
-export function createZeroCopyIfSupported(opts: { maxPairs: number; log: Logger; metrics: MetricsRegistry; native?: boolean }): ZeroCopyEngine | undefined {
+export function createZeroCopyIfSupported(opts: {
+  maxPairs: number;
+  log: Logger;
+  metrics: MetricsRegistry;
+  native?: boolean;
+  /** Another C source for the loop (tests: one that fails to compile). */
+  nativeSource?: string;
+}): ZeroCopyEngine | undefined {
   if (process.platform !== "linux" || opts.maxPairs <= 0) return undefined;
   if (opts.native !== false) {
     try {
-      const loop = compileNativeLoop();
+      const loop = compileNativeLoop(opts.nativeSource);
       return createZeroCopyEngine({ ...opts, maxPairs: opts.maxPairs * ZC_CONNECTIONS_PER_PAIR, native: { loop, maxPiped: opts.maxPairs * 2 } });
     } catch (err) {
       opts.log.warn("native flow loop unavailable; small TCP flows stay in JS", { err: String(err) });

@@ -23,17 +23,20 @@ export type NativeLoop = Record<NativeSymbolName, number>;
 
 let compiled: { lib: unknown; loop: NativeLoop } | null = null;
 
-/** The compiled loop's entry points; throws (with the compiler's message) if it cannot be built. */
-export function compileNativeLoop(): NativeLoop {
-  if (compiled !== null) return compiled.loop;
+/**
+ * The compiled loop's entry points; throws (with the compiler's message) if it cannot be built.
+ * `source` replaces loop.c (tests: a file that does not compile); it is compiled every time.
+ */
+export function compileNativeLoop(source?: string): NativeLoop {
+  if (compiled !== null && source === undefined) return compiled.loop;
   if (process.platform !== "linux") throw new Error("native flow loop: needs Linux (epoll, splice)");
-  const lib = cc({ source: fileURLToPath(new URL("./loop.c", import.meta.url)), symbols: NATIVE_SYMBOLS });
+  const lib = cc({ source: source ?? fileURLToPath(new URL("./loop.c", import.meta.url)), symbols: NATIVE_SYMBOLS });
   const loop = {} as NativeLoop;
   for (const name of Object.keys(NATIVE_SYMBOLS) as NativeSymbolName[]) {
     const p = (lib.symbols[name] as unknown as { ptr: Pointer | number | null }).ptr;
     if (typeof p !== "number" || p === 0) throw new Error(`native flow loop: no address for ${name}`);
     loop[name] = p;
   }
-  compiled = { lib, loop };
+  if (source === undefined) compiled = { lib, loop };
   return loop;
 }
