@@ -100,6 +100,9 @@ describe("TCP proxy with the C flow loop", () => {
     }
     await until(() => c.received() === total, 10_000, "all pipelined echoes");
     expect(c.hash()).toBe(sent.digest("hex"));
+    // Live, before the pair ends: what the loop moved so far, both ways.
+    expect(h.zc.snapshot()["zerocopy_moved_bytes_total"]).toBe(2 * total);
+    expect(h.zc.snapshot()["zerocopy_active_pairs"]).toBe(1);
     c.socket.shutdown();
     // (A Bun socket that shut its own side reports the peer's FIN as a close without error.)
     expect(await c.closed).toBeUndefined();

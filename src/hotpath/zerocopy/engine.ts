@@ -114,6 +114,10 @@ class Engine implements ZeroCopyEngine {
       resets: r.counter("zerocopy_resets_total", "Adopted connections reset (socket error or stop)"),
       bytes: r.counter("zerocopy_bytes_total", "Bytes moved by the engine, counted when a pair ends"),
     };
+    // Live figures at scrape time (O(maxPairs) per scrape, nothing per byte): a keep-alive
+    // connection handed over at connect may live long before its bytes reach the counters above.
+    r.counterFn("zerocopy_moved_bytes_total", "Bytes moved by the engine so far, finished and live pairs", () => this.bytesMoved());
+    r.gaugeFn("zerocopy_active_pairs", "Connections the engine holds now", () => this.active);
     this.#done = new Array(this.#max).fill(null);
     this.#ctx = new Array(this.#max).fill(null);
     for (let i = this.#max - 1; i >= 0; i--) this.#free.push(i);
