@@ -68,6 +68,8 @@ const PROVEN_ELSEWHERE: Record<string, string> = {
   edgemesh_tunnel_relay_probe_misses_total: "test/e2e/relay-liveness.test.ts",
   edgemesh_tunnel_relay_probes_total: "test/e2e/relay-liveness.test.ts",
   edgemesh_tunnel_relays_blocked: "test/unit/tunnel-relay-keeper.test.ts",
+  edgemesh_zerocopy_active_pairs: "test/integration/native-flow.test.ts",
+  edgemesh_zerocopy_moved_bytes_total: "test/integration/native-flow.test.ts",
   edgemesh_zerocopy_refused_total: "test/integration/zerocopy.test.ts",
   edgemesh_zerocopy_resets_total: "test/integration/proxy-zerocopy.test.ts",
 };
