@@ -12,11 +12,15 @@
 // `decrypt` (instance properties shadowing EncryptedMessageStream.prototype's), which do what the
 // library's do (split at the Noise maximum, go through the handshake's cipher state, which
 // counts nonces) with our buffers. The bytes on the wire are identical.
+// Over TCP the batch buffers come from a per-connection SealPool (seal-buffers.ts), reused once
+// the layers below have let go of them; after each batch the encrypt tells watched plaintext
+// buffers (the Edge CNI's slabs) that their bytes are sealed (noteSealed).
 // tunnel-noise-frames.test.ts fails if the library's stream stops looking like this.
 import { Uint8ArrayList } from "uint8arraylist";
 import { AEAD_TAG_BYTES } from "./aead-constants.ts";
+import { LayeredMessageStream } from "./layered-stream.ts";
 import { IN_PLACE } from "./openssl.ts";
-import { allocSealed, clearSealTarget, SEAL_HEADROOM_BYTES, sealNextInto } from "./seal-buffers.ts";
+import { allocSealed, clearSealTarget, noteSealed, pendingBelow, SEAL_HEADROOM_BYTES, sealNextInto, SealPool } from "./seal-buffers.ts";
 
 /** Noise's largest message (65535) less the 16-byte tag: the plaintext bytes per message. */
 export const NOISE_MAX_PLAINTEXT_BYTES = 65535 - 16;
@@ -26,6 +30,8 @@ export const NOISE_MAX_MESSAGE_BYTES = 65535;
 
 /** The parts of the library's EncryptedMessageStream this file relies on. */
 interface NoiseStream {
+  /** The stream below (the pnet layer or the TCP connection). */
+  stream?: unknown;
   handshake: {
     encrypt(plaintext: Uint8Array | Uint8ArrayList): Uint8Array;
     decrypt(ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array): Uint8Array | Uint8ArrayList;
@@ -44,40 +50,74 @@ export function installFramedEncrypt(conn: object, nativeAead: boolean): boolean
   const c = conn as Partial<NoiseStream>;
   if (typeof c.encrypt !== "function" || typeof c.decrypt !== "function") return false;
   if (typeof c.handshake?.encrypt !== "function" || typeof c.handshake?.decrypt !== "function") return false;
-  (conn as NoiseStream).encrypt = framedEncrypt;
+  const pending = pendingBelow(c.stream, (s) => s instanceof LayeredMessageStream);
+  const pool = pending === undefined ? undefined : new SealPool(pending);
+  (conn as NoiseStream).encrypt = function (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8ArrayList {
+    return framedEncrypt(this, chunk, pool);
+  };
   (conn as NoiseStream).decrypt = inPlaceDecrypt;
   return true;
 }
 
-function framedEncrypt(this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8ArrayList {
+/**
+ * Noise messages per batch buffer: a larger chunk (yamux sends a whole window's worth as one
+ * frame once it opens, megabytes) is sealed into several buffers of at most 4 messages
+ * (256 KiB), which a pool can keep; one buffer per chunk would be as large as the chunk.
+ */
+export const SEAL_BATCH_MESSAGES = 4;
+
+/** This call's batch buffers and their used bytes (reused between calls: no allocation). */
+const batches: Buffer[] = [];
+const batchBytes: number[] = [];
+
+function framedEncrypt(self: NoiseStream & { writeStatus?: string }, chunk: Uint8Array | Uint8ArrayList, sealPool: SealPool | undefined): Uint8ArrayList {
   const output = new Uint8ArrayList();
   const total = chunk.byteLength;
   if (total === 0) return output;
-  const count = Math.ceil(total / NOISE_MAX_PLAINTEXT_BYTES);
+  // A stream that is closing or was aborted (a send below threw) gets no pooled buffers: the
+  // pool's count of bytes handed down assumes every batch reaches the layers below.
+  const pool = self.writeStatus === "writable" ? sealPool : undefined;
   const frame = SEAL_HEADROOM_BYTES + AEAD_TAG_BYTES;
-  const batch = allocSealed(total + count * frame);
-  let at = 0;
+  const perBatch = SEAL_BATCH_MESSAGES * NOISE_MAX_PLAINTEXT_BYTES;
+  let n = 0;
   try {
-    for (let i = 0; i < total; i += NOISE_MAX_PLAINTEXT_BYTES) {
-      const end = Math.min(i + NOISE_MAX_PLAINTEXT_BYTES, total);
-      const piece = chunk instanceof Uint8Array ? chunk.subarray(i, end) : chunk.sublist(i, end);
-      sealNextInto(batch, at);
-      const data = this.handshake.encrypt(piece);
-      const n = data.byteLength;
-      // A seal that ignored the slot (not one of our AEADs) would leave garbage on the wire.
-      if (data.buffer !== batch.buffer || data.byteOffset !== batch.byteOffset + at + SEAL_HEADROOM_BYTES) {
-        throw new Error("Noise seal did not write into its slot (noise-frames.ts needs the native AEAD)");
+    for (let from = 0; from < total; from += perBatch) {
+      const to = Math.min(from + perBatch, total);
+      const size = to - from + Math.ceil((to - from) / NOISE_MAX_PLAINTEXT_BYTES) * frame;
+      const batch = pool === undefined ? allocSealed(size) : pool.take(size);
+      let at = 0;
+      for (let i = from; i < to; i += NOISE_MAX_PLAINTEXT_BYTES) {
+        const end = Math.min(i + NOISE_MAX_PLAINTEXT_BYTES, to);
+        const piece = chunk instanceof Uint8Array ? chunk.subarray(i, end) : chunk.sublist(i, end);
+        sealNextInto(batch, at);
+        const data = self.handshake.encrypt(piece);
+        const len = data.byteLength;
+        // A seal that ignored the slot (not one of our AEADs) would leave garbage on the wire.
+        if (data.buffer !== batch.buffer || data.byteOffset !== batch.byteOffset + at + SEAL_HEADROOM_BYTES) {
+          throw new Error("Noise seal did not write into its slot (noise-frames.ts needs the native AEAD)");
+        }
+        batch[at] = len >> 8;
+        batch[at + 1] = len & 0xff;
+        at += SEAL_HEADROOM_BYTES + len;
       }
-      batch[at] = n >> 8;
-      batch[at + 1] = n & 0xff;
-      at += SEAL_HEADROOM_BYTES + n;
+      batches[n] = batch;
+      batchBytes[n++] = size;
+      output.append(size === batch.length ? batch : batch.subarray(0, size));
     }
   } finally {
     clearSealTarget();
   }
-  output.append(batch);
+  // Only now, after the last take(): the caller (the library's sendData) hands the output down at
+  // once, and a take() in between would have counted these bytes as gone before they went.
+  for (let k = 0; k < n; k++) {
+    pool?.handed(batches[k]!, batchBytes[k]!);
+    batches[k] = EMPTY;
+  }
+  noteSealed(chunk);
   return output;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The library's decrypt, asking the AEAD to open each message in the socket buffers it arrived in
