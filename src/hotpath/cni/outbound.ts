@@ -10,9 +10,10 @@
 //   the stream even while it wants a 'drain' (it queues them and sends on 'drain' itself): a
 //   slab's worth of queue (~190 KiB, 3 offload superpackets) dropped 15% of a bulk flow's
 //   superpackets, 44 segments each, and the sending pod's TCP halved its window every time.
-// - A batch is a view of the slab; the slab is never rewritten (libp2p holds the view until Noise
-//   seals it), a full one is replaced: no allocation per packet. Slabs are not zero-filled:
-//   every byte sent was written by a read first.
+// - A batch is a view of the slab; a slab is not rewritten while libp2p may hold a view of it: a
+//   full one is replaced, and comes back for reuse only once Noise has sealed every byte sent
+//   from it (slabs.ts). No allocation per packet. Slabs are not zero-filled: every byte sent was
+//   written by a read first.
 // - A peer without FEATURE_CNI_VNET (EdgeMesh) gets plain packets: offload frames are converted
 //   per batch (offload.ts), the compatibility path.
 
@@ -24,6 +25,7 @@ import { OPEN_BACKOFF_INITIAL_MS, OPEN_BACKOFF_MAX_MS, PEER_QUEUE_BYTES, VNET_HD
 import type { CniCounters, PeerCounters } from "./counters.ts";
 import { frameLength } from "./frames.ts";
 import { framesToPlain, plainBound } from "./offload.ts";
+import type { Slab, SlabPool } from "./slabs.ts";
 import type { CniTunnel } from "./types.ts";
 
 export interface OutboundContext {
@@ -32,14 +34,17 @@ export interface OutboundContext {
   readonly log: Logger;
   /** The device carries virtio headers (and so do the frames in our slabs). */
   readonly devVnet: boolean;
-  readonly slabBytes: number;
+  /** Where slabs come from and go back to (one pool per pump). */
+  readonly slabs: SlabPool;
   /** Room one read needs (largest frame the device can hand us). */
   readonly room: number;
   now(): number;
 }
 
 export class PeerOut {
+  /** The current slab's bytes (the pump reads packets straight into it). */
   slab: Uint8Array;
+  #cur: Slab;
   /** Queued frames are slab[start, end). */
   start = 0;
   end = 0;
@@ -60,7 +65,8 @@ export class PeerOut {
     ctx: OutboundContext,
   ) {
     this.#ctx = ctx;
-    this.slab = newSlab(ctx.slabBytes);
+    this.#cur = ctx.slabs.take();
+    this.slab = this.#cur.buf;
     this.#c = ctx.counters.peer(node);
   }
 
@@ -90,8 +96,7 @@ export class PeerOut {
         if (s === null) return this.#drop("backpressure", 1);
         this.flush();
       }
-      this.slab = newSlab(this.#ctx.slabBytes);
-      this.start = this.end = 0;
+      this.#replaceSlab();
     }
     return true;
   }
@@ -108,8 +113,11 @@ export class PeerOut {
     if (this.end > this.start && s !== null && s.writeStatus === "writable") {
       const bytes = this.end - this.start;
       try {
-        if (this.#vnet || !this.#ctx.devVnet) s.send(this.slab.subarray(this.start, this.end));
-        else this.#sendPlain(s);
+        if (this.#vnet || !this.#ctx.devVnet) {
+          // Counted first: should send() throw after queueing part of it, the slab never looks done.
+          this.#cur.watch.sent += bytes;
+          s.send(this.slab.subarray(this.start, this.end));
+        } else this.#sendPlain(s); // copies: nothing of the slab is held
         this.#c.txPackets.value += this.pendingPackets;
         this.#c.txBytes.value += bytes;
       } catch {
@@ -118,10 +126,16 @@ export class PeerOut {
       this.start = this.end;
       this.pendingPackets = 0;
     }
-    if (this.start === this.end && !this.hasRoom()) {
-      this.slab = newSlab(this.#ctx.slabBytes);
-      this.start = this.end = 0;
-    }
+    if (this.start === this.end && !this.hasRoom()) this.#replaceSlab();
+  }
+
+  /** The slab is spent: back to the pool (reused once sealed), and the next one. */
+  #replaceSlab(): void {
+    const slabs = this.#ctx.slabs;
+    slabs.retire(this.#cur);
+    this.#cur = slabs.take();
+    this.slab = this.#cur.buf;
+    this.start = this.end = 0;
   }
 
   /** The batch as plain IP packets, for a peer without virtio headers (EdgeMesh). */
@@ -220,9 +234,4 @@ export class PeerOut {
     this.#c.dropped.value += packets;
     return false;
   }
-}
-
-/** Not zero-filled (no memset, and pages are touched only when a read fills them). */
-function newSlab(bytes: number): Uint8Array {
-  return Buffer.allocUnsafeSlow(bytes);
 }

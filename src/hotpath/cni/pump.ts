@@ -23,6 +23,7 @@ import { CniCounters } from "./counters.ts";
 import { ipv4Destination } from "./frames.ts";
 import { StreamIn } from "./inbound.ts";
 import { PeerOut, type OutboundContext } from "./outbound.ts";
+import { SlabPool } from "./slabs.ts";
 import type { CniDevice, CniTunnel } from "./types.ts";
 
 export interface CniPumpOptions {
@@ -78,13 +79,16 @@ class Pump implements CniPump {
       counters: this.#counters,
       log: o.log,
       devVnet: o.dev.vnetHdr,
-      slabBytes: o.dev.vnetHdr ? SLAB_BYTES_OFFLOAD : SLAB_BYTES_PLAIN,
+      slabs: new SlabPool(o.dev.vnetHdr ? SLAB_BYTES_OFFLOAD : SLAB_BYTES_PLAIN),
       room: this.#room,
       now: o.now ?? Date.now,
     };
     o.metrics.gaugeFn("cni_peers", "Remote nodes whose pod CIDRs go through the tunnel", () => this.#peers.length);
     this.#wakeups = o.metrics.counter("cni_tun_wakeups_total", "Times the TUN watcher woke the pump (packets read per wake-up = batching)");
     this.#reads = o.metrics.counter("cni_tun_reads_total", "Packets read from the TUN device");
+    const slabs = this.#ctx.slabs;
+    o.metrics.counterFn("cni_slabs_allocated_total", "Outbound slabs allocated so far (the rest were reused once the tunnel had sealed them)", () => slabs.allocated);
+    o.metrics.counterFn("cni_slabs_reused_total", "Outbound slabs reused after the tunnel had sealed every byte sent from them", () => slabs.reused);
   }
 
   start(): void {
