@@ -55,6 +55,8 @@ export interface TunIo {
   write(buf: Uint8Array, offset: number, length: number): number;
   /** Writes `head` then buf[offset..offset+length) as one packet (writev); bytes or -errno. */
   writeWithHead(head: Uint8Array, buf: Uint8Array, offset: number, length: number): number;
+  /** Writes a[aOff..aOff+aLen) then b[bOff..bOff+bLen) as one packet (writev); bytes or -errno. */
+  writeSplit(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number;
 }
 
 export interface TunDevice extends TunIo {
@@ -140,7 +142,7 @@ async function ip(prefix: readonly string[] | undefined, args: string[]): Promis
 class Tun implements TunDevice {
   readonly #libc: TunLibc;
   readonly #errno: () => number;
-  /** struct iovec[2] for writeWithHead: base (as two u32 halves) and length. */
+  /** struct iovec[2] for writeSplit: base (as two u32 halves) and length. */
   readonly #iov = new Uint32Array(8);
   readonly #iovPtr = ptr(this.#iov);
   #watcher: Worker | undefined;
@@ -183,12 +185,16 @@ class Tun implements TunDevice {
   }
 
   writeWithHead(head: Uint8Array, buf: Uint8Array, offset: number, length: number): number {
+    return this.writeSplit(head, 0, head.length, buf, offset, length);
+  }
+
+  writeSplit(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number {
     const iov = this.#iov;
-    setPointer(iov, 0, ptr(head));
-    iov[2] = head.length;
+    setPointer(iov, 0, ptr(a, aOff));
+    iov[2] = aLen;
     iov[3] = 0;
-    setPointer(iov, 4, ptr(buf, offset));
-    iov[6] = length;
+    setPointer(iov, 4, ptr(b, bOff));
+    iov[6] = bLen;
     iov[7] = 0;
     for (;;) {
       const n = this.#libc.writev(this.fd, this.#iovPtr, 2);

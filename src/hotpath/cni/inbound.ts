@@ -1,7 +1,10 @@
 // One inbound CNI stream: frames from a peer's agent written into the TUN, one write per
-// packet (or per offload superpacket) straight from the buffers libp2p hands us. Only a frame
-// split across two chunks is copied, into this stream's reassembly buffer (allocated the first
-// time that happens). A packet not addressed to this node's pods, or a malformed frame, is
+// packet (or per offload superpacket) straight from the buffers libp2p hands us. A frame split
+// across two chunks (most 64 KiB superpackets: Noise messages and socket reads do not line up
+// with frames) is written from both with one writev: its first part is held by reference (the
+// chunks are ours once delivered: fresh socket buffers, decrypted in place, never rewritten).
+// Only a frame spread over three or more chunks, or whose IP header is itself split, is copied,
+// into this stream's reassembly buffer (allocated the first time that happens). A packet not addressed to this node's pods, or a malformed frame, is
 // dropped and counted; a malformed frame also resets the stream (its framing is lost).
 // The stream is read-only: nothing is ever written back (EdgeMesh's sender does not read).
 
@@ -32,6 +35,10 @@ export class StreamIn {
   #partial: Uint8Array | null = null;
   #have = 0;
   #need = 0;
+  /** The first part of a frame split across two chunks, held by reference (#need is its length). */
+  #held: Uint8Array | null = null;
+  #heldOff = 0;
+  #heldLen = 0;
   readonly #hdr: number;
   readonly #ctx: InboundContext;
   readonly #c: PeerCounters;
@@ -78,6 +85,21 @@ export class StreamIn {
     const hdr = this.#hdr;
     const len = buf.length;
     let off = 0;
+    const held = this.#held;
+    if (held !== null) {
+      this.#held = null;
+      const rest = this.#need - this.#heldLen;
+      if (rest <= len) {
+        this.#deliver(held, this.#heldOff, this.#heldLen, buf, 0, rest);
+        this.#need = 0;
+        off = rest;
+      } else {
+        // Three chunks or more: reassemble by copying after all.
+        this.#partial ??= new Uint8Array(MAX_FRAME_BYTES);
+        this.#partial.set(held.subarray(this.#heldOff, this.#heldOff + this.#heldLen), 0);
+        this.#have = this.#heldLen;
+      }
+    }
     while (off < len) {
       if (this.#have > 0) {
         const p = this.#partial!;
@@ -97,7 +119,7 @@ export class StreamIn {
         this.#have += take;
         off += take;
         if (this.#have === this.#need) {
-          this.#deliver(p, 0, this.#need);
+          this.#deliver(p, 0, this.#need, p, 0, 0);
           this.#have = 0;
           this.#need = 0;
         }
@@ -105,6 +127,14 @@ export class StreamIn {
       }
       const n = frameLength(buf, off, len - off, hdr);
       if (n < 0 || n > MAX_FRAME_BYTES) return this.#malformed();
+      if (n !== 0 && off + n > len && len - off >= hdr + 20 && (hdr !== 0 || !this.#ctx.dev.vnetHdr)) {
+        // Split across chunks, its IP header here: hold this part, the next chunk completes it.
+        this.#held = buf;
+        this.#heldOff = off;
+        this.#heldLen = len - off;
+        this.#need = n;
+        return;
+      }
       if (n === 0 || off + n > len) {
         // Split across chunks: keep what is here, the rest completes it.
         this.#partial ??= new Uint8Array(MAX_FRAME_BYTES);
@@ -113,28 +143,37 @@ export class StreamIn {
         this.#need = n;
         return;
       }
-      this.#deliver(buf, off, n);
+      this.#deliver(buf, off, n, buf, 0, 0);
       off += n;
     }
   }
 
-  #deliver(buf: Uint8Array, off: number, n: number): void {
+  /**
+   * One frame: buf[off, off+n), followed by more[moreOff, moreOff+moreLen) when split (then the
+   * first part holds at least the virtio and IP headers, and the device needs no ZERO_HDR).
+   */
+  #deliver(buf: Uint8Array, off: number, n: number, more: Uint8Array, moreOff: number, moreLen: number): void {
     const ip = off + this.#hdr;
     const ctx = this.#ctx;
-    if (n - this.#hdr < 20 || buf[ip]! >> 4 !== 4 || !ctx.isLocal(ipv4Destination(buf, ip))) {
+    if (n + moreLen - this.#hdr < 20 || buf[ip]! >> 4 !== 4 || !ctx.isLocal(ipv4Destination(buf, ip))) {
       ctx.counters.drops.not_local.value++;
       this.#c.dropped.value++;
       return;
     }
     const dev = ctx.dev;
-    const r = this.#hdr !== 0 || !dev.vnetHdr ? dev.write(buf, off, n) : dev.writeWithHead(ZERO_HDR, buf, off, n);
+    const r =
+      moreLen > 0
+        ? dev.writeSplit(buf, off, n, more, moreOff, moreLen)
+        : this.#hdr !== 0 || !dev.vnetHdr
+          ? dev.write(buf, off, n)
+          : dev.writeWithHead(ZERO_HDR, buf, off, n);
     if (r < 0) {
       ctx.counters.drops.write_error.value++;
       this.#c.dropped.value++;
       return;
     }
     this.#c.rxPackets.value++;
-    this.#c.rxBytes.value += n - this.#hdr;
+    this.#c.rxBytes.value += n + moreLen - this.#hdr;
   }
 
   #malformed(): void {
@@ -153,6 +192,7 @@ export class StreamIn {
     s.removeEventListener("close", this);
     s.removeEventListener("remoteCloseWrite", this);
     this.#partial = null;
+    this.#held = null;
     this.#ctx.counters.release(this.#node);
   }
 }

@@ -15,6 +15,8 @@ export interface CniDevice {
   write(buf: Uint8Array, offset: number, length: number): number;
   /** `head` + buf[offset..offset+length) as one packet: bytes written or -errno. */
   writeWithHead(head: Uint8Array, buf: Uint8Array, offset: number, length: number): number;
+  /** a[aOff..aOff+aLen) + b[bOff..bOff+bLen) as one packet (writev): bytes written or -errno. */
+  writeSplit(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number;
   /** Calls onReadable on the main thread whenever packets wait (it reads until 0 and returns
    * how many it read: while that is not 0 the device may call it again at once). */
   watch(onReadable: () => number): void;

@@ -84,6 +84,15 @@ export class Sink implements CniDevice {
   read(): number {
     return 0;
   }
+  writeSplit(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number {
+    const joined = new Uint8Array(aLen + bLen);
+    joined.set(a.subarray(aOff, aOff + aLen));
+    joined.set(b.subarray(bOff, bOff + bLen), aLen);
+    this.splits++;
+    return this.write(joined, 0, joined.length);
+  }
+  /** Packets that came in two parts (writeSplit). */
+  splits = 0;
   write(buf: Uint8Array, off: number, n: number): number {
     const seq = checkPacket(buf, off, n);
     if ((seq < 0 || seq <= this.lastSeq) && this.bad.length < 5) this.bad.push(`packet #${this.packets}: seq ${seq} after ${this.lastSeq}, ${n} bytes`);
@@ -120,6 +129,9 @@ export class Source implements CniDevice {
   writeWithHead(): number {
     return -5;
   }
+  writeSplit(): number {
+    return -5;
+  }
   watch(onReadable: () => number) {
     this.onReadable = onReadable;
   }
@@ -139,7 +151,7 @@ async function sink(psk: boolean, total: number): Promise<void> {
     if (done) return;
     done = true;
     const s = metrics.snapshot();
-    console.log(JSON.stringify({ bytes: dev.bytes, packets: dev.packets, lastSeq: dev.lastSeq, bad: dev.bad, stalled, malformed: s['cni_dropped_packets_total{reason="malformed"}'] ?? 0, notLocal: s['cni_dropped_packets_total{reason="not_local"}'] ?? 0 }));
+    console.log(JSON.stringify({ bytes: dev.bytes, packets: dev.packets, lastSeq: dev.lastSeq, bad: dev.bad, stalled, splits: dev.splits, malformed: s['cni_dropped_packets_total{reason="malformed"}'] ?? 0, notLocal: s['cni_dropped_packets_total{reason="not_local"}'] ?? 0 }));
     pump.stop();
     await stopAllTunnels();
     process.exit(0);
