@@ -129,8 +129,11 @@ export const SEAL_POOL_MAX_BYTES = 512 * 1024;
  * a few MB in flight, which come back in bursts when the socket drains.
  */
 export const SEAL_POOL_FREE_BYTES = 4 * 1024 * 1024;
-/** A pool that served no batch for this long gives its free buffers back (an idle connection). */
-export const SEAL_POOL_IDLE_MS = 2000;
+/**
+ * Free buffers of a size that served no batch for this long go back (after a bulk transfer, or on
+ * an idle connection): checked every SEAL_POOL_IDLE_MS, so they go 1-2 of them later.
+ */
+export const SEAL_POOL_IDLE_MS = 1000;
 /** Batches a pool tracks in flight; past it new batches are not pooled (still counted). */
 const SEAL_POOL_TRACK_MAX = 1024;
 const CLASSES = Math.log2(SEAL_POOL_MAX_BYTES / SEAL_POOL_MIN_BYTES) + 1;
@@ -165,8 +168,8 @@ export class SealPool {
   readonly #free: Buffer[][] = Array.from({ length: CLASSES }, () => []);
   /** Bytes written into the free buffers (what they cost in memory). */
   #freeBytes = 0;
-  #takes = 0;
-  #takesSeen = 0;
+  /** take() calls per size class since the last idle check. */
+  readonly #takes = new Uint32Array(CLASSES);
 
   constructor(pending: PendingBelow) {
     this.#pending = pending;
@@ -175,12 +178,12 @@ export class SealPool {
 
   /** A registered (SEALED_BUFFERS) buffer of at least `bytes` bytes for the next batch. */
   take(bytes: number): Buffer {
-    this.#takes++;
     if (bytes > SEAL_POOL_MAX_BYTES) {
       SEAL_POOL_STATS.allocated++;
       return allocSealed(bytes);
     }
     const c = bytes <= SEAL_POOL_MIN_BYTES ? 0 : Math.ceil(Math.log2(bytes / SEAL_POOL_MIN_BYTES));
+    this.#takes[c]!++;
     if (this.#free[c]!.length === 0 && this.#count > 0) this.#reclaim();
     const buf = this.#free[c]!.pop();
     if (buf !== undefined) {
@@ -234,15 +237,20 @@ export class SealPool {
   /** The most bytes ever written into each pooled buffer (its pages in memory). */
   readonly #freeUsed = new WeakMap<Buffer, number>();
 
-  /** Called every SEAL_POOL_IDLE_MS: a pool that served nothing since gives its free buffers up. */
+  /** Called every SEAL_POOL_IDLE_MS: free buffers of a size not asked for since then go back. */
   trimIfIdle(): void {
-    if (this.#takes !== this.#takesSeen) {
-      this.#takesSeen = this.#takes;
+    if (this.#freeBytes === 0) {
+      this.#takes.fill(0);
       return;
     }
-    if (this.#freeBytes === 0) return;
-    for (const list of this.#free) list.length = 0;
-    this.#freeBytes = 0;
+    for (let c = 0; c < CLASSES; c++) {
+      const list = this.#free[c]!;
+      if (this.#takes[c] === 0) {
+        for (const buf of list) this.#freeBytes -= Math.min(buf.length, this.#freeUsed.get(buf) ?? buf.length);
+        list.length = 0;
+      }
+      this.#takes[c] = 0;
+    }
   }
 
   #grow(): void {

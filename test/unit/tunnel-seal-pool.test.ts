@@ -104,14 +104,21 @@ describe("SealPool", () => {
     expect(SEAL_POOL_STATS.allocated - before.allocated).toBe(2);
   });
 
-  test("an idle pool gives its free buffers back", () => {
+  test("free buffers of a size nobody asked for since the last idle check go back; others stay", () => {
     const { pending } = stack();
     const pool = new SealPool(pending);
     const b = pool.take(3000);
     pool.handed(b, 3000);
-    pool.take(100); // another class: finds b done, which goes to the free list
-    pool.trimIfIdle(); // it served batches since the last look: kept
-    pool.trimIfIdle(); // nothing since: free buffers dropped
+    const small = pool.take(100); // another class: finds b done, which goes to the free list
+    pool.handed(small, 100);
+    pool.trimIfIdle(); // b's size was asked for since the last look: kept
+    pool.take(50_000); // finds small done
+    const kept = pool.take(100);
+    expect(kept).toBe(small);
+    pool.handed(kept, 100);
+    pool.take(50_000);
+    pool.take(100);
+    pool.trimIfIdle(); // 4 KiB not asked for since the last look: b goes
     expect(pool.take(3000)).not.toBe(b);
   });
 });

@@ -107,6 +107,7 @@ class Pump implements CniPump {
     this.#lookup = [];
     for (const s of this.#inbound) s.close();
     this.#inbound.clear();
+    this.#ctx.slabs.clear();
   }
 
   /** A table was published: rebuild the peer list (keeping each node's state) and the lookup. */

@@ -20,8 +20,13 @@ export interface Slab {
   readonly watch: SealWatch;
 }
 
-/** Slabs replaced while their bytes may still be in flight, kept for reuse (per pump). */
-export const SLABS_RETIRED_MAX = 8;
+/**
+ * Slabs replaced while their bytes may still be in flight, kept for reuse (per pump). A bulk flow
+ * has up to PEER_QUEUE_BYTES (2 MiB) queued per peer: 2-3 slabs in flight, one or two coming back.
+ */
+export const SLABS_RETIRED_MAX = 4;
+/** Retired slabs go back to the GC when no slab was taken for this long (the flow stopped). */
+export const SLABS_IDLE_MS = 2000;
 
 export class SlabPool {
   readonly #bytes: number;
@@ -31,12 +36,16 @@ export class SlabPool {
   reused = 0;
   allocated = 0;
 
+  #takes = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
   constructor(bytes: number) {
     this.#bytes = bytes;
   }
 
   /** A slab whose every sent byte is sealed, or a new one. */
   take(): Slab {
+    this.#takes++;
     const r = this.#retired;
     for (let i = 0; i < r.length; i++) {
       const s = r[i]!;
@@ -59,5 +68,26 @@ export class SlabPool {
     if (s.buf.length !== this.#bytes) return;
     if (this.#retired.length >= SLABS_RETIRED_MAX) this.#retired.shift(); // the oldest is left to the GC
     this.#retired.push(s);
+    if (this.#timer === undefined) {
+      // While slabs wait here: drop them once the flow has stopped (an unref'd timer, per pump).
+      let seen = this.#takes;
+      this.#timer = setInterval(() => {
+        if (this.#takes !== seen) {
+          seen = this.#takes;
+          return;
+        }
+        this.#retired.length = 0;
+        clearInterval(this.#timer);
+        this.#timer = undefined;
+      }, SLABS_IDLE_MS);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Drops the retired slabs and the timer (the pump stops). */
+  clear(): void {
+    this.#retired.length = 0;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
