@@ -80,6 +80,26 @@ function memOf(pid: number): Mem {
   return { rss: mib("VmRSS"), anon: mib("RssAnon"), file: mib("RssFile"), shmem: mib("RssShmem"), hwm: mib("VmHWM") };
 }
 
+/** Rss by kind of mapping (MiB) from /proc/PID/smaps: where VmRSS lives. jit: anonymous executable
+ * (JSC's JIT code); anon: other anonymous (JS heap, malloc arenas, stacks of threads); bun: Bun's own
+ * executable; lib: shared libraries; other: named files, [stack], [heap], [vdso]... */
+function smapsOf(pid: number): Record<string, number> {
+  const out: Record<string, number> = { anon: 0, jit: 0, bun: 0, lib: 0, other: 0 };
+  let kind = "other";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ (\S{4}) \S+ \S+ \d+\s*(.*)$/);
+    if (head) {
+      const [, perms, name] = head;
+      kind = name === "" ? (perms!.includes("x") ? "jit" : "anon") : /\/bun(\.exe)?$/.test(name!) ? "bun" : /\.so(\.|$)/.test(name!) ? "lib" : "other";
+      continue;
+    }
+    const rss = line.match(/^Rss:\s+(\d+) kB/);
+    if (rss) out[kind]! += Number(rss[1]) / 1024;
+  }
+  for (const k of Object.keys(out)) out[k] = Math.round(out[k]! * 10) / 10;
+  return out;
+}
+
 /** CPU seconds (user + system) of a process so far (clock ticks of 1/100 s). */
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -132,6 +152,7 @@ try {
   // The probe's collection experiment (MEM_PROBE_GC_MS) preloads it without taking probes: a probe's
 // heap snapshot itself lifts VmRSS (~150 MiB at idle), so VmHWM means nothing in --probe runs.
 const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./mem-probe.ts", import.meta.url).pathname] : [];
+  const spawnedAt = performance.now();
   for (const node of ["n1", "n2"]) {
     const stateDir = join(c.dir, `state-${node}`);
     mkdirSync(stateDir);
@@ -141,7 +162,12 @@ const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./m
     const proc = c.node(node).spawn(argv, { env: { ...extraEnv, NODE_NAME: node, EDGEMESH_LOG_LEVEL: "info", MEM_PROBE_DIR: probeDir } });
     agents.push({ node, proc });
   }
-  for (const ag of agents) await ag.proc.waitFor(/\brunning\b/, 20_000);
+  // Start-up: spawn to the "running" line (both agents start together on 2 cores).
+  const startupMs: number[] = [];
+  for (const ag of agents) {
+    await ag.proc.waitFor(/\brunning\b/, 20_000);
+    startupMs.push(Math.round(performance.now() - spawnedAt));
+  }
   const ok = await until(async () => (await client.exec(["curl", "-s", "--connect-timeout", "0.2", "--max-time", "3", `http://${HTTP_SVC}/`])).stdout === "server", 20_000, 50);
   if (!ok) throw new Error(`no answer through the tunnel within 20 s; n1:\n${agents[0]!.proc.output().slice(-3000)}`);
 
@@ -164,6 +190,7 @@ const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./m
 
   await Bun.sleep(idleSeconds * 1000);
   const idle = sample();
+  const idleSmaps = agents.map((ag) => smapsOf(ag.proc.proc.pid));
   const idleHeap = await probe();
 
   const cpu0 = agents.map((ag) => cpuSeconds(ag.proc.proc.pid));
@@ -180,6 +207,7 @@ const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./m
   if (requests === 0) throw new Error(`wrk through the tunnel answered nothing: ${wrk.stdout.slice(-500)}`);
   await Bun.sleep(1000);
   const after = sample();
+  const afterSmaps = agents.map((ag) => smapsOf(ag.proc.proc.pid));
   // What the allocators give back on their own in the next seconds (no load, no forced GC).
   const settled: Mem[][] = [];
   for (let s = 0; s < settleSeconds; s += 5) {
@@ -199,7 +227,7 @@ const preload = a.probe || extraEnv.MEM_PROBE_GC_MS ? ["--preload", new URL("./m
     { name: "mem.anon_after_load_mib", unit: "MiB", value: max((m) => m.anon, after), runs: after.map((m) => m.anon) },
   ];
   const detail = {
-    agents: agents.map((ag, i) => ({ node: ag.node, idle: idle[i], afterBulk: duringBulk[i], afterLoad: after[i], ...(settled.length ? { settled: settled.map((s) => s[i]!.rss) } : {}), ...(afterGc ? { afterLoadGc: afterGc[i] } : {}) })),
+    agents: agents.map((ag, i) => ({ node: ag.node, startupMs: startupMs[i], idle: idle[i], idleSmaps: idleSmaps[i], afterLoadSmaps: afterSmaps[i], afterBulk: duringBulk[i], afterLoad: after[i], ...(settled.length ? { settled: settled.map((s) => s[i]!.rss) } : {}), ...(afterGc ? { afterLoadGc: afterGc[i] } : {}) })),
     load: {
       bulkGbps: Math.round((bulk.bits_per_second / 1e9) * 100) / 100,
       // Both agents' CPU in the bulk run per GB moved (what a forced collection would cost).
