@@ -16,7 +16,8 @@
 //   `new URL("./file", import.meta.url)` are pointed back at the source folder they were written in
 //   (package.json, examples/manifests, C sources a module compiles with bun:ffi's cc), except:
 // - workers: `new URL("./x.ts", import.meta.url)` naming a TypeScript file is a Worker entry; each
-//   is built as an entry point of its own (dist/<name>.js, sharing chunks) and the URL points there.
+//   is built as an entry point of its own (dist/<path-under-src-with-dashes>.js, sharing chunks)
+//   and the URL points there.
 // - Noise without WebAssembly (src/tunnel/no-wasm.ts's build plugin): as-sha256 is replaced by
 //   node:crypto's SHA-256 and as-chacha20poly1305 by a module that only loads the real one (from
 //   node_modules, at run time) when no native AEAD is bound, as the runtime plugin does from source.
@@ -27,7 +28,7 @@
 //   native .node next to itself; quic-backpressure.ts patches that same copy) and
 //   @kubernetes/client-node (Manual mode only; CommonJS with optional requires).
 
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import type { BunPlugin } from "bun";
@@ -47,8 +48,16 @@ export interface BuildResult {
   ms: number;
 }
 
-/** `new URL("./rel", import.meta.url)` in a source file (workers, C sources, data). */
-const URL_OF_SIBLING = /new URL\(\s*(["'])(\.{1,2}\/[^"']+)\1\s*,\s*import\.meta\.url\s*\)/g;
+/** `new URL(<first>, import.meta.url)` in a source file (workers, C sources, data); the first
+ * argument may choose between literals (`native ? "./native/worker.ts" : "./worker.ts"`). */
+const URL_OF_SIBLING = /new URL\(([^()]*?),\s*import\.meta\.url\s*\)/g;
+/** A relative path literal inside that first argument. */
+const RELATIVE_LITERAL = /(["'])(\.{1,2}\/[^"']+)\1/g;
+
+/** The bundle's file for a worker source: its path under src/ with dashes (unique). */
+export function workerOutName(worker: string): string {
+  return `${relative(join(ROOT, "src"), worker).replace(/\.ts$/, "").split(sep).join("-")}.js`;
+}
 /** `import(new URL("./deep.js", entry).href)` next to `const entry = import.meta.resolve("pkg")`. */
 const DEEP_IMPORT = /import\(\s*new URL\(\s*(["'])(\.\/[^"']+)\1\s*,\s*(\w+)\s*\)\.href\s*\)/g;
 
@@ -66,16 +75,10 @@ export function findWorkers(srcDir = join(ROOT, "src")): string[] {
   const workers = new Set<string>();
   for (const file of listTs(srcDir)) {
     for (const m of readFileSync(file, "utf8").matchAll(URL_OF_SIBLING)) {
-      if (m[2]!.endsWith(".ts")) workers.add(resolve(dirname(file), m[2]!));
+      for (const lit of m[1]!.matchAll(RELATIVE_LITERAL)) if (lit[2]!.endsWith(".ts")) workers.add(resolve(dirname(file), lit[2]!));
     }
   }
-  const names = new Map<string, string>();
-  for (const w of workers) {
-    if (!existsSync(w)) throw new Error(`build: a module names the worker ${relative(ROOT, w)}, which does not exist`);
-    const name = basename(w, ".ts");
-    if (names.has(name)) throw new Error(`build: two workers named ${name}.ts (${relative(ROOT, names.get(name)!)}, ${relative(ROOT, w)}): the bundle puts both at ${name}.js`);
-    names.set(name, w);
-  }
+  for (const w of workers) if (!existsSync(w)) throw new Error(`build: a module names the worker ${relative(ROOT, w)}, which does not exist`);
   return [...workers].sort();
 }
 
@@ -93,11 +96,14 @@ function ownModulesPlugin(outdir: string, workers: Set<string>): BunPlugin {
         let text = readFileSync(file, "utf8");
         if (!text.includes("import.meta")) return { loader: "ts", contents: text };
         const fromOut = relative(outdir, dirname(file)).split(sep).join("/");
-        text = text.replace(URL_OF_SIBLING, (_all, _q, rel: string) => {
-          const target = resolve(dirname(file), rel);
-          if (workers.has(target)) return `new URL(${JSON.stringify(`./${basename(target, ".ts")}.js`)}, import.meta.url)`;
-          if (!existsSync(target)) throw new Error(`build: ${relative(ROOT, file)} names ${rel}, which does not exist`);
-          return `new URL(${JSON.stringify(`${fromOut}/${rel}`)}, import.meta.url)`;
+        text = text.replace(URL_OF_SIBLING, (_all, first: string) => {
+          const rewritten = first.replace(RELATIVE_LITERAL, (_lit, _q, rel: string) => {
+            const target = resolve(dirname(file), rel);
+            if (workers.has(target)) return JSON.stringify(`./${workerOutName(target)}`);
+            if (!existsSync(target)) throw new Error(`build: ${relative(ROOT, file)} names ${rel}, which does not exist`);
+            return JSON.stringify(`${fromOut}/${rel}`);
+          });
+          return `new URL(${rewritten}, import.meta.url)`;
         });
         text = text.replace(DEEP_IMPORT, (all, _q, rel: string, variable: string) => {
           const pkg = text.match(new RegExp(`\\b${variable}\\s*=\\s*import\\.meta\\.resolve\\((["'])([^"']+)\\1\\)`))?.[2];
@@ -123,8 +129,16 @@ export async function buildAgent(o: { outdir?: string; minify?: boolean } = {}):
   if (relative(ROOT, outdir).startsWith("..") || outdir === ROOT) throw new Error(`build: --outdir must be a folder inside ${ROOT}`);
   const workers = findWorkers();
   rmSync(outdir, { recursive: true, force: true });
+  // One small entry file per worker, named as its output (two workers may share a file name).
+  const stubs = join(ROOT, ".state", `build-entries-${process.pid}`);
+  mkdirSync(stubs, { recursive: true });
+  const workerEntries = workers.map((w) => {
+    const stub = join(stubs, workerOutName(w).replace(/\.js$/, ".ts"));
+    writeFileSync(stub, `import ${JSON.stringify(w)};\n`);
+    return stub;
+  });
   const result = await Bun.build({
-    entrypoints: [ENTRY, ...workers],
+    entrypoints: [ENTRY, ...workerEntries],
     outdir,
     target: "bun",
     format: "esm",
@@ -135,7 +149,7 @@ export async function buildAgent(o: { outdir?: string; minify?: boolean } = {}):
     naming: { entry: "[name].[ext]", chunk: "chunk-[hash].[ext]", asset: "asset-[name]-[hash].[ext]" },
     plugins: [noiseWithoutWasmBuildPlugin(), ownModulesPlugin(outdir, new Set(workers))],
     throw: false,
-  });
+  }).finally(() => rmSync(stubs, { recursive: true, force: true }));
   if (!result.success) throw new Error(`build failed:\n${result.logs.map((l) => String(l)).join("\n")}`);
   const files = result.outputs.map((f) => ({ path: relative(outdir, f.path), bytes: f.size }));
   return { outdir, entry: join(outdir, BUNDLE_NAME), files, workers: workers.map((w) => relative(ROOT, w)), ms: Math.round(performance.now() - t0) };

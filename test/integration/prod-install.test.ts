@@ -128,7 +128,7 @@ console.log("loaded", ${modules.length});`;
     const dist = join(image, "dist");
     expect(imageEnv().EDGEMESH_BUNDLE).toBe("1");
     expect(installLog).toMatch(/build: dist\/index\.js, \d+ files/);
-    for (const f of ["index.js", "worker.js", "tun-watch-worker.js"]) expect(existsSync(join(dist, f)) ? f : `${f} missing`).toBe(f);
+    for (const f of ["index.js", "hotpath-zerocopy-worker.js", "host-tun-watch-worker.js"]) expect(existsSync(join(dist, f)) ? f : `${f} missing`).toBe(f);
     const code = readdirSync(dist).map((f) => readFileSync(join(dist, f), "utf8")).join("\n");
     // The stand-in is in, the real package only behind a run-time import (no native AEAD).
     expect(code).toContain('["@chainsafe", "as-chacha20poly1305"].join("/")'.replaceAll(" ", ""));

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { buildAgent, findWorkers, ROOT, type BuildResult } from "../../scripts/build.ts";
+import { buildAgent, findWorkers, ROOT, workerOutName, type BuildResult } from "../../scripts/build.ts";
 
 const outdir = join(ROOT, ".state", `build-test-${process.pid}`);
 let built: BuildResult;
@@ -38,12 +38,11 @@ describe("the bundle (scripts/build.ts)", () => {
   test("every worker a module starts is built beside the entry and loads from there", async () => {
     expect(built.workers).toEqual(expect.arrayContaining(["src/host/tun-watch-worker.ts", "src/hotpath/zerocopy/worker.ts"]));
     expect(findWorkers().length).toBe(built.workers.length);
-    // The modules name the built files, not the sources.
-    expect(code).toContain('new URL("./worker.js",import.meta.url)');
-    expect(code).toContain('new URL("./tun-watch-worker.js",import.meta.url)');
-    expect(code).not.toMatch(/new URL\("\.\/[^"]+\.ts"/);
+    // The modules name the built files (unique names: two workers are called worker.ts), not the sources.
+    for (const w of built.workers) expect(code).toContain(`"./${workerOutName(join(ROOT, w))}"`);
+    expect(code).not.toMatch(/new URL\([^)]*"\.\/[^"]+\.ts"/);
     for (const w of built.workers) {
-      const file = join(outdir, `${w.split("/").pop()!.replace(/\.ts$/, "")}.js`);
+      const file = join(outdir, workerOutName(join(ROOT, w)));
       const worker = new Worker(file);
       // "open" comes before a module that fails to resolve reports its error: wait a second more.
       const outcome = await new Promise<string>((resolve) => {
