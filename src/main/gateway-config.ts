@@ -6,6 +6,12 @@ import { GATEWAY_KIND, type EdgeMeshAgentConfig } from "../control/index.ts";
 
 /** EdgeMesh's suffix: the gateway's tunnel identity is derived from "<node>-gateway". */
 export const GATEWAY_IDENTITY_SUFFIX = "-gateway";
+/**
+ * Where `edgemesh gateway` in secure mode publishes its peer ID: on the Node it runs on (there is
+ * no Node "<node>-gateway"), beside the agent's peer-id, so both run on one node as EdgeMesh
+ * deploys them. Agents admit it under the tunnel name "<node>-gateway" (peer-watch.ts).
+ */
+export const GATEWAY_PEER_ID_ANNOTATION = "edgemesh.kubeedge.io/gateway-peer-id";
 /** The agent's admin default; the gateway moves to the next port so both fit on one node. */
 export const AGENT_ADMIN_DEFAULT = "127.0.0.1:10551";
 export const GATEWAY_ADMIN_DEFAULT = "127.0.0.1:10552";
@@ -17,16 +23,13 @@ export function gatewayView(config: EdgeMeshAgentConfig): { tunnelConfig: EdgeMe
   return { tunnelConfig, adminAddress };
 }
 
-/** Keys the gateway refuses to start with (the agent accepts them), each naming the key. */
-export function gatewayRefusals(config: EdgeMeshAgentConfig): string[] {
-  const t = config.modules.edgeTunnel;
-  const refusals: string[] = [];
-  if (t.enable && t.identityMode === "secure") {
-    refusals.push(
-      "modules.edgeTunnel.identityMode: secure is not supported by the gateway (agents admit only peer IDs published on Node objects, and there is no Node for <node>-gateway); use compat",
-    );
-  }
-  return refusals;
+/**
+ * Keys the gateway refuses to start with (the agent accepts them), each naming the key. None
+ * today: secure identity mode works (the gateway publishes its peer ID on its Node under its own
+ * annotation, which agents admit); kept so start and validate share one list.
+ */
+export function gatewayRefusals(_config: EdgeMeshAgentConfig): string[] {
+  return [];
 }
 
 /** Modules of the shared schema that only the agent runs; the gateway ignores them. */

@@ -4,7 +4,8 @@
 // the selected NIC addresses, polled); the data plane serves the Gateway ports on those
 // addresses and reaches endpoints here directly and on other nodes through the tunnel, which it
 // joins as "<node>-gateway" (EdgeMesh's identity for it, so it and the node's agent can both
-// run). No root, no iptables, no bridge: only sockets.
+// run; in secure identity mode it publishes its random peer ID on the Node it runs on under
+// edgemesh.kubeedge.io/gateway-peer-id). No root, no iptables, no bridge: only sockets.
 
 import { networkInterfaces } from "node:os";
 import { joinHostPort, parseHostPort, startAdminServer, startMetricsListener, type Readiness } from "../admin/index.ts";
@@ -18,6 +19,7 @@ import {
   requireNodeName,
   systemClock,
   type EdgeMeshAgentConfig,
+  type ObjectStore,
 } from "../control/index.ts";
 import { createGateway, unboundListeners } from "../gateway/index.ts";
 import { raiseNofileLimit } from "../host/index.ts";
@@ -31,7 +33,7 @@ import { edgeProxyOptions } from "./proxy-config.ts";
 import { onShutdown } from "./shutdown.ts";
 import { createUndoStack, listenFailure, StartupError, type UndoStack } from "./startup.ts";
 import { unbuiltWarnings } from "./unbuilt.ts";
-import { gatewayRefusals, gatewayView } from "./gateway-config.ts";
+import { GATEWAY_PEER_ID_ANNOTATION, gatewayRefusals, gatewayView } from "./gateway-config.ts";
 
 export { GATEWAY_ADMIN_DEFAULT, GATEWAY_IDENTITY_SUFFIX, gatewayView } from "./gateway-config.ts";
 
@@ -96,7 +98,8 @@ async function startGateway(configPath: string, flags: LogFlags & MetricsFlags, 
   undo.add("gateway publisher", () => tables.stop());
   tables.subscribe((tb) => log.info("gateway table", { version: tb.version, addresses: tb.addresses.join(",") || "none", ports: tb.ports.map((p) => `${p.port}/${p.mode}`).join(",") || "none" }));
 
-  const tunnel = t.enable ? await startGatewayTunnel(tunnelConfig, log, metrics, undo) : undefined;
+  const joined = t.enable ? await startGatewayTunnel(tunnelConfig, config.nodeName, store, log, metrics, undo) : undefined;
+  const tunnel = joined?.tunnel;
   const remote = tunnel ? createTunnelDialer({ tunnel, log: log.child("remote"), metrics }) : undefined;
   const proxy = createProxy({
     table: routes,
@@ -167,6 +170,7 @@ async function startGateway(configPath: string, flags: LogFlags & MetricsFlags, 
 
   return async () => {
     await gateway.drain(DRAIN_DEADLINE_MS);
+    joined?.peers?.stop();
     await tunnel?.stop().catch((err) => log.warn("tunnel stop failed", { error: (err as Error).message }));
     proxy.stop();
     admin.stop();
@@ -182,10 +186,23 @@ async function startGateway(configPath: string, flags: LogFlags & MetricsFlags, 
  * The gateway's tunnel: dial-only in practice (no agent dials "<node>-gateway"), so when the
  * node's agent already holds edgeTunnel.listenPort the gateway listens on a free port instead.
  */
-async function startGatewayTunnel(config: EdgeMeshAgentConfig, log: Logger, metrics: ReturnType<typeof createProcessMetrics>, undo: UndoStack) {
+async function startGatewayTunnel(config: EdgeMeshAgentConfig, node: string, store: ObjectStore, log: Logger, metrics: ReturnType<typeof createProcessMetrics>, undo: UndoStack) {
   const mod = await import("./tunnel.ts");
-  let tunnel = mod.createAgentTunnel(config, log.child("tunnel"), metrics);
+  // Secure mode: the gateway admits the peer IDs agents publish on their Nodes and publishes its
+  // own on the Node it runs on under GATEWAY_PEER_ID_ANNOTATION, which agents admit as
+  // "<node>-gateway". Wired before start, as the agent does, so no published peer is refused.
+  const secure = config.modules.edgeTunnel.identityMode === "secure";
+  const as = { node, annotation: GATEWAY_PEER_ID_ANNOTATION, tunnelName: config.nodeName };
+  let peers: ReturnType<typeof mod.createSecurePeers> | undefined;
+  const create = (c: EdgeMeshAgentConfig) => {
+    const t = mod.createAgentTunnel(c, log.child("tunnel"), metrics);
+    peers?.stop();
+    peers = secure ? mod.createSecurePeers(c, store, t, log.child("peers"), metrics, as) : undefined;
+    return t;
+  };
+  let tunnel = create(config);
   undo.add("tunnel", () => tunnel.stop());
+  undo.add("secure-mode peers", () => peers?.stop());
   try {
     await tunnel.start();
   } catch (err) {
@@ -196,8 +213,9 @@ async function startGatewayTunnel(config: EdgeMeshAgentConfig, log: Logger, metr
     await tunnel.stop().catch(() => {});
     log.info("modules.edgeTunnel.listenPort is taken (the node's agent holds it); the gateway only dials out, its tunnel listens on a free port", { port });
     const free = { ...config, modules: { ...config.modules, edgeTunnel: { ...config.modules.edgeTunnel, listenPort: 0 } } };
-    tunnel = mod.createAgentTunnel(free, log.child("tunnel"), metrics);
+    tunnel = create(free);
     await tunnel.start();
   }
-  return tunnel;
+  await peers?.publish();
+  return { tunnel, peers };
 }

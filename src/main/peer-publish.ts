@@ -23,6 +23,15 @@ import type { MetricsRegistry } from "../metrics/index.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { createPeerWatcher, PEER_ID_ANNOTATION } from "./peer-watch.ts";
 
+/** Who publishes: the agent (its Node, PEER_ID_ANNOTATION) or the gateway on a node. */
+export interface PublishAs {
+  /** The Node written to. */
+  readonly node: string;
+  readonly annotation: string;
+  /** The publisher's own tunnel name (its publication is not a peer to admit). */
+  readonly tunnelName: string;
+}
+
 /** First retry after a failed publication, doubling up to the maximum. */
 const RETRY_INITIAL_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
@@ -37,11 +46,11 @@ export interface PeerPublishTarget {
   close(): void;
 }
 
-export function manifestTarget(dir: string): PeerPublishTarget {
+export function manifestTarget(dir: string, fileTag?: string): PeerPublishTarget {
   return {
     where: `manifest folder ${dir}`,
     restoresMissing: true,
-    publish: async (node, annotations) => void (await writePeerManifest(dir, node, annotations)),
+    publish: async (node, annotations) => void (await writePeerManifest(dir, node, annotations, fileTag ?? node)),
     close() {},
   };
 }
@@ -58,6 +67,8 @@ export function kubeTarget(fetch: Awaited<ReturnType<typeof createKubeFetch>>): 
 export interface PeerPublisherOptions {
   nodeName: string;
   peerId: string;
+  /** The annotation written on Node `nodeName`; PEER_ID_ANNOTATION (an agent's) by default. */
+  annotation?: string;
   target: PeerPublishTarget;
   store: ObjectStore;
   log: Logger;
@@ -83,7 +94,8 @@ export function createPeerPublisher(o: PeerPublisherOptions): PeerPublisher {
   const ok = o.metrics.counter("tunnel_peer_publish_total", "Publications of this agent's tunnel peer ID (secure mode)");
   const failed = o.metrics.counter("tunnel_peer_publish_failures_total", "Failed publications of this agent's tunnel peer ID (retried)");
   const ownKey = objectKey({ metadata: { name: o.nodeName } });
-  const annotations = { [PEER_ID_ANNOTATION]: o.peerId };
+  const annotationKey = o.annotation ?? PEER_ID_ANNOTATION;
+  const annotations = { [annotationKey]: o.peerId };
 
   let stopped = true;
   let inFlight: AbortController | undefined;
@@ -145,7 +157,7 @@ export function createPeerPublisher(o: PeerPublisherOptions): PeerPublisher {
     const own = o.store.snapshot().Node.get(ownKey) ?? null;
     if (own === lastSeen) return;
     lastSeen = own;
-    const needed = own ? own.metadata.annotations?.[PEER_ID_ANNOTATION] !== o.peerId : o.target.restoresMissing;
+    const needed = own ? own.metadata.annotations?.[annotationKey] !== o.peerId : o.target.restoresMissing;
     if (!needed) return;
     if (inFlight || timer !== undefined) {
       dirty = true; // decided again once the current attempt is done
@@ -193,16 +205,17 @@ export function createSecurePeers(
   tunnel: Pick<Tunnel, "peerId" | "setAllowedPeers" | "addPeer" | "forgetPeer">,
   log: Logger,
   metrics: MetricsRegistry,
+  as: PublishAs = { node: config.nodeName, annotation: PEER_ID_ANNOTATION, tunnelName: config.nodeName },
 ): SecurePeers {
-  const watcher = createPeerWatcher({ store, tunnel, nodeName: config.nodeName, log, metrics });
+  const watcher = createPeerWatcher({ store, tunnel, nodeName: as.tunnelName, log, metrics });
   let publisher: PeerPublisher | undefined;
   let stopped = false;
   return {
     async publish() {
       const dir = config.kubeAPIConfig.manifestDir;
-      const target = dir ? manifestTarget(dir) : kubeTarget(await createKubeFetch(resolveMode(config.kubeAPIConfig)));
+      const target = dir ? manifestTarget(dir, as.tunnelName) : kubeTarget(await createKubeFetch(resolveMode(config.kubeAPIConfig)));
       if (stopped) return target.close();
-      publisher = createPeerPublisher({ nodeName: config.nodeName, peerId: tunnel.peerId, target, store, log, metrics });
+      publisher = createPeerPublisher({ nodeName: as.node, peerId: tunnel.peerId, annotation: as.annotation, target, store, log, metrics });
       publisher.start();
     },
     stop() {

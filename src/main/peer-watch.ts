@@ -1,6 +1,7 @@
 // Secure mode, reading side: the peer IDs other agents published on their Node objects (the
 // annotation below, from the API or from manifest-folder publications) become the tunnel's
-// allowed set and its node -> peer ID map. A Node whose annotation disappears loses its
+// allowed set and its node -> peer ID map. An edge gateway publishes its own ID on the Node it
+// runs on under a second key; it is admitted under its tunnel name "<node>-gateway". A Node whose annotation disappears loses its
 // permission (setAllowedPeers closes its connections) and its mapping. A malformed value is
 // ignored, counted, and logged once per node and value: it must never stop the agent.
 
@@ -8,15 +9,23 @@ import type { KubeObject, ObjectStore } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { MetricsRegistry } from "../metrics/index.ts";
 import { isPeerIdString, type Tunnel } from "../tunnel/index.ts";
+import { GATEWAY_IDENTITY_SUFFIX, GATEWAY_PEER_ID_ANNOTATION } from "./gateway-config.ts";
 
 /** Where an agent in secure mode publishes its tunnel peer ID (on its own Node). */
 export const PEER_ID_ANNOTATION = "edgemesh.kubeedge.io/peer-id";
+export { GATEWAY_PEER_ID_ANNOTATION };
+
+/** The annotations read, and the tunnel name each publishes for the Node it is on. */
+const PUBLISHED_KEYS: readonly { annotation: string; suffix: string }[] = [
+  { annotation: PEER_ID_ANNOTATION, suffix: "" },
+  { annotation: GATEWAY_PEER_ID_ANNOTATION, suffix: GATEWAY_IDENTITY_SUFFIX },
+];
 
 /** Malformed (node, value) pairs remembered so each is logged once. */
 const MAX_REPORTED = 10_000;
 
 export interface PublishedPeers {
-  /** node name -> peer ID, for every Node with a well-formed annotation. */
+  /** tunnel name (node, or "<node>-gateway") -> peer ID, for every well-formed annotation. */
   peers: Map<string, string>;
   /** Nodes whose annotation is present but not a peer ID. */
   malformed: { node: string; value: string }[];
@@ -28,11 +37,14 @@ export function readPublishedPeers(nodes: Iterable<KubeObject>): PublishedPeers 
   const malformed: PublishedPeers["malformed"] = [];
   for (const node of nodes) {
     const name = node.metadata?.name;
-    const raw = node.metadata?.annotations?.[PEER_ID_ANNOTATION];
-    if (typeof name !== "string" || raw === undefined) continue;
-    const value = typeof raw === "string" ? raw.trim() : raw;
-    if (isPeerIdString(value)) peers.set(name, value);
-    else malformed.push({ node: name, value: String(raw).slice(0, 80) });
+    if (typeof name !== "string") continue;
+    for (const k of PUBLISHED_KEYS) {
+      const raw = node.metadata?.annotations?.[k.annotation];
+      if (raw === undefined) continue;
+      const value = typeof raw === "string" ? raw.trim() : raw;
+      if (isPeerIdString(value)) peers.set(name + k.suffix, value);
+      else malformed.push({ node: name + k.suffix, value: String(raw).slice(0, 80) });
+    }
   }
   return { peers, malformed };
 }
@@ -40,7 +52,7 @@ export function readPublishedPeers(nodes: Iterable<KubeObject>): PublishedPeers 
 export interface PeerWatcherOptions {
   store: ObjectStore;
   tunnel: Pick<Tunnel, "setAllowedPeers" | "addPeer" | "forgetPeer">;
-  /** This agent's node: its own publication is neither a peer nor an address to learn. */
+  /** This agent's tunnel name (the gateway's: "<node>-gateway"): its own publication is neither a peer nor an address to learn. */
   nodeName: string;
   log: Logger;
   metrics: MetricsRegistry;
@@ -73,7 +85,7 @@ export function createPeerWatcher(o: PeerWatcherOptions): PeerWatcher {
       if (reported.size >= MAX_REPORTED) reported.clear(); // bounded; at worst a line repeats
       reported.add(key);
       malformedTotal.value++;
-      o.log.warn(`ignoring a malformed ${PEER_ID_ANNOTATION} annotation (not a libp2p peer ID)`, { node: m.node, value: m.value });
+      o.log.warn(`ignoring a malformed ${PEER_ID_ANNOTATION} or ${GATEWAY_PEER_ID_ANNOTATION} annotation (not a libp2p peer ID)`, { node: m.node, value: m.value });
     }
     peers.delete(o.nodeName);
     published.value = peers.size;

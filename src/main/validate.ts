@@ -8,7 +8,7 @@
 import { accessSync, constants, readFileSync } from "node:fs";
 import { dump } from "js-yaml";
 import { ConfigError, GATEWAY_API_VERSION, GATEWAY_KIND, loadConfig, parseDocument, type EdgeMeshAgentConfig } from "../control/index.ts";
-import { gatewayRefusals, gatewayView } from "./gateway-config.ts";
+import { GATEWAY_PEER_ID_ANNOTATION, gatewayRefusals, gatewayView } from "./gateway-config.ts";
 import { unbuiltWarnings } from "./unbuilt.ts";
 
 export interface ValidateIo {
@@ -68,6 +68,9 @@ export function runValidate(path: string, options: { json?: boolean } & Validate
   const gatewayLines = view
     ? `# as \`edgemesh gateway\` runs it: tunnel identity ${config.modules.edgeTunnel.enable ? view.tunnelConfig.nodeName || "(NODE_NAME unset)-gateway" : "off (edgeTunnel.enable false: local endpoints only)"}, admin ${view.adminAddress}, ` +
       `listeners ${gw.enable ? `on the IPv4 addresses of nic ${JSON.stringify(gw.nic)} (includeIP ${JSON.stringify(gw.includeIP)}, excludeIP ${JSON.stringify(gw.excludeIP)}), one per Gateway server port` : "none (edgeGateway.enable false)"}\n` +
+      (config.modules.edgeTunnel.enable && config.modules.edgeTunnel.identityMode === "secure"
+        ? `# identityMode secure: the gateway's key is kept in ${config.commonConfig.stateDir} and its peer ID published on Node ${nodeName || "(NODE_NAME unset)"} as ${GATEWAY_PEER_ID_ANNOTATION} (agents admit it as <node>-gateway; the role needs patch nodes: deploy/components/gateway-secure-identity)\n`
+        : "") +
       "# modules.edgeDNS, edgeProxy and edgeCNI are the agent's: of them the gateway reads edgeDNS.clusterDomain (destination host names) and edgeProxy.serviceFilterMode (which Services route)\n"
     : "";
   out(

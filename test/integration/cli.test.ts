@@ -162,16 +162,17 @@ describe("edgemesh (the command line)", () => {
     expect(agent.stderr).toContain("modules.edgeGateway.enable: accepted for EdgeMesh compatibility but not built");
   });
 
-  test("validate of a gateway file the gateway would refuse: exit 1, the key named, nothing on stdout", async () => {
+  test("validate of a gateway file the gateway would refuse: exit 1, the key named, nothing on stdout; secure identity passes", async () => {
     const bad = await edgemesh(["validate", "--config", rawFile("gw-bad.yaml", GATEWAY_HEAD + "modules:\n  edgeGateway:\n    enable: true\n    includeIP: 10.0.0.0/33\n    nic: 7\n")], { asNobody: true });
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe("");
     expect(bad.stderr).toContain("modules.edgeGateway.includeIP");
     expect(bad.stderr).toContain("modules.edgeGateway.nic");
     const secure = await edgemesh(["validate", "--config", rawFile("gw-secure.yaml", GATEWAY_HEAD + "modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: true\n    identityMode: secure\n")], { asNobody: true, env: { NODE_NAME: "n1" } });
-    expect(secure.code).toBe(1);
-    expect(secure.stdout).toBe("");
-    expect(secure.stderr).toContain("modules.edgeTunnel.identityMode: secure is not supported by the gateway");
+    // Secure identity is supported: validate says where the gateway publishes its peer ID.
+    expect(secure.code).toBe(0);
+    expect(secure.stdout).toContain("identityMode secure: the gateway's key is kept in");
+    expect(secure.stdout).toContain("published on Node n1 as edgemesh.kubeedge.io/gateway-peer-id");
     const mismatched = await edgemesh(["validate", "--config", rawFile("gw-kind.yaml", "apiVersion: gateway.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\n")], { asNobody: true });
     expect(mismatched.code).toBe(1);
     expect(mismatched.stderr).toContain('kind: expected "EdgeMeshGateway" with apiVersion "gateway.edgemesh.config.kubeedge.io/v1alpha1"');

@@ -28,9 +28,11 @@ export function peerManifestYaml(nodeName: string, annotations: Record<string, s
   return `# Written by the edgemesh agent on ${nodeName}; other agents read it. Do not edit.\n${dump(node, { lineWidth: -1 })}`;
 }
 
-/** Write (or replace) the node's publication in `dir`; returns its path. */
-export async function writePeerManifest(dir: string, nodeName: string, annotations: Record<string, string>): Promise<string> {
-  const path = join(dir, peerManifestFile(nodeName));
+/** Write (or replace) a publication of annotations of Node `nodeName` in `dir`; returns its path. */
+export async function writePeerManifest(dir: string, nodeName: string, annotations: Record<string, string>, fileTag = nodeName): Promise<string> {
+  // fileTag: whose publication it is ("<node>-gateway" for the gateway on that node), so the
+  // gateway and the node's agent each own one file for the same Node.
+  const path = join(dir, peerManifestFile(fileTag));
   // The temp name does not end in .yaml, so a scan in between never reads it.
   const tmp = `${path}.tmp-${process.pid}`;
   await mkdir(dir, { recursive: true });
