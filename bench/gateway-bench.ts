@@ -106,6 +106,7 @@ interface Setup {
   gateway: Child;
   nginx: Child;
   backendPort: number;
+  backendPid: number;
   iperfPort: number;
   gw: { http: number; https: number; tcp: number };
   ng: { http: number; https: number };
@@ -223,7 +224,7 @@ http {
   );
   const nginx = spawnChild(["nginx", "-c", ngConf, "-p", join(dir, "nginx")]);
   await Promise.all([waitTcp(gw.http, 20_000), waitTcp(gw.https, 20_000), waitTcp(gw.tcp, 20_000), waitTcp(ng.http), waitTcp(ng.https)]);
-  return { dir, gateway, nginx, backendPort, iperfPort, gw, ng };
+  return { dir, gateway, nginx, backendPort, backendPid: backend.pid, iperfPort, gw, ng };
 }
 
 /**
@@ -270,15 +271,17 @@ async function userSys(pid: number): Promise<[number, number]> {
 }
 
 /** perf stat over a window inside one wrk run of `seconds`; per-request figures. */
-async function perRequest(url: string, pid: number, connections: number, extra: string[], seconds: number): Promise<Record<string, number>> {
+async function perRequest(url: string, pid: number, connections: number, extra: string[], seconds: number, backendPid: number): Promise<Record<string, number>> {
   const load = wrk(url, seconds, connections, extra);
   await Bun.sleep(500);
   const window = seconds - 1.5;
   const [u0, s0] = await userSys(pid);
+  const [bu0, bs0] = await userSys(backendPid);
   const filtered = Object.values(SYSCALLS).flatMap((id) => ["-e", "raw_syscalls:sys_enter", "--filter", `id == ${id}`]);
   const perf = spawnChild(["perf", "stat", "-x", ",", "-e", "task-clock,context-switches,page-faults,raw_syscalls:sys_enter", ...filtered, "-p", String(pid), "--", "sleep", String(window)]);
   await perf.exited((window + 10) * 1000);
   const [u1, s1] = await userSys(pid);
+  const [bu1, bs1] = await userSys(backendPid);
   const run = await load;
   const requests = run.rps * window;
   const lines = perf.stderrText().split("\n").filter((l) => l.split(",").length > 3);
@@ -292,6 +295,8 @@ async function perRequest(url: string, pid: number, connections: number, extra: 
     cpuUs: round((counter("task-clock") * 1000) / requests, 2),
     userUs: round(((u1 - u0) * 1e6) / requests, 2),
     sysUs: round(((s1 - s0) * 1e6) / requests, 2),
+    // The backend's CPU per request behind this proxy (the same backend serves both).
+    backendUs: round(((bu1 - bu0 + bs1 - bs0) * 1e6) / requests, 2),
     ctxSw: round(counter("context-switches") / requests),
     faults: round(counter("page-faults") / requests),
     syscalls: round(counter("raw_syscalls:sys_enter") / requests),
@@ -338,7 +343,7 @@ async function perRequestMain(s: Setup): Promise<unknown> {
   for (const l of loads) {
     for (const w of who) {
       const rows: Record<string, number>[] = [];
-      for (let r = 0; r < rounds; r++) rows.push(await perRequest(`http://127.0.0.1:${w.port}/`, w.pid, l.connections, l.extra, seconds));
+      for (let r = 0; r < rounds; r++) rows.push(await perRequest(`http://127.0.0.1:${w.port}/`, w.pid, l.connections, l.extra, seconds, s.backendPid));
       const m: Record<string, number> = {};
       for (const k of new Set(rows.flatMap((x) => Object.keys(x)))) m[k] = round(median(rows.map((x) => x[k] ?? 0)), 3);
       const entry: Record<string, unknown> = { perf: m, rounds: rows.map((x) => x.rps) };
