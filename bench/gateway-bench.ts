@@ -185,7 +185,9 @@ modules:
   edgeTunnel: { enable: false }
 `,
   );
-  const gateway = spawnChild([process.execPath, MAIN, "gateway", "--config", config, "--log-level", "warn"], { env: { NODE_NAME: "bench" } });
+  // GWBENCH_BUN_ARGS: extra bun flags for the gateway (diagnosis: "--cpu-prof --cpu-prof-md --cpu-prof-dir=DIR").
+  const bunArgs = (process.env.GWBENCH_BUN_ARGS ?? "").split(" ").filter((x) => x !== "");
+  const gateway = spawnChild([process.execPath, ...bunArgs, MAIN, "gateway", "--config", config, "--log-level", "warn"], { env: { NODE_NAME: "bench" } });
 
   const ngConf = join(dir, "nginx", "nginx.conf");
   writeFileSync(
