@@ -10,7 +10,8 @@
 // `edgemesh gateway` with the rendered config, with exactly the Deployment's capabilities,
 // authenticated as its own service account, syncs, serves HTTP on port 80 and HTTPS on 443 with
 // the certificate of a TLS Secret, follows a Secret rotation and a VirtualService/Service change
-// by watch; every call allowed, every rule of its role used.
+// by watch; every call allowed, every rule of its role used. With components/gateway-secure-identity
+// the gateway in secure identity mode PATCHes its peer ID onto its Node, allowed and used.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,7 +44,9 @@ const rendered = new Map<string, K8sObject[]>();
 beforeAll(async () => {
   deploy = copyDeploy();
   deploy.write("overlays/gateway/psk", TEST_PSK);
-  const paths = ["base", "overlays/secure", "overlays/gateway"];
+  // The standalone gateway with the secure-identity component for it.
+  deploy.write("gateway-secure/kustomization.yaml", "resources: [../overlays/gateway]\ncomponents: [../components/gateway-secure-identity]\n");
+  const paths = ["base", "overlays/secure", "overlays/gateway", "gateway-secure"];
   (await Promise.all(paths.map((p) => deploy.render(p)))).forEach((objs, i) => rendered.set(paths[i]!, objs));
   dir = mkdtempSync(join(tmpdir(), "edgemesh-rbac-"));
   bed = await createTestbed(oneLan(1));
@@ -226,7 +229,7 @@ function lateSlice() {
 }
 
 /** The rendered gateway config with only the test bed's paths swapped in (nic "*": eth0 and lo of n1). */
-function gatewayConfigFile(objs: readonly K8sObject[], run: string, server: string): string {
+function gatewayConfigFile(objs: readonly K8sObject[], run: string, server: string, secure = false): string {
   const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("edgemesh-gateway-cfg-"))!;
   const config = load(cm.data["edgemesh-gateway.yaml"]) as any;
   const runDir = join(dir, run);
@@ -236,6 +239,7 @@ function gatewayConfigFile(objs: readonly K8sObject[], run: string, server: stri
   config.kubeAPIConfig = { ...config.kubeAPIConfig, kubeConfig: join(runDir, "kubeconfig") };
   config.commonConfig.stateDir = join(runDir, "state");
   config.modules.edgeTunnel.psk.path = join(runDir, "psk");
+  if (secure) config.modules.edgeTunnel.identityMode = "secure";
   const file = join(runDir, "edgemesh-gateway.yaml");
   writeFileSync(file, dump(config));
   return file;
@@ -244,7 +248,8 @@ function gatewayConfigFile(objs: readonly K8sObject[], run: string, server: stri
 const gwUsed: string[][] = [];
 
 describe("RBAC proof: the rendered gateway role against the real `edgemesh gateway`", () => {
-  const objs = () => rendered.get("overlays/gateway")!;
+  let overlay = "overlays/gateway";
+  const objs = () => rendered.get(overlay)!;
   const admin = () => {
     const d = find(objs(), "Deployment", "edgemesh-gateway");
     return `127.0.0.1:${d.spec.template.spec.containers[0].readinessProbe.httpGet.port}`;
@@ -260,7 +265,7 @@ describe("RBAC proof: the rendered gateway role against the real `edgemesh gatew
     (await n1.exec(["sh", "-c", `echo | openssl s_client -connect ${N1_IP}:443 -servername gw.example 2>/dev/null | openssl x509 -noout -subject`])).stdout.trim();
 
   /** One run: the stand-in enforcing the gateway's role, seeded; the gateway with exactly the Deployment's capabilities. */
-  async function runGw(name: string, options: { endpointSlices?: boolean }, seedMore: (api: RbacApi) => Promise<void>, steps: (api: RbacApi, gw: { pid: number }) => Promise<void>) {
+  async function runGw(name: string, options: { endpointSlices?: boolean; secure?: boolean }, seedMore: (api: RbacApi) => Promise<void>, steps: (api: RbacApi, gw: { pid: number; output(): string }) => Promise<void>) {
     const api = await startRbacApi(n1, dir, objs(), { token: GW_TOKEN, serviceAccount: GW_SA, ...options });
     await api.load("Service", [fx.service("demo", "web", "10.96.0.10"), fx.service("demo", "late", "10.96.0.11")]);
     await api.load("Node", [fx.node("n1", N1_IP)]);
@@ -269,7 +274,7 @@ describe("RBAC proof: the rendered gateway role against the real `edgemesh gatew
     await api.load("VirtualService", [vsTo("web")]);
     await api.load("Secret", [tlsSecret("gw-v1.example"), otherSecret]);
     await seedMore(api);
-    const argv = [process.execPath, MAIN, "gateway", "--config", gatewayConfigFile(objs(), name, api.url)];
+    const argv = [process.execPath, MAIN, "gateway", "--config", gatewayConfigFile(objs(), name, api.url, options.secure ?? false)];
     const limited = ["setpriv", `--bounding-set=-all,${caps().map((c) => `+${c.toLowerCase()}`).join(",")}`, "--inh-caps=-all", "--", ...argv];
     const gw = n1.spawn(limited, { env: { NODE_NAME: "n1", EDGEMESH_LOG_LEVEL: "info" } });
     const exited = gw.proc.exited.then((code) => {
@@ -278,7 +283,7 @@ describe("RBAC proof: the rendered gateway role against the real `edgemesh gatew
     try {
       await Promise.race([gw.waitFor(/\brunning\b/, 30_000), exited]);
       exited.catch(() => {});
-      await steps(api, { pid: gw.proc.pid });
+      await steps(api, { pid: gw.proc.pid, output: () => gw.output() });
     } catch (err) {
       const refused = denied(await api.audit().catch(() => []));
       if (refused.length > 0) (err as Error).message += `\nrefused by the role:\n  ${[...new Set(refused)].join("\n  ")}`;
@@ -359,4 +364,32 @@ describe("RBAC proof: the rendered gateway role against the real `edgemesh gatew
     expect(roleGrants(objs(), "edgemesh-gateway")).toEqual(all);
     for (const g of all) expect(g).toMatch(/^(list|watch) /);
   });
+
+  test("secure identity (components/gateway-secure-identity): the gateway PATCHes its peer ID onto Node n1 under its own key, allowed; patch nodes is the only addition and it is used", async () => {
+    overlay = "gateway-secure";
+    try {
+      const added = roleGrants(objs(), "edgemesh-gateway").filter((g) => !roleGrants(rendered.get("overlays/gateway")!, "edgemesh-gateway").includes(g));
+      expect(added).toEqual(["patch core/nodes"]);
+      const audit = await runGw("gateway-secure", { secure: true }, async (api) => {
+        await api.load("EndpointSlice", [fx.endpointSlice("demo", "web", [N1_IP], { node: "n1" })]);
+      }, async (api, gw) => {
+        await until("ready", async () => (await gwReadyz()) === "200");
+        const id = gw.output().match(/tunnel started peerId=(\S+)/)?.[1] ?? "";
+        expect(gw.output()).toMatch(/tunnel started .*mode=secure/);
+        expect(id.length).toBeGreaterThan(40);
+        await until("the gateway's peer ID on Node n1", async () => (await api.requests()).some((r) => r.method === "PATCH"));
+        const patches = (await api.requests()).filter((r) => r.method === "PATCH");
+        expect(patches.map((r) => r.path)).toEqual(["/api/v1/nodes/n1"]);
+        // Read back through the watch the gateway itself follows: its own publication, seen.
+        await until("published in the log", async () => gw.output().includes("published the tunnel peer ID"));
+        expect(gw.output()).toContain(`node=n1 peer=${id}`);
+      });
+      expect(denied(audit)).toEqual([]);
+      const mine = usedGrants(audit, GW_USER);
+      expect(mine).toContain("patch core/nodes");
+      expect(audit.some((a) => a.user === GW_USER && a.verb === "patch" && a.resource === "nodes")).toBe(true);
+    } finally {
+      overlay = "overlays/gateway";
+    }
+  }, 120_000);
 });
