@@ -2,7 +2,8 @@
 //   bun bench/macro/proxy-server.ts --backend NAME=TCP:127.0.0.1:5201 [--backend ...]
 //       [--impl edgemesh|naive] [--engine native|js] [--count-chunks]
 // --engine js: the JS splice(2) engine for elephant flows only, as before the C flow loop
-// (the comparison row of per-request.ts); default: what the agent ships (the C loop).
+// (the comparison row of per-request.ts); default: what the agent ships (the C loop), or
+// EDGEMESH_BENCH_ENGINE=js to run a whole gate run (check.ts) on the JS path for an A/B.
 // Builds a RouteTable with one service port per backend (one endpoint each), starts the proxy
 // on loopback and prints {"pid", "listeners": {NAME: {port, protocol}}}. Then it serves stdin
 // commands, one JSON line answer each: heap-begin, heap-end, heap-live, metrics. Exits when stdin
@@ -16,7 +17,7 @@ const { values } = parseArgs({
   options: {
     backend: { type: "string", multiple: true, default: [] },
     impl: { type: "string", default: "edgemesh" },
-    engine: { type: "string", default: "native" },
+    engine: { type: "string", default: process.env.EDGEMESH_BENCH_ENGINE ?? "native" },
     "count-chunks": { type: "boolean", default: false },
   },
 });
