@@ -1,5 +1,6 @@
-// The proxy with the C flow loop (zerocopy/native): local TCP connections are handed over as soon
-// as the upstream connected, and from then on every byte moves in C (recv/send, splice(2) once a
+// The proxy with the C flow loop (zerocopy/native): a connection from a service listener is
+// handed over after its first exchange (the client writes again after the upstream answered),
+// and from then on every byte moves in C (recv/send, splice(2) once a
 // direction is bulk or backpressured). An adopted pair must still behave like a proxied
 // connection: bytes intact, half-close, resets passed on, byte counters, a full pair table
 // leaving connections in JS, stop. And a loop that cannot be compiled must not stop the agent.
@@ -69,22 +70,52 @@ async function connect(port: number): Promise<Client> {
   return { socket, received: () => received, hash: () => hasher.digest("hex"), ended: () => ended, closed };
 }
 
+/** Two echoed messages: the second is written after an answer, so the connection is handed over. */
+async function exchangeTwice(c: Client): Promise<void> {
+  const start = c.received();
+  c.socket.write("ping");
+  await until(() => c.received() === start + 4, 5000, "the first echo");
+  c.socket.write("pong");
+  await until(() => c.received() === start + 8, 5000, "the second echo");
+}
+
 describe("TCP proxy with the C flow loop", () => {
-  test("a local connection is adopted at connect; 1500 small messages round-trip intact, then 4000 pipelined", async () => {
+  test("a one-shot exchange (request, answer, close) stays in JS", async () => {
+    const echo = track(echoServer());
+    const h = harness([{ name: "once", endpoints: [{ port: echo.port }] }]);
+    const { port } = await h.addr("once");
+    for (let i = 0; i < 3; i++) {
+      const c = await connect(port);
+      c.socket.write("one request");
+      await until(() => c.received() === 11, 5000, "the answer");
+      c.socket.shutdown();
+      expect(await c.closed).toBeUndefined();
+    }
+    await until(() => h.proxy.stats().activeTcp === 0, 5000, "the connections to finish");
+    expect(zcCount(h, "adopted")).toBe(0);
+    expect(h.metrics.snapshot()['proxy_tcp_bytes_total{direction="to_client"}']).toBe(33);
+  });
+
+  test("a keep-alive connection is adopted after its first exchange; 1500 small messages round-trip intact, then 4000 pipelined", async () => {
     const echo = track(echoServer());
     const h = harness([{ name: "small", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("small");
     const c = await connect(port);
-    await until(() => zcCount(h, "adopted") === 1, 5000, "the hand-over at connect");
     const sent = new Bun.CryptoHasher("sha256");
     let total = 0;
+    let viaJs = 0; // message 0 both ways and message 1 toward the server moved before the hand-over
     // Ping-pong: each message waits for its echo (one recv + one send each way in the loop).
     for (let i = 0; i < 1500; i++) {
       const msg = randomBytes(1 + ((i * 7919) % 3000));
       sent.update(msg);
       total += msg.length;
+      if (i === 0) viaJs += 2 * msg.length;
+      if (i === 1) viaJs += msg.length;
       expect(c.socket.write(msg)).toBe(msg.length);
       await until(() => c.received() === total, 5000, `echo of message ${i}`);
+      // The first message went through JS; the second is written after an answer: hand-over.
+      if (i === 0) expect(zcCount(h, "adopted")).toBe(0);
+      if (i === 1) expect(zcCount(h, "adopted")).toBe(1);
     }
     // Pipelined: many messages in flight, coalesced or split anywhere on the way.
     for (let i = 0; i < 4000; i++) {
@@ -101,14 +132,14 @@ describe("TCP proxy with the C flow loop", () => {
     await until(() => c.received() === total, 10_000, "all pipelined echoes");
     expect(c.hash()).toBe(sent.digest("hex"));
     // Live, before the pair ends: what the loop moved so far, both ways.
-    expect(h.zc.snapshot()["zerocopy_moved_bytes_total"]).toBe(2 * total);
+    expect(h.zc.snapshot()["zerocopy_moved_bytes_total"]).toBe(2 * total - viaJs);
     expect(h.zc.snapshot()["zerocopy_active_pairs"]).toBe(1);
     c.socket.shutdown();
     // (A Bun socket that shut its own side reports the peer's FIN as a close without error.)
     expect(await c.closed).toBeUndefined();
     await until(() => h.proxy.stats().activeTcp === 0, 5000, "the pair to finish");
     const m = h.metrics.snapshot();
-    // Counted when the pair ended, from the loop's own counts.
+    // The JS part counted as it went, the loop's part when the pair ended: every byte once.
     expect(m['proxy_tcp_bytes_total{direction="to_endpoint"}']).toBe(total);
     expect(m['proxy_tcp_bytes_total{direction="to_client"}']).toBe(total);
     expect(m["proxy_tcp_resets_total"] ?? 0).toBe(0);
@@ -149,6 +180,7 @@ describe("TCP proxy with the C flow loop", () => {
           binaryType: "uint8array",
           open(s) {
             s.data = { n: 0, h: new Bun.CryptoHasher("sha256") };
+            s.write("hi;"); // a server that speaks first: the client's first write is after an answer
           },
           data(s, b) {
             s.data.n += b.length;
@@ -172,15 +204,16 @@ describe("TCP proxy with the C flow loop", () => {
       allowHalfOpen: true,
       socket: { binaryType: "uint8array", data: (_s, b) => void chunks.push(b), close: (_s, e) => closed(e) },
     });
-    await until(() => zcCount(h, "adopted") === 1, 5000, "the hand-over");
+    await until(() => chunks.length > 0, 5000, "the greeting");
     let off = 0;
     while (off < data.length) {
       off += Math.max(0, s.write(data, off, data.length - off));
       if (off < data.length) await Bun.sleep(1);
     }
+    await until(() => zcCount(h, "adopted") === 1, 5000, "the hand-over");
     s.shutdown();
     expect(await done).toBeUndefined();
-    expect(Buffer.concat(chunks).toString()).toBe(`${data.length} ${sha256(data)}`);
+    expect(Buffer.concat(chunks).toString()).toBe(`hi;${data.length} ${sha256(data)}`);
     await until(() => zcCount(h, "done") === 1, 5000, "the pair to finish");
     expect(zcCount(h, "resets")).toBe(0);
   });
@@ -191,6 +224,9 @@ describe("TCP proxy with the C flow loop", () => {
         hostname: "127.0.0.1",
         port: 0,
         socket: {
+          open(s) {
+            s.write("hi");
+          },
           data(s) {
             s.terminate(); // SO_LINGER 0 + close: RST
           },
@@ -201,6 +237,7 @@ describe("TCP proxy with the C flow loop", () => {
     const { port } = await h.addr("rst");
     let error: Error | undefined;
     let ended = false;
+    let greeted = false;
     let closed!: () => void;
     const gone = new Promise<void>((r) => (closed = r));
     const s = await Bun.connect({
@@ -208,7 +245,9 @@ describe("TCP proxy with the C flow loop", () => {
       port,
       allowHalfOpen: true,
       socket: {
-        data() {},
+        data() {
+          greeted = true;
+        },
         end() {
           ended = true;
         },
@@ -221,8 +260,9 @@ describe("TCP proxy with the C flow loop", () => {
         },
       },
     });
+    await until(() => greeted, 5000, "the greeting");
+    s.write("trigger"); // after an answer: handed over in the same tick, before the reset comes
     await until(() => zcCount(h, "adopted") === 1, 5000, "the hand-over");
-    s.write("trigger");
     await gone;
     // The loop passes a reset on as a reset (SO_LINGER 0), never as a clean FIN.
     expect(ended).toBe(false);
@@ -236,14 +276,16 @@ describe("TCP proxy with the C flow loop", () => {
     const h = harness([{ name: "full", endpoints: [{ port: echo.port }] }], 1);
     const { port } = await h.addr("full");
     const a = await connect(port);
-    await until(() => zcCount(h, "adopted") === 1, 5000, "the first hand-over");
     const b = await connect(port);
-    await until(() => zcCount(h, "refused") === 1, 5000, "the second to be refused");
+    await exchangeTwice(a);
+    expect(zcCount(h, "adopted")).toBe(1);
+    await exchangeTwice(b);
+    expect(zcCount(h, "refused")).toBe(1);
     for (const [c, n] of [[a, 100_000], [b, 150_000]] as const) {
       const data = randomBytes(n);
+      const before = c.received();
       c.socket.write(data);
-      await until(() => c.received() === n, 5000, "the echo");
-      expect(c.hash()).toBe(sha256(data));
+      await until(() => c.received() === before + n, 5000, "the echo");
     }
     expect(zcCount(h, "adopted")).toBe(1);
     a.socket.end();
@@ -257,9 +299,8 @@ describe("TCP proxy with the C flow loop", () => {
     const h = harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("stop");
     const clients = await Promise.all([connect(port), connect(port), connect(port)]);
-    await until(() => zcCount(h, "adopted") === 3, 5000, "three hand-overs");
-    for (const c of clients) c.socket.write("ping");
-    await until(() => clients.every((c) => c.received() === 4), 5000, "the echoes");
+    await Promise.all(clients.map(exchangeTwice));
+    expect(zcCount(h, "adopted")).toBe(3);
     h.proxy.stop(); // the engine resets and reports its pairs asynchronously
     const results = await Promise.all(clients.map((c) => c.closed));
     for (const c of clients) expect(c.ended()).toBe(false); // a reset, not a FIN

@@ -113,6 +113,8 @@ export class Conn {
   moved = 0;
   /** The hand-over was tried (at most once per connection, whatever the outcome). */
   zcTried = false;
+  /** The upstream sent something back (a request/response flow: see splice.ts adoptKeepAlive). */
+  answered = false;
 
   constructor(ctx: TcpContext) {
     this.ctx = ctx;
@@ -153,5 +155,6 @@ export function recycleConn(c: Conn, poolMax: number): void {
   c.upstreamFin = false;
   c.moved = 0;
   c.zcTried = false;
+  c.answered = false;
   if (c.ctx.pool.length < poolMax) c.ctx.pool.push(c);
 }

@@ -157,7 +157,9 @@ function clientData(c: Conn, buf: Uint8Array): void {
     }
     const n = up.write(buf, 0, buf.length);
     if (n === buf.length) {
-      if (c.ctx.zc !== null && !c.zcTried && n >= ZC_MIN_CHUNK_BYTES && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
+      if (c.ctx.zc === null || c.zcTried) return;
+      if (c.answered && c.ls !== null && c.ctx.zc.smallFlows) adoptKeepAlive(c);
+      else if (n >= ZC_MIN_CHUNK_BYTES && (c.moved += n) >= ZC_ADOPT_AFTER_BYTES) tryZeroCopy(c);
       return;
     }
     if (n < 0) return abort(c);
@@ -210,6 +212,7 @@ function sendDown(c: Conn, buf: Uint8Array): void {
   const cl = c.client;
   if (cl === null) return;
   c.ctx.m.bytesDown.value += buf.length;
+  c.answered = true;
   if (c.downBuf !== null) {
     c.downQueue.push(buf);
     return;
@@ -297,7 +300,6 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   if (first === c.early.length) {
     c.early.length = 0;
     c.earlyBytes = 0;
-    if (adoptAtConnect(c, d)) return;
     return upFlushed(c, stream);
   }
   // Replay what the client sent while we dialed, in order, with the normal backpressure
@@ -309,20 +311,18 @@ function upstreamOpen(d: Dial, stream: ByteStream): void {
   c.early.length = 0;
   c.earlyBytes = 0;
   flushUp(c);
-  // Everything the client sent while we dialed went out in full: hand the pair over now.
-  if (c.upBuf === null && c.upstream === stream) adoptAtConnect(c, d);
 }
 
 /**
- * The C flow loop forwards small messages without a JS callback each, so a local connection
- * (our own plain-TCP listener to a local endpoint: no TLS, no tunnel stream) goes to it as soon
- * as the upstream connected: after failover picked a working endpoint, with nothing buffered.
- * If the engine is full (or stopped), the connection stays in JS.
+ * The C flow loop forwards small messages without a JS callback each. A connection from our own
+ * plain-TCP listener (no TLS, no tunnel stream: those have no fd) goes to it after its first
+ * exchange: the client writes again after the upstream answered, i.e. a keep-alive flow. A
+ * one-shot connection (connect, request, answer, close) stays in JS: handing it over costs more
+ * than it saves (short-conn p50 0.26-0.29 ms in JS vs 0.32-0.33 ms adopted at connect). Called
+ * right after a full write toward the upstream; if the engine is full, the connection stays in JS.
  */
-function adoptAtConnect(c: Conn, d: Dial): boolean {
-  const zc = c.ctx.zc;
-  if (zc === null || !zc.smallFlows || c.ls === null || d.remote) return false;
-  return tryZeroCopy(c);
+function adoptKeepAlive(c: Conn): void {
+  if (c.downBuf === null && !c.clientFin && !c.upstreamFin) tryZeroCopy(c);
 }
 
 function clientEnd(c: Conn): void {
