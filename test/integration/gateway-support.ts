@@ -8,6 +8,7 @@ import { createGatewayPublisher, staticAddresses, type GatewayPublisher } from "
 import { createObjectStore, createPublisher, type KubeObject, type ObjectStore, type Publisher } from "../../src/control/index.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "../../src/gateway/index.ts";
 import { createProxy, type Proxy } from "../../src/hotpath/index.ts";
+import type { ZeroCopyEngine } from "../../src/hotpath/zerocopy/index.ts";
 import { createMemoryLogger } from "../../src/log/index.ts";
 import { createMetrics, type MetricsRegistry } from "../../src/metrics/index.ts";
 
@@ -125,7 +126,15 @@ export function somePort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
 }
 
-export async function startGateway(objects: Partial<Record<string, KubeObject[]>>, options: Partial<GatewayOptions> = {}): Promise<TestGateway> {
+/**
+ * `zeroCopy` gives the proxy a splice(2)/flow-loop engine made with the gateway's metrics and log
+ * (as src/main/gateway.ts does); without it the proxy splices in JS only.
+ */
+export async function startGateway(
+  objects: Partial<Record<string, KubeObject[]>>,
+  options: Partial<GatewayOptions> = {},
+  zeroCopy?: (metrics: MetricsRegistry, log: ReturnType<typeof createMemoryLogger>) => ZeroCopyEngine | undefined,
+): Promise<TestGateway> {
   const store = createObjectStore();
   const log = createMemoryLogger();
   const metrics = createMetrics();
@@ -134,7 +143,7 @@ export async function startGateway(objects: Partial<Record<string, KubeObject[]>
   store.replace(objects as never);
   routes.flush();
   tables.flush();
-  const proxy = createProxy({ table: routes, bindHost: "127.0.0.1", listen: false, nodeName: "gw-node", maxConnections: 4096, maxConnectionsPerPort: 0, udpIdleTimeoutMs: 30_000, consistentHash: { partitionCount: 100, replicationFactor: 10, load: 1.25 }, metrics, log });
+  const proxy = createProxy({ table: routes, bindHost: "127.0.0.1", listen: false, nodeName: "gw-node", maxConnections: 4096, maxConnectionsPerPort: 0, udpIdleTimeoutMs: 30_000, consistentHash: { partitionCount: 100, replicationFactor: 10, load: 1.25 }, metrics, log, zeroCopy: zeroCopy?.(metrics, log) });
   proxy.start();
   const gateway = createGateway({
     gateway: tables,
