@@ -16,11 +16,24 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs bin/edgemesh; `asNobody` drops to uid/gid 65534 with no capabilities first. */
 async function edgemesh(args: string[], options: { asNobody?: boolean; env?: Record<string, string> } = {}) {
+  if (options.asNobody) nobodyCanReachBin();
   const argv = options.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", BIN, ...args] : [BIN, ...args];
   const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...options.env };
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env, cwd: dir });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
+}
+
+let reachable = false;
+/**
+ * The unprivileged runs need every directory above the clone searchable by others. A clone under
+ * a `mktemp -d` folder (mode 0700) is not: say that, instead of an exit code 2 from setpriv.
+ */
+function nobodyCanReachBin(): void {
+  if (reachable) return;
+  const r = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-x", BIN]);
+  if (r.exitCode !== 0) throw new Error(`uid 65534 cannot reach ${BIN}: every directory above the clone must be searchable by others (chmod o+x); a clone inside a mktemp -d folder (mode 0700) is not`);
+  reachable = true;
 }
 
 function config(name: string, text: string): string {
