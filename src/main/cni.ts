@@ -21,6 +21,15 @@ export const CNI_MTU = 1500;
 
 type Interfaces = ReturnType<typeof networkInterfaces>;
 
+/**
+ * TUN segmentation offload (virtio headers, 64 KiB superpackets) unless EDGEMESH_CNI_OFFLOAD=0:
+ * for a kernel whose TUN offload misbehaves, and for tests of a mixed mesh (a peer without
+ * offload speaks EdgeMesh's plain packets, as EdgeMesh's own agent does).
+ */
+export function cniOffloadWanted(env: Record<string, string | undefined> = process.env): boolean {
+  return env.EDGEMESH_CNI_OFFLOAD !== "0";
+}
+
 /** Compile inputs: the segments from the config, this node's IPv4 subnets for the LAN rule. */
 export function cniCompileOptions(config: EdgeMeshAgentConfig, interfaces: Interfaces = networkInterfaces()): CniCompileOptions {
   const mesh = config.modules.edgeCNI.meshCIDRConfig;
@@ -57,7 +66,7 @@ export async function startCni(o: { config: EdgeMeshAgentConfig; table: TableSou
   if (c.tunMode !== 0) log.warn("modules.edgeCNI.tunMode has no effect: TUN is the only mode", { tunMode: c.tunMode });
   if (readSysctl("/proc/sys/net/ipv4/ip_forward") === "0") log.warn("net.ipv4.ip_forward is 0: packets between the TUN and the pods are not forwarded until it is 1");
 
-  const dev = await openTun({ mtu: CNI_MTU, offload: true, log });
+  const dev = await openTun({ mtu: CNI_MTU, offload: cniOffloadWanted(), log });
   const routes = createRouteSyncer({ device: dev.name, src: () => localPodAddress(table.current().cni?.localPodCIDRs ?? []), log, metrics: o.metrics });
   let last = "";
   const sync = () => {
