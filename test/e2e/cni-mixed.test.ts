@@ -140,10 +140,11 @@ describe("e2e: Edge CNI, agents with and without TUN offload in one mesh", () =>
     }
   }, 40_000);
 
-  test("nothing was dropped as malformed or refused by a device on the way", async () => {
+  test("nothing was dropped as malformed, oversized or refused by a device on the way", async () => {
     for (const n of ["n1", "n2", "n3"]) {
       expect({ n, malformed: await metric(c, n, 'cni_dropped_packets_total{reason="malformed"}') }).toEqual({ n, malformed: 0 });
       expect({ n, writeError: await metric(c, n, 'cni_dropped_packets_total{reason="write_error"}') }).toEqual({ n, writeError: 0 });
+      expect({ n, oversized: await metric(c, n, 'cni_dropped_packets_total{reason="oversized"}') }).toEqual({ n, oversized: 0 });
     }
   }, 20_000);
 });

@@ -311,7 +311,13 @@ describe("CNI pump: TUN -> peers", () => {
 });
 
 describe("CNI pump: peers -> TUN", () => {
-  const frame = (p: Uint8Array, vnet: boolean) => (vnet ? concat(new Uint8Array(10), p) : p);
+  /** With a virtio header: a packet over the MTU is a TSO superpacket (gso_type TCPV4, 1448-byte segments), as a peer's kernel hands them. */
+  const frame = (p: Uint8Array, vnet: boolean) => {
+    if (!vnet) return p;
+    const f = concat(new Uint8Array(10), p);
+    if (p.length > 1500) f.set([1, 1, 0, 0, 1448 & 0xff, 1448 >> 8], 0);
+    return f;
+  };
   function inbound(o: { vnet?: boolean; offer?: number } = {}) {
     const env = setup({ vnet: o.vnet ?? true });
     const s = new FakeStream();
@@ -372,6 +378,52 @@ describe("CNI pump: peers -> TUN", () => {
     s.message(frame(pkt("192.168.1.11"), true));
     expect(dev.written).toEqual([]);
     expect(val(metrics, 'cni_dropped_packets_total{reason="not_local"}')).toBe(1);
+  });
+
+  test("an oversized frame from an offloading peer is dropped and counted, and the stream goes on", () => {
+    const { s, dev, metrics } = inbound();
+    const vframe = (p: Uint8Array, gso: number, size: number) => {
+      const f = frame(p, true);
+      f[0] = 1; // NEEDS_CSUM, as the kernel sets it for TSO
+      f[1] = gso;
+      f[4] = size & 0xff;
+      f[5] = size >> 8;
+      return f;
+    };
+    const ok = [frame(pkt("10.244.1.10", 1472, 1), true), vframe(pkt("10.244.1.10", 60000, 2), 1, 1448), vframe(pkt("10.244.1.10", 60000, 3), 0x81, 1460)];
+    const bad = [
+      concat(new Uint8Array(10), pkt("10.244.1.10", 1473, 4)), // 1501 bytes: one packet over the MTU, no segmentation asked for
+      vframe(pkt("10.244.1.10", 60000, 5), 1, 1461), // segments that would be 1501 bytes
+      vframe(pkt("10.244.1.10", 9000, 6), 1, 8960),
+    ];
+    s.message(concat(bad[0]!, ok[0]!, bad[1]!, ok[1]!, bad[2]!, ok[2]!));
+    expect(dev.written).toEqual(ok);
+    expect(s.aborted).toBeUndefined();
+    expect(val(metrics, 'cni_dropped_packets_total{reason="oversized"}')).toBe(3);
+    expect(val(metrics, 'cni_peer_dropped_packets_total{peer="n2"}')).toBe(3);
+    expect(val(metrics, 'cni_rx_packets_total{peer="n2"}')).toBe(3);
+  });
+
+  test("a segmentation type we never offer (UDP) is dropped as malformed; the stream goes on", () => {
+    const { s, dev, metrics } = inbound();
+    const udp = frame(pkt("10.244.1.10", 3000, 1), true);
+    udp[0] = 0;
+    udp[1] = 3; // VIRTIO_NET_HDR_GSO_UDP
+    udp[4] = 1400 & 0xff;
+    udp[5] = 1400 >> 8;
+    const good = frame(pkt("10.244.1.10", 200, 2), true);
+    s.message(concat(udp, good));
+    expect(dev.written).toEqual([good]);
+    expect(s.aborted).toBeUndefined();
+    expect(val(metrics, 'cni_dropped_packets_total{reason="malformed"}')).toBe(1);
+  });
+
+  test("plain frames (EdgeMesh) are not held to our MTU: a peer's device may have another", () => {
+    const { s, dev, metrics } = inbound({ offer: 0 });
+    const p = pkt("10.244.1.10", 9000);
+    s.message(p);
+    expect(dev.written).toEqual([concat(new Uint8Array(10), p)]);
+    expect(val(metrics, 'cni_dropped_packets_total{reason="oversized"}')).toBe(0);
   });
 
   test("a malformed frame resets the stream and is counted; nothing reaches the device", () => {

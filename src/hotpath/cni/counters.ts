@@ -4,8 +4,8 @@
 import { LabelBudget, OVERFLOW_LABEL, type Counter, type MetricsRegistry } from "../../metrics/index.ts";
 import { PEER_LABELS_MAX } from "./constants.ts";
 
-export type DropReason = "no_route" | "unreachable" | "backpressure" | "malformed" | "write_error" | "not_local";
-const REASONS: readonly DropReason[] = ["no_route", "unreachable", "backpressure", "malformed", "write_error", "not_local"];
+export type DropReason = "no_route" | "unreachable" | "backpressure" | "malformed" | "oversized" | "write_error" | "not_local";
+const REASONS: readonly DropReason[] = ["no_route", "unreachable", "backpressure", "malformed", "oversized", "write_error", "not_local"];
 
 export interface PeerCounters {
   readonly label: string;

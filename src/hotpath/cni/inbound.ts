@@ -5,7 +5,10 @@
 // chunks are ours once delivered: fresh socket buffers, decrypted in place, never rewritten).
 // Only a frame spread over three or more chunks, or whose IP header is itself split, is copied,
 // into this stream's reassembly buffer (allocated the first time that happens). A packet not addressed to this node's pods, or a malformed frame, is
-// dropped and counted; a malformed frame also resets the stream (its framing is lost).
+// dropped and counted; a frame whose length cannot be read also resets the stream (its framing
+// is lost). A frame with a virtio header (from our agents) that is larger than the MTU, or whose
+// segments would be, or that asks for a segmentation we never offer, is dropped and counted
+// ("oversized", "malformed") and the stream goes on.
 // The stream is read-only: nothing is ever written back (EdgeMesh's sender does not read).
 
 import type { Stream, StreamMessageEvent } from "@libp2p/interface";
@@ -13,6 +16,14 @@ import { MAX_FRAME_BYTES, VNET_HDR_BYTES } from "./constants.ts";
 import type { CniCounters, PeerCounters } from "./counters.ts";
 import { frameLength, ipv4Destination } from "./frames.ts";
 import type { CniDevice } from "./types.ts";
+
+/** virtio_net_hdr gso_type values a peer's kernel hands its agent (we offer TSO4/6 only); ECN bit aside. */
+const GSO_NONE = 0;
+const GSO_TCPV4 = 1;
+const GSO_TCPV6 = 4;
+const GSO_ECN = 0x80;
+/** The smallest IPv4 + TCP headers: a segment's payload (gso_size) leaves at least this much of the MTU. */
+const MIN_TCP4_HEADERS = 40;
 
 /** A zero virtio header, written in front of plain packets when the device expects one. */
 const ZERO_HDR = new Uint8Array(VNET_HDR_BYTES);
@@ -161,6 +172,16 @@ export class StreamIn {
       return;
     }
     const dev = ctx.dev;
+    if (this.#hdr !== 0) {
+      // Our agents' frames: what their kernel handed them, so never more than our MTU per packet
+      // or per segment (the TUN would take such a packet and the node forward it, fragmented or
+      // refused, far from here). An unknown segmentation type (we offer TSO only) is malformed;
+      // the stream's framing is intact, so only this frame goes.
+      const gso = buf[off + 1]! & ~GSO_ECN;
+      const size = buf[off + 4]! | (buf[off + 5]! << 8);
+      if (gso !== GSO_NONE && gso !== GSO_TCPV4 && gso !== GSO_TCPV6) return this.#drop("malformed");
+      if (gso === GSO_NONE ? n + moreLen - this.#hdr > dev.mtu : size + MIN_TCP4_HEADERS > dev.mtu) return this.#drop("oversized");
+    }
     const r =
       moreLen > 0
         ? dev.writeSplit(buf, off, n, more, moreOff, moreLen)
@@ -174,6 +195,11 @@ export class StreamIn {
     }
     this.#c.rxPackets.value++;
     this.#c.rxBytes.value += n + moreLen - this.#hdr;
+  }
+
+  #drop(reason: "malformed" | "oversized"): void {
+    this.#ctx.counters.drops[reason].value++;
+    this.#c.dropped.value++;
   }
 
   #malformed(): void {
