@@ -25,6 +25,7 @@ if (values.mode === "naive") {
 } else {
   const metrics = createMetrics();
   const engine = createZeroCopyEngine({ maxPairs: 1024, pipeBytes: Number(values.pipe), log: createLogger({ level: "warn" }), metrics });
+  await engine.start();
   // Pairs' done records are kept (one small object per connection; the benchmark opens few).
   port = startZcProxy(engine, target).listener.port;
   stop = () => engine.stop();

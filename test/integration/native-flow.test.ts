@@ -19,9 +19,12 @@ const MiB = 1024 * 1024;
 const cleanups: (() => void)[] = [];
 afterAll(() => runCleanups(cleanups));
 
-function harness(specs: Parameters<typeof startProxy>[0], maxPairs = 16): Harness & { zc: MetricsRegistry } {
+/** A proxy with its own C-loop engine, its worker started (the agent starts it on the first
+ * hand-over: see "the worker starts on the first hand-over" below). */
+async function harness(specs: Parameters<typeof startProxy>[0], maxPairs = 16): Promise<Harness & { zc: MetricsRegistry }> {
   const zc = createMetrics();
   const engine = createZeroCopyEngine({ maxPairs, log: createMemoryLogger(), metrics: zc, native: { loop: compileNativeLoop(), maxPiped: 8 } });
+  expect(await engine.start()).toBe(true);
   const h = startProxy(specs, { zeroCopy: engine });
   cleanups.push(() => h.proxy.stop());
   return { ...h, zc };
@@ -82,7 +85,7 @@ async function exchangeTwice(c: Client): Promise<void> {
 describe("TCP proxy with the C flow loop", () => {
   test("a one-shot exchange (request, answer, close) stays in JS", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "once", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "once", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("once");
     for (let i = 0; i < 3; i++) {
       const c = await connect(port);
@@ -96,9 +99,47 @@ describe("TCP proxy with the C flow loop", () => {
     expect(h.metrics.snapshot()['proxy_tcp_bytes_total{direction="to_client"}']).toBe(33);
   });
 
+  test("the worker starts on the first hand-over, not with the engine; a connection asking while it starts stays in JS and is adopted on a later write", async () => {
+    const echo = track(echoServer());
+    const zc = createMetrics();
+    const engine = createZeroCopyEngine({ maxPairs: 16, log: createMemoryLogger(), metrics: zc, native: { loop: compileNativeLoop(), maxPiped: 8 } });
+    const h = { ...startProxy([{ name: "lazy", endpoints: [{ port: echo.port }] }], { zeroCopy: engine }), zc };
+    cleanups.push(() => h.proxy.stop());
+    const { port } = await h.addr("lazy");
+    // A one-shot connection asks for no hand-over: still no worker.
+    const once = await connect(port);
+    once.socket.write("one request");
+    await until(() => once.received() === 11, 5000, "the answer");
+    once.socket.shutdown();
+    expect(await once.closed).toBeUndefined();
+    expect(engine.ready).toBe(false);
+    expect(engine.starting).toBe(true);
+    expect(zcCount(h, "deferred")).toBe(0);
+    // A keep-alive connection: its second write asks for the hand-over, which starts the worker;
+    // meanwhile the connection stays in JS (the echo arrives, nothing waits for the worker).
+    const c = await connect(port);
+    await exchangeTwice(c);
+    expect(zcCount(h, "deferred")).toBe(1);
+    expect(zcCount(h, "adopted")).toBe(0);
+    await until(() => engine.ready, 5000, "the worker to be up");
+    // Its next write after an answer is handed over, and the loop carries the rest.
+    c.socket.write("third");
+    await until(() => c.received() === 13, 5000, "the third echo");
+    expect(zcCount(h, "adopted")).toBe(1);
+    expect(zc.snapshot()["zerocopy_active_pairs"]).toBe(1);
+    c.socket.write("and a fourth");
+    await until(() => c.received() === 25, 5000, "the fourth echo, through the loop");
+    expect(c.hash()).toBe(new Bun.CryptoHasher("sha256").update("pingpongthirdand a fourth").digest("hex"));
+    c.socket.shutdown();
+    expect(await c.closed).toBeUndefined();
+    await until(() => h.proxy.stats().activeTcp === 0, 5000, "the pair to finish");
+    expect(zcCount(h, "done")).toBe(1);
+    expect(zcCount(h, "resets")).toBe(0);
+  });
+
   test("a keep-alive connection is adopted after its first exchange; 1500 small messages round-trip intact, then 4000 pipelined", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "small", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "small", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("small");
     const c = await connect(port);
     const sent = new Bun.CryptoHasher("sha256");
@@ -149,7 +190,7 @@ describe("TCP proxy with the C flow loop", () => {
 
   test("64 MiB each way with the client reading slowly at first: backpressure and bulk move to splice(2), bytes intact", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "bulk", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "bulk", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("bulk");
     const data = randomBytes(64 * MiB);
     const p = await push(port, data, true);
@@ -192,7 +233,7 @@ describe("TCP proxy with the C flow loop", () => {
         },
       }),
     );
-    const h = harness([{ name: "half", endpoints: [{ port: server.port }] }]);
+    const h = await harness([{ name: "half", endpoints: [{ port: server.port }] }]);
     const { port } = await h.addr("half");
     const data = randomBytes(200_000);
     const chunks: Uint8Array[] = [];
@@ -233,7 +274,7 @@ describe("TCP proxy with the C flow loop", () => {
         },
       }),
     );
-    const h = harness([{ name: "rst", endpoints: [{ port: server.port }] }]);
+    const h = await harness([{ name: "rst", endpoints: [{ port: server.port }] }]);
     const { port } = await h.addr("rst");
     let error: Error | undefined;
     let ended = false;
@@ -273,7 +314,7 @@ describe("TCP proxy with the C flow loop", () => {
 
   test("a full pair table leaves the next connection in JS, and it works there", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "full", endpoints: [{ port: echo.port }] }], 1);
+    const h = await harness([{ name: "full", endpoints: [{ port: echo.port }] }], 1);
     const { port } = await h.addr("full");
     const a = await connect(port);
     const b = await connect(port);
@@ -296,7 +337,7 @@ describe("TCP proxy with the C flow loop", () => {
   test("stop resets adopted pairs and frees their descriptors", async () => {
     const echo = track(echoServer());
     const before = await settledFds();
-    const h = harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("stop");
     const clients = await Promise.all([connect(port), connect(port), connect(port)]);
     await Promise.all(clients.map(exchangeTwice));

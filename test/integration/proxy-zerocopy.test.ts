@@ -14,9 +14,12 @@ const MiB = 1024 * 1024;
 const cleanups: (() => void)[] = [];
 afterAll(() => runCleanups(cleanups));
 
-function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<typeof startProxy>[1] = {}): Harness & { zc: MetricsRegistry } {
+/** A proxy with its own engine, its worker started (the agent starts it on the first hand-over). */
+async function harness(specs: Parameters<typeof startProxy>[0], extra: Parameters<typeof startProxy>[1] = {}): Promise<Harness & { zc: MetricsRegistry }> {
   const zc = createMetrics();
-  const h = startProxy(specs, { zeroCopy: createZeroCopyEngine({ maxPairs: 16, log: createMemoryLogger(), metrics: zc }), ...extra });
+  const engine = createZeroCopyEngine({ maxPairs: 16, log: createMemoryLogger(), metrics: zc });
+  expect(await engine.start()).toBe(true);
+  const h = startProxy(specs, { zeroCopy: engine, ...extra });
   cleanups.push(() => h.proxy.stop());
   return { ...h, zc };
 }
@@ -36,7 +39,7 @@ const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).diges
 describe("TCP splice with the zero-copy engine", () => {
   test("a 100 MB echo is adopted, arrives intact (sha256) and is counted in the byte counters", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "bulk", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "bulk", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("bulk");
     const data = randomBytes(100 * MiB);
     const p = await push(port, data, true);
@@ -57,7 +60,7 @@ describe("TCP splice with the zero-copy engine", () => {
   test("a short HTTP request is not adopted", async () => {
     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => new Response(`got ${(await req.text()).length}`) });
     cleanups.push(() => server.stop(true));
-    const h = harness([{ name: "http", endpoints: [{ port: server.port! }] }]);
+    const h = await harness([{ name: "http", endpoints: [{ port: server.port! }] }]);
     const { port } = await h.addr("http");
     for (let i = 0; i < 5; i++) {
       const r = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "x".repeat(4096) });
@@ -90,7 +93,7 @@ describe("TCP splice with the zero-copy engine", () => {
       },
     });
     cleanups.push(() => server.stop(true));
-    const h = harness([{ name: "half", endpoints: [{ port: server.port }] }]);
+    const h = await harness([{ name: "half", endpoints: [{ port: server.port }] }]);
     const { port } = await h.addr("half");
     const data = randomBytes(8 * MiB);
     let text = "";
@@ -130,7 +133,7 @@ describe("TCP splice with the zero-copy engine", () => {
 
   test("drain waits for an adopted pair, which finishes its transfer", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "drain", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("drain");
     const data = randomBytes(4 * MiB);
     // No FIN yet: the pair stays open (adopted) until we end it during the drain.
@@ -157,7 +160,7 @@ describe("TCP splice with the zero-copy engine", () => {
   test("stop resets adopted pairs and frees their descriptors", async () => {
     const echo = track(echoServer());
     const base = await settledFds();
-    const h = harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
+    const h = await harness([{ name: "stop", endpoints: [{ port: echo.port }] }]);
     const { port } = await h.addr("stop");
     const data = randomBytes(2 * MiB);
     const pairs: Pusher[] = [];
@@ -177,7 +180,7 @@ describe("TCP splice with the zero-copy engine", () => {
 
   test("the per-port cap counts adopted pairs", async () => {
     const echo = track(echoServer());
-    const h = harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 2 });
+    const h = await harness([{ name: "capped", endpoints: [{ port: echo.port }] }], { maxConnectionsPerPort: 2 });
     const { port } = await h.addr("capped");
     const data = randomBytes(2 * MiB);
     const held = [await push(port, data, false), await push(port, data, false)];

@@ -176,9 +176,10 @@ let echo: TCPSocketListener<EchoState>;
 let proxy: ZcProxy;
 let fdsAtStart = 0;
 
-beforeAll(() => {
+beforeAll(async () => {
   fdsAtStart = openFds();
   engine = createZeroCopyEngine({ maxPairs: 256, log, metrics });
+  expect(await engine.start()).toBe(true);
   echo = echoServer();
   proxy = startZcProxy(engine, echo.port);
 });
@@ -387,6 +388,7 @@ describe("zero-copy engine (splice through bun:ffi, epoll loop in a Worker)", ()
   test("a full engine refuses the hand-over and leaves the caller's sockets untouched", async () => {
     const smallMetrics = createMetrics();
     const small = createZeroCopyEngine({ maxPairs: 1, log, metrics: smallMetrics });
+    expect(await small.start()).toBe(true);
     const p = startZcProxy(small, echo.port);
     try {
       let firstLive: ClientResult | null = null;
@@ -412,6 +414,7 @@ describe("zero-copy engine (splice through bun:ffi, epoll loop in a Worker)", ()
   test("stop() resets every adopted pair, reports each as stopped, refuses new ones and frees its fds", async () => {
     const fdsBefore = await settledFds();
     const own = createZeroCopyEngine({ maxPairs: 64, log, metrics: createMetrics() });
+    expect(await own.start()).toBe(true);
     const p = startZcProxy(own, echo.port);
     const clients = Array.from({ length: 20 }, () => client(p.listener.port, new Uint8Array(0), { fin: false }));
     await until(() => own.active === 20, 5000, "20 pairs adopted");

@@ -403,7 +403,10 @@ export function abort(c: Conn): void {
  * The Conn stays live (and counted in both caps) until the engine reports the pair done.
  */
 function tryZeroCopy(c: Conn): boolean {
-  c.zcTried = true;
+  const zc = c.ctx.zc!;
+  // The engine's worker starts on the first hand-over (a few ms): until it is up, adopt() refuses
+  // and the connection stays in JS, to try again on its next write instead of giving up.
+  c.zcTried = !zc.starting;
   const cl = c.client;
   const up = c.upstream;
   if (c.phase !== PHASE_SPLICING || cl === null || up === null) return false;
@@ -413,7 +416,7 @@ function tryZeroCopy(c: Conn): boolean {
   if (fdA < 0 || fdB < 0) return false;
   const d = (up as unknown as { data: unknown }).data;
   if (!(d instanceof Dial) || d.conn !== c) return false;
-  if (!c.ctx.zc!.adopt(fdA, fdB, zeroCopyDone, c)) return false;
+  if (!zc.adopt(fdA, fdB, zeroCopyDone, c)) return false;
   c.phase = PHASE_ZEROCOPY;
   d.conn = null;
   c.client = null;

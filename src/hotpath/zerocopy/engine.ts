@@ -52,6 +52,16 @@ export interface ZeroCopyEngine {
    * onDone(info, ctx) runs on the main thread once the engine closed its fds.
    */
   adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean;
+  /**
+   * The worker thread starts on the first adopt() (or start()), not with the engine: an agent
+   * that never sees an elephant or keep-alive flow does not pay its 5-6 MiB. Until it is up,
+   * adopt() refuses (the connection stays in JS) and starts it; a caller may try again later.
+   */
+  readonly ready: boolean;
+  /** Not ready yet, but will be (not started, or starting; not stopped or failed). */
+  readonly starting: boolean;
+  /** Start the worker if it is not running; true once it takes pairs, false if it failed or stopped. */
+  start(): Promise<boolean>;
   readonly active: number;
   /**
    * true: the C loop, cheap per message, so local TCP connections are handed over as soon as
@@ -67,6 +77,7 @@ export interface ZeroCopyEngine {
 interface Metrics {
   adopted: Counter;
   refused: Counter;
+  deferred: Counter;
   done: Counter;
   resets: Counter;
   bytes: Counter;
@@ -89,7 +100,13 @@ class Engine implements ZeroCopyEngine {
   readonly #bytes: Float64Array;
   readonly #live: Uint8Array;
   #finishedBytes = 0;
-  readonly #worker: Worker;
+  /** Started lazily (start()); null until then. */
+  #worker: Worker | null = null;
+  readonly #init: object;
+  readonly #native: boolean;
+  #ready = false;
+  #starting: Promise<boolean> | null = null;
+  #started: ((ok: boolean) => void) | null = null;
   readonly #eventFd: number;
   readonly #free: number[] = [];
   readonly #done: (ZeroCopyDone<unknown> | null)[];
@@ -110,6 +127,7 @@ class Engine implements ZeroCopyEngine {
     this.#m = {
       adopted: r.counter("zerocopy_adopted_total", "Connections handed to the splice(2) engine"),
       refused: r.counter("zerocopy_refused_total", "Hand-overs refused (engine full or out of fds)"),
+      deferred: r.counter("zerocopy_deferred_total", "Hand-overs left in JS because the worker was still starting"),
       done: r.counter("zerocopy_done_total", "Adopted connections finished"),
       resets: r.counter("zerocopy_resets_total", "Adopted connections reset (socket error or stop)"),
       bytes: r.counter("zerocopy_bytes_total", "Bytes moved by the engine, counted when a pair ends"),
@@ -128,16 +146,44 @@ class Engine implements ZeroCopyEngine {
     this.#eventFd = this.#libc.libc.eventfd(0, O_NONBLOCK | O_CLOEXEC);
     if (this.#eventFd < 0) throw new Error(`zerocopy: eventfd failed: errno ${this.#libc.errno()}`);
     const native = opts.native;
-    this.#worker = new Worker(new URL(native ? "./native/worker.ts" : "./worker.ts", import.meta.url).href);
-    this.#worker.onmessage = (ev: MessageEvent) => this.#onMessage(ev.data);
-    // The worker must not keep the process alive by itself; adopted pairs are owned by a
-    // listener that does.
-    this.#worker.unref();
+    this.#native = native !== undefined;
     const init = { sab: this.#ctrl.buffer, maxPairs: this.#max, eventFd: this.#eventFd };
-    this.#worker.postMessage(native ? { ...init, loop: native.loop, maxPiped: native.maxPiped, pipeBytes: this.#pipeBytes } : init);
+    this.#init = native ? { ...init, loop: native.loop, maxPiped: native.maxPiped, pipeBytes: this.#pipeBytes } : init;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get starting(): boolean {
+    return !this.#ready && this.#stopping === null;
+  }
+
+  start(): Promise<boolean> {
+    if (this.#starting !== null) return this.#starting;
+    if (this.#stopping !== null) return (this.#starting = Promise.resolve(false));
+    this.#starting = new Promise<boolean>((resolve) => (this.#started = resolve));
+    try {
+      const w = new Worker(new URL(this.#native ? "./native/worker.ts" : "./worker.ts", import.meta.url).href);
+      this.#worker = w;
+      w.onmessage = (ev: MessageEvent) => this.#onMessage(ev.data);
+      // The worker must not keep the process alive by itself; adopted pairs are owned by a
+      // listener that does.
+      w.unref();
+      w.postMessage(this.#init);
+    } catch (err) {
+      this.#log.error("zerocopy worker failed to start", { err });
+      this.#finish();
+    }
+    return this.#starting;
   }
 
   adopt<T>(fdA: number, fdB: number, onDone: ZeroCopyDone<T>, ctx: T): boolean {
+    if (!this.#ready && this.#stopping === null) {
+      void this.start();
+      this.#m.deferred.value++;
+      return false;
+    }
     if (this.#stopping !== null || this.#free.length === 0 || fdA < 0 || fdB < 0) {
       this.#m.refused.value++;
       return false;
@@ -206,7 +252,11 @@ class Engine implements ZeroCopyEngine {
   }
 
   stop(): Promise<void> {
-    if (this.#stopping === null) {
+    if (this.#stopping === null && this.#worker === null) {
+      // Never started: nothing to reset.
+      this.#stopping = Promise.resolve();
+      this.#finish();
+    } else if (this.#stopping === null) {
       this.#stopping = new Promise<void>((resolve) => (this.#stopped = resolve));
       Atomics.store(this.#ctrl, CTRL_STOP, 1);
       this.#wake();
@@ -227,8 +277,13 @@ class Engine implements ZeroCopyEngine {
     this.#libc.libc.write(this.#eventFd, ptr(this.#one), 8);
   }
 
-  #onMessage(msg: DoneMessage | number[] | { stopped?: boolean; fatal?: string }): void {
+  #onMessage(msg: DoneMessage | number[] | { ready?: boolean; stopped?: boolean; fatal?: string }): void {
     if (!Array.isArray(msg)) {
+      if (msg.ready === true) {
+        if (this.#stopping === null) this.#ready = true;
+        this.#settleStart(this.#ready);
+        return;
+      }
       if (msg.fatal !== undefined) this.#log.error("zerocopy worker failed", { err: msg.fatal });
       if (msg.stopped === true || msg.fatal !== undefined) this.#finish();
       return;
@@ -256,10 +311,19 @@ class Engine implements ZeroCopyEngine {
     }
   }
 
+  #settleStart(ok: boolean): void {
+    const resolve = this.#started;
+    this.#started = null;
+    if (resolve !== null) resolve(ok);
+  }
+
   #finish(): void {
     if (this.#stopping === null) this.#stopping = Promise.resolve(); // fatal: refuse new pairs
-    this.#worker.terminate();
+    this.#ready = false;
+    this.#worker?.terminate();
+    this.#worker = null;
     this.#libc.libc.close(this.#eventFd);
+    this.#settleStart(false);
     const resolve = this.#stopped;
     this.#stopped = null;
     if (resolve !== null) resolve();

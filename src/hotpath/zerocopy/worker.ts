@@ -69,6 +69,8 @@ function run(init: WorkerInit): void {
     self.postMessage({ fatal: `epoll_ctl(eventfd) failed: errno ${errno()}` });
     return;
   }
+  // The engine refuses pairs until this arrives (it starts the worker on the first hand-over).
+  self.postMessage({ ready: true });
 
   /** Close every fd of the pair (RST first when it failed or the engine stops) and report. */
   const release = (slot: number, reason: number): void => {

@@ -44,6 +44,8 @@ function run(init: NativeWorkerInit): void {
     self.postMessage({ fatal: "nf_create failed (out of memory or fds)" });
     return;
   }
+  // The engine refuses pairs until this arrives (it starts the worker on the first hand-over).
+  self.postMessage({ ready: true });
 
   /** Post the first n done records as one flat [slot, reason, AtoB, BtoA, errno, ...] array. */
   const report = (n: number): void => {
