@@ -10,12 +10,14 @@
 // both agents' CPU seconds per GB in the bulk run (detail), and as gate rows the larger of the two agents: mem.rss_idle_mib, mem.rss_after_load_mib,
 // mem.hwm_mib, mem.anon_idle_mib, mem.anon_after_load_mib (MiB, lower is better).
 //
-//   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--source | --main FILE] [--settle S] [--keep-output DIR]
+//   bun bench/mem-bench.ts [--short] [--seconds 3] [--idle 10] [--probe] [--bun-flag=--smol] [--env K=V] [--bare] [--source | --main FILE] [--settle S] [--keep-output DIR]
 //
 // The agents run what the image runs: the bundle (scripts/build.ts, built first into
 // .state/mem-bench-bundle, about a second), so the gate measures production and a bundle that does
 // not start or carry traffic fails it. --source runs src/main/index.ts instead (for a comparison),
-// --main FILE another entry (another checkout's src/main/index.ts, or its bundle).
+// --main FILE another entry (another checkout's src/main/index.ts, or its bundle). With the
+// runtime options bin/edgemesh gives `edgemesh agent` (bin/agent.env: JSC heap sizing), as in
+// production; --bare leaves them out (an A/B, or another checkout's entry without them).
 //
 // --probe preloads bench/mem-probe.ts into the agents and adds, per agent and phase, JSC's heap
 // after a full GC (heapSize, extraMemorySize, objectCount, top types): for finding what holds the
@@ -40,6 +42,7 @@ const { values: a } = parseArgs({
     probe: { type: "boolean", default: false },
     "bun-flag": { type: "string", multiple: true, default: [] },
     env: { type: "string", multiple: true, default: [] },
+    bare: { type: "boolean", default: false },
     main: { type: "string" },
     source: { type: "boolean", default: false },
     settle: { type: "string", default: "0" },
@@ -49,13 +52,21 @@ const { values: a } = parseArgs({
 const seconds = Math.min(30, Math.max(1, Number(a.seconds)));
 const settleSeconds = Math.min(60, Math.max(0, Number(a.settle)));
 const idleSeconds = Math.min(60, Math.max(1, Number(a.idle)));
-const extraEnv = Object.fromEntries(
-  a.env!.map((kv) => {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new Error(`--env: expected NAME=VALUE, got ${kv}`);
-    return [kv.slice(0, i), kv.slice(i + 1)];
-  }),
-);
+const keyValue = (kv: string, what: string): [string, string] => {
+  const i = kv.indexOf("=");
+  if (i <= 0) throw new Error(`${what}: expected NAME=VALUE, got ${kv}`);
+  return [kv.slice(0, i), kv.slice(i + 1)];
+};
+/** What bin/edgemesh exports for `edgemesh agent` (unless the environment sets it). */
+const launcherEnv = a.bare
+  ? {}
+  : Object.fromEntries(
+      readFileSync(new URL("../bin/agent.env", import.meta.url), "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "" && !l.startsWith("#"))
+        .map((l) => keyValue(l, "bin/agent.env")),
+    );
+const extraEnv: Record<string, string> = { ...launcherEnv, ...Object.fromEntries(a.env!.map((kv) => keyValue(kv, "--env"))) };
 const SERVER_IP = "10.244.2.10";
 const IPERF_SVC = "10.96.2.1";
 const HTTP_SVC = "10.96.2.2";
