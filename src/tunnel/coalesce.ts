@@ -14,6 +14,7 @@ import type { AbortOptions, MessageStream, StreamMessageEvent } from "@libp2p/in
 import type { AbstractMessageStream } from "@libp2p/utils";
 import { LayeredMessageStream } from "./layered-stream.ts";
 import { Uint8ArrayList } from "uint8arraylist";
+import { queueIsIdle, type QueueFields } from "./yamux-send.ts";
 
 /** A batch this large is sent at once instead of at the end of the turn (one Noise message). */
 export const COALESCE_FLUSH_BYTES = 64 * 1024;
@@ -35,6 +36,25 @@ export class CoalescingMessageStream extends LayeredMessageStream {
 
   protected override onInnerClose(): void {
     this.#pending.consume(this.#pending.byteLength);
+  }
+
+  /**
+   * The muxer's frames, straight into the batch when the stream's own queue is idle (see
+   * yamux-send.ts: what processSendQueue would do, without its list copies and 'idle' event).
+   */
+  override send(data: Uint8Array | ByteList): boolean {
+    if (!queueIsIdle(this as unknown as QueueFields, data.byteLength)) return super.send(data as Uint8Array);
+    this.sendingData = true;
+    try {
+      const { canSendMore } = this.sendData(data as ByteList);
+      if (!canSendMore) this.writableNeedsDrain = true;
+      return canSendMore;
+    } catch (err) {
+      this.abort(err as Error);
+      throw err;
+    } finally {
+      this.sendingData = false;
+    }
   }
 
   sendData(data: ByteList) {
