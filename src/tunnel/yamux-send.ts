@@ -13,7 +13,14 @@
 // queue to empty) to the library's code. safeDispatchEvent skips building the event when the
 // emitter has no listener for it (dispatchEvent would then do nothing; listenerCount is the
 // emitter's own count of what addEventListener registered).
-// The library has no option for either, so this is the one place that adjusts them; like
+// Receiving, a data frame for a stream with one plain 'message' listener (the splice's adapter)
+// goes to that listener at once when nothing waits in the read buffer and the stream is
+// readable: what onData -> dispatchReadBuffer would deliver, without the read-buffer round trip
+// (append, sublist, consume) and the Event object through the native EventTarget; the listener
+// gets { type: "message", data } with the frame's own list. Any other case (paused, closing,
+// buffered bytes, several listeners, a listener added with options) takes the library's path.
+// A listener that throws is reported (reportError) as EventTarget does, never into the muxer.
+// The library has no option for any of these, so this is the one place that adjusts them; like
 // yamux-window.ts it patches prototypes once per process and fails loudly if they changed.
 // tunnel-yamux-send.test.ts checks the frames on the wire against the library's own send.
 import { YamuxStream } from "@chainsafe/libp2p-yamux/stream";
@@ -66,7 +73,22 @@ export function queueIsIdle(s: QueueFields, n: number): boolean {
   );
 }
 
-/** Installs both once per process (idempotent); returns true if active. */
+/** The one 'message' listener added without options, when it is the only one (else undefined). */
+const DIRECT_LISTENER = Symbol("edgemesh.directMessageListener");
+type MessageListener = ((evt: unknown) => void) | { handleEvent(evt: unknown): void };
+
+/** The stream fields the direct delivery reads and writes. */
+interface ReadFields {
+  [DIRECT_LISTENER]?: MessageListener;
+  readStatus: string;
+  remoteWriteStatus: string;
+  readBuffer: { byteLength: number };
+  listenerCount(type: string): number;
+  maybeDispatchEnd(): void;
+  checkReadBufferLength(): void;
+}
+
+/** Installs them once per process (idempotent); returns true if active. */
 export function installYamuxFastSend(): boolean {
   const proto = YamuxStream.prototype as unknown as Record<PropertyKey, unknown> & { send: (data: Uint8Array) => boolean; sendData: unknown; getSendFlags: unknown };
   if (proto[PATCHED] === true) return true;
@@ -95,6 +117,39 @@ export function installYamuxFastSend(): boolean {
   emitter.safeDispatchEvent = function safeDispatchEvent(this: { listenerCount(type: string): number }, type: string, detail?: unknown) {
     if (this.listenerCount(type) === 0) return true; // what dispatchEvent returns with no listener
     return originalSafe.call(this, type, detail);
+  };
+  type Listen = (this: ReadFields, type: string, listener: MessageListener | null, opts?: unknown) => void;
+  const rec = proto as unknown as { addEventListener: Listen; removeEventListener: Listen; onData: (this: ReadFields, data: { byteLength: number }) => void };
+  const add = rec.addEventListener;
+  const remove = rec.removeEventListener;
+  const onData = rec.onData;
+  if (typeof add !== "function" || typeof remove !== "function" || typeof onData !== "function" || typeof (proto as Record<string, unknown>).maybeDispatchEnd !== "function" || typeof (proto as Record<string, unknown>).checkReadBufferLength !== "function") {
+    throw new Error("@libp2p/utils changed (no AbstractMessageStream.onData/maybeDispatchEnd/checkReadBufferLength): review src/tunnel/yamux-send.ts");
+  }
+  rec.addEventListener = function addEventListener(type, listener, opts) {
+    add.call(this, type, listener, opts);
+    if (type === "message") this[DIRECT_LISTENER] = opts === undefined && listener != null && this.listenerCount("message") === 1 ? listener : undefined;
+  };
+  rec.removeEventListener = function removeEventListener(type, listener, opts) {
+    remove.call(this, type, listener, opts);
+    if (type === "message") this[DIRECT_LISTENER] = undefined; // the library's dispatch from now on
+  };
+  rec.onData = function onDataDirect(data) {
+    const l = this[DIRECT_LISTENER];
+    if (l === undefined || data.byteLength === 0 || this.readStatus !== "readable" || this.readBuffer.byteLength !== 0) return onData.call(this, data);
+    const evt = { type: "message", data };
+    try {
+      if (typeof l === "function") l(evt);
+      else l.handleEvent(evt);
+    } catch (err) {
+      reportError(err);
+    }
+    // What dispatchReadBuffer does after dispatching.
+    if (this.readBuffer.byteLength === 0 && this.remoteWriteStatus === "closed") {
+      this.readStatus = "closed";
+      this.maybeDispatchEnd();
+    }
+    this.checkReadBufferLength();
   };
   proto[YAMUX_ORIGINAL_SEND] = original;
   emitter[ORIGINAL_SAFE_DISPATCH] = originalSafe;

@@ -116,3 +116,67 @@ test("safeDispatchEvent still reaches every listener, and skips the event when t
   }
   expect(typeof (TypedEventEmitter.prototype as unknown as Record<PropertyKey, unknown>)[ORIGINAL_SAFE_DISPATCH]).toBe("function");
 });
+
+/** A muxer pair with one stream A -> B; B's stream is handed to `onStream`. */
+async function streamPair(onStream: (s: Stream) => void) {
+  const [a, b] = multiaddrConnectionPair();
+  const ma = yamux()().createStreamMuxer(a);
+  const mb = yamux()().createStreamMuxer(b);
+  mb.addEventListener("stream", (evt) => onStream(evt.detail as Stream));
+  const stream = await ma.createStream();
+  return { stream, done: () => (ma.abort(new Error("done")), mb.abort(new Error("done"))) };
+}
+
+test("direct delivery: one listener gets every frame in order, also across a pause, and 'end' after the FIN", async () => {
+  installYamuxFastSend();
+  const got: number[] = [];
+  const types = new Set<string>();
+  let direct = 0; // deliveries without an Event object (the fast path)
+  let remote!: Stream;
+  let ended = false;
+  const { stream, done } = await streamPair((s) => {
+    remote = s;
+    s.addEventListener("message", {
+      handleEvent(e: Event & { data: { subarray(): Uint8Array } }) {
+        types.add(e.type);
+        if (!(e instanceof Event)) direct++;
+        for (const byte of e.data.subarray()) got.push(byte);
+      },
+    } as unknown as EventListener);
+    s.addEventListener("end", () => (ended = true));
+  });
+  const msg = (k: number) => new Uint8Array(100).fill(k);
+  for (let k = 0; k < 5; k++) stream.send(msg(k));
+  await Bun.sleep(5);
+  remote.pause();
+  for (let k = 5; k < 10; k++) stream.send(msg(k));
+  await Bun.sleep(5);
+  expect(got.length).toBe(500); // paused: the rest waits in the read buffer
+  remote.resume();
+  for (let k = 10; k < 12; k++) stream.send(msg(k));
+  await stream.close();
+  await Bun.sleep(10);
+  expect(got.length).toBe(1200);
+  for (let i = 0; i < got.length; i++) if (got[i] !== Math.floor(i / 100)) throw new Error(`byte ${i} is ${got[i]}`);
+  expect([...types]).toEqual(["message"]);
+  expect(direct).toBeGreaterThanOrEqual(5);
+  expect(ended).toBe(true);
+  done();
+});
+
+test("direct delivery: with two listeners, or one added with options, both still get every byte", async () => {
+  installYamuxFastSend();
+  const counts = [0, 0, 0];
+  const { stream, done } = await streamPair((s) => {
+    s.addEventListener("message", (e) => (counts[0]! += e.data.byteLength));
+    s.addEventListener("message", (e) => (counts[1]! += e.data.byteLength));
+    s.addEventListener("message", (e) => (counts[2]! += e.data.byteLength), { once: true });
+  });
+  for (let k = 0; k < 4; k++) stream.send(new Uint8Array(64));
+  await Bun.sleep(10);
+  expect(counts[0]).toBe(256);
+  expect(counts[1]).toBe(256);
+  expect(counts[2]).toBeGreaterThan(0);
+  expect(counts[2]).toBeLessThan(256);
+  done();
+});
