@@ -1,4 +1,4 @@
-// A direct send for yamux streams, and no event objects for events nobody listens to.
+// A direct send for yamux streams, and direct delivery of their frames to a single listener.
 //
 // Every send() on a libp2p 3 stream goes through AbstractMessageStream's queue: append to the
 // write buffer, processSendQueue takes a sublist and a defensive copy of it (two Uint8ArrayLists),
@@ -10,9 +10,8 @@
 // message size, the queue would send it at once as one frame: yamuxFastSend does exactly that
 // (the library's getSendFlags and sendFrame, same header, same payload bytes), and leaves every
 // other case (queued bytes, a full window, drain, closing, an 'idle' listener waiting for the
-// queue to empty) to the library's code. safeDispatchEvent skips building the event when the
-// emitter has no listener for it (dispatchEvent would then do nothing; listenerCount is the
-// emitter's own count of what addEventListener registered).
+// queue to empty) to the library's code. (A global "no event without a listener" patch of
+// safeDispatchEvent was tried and dropped: it broke relay reservations, test/e2e/relay-liveness.)
 // Receiving, a data frame for a stream with one plain 'message' listener (the splice's adapter)
 // goes to that listener at once when nothing waits in the read buffer and the stream is
 // readable: what onData -> dispatchReadBuffer would deliver, without the read-buffer round trip
@@ -24,10 +23,6 @@
 // yamux-window.ts it patches prototypes once per process and fails loudly if they changed.
 // tunnel-yamux-send.test.ts checks the frames on the wire against the library's own send.
 import { YamuxStream } from "@chainsafe/libp2p-yamux/stream";
-import { AbstractMessageStream } from "@libp2p/utils";
-
-/** main-event's TypedEventEmitter (not a dependency of ours): the class libp2p's streams extend. */
-export const TypedEventEmitter = Object.getPrototypeOf(AbstractMessageStream) as { prototype: object; new (): EventTarget & { safeDispatchEvent(type: string, detail?: unknown): boolean; listenerCount(type: string): number } };
 
 /** yamux's data frame type (frame.ts FrameType.Data); its 12-byte header is the library's. */
 const FRAME_DATA = 0;
@@ -42,9 +37,8 @@ interface SendFields extends QueueFields {
 }
 
 const PATCHED = Symbol.for("edgemesh.yamuxFastSend");
-/** The library's own send and safeDispatchEvent, kept under these symbols (tests compare with them). */
+/** The library's own send, kept under this symbol (tests compare with it). */
 export const YAMUX_ORIGINAL_SEND = Symbol.for("edgemesh.yamuxOriginalSend");
-export const ORIGINAL_SAFE_DISPATCH = Symbol.for("edgemesh.originalSafeDispatchEvent");
 
 /** The queue fields of any libp2p 3 message stream (AbstractMessageStream). */
 export interface QueueFields {
@@ -93,10 +87,8 @@ export function installYamuxFastSend(): boolean {
   const proto = YamuxStream.prototype as unknown as Record<PropertyKey, unknown> & { send: (data: Uint8Array) => boolean; sendData: unknown; getSendFlags: unknown };
   if (proto[PATCHED] === true) return true;
   const original = proto.send;
-  const emitter = TypedEventEmitter.prototype as unknown as Record<PropertyKey, unknown> & { safeDispatchEvent: (type: string, detail?: unknown) => boolean };
-  const originalSafe = emitter.safeDispatchEvent;
-  if (typeof original !== "function" || typeof proto.sendData !== "function" || typeof proto.getSendFlags !== "function" || typeof originalSafe !== "function" || typeof emitter.listenerCount !== "function") {
-    throw new Error("@chainsafe/libp2p-yamux or main-event changed (no YamuxStream.send/sendData/getSendFlags or safeDispatchEvent): review src/tunnel/yamux-send.ts");
+  if (typeof original !== "function" || typeof proto.sendData !== "function" || typeof proto.getSendFlags !== "function") {
+    throw new Error("@chainsafe/libp2p-yamux changed (no YamuxStream.send/sendData/getSendFlags): review src/tunnel/yamux-send.ts");
   }
   proto.send = function send(this: SendFields, data: Uint8Array) {
     const n = data.byteLength;
@@ -114,10 +106,7 @@ export function installYamuxFastSend(): boolean {
       this.sendingData = false;
     }
   };
-  emitter.safeDispatchEvent = function safeDispatchEvent(this: { listenerCount(type: string): number }, type: string, detail?: unknown) {
-    if (this.listenerCount(type) === 0) return true; // what dispatchEvent returns with no listener
-    return originalSafe.call(this, type, detail);
-  };
+
   type Listen = (this: ReadFields, type: string, listener: MessageListener | null, opts?: unknown) => void;
   const rec = proto as unknown as { addEventListener: Listen; removeEventListener: Listen; onData: (this: ReadFields, data: { byteLength: number }) => void };
   const add = rec.addEventListener;
@@ -152,7 +141,6 @@ export function installYamuxFastSend(): boolean {
     this.checkReadBufferLength();
   };
   proto[YAMUX_ORIGINAL_SEND] = original;
-  emitter[ORIGINAL_SAFE_DISPATCH] = originalSafe;
   proto[PATCHED] = true;
   return true;
 }
