@@ -49,7 +49,8 @@ const addresses = rr.endpoints.map((e) => `${e.ip}:${e.port}`);
 let i = 0;
 const next = () => (i = (i + 1) & (CLIENTS - 1));
 
-// References: the bare operation each policy cannot avoid.
+// References: the bare operation a policy cannot avoid; random and affinity are held against the
+// round-robin pick below (their bare operations ran at one of two speeds per process).
 nano("ref: array index modulo", () => do_not_optimize(addresses[next() % ENDPOINTS]));
 nano("ref: xxHash64 of client ip", () => do_not_optimize(Bun.hash.xxHash64(clients[next()]!) % 10n));
 
