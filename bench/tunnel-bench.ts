@@ -6,6 +6,11 @@
 // two agents' CPU time during the bulk run over the bytes moved. A "raw" row measures the tunnel
 // alone (two processes, proxy streams driven directly, no proxy or sockets at either end), so the
 // share of the gap that is the tunnel's and the share that is the splice's can be told apart.
+// The CPU reference: in every round, beside direct, the same iperf3 bulk through two socat relays
+// in a chain (two userspace hops, as A and B are); "cpu_per_gib_ratio" = socat's CPU-s/GiB / the
+// agents', per round. That ratio is gated, not the agents' CPU-s/GiB itself: the absolute number
+// follows the machine (the same code measured 2.6 and 3.0-3.3 on two evenings, 3.6 with one busy
+// core beside it), the ratio far less (0.30-0.32, 0.285 with the busy core).
 // "short_*": one fresh connection at a time (connect, 1 KiB POST, response, close; macro/
 // short-conn.ts), p50 latency and rate vs direct: what a proxy stream open (CONNECT -> SUCCESS on
 // the live libp2p connection) adds to every short connection.
@@ -320,6 +325,9 @@ interface RoundResult {
   /** Full mode, tcp_psk and direct only (not gated). */
   udp?: UdpResult;
   cpuSecondsPerGiB?: number;
+  /** Direct rounds only: the same iperf3 bulk through two socat relays (the CPU reference). */
+  socatGbps?: number;
+  socatCpuSecondsPerGiB?: number;
   rps: number;
   rpsErrors: number;
   short: { p50_ms: number; p99_ms: number; rate: number; errors: number };
@@ -366,7 +374,7 @@ type Pair = Awaited<ReturnType<typeof startPair>>;
 async function measureRounds(
   paths: PathSpec[],
   pairs: Map<string, Pair>,
-  direct: { iperf: number; http: number; udp?: number },
+  direct: { iperf: number; http: number; udp?: number; socat?: { port: number; pids: number[] } },
   seconds: number,
   rounds: number,
 ): Promise<{ direct: RoundResult[]; byPath: Map<string, RoundResult[]>; errors: Map<string, string> }> {
@@ -385,6 +393,17 @@ async function measureRounds(
       }
     };
     d.bulkGbps = await iperf3(direct.iperf, seconds);
+    if (direct.socat) {
+      const { port, pids } = direct.socat;
+      const cpu = async () => (await Promise.all(pids.map((pid) => cpuSecondsOf(pid)))).reduce((x, y) => x + y, 0);
+      const cpu0 = await cpu();
+      d.socatGbps = await iperf3(port, seconds);
+      // socat forks one child per connection; its CPU reaches the parent's counters when the
+      // parent reaps it, just after iperf3 closes.
+      await Bun.sleep(200);
+      const gib = (d.socatGbps * 1e9 * (seconds + 1)) / 8 / 2 ** 30;
+      d.socatCpuSecondsPerGiB = ((await cpu()) - cpu0) / gib;
+    }
     for (const p of order) {
       await step(p, async (pair, r) => {
         const agents = [pair.a, pair.b, ...(pair.relay ? [pair.relay] : [])];
@@ -459,11 +478,22 @@ function pathRows(name: string, rs: RoundResult[], direct: RoundResult[]): Row[]
     ];
   };
   const cpu = rs.map((r) => round3(r.cpuSecondsPerGiB ?? NaN)).filter(Number.isFinite);
+  // CPU per GiB against two socat relays moving the same iperf3 bytes in the same round (socat's /
+  // ours, higher is better): the agents' absolute CPU-s/GiB follows the machine (a slower build
+  // machine measured 25% more for the same code), the ratio to a reference of the same shape
+  // (two userspace hops, loopback TCP in and out) much less.
+  const cpuRatio = rs.flatMap((r, i) => {
+    const ref = direct[i]?.socatCpuSecondsPerGiB;
+    return r.cpuSecondsPerGiB && ref ? [round3(ref / r.cpuSecondsPerGiB)] : [];
+  });
   return [
     ...ratio("bulk", "Gbit/s", (r) => r.bulkGbps, (r) => r.bulkGbps),
     ...ratio("rps", "req/s", (r) => r.rps, (r) => r.rps),
     { name: `tunnel.${name}.rps_errors`, value: rs.reduce((n, r) => n + r.rpsErrors, 0), unit: "" },
     { name: `tunnel.${name}.cpu_s_per_gib`, value: cpu.length ? median(cpu) : null, unit: "CPU-s/GiB", runs: cpu },
+    ...(cpuRatio.length
+      ? [{ name: `tunnel.${name}.cpu_per_gib_ratio`, value: median(cpuRatio), unit: "x", ratio: median(cpuRatio), runs: cpuRatio, note: "CPU-s/GiB of two socat relays (same round) / the agents'" }]
+      : []),
     { name: `tunnel.${name}.short_p50_ms`, value: median(rs.map((r) => r.short.p50_ms)), unit: "ms" },
     { name: `tunnel.${name}.short_p99_ms`, value: median(rs.map((r) => r.short.p99_ms)), unit: "ms" },
     ...ratio("short_rate", "conn/s", (r) => r.short.rate, (r) => r.short.rate),
@@ -519,6 +549,20 @@ async function main(): Promise<void> {
       return port;
     };
     const iperfPort = await iperfServer();
+    // The CPU reference: two socat relays in a chain (as agent A and agent B are) in front of their
+    // own iperf3 server, measured in every round beside direct.
+    let socat: { port: number; pids: number[] } | undefined;
+    if (haveTool("socat")) {
+      const target = await iperfServer();
+      const [pa, pb] = [await freePort(), await freePort()];
+      const relay = (from: number, to: number) => spawnChild(["socat", "-b262144", `TCP-LISTEN:${from},reuseaddr,fork,bind=127.0.0.1`, `TCP:127.0.0.1:${to}`]).pid;
+      const pids = [relay(pb, target), relay(pa, pb)];
+      await waitTcp(pb);
+      await waitTcp(pa);
+      socat = { port: pa, pids };
+    } else {
+      console.error("[tunnel-bench] socat not installed: no CPU reference, the cpu_per_gib_ratio rows are not measured");
+    }
     const http = spawnBun("./http-backend.ts");
     const httpPort = (await http.nextJson<{ port: number }>()).port;
     // The UDP rows are not gated and would add ~15 s to the CI gate: full mode (and --udp-ab) only.
@@ -546,7 +590,7 @@ async function main(): Promise<void> {
     }
     const t0 = performance.now();
     const outside = await outsideLoad();
-    const m = await measureRounds(paths, pairs, { iperf: iperfPort, http: httpPort, udp: udpPort }, seconds, rounds);
+    const m = await measureRounds(paths, pairs, { iperf: iperfPort, http: httpPort, udp: udpPort, socat }, seconds, rounds);
     const outsideShare = await outside();
     console.error(`[tunnel-bench] ${rounds} rounds in ${((performance.now() - t0) / 1000).toFixed(0)} s, outside load ${(outsideShare * 100).toFixed(0)}% of the cores`);
     rows.push({ name: "tunnel.outside_cpu_share", value: Number(outsideShare.toFixed(3)), unit: "", note: "CPU share of all cores other processes took during the rounds (not this benchmark's tree): a run with more than a few % was not quiet" });
@@ -557,6 +601,12 @@ async function main(): Promise<void> {
     }
     rows.push(
       { name: "tunnel.direct.bulk_gbps", value: median(m.direct.map((r) => r.bulkGbps)), unit: "Gbit/s", runs: m.direct.map((r) => round3(r.bulkGbps)) },
+      ...(socat
+        ? [
+            { name: "tunnel.socat_pair.bulk_gbps", value: median(m.direct.map((r) => r.socatGbps ?? NaN)), unit: "Gbit/s", runs: m.direct.map((r) => round3(r.socatGbps ?? NaN)) },
+            { name: "tunnel.socat_pair.cpu_s_per_gib", value: median(m.direct.map((r) => r.socatCpuSecondsPerGiB ?? NaN)), unit: "CPU-s/GiB", runs: m.direct.map((r) => round3(r.socatCpuSecondsPerGiB ?? NaN)) },
+          ]
+        : []),
       { name: "tunnel.direct.rps", value: median(m.direct.map((r) => r.rps)), unit: "req/s", runs: m.direct.map((r) => Math.round(r.rps)) },
       { name: "tunnel.direct.short_p50_ms", value: median(m.direct.map((r) => r.short.p50_ms)), unit: "ms" },
       { name: "tunnel.direct.short_rate", value: median(m.direct.map((r) => r.short.rate)), unit: "conn/s" },
