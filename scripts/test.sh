@@ -14,4 +14,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 # drive bin/edgemesh test it too.
 bun scripts/build.ts
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec bun test "$@"
+# 60 s per test and per hook unless a test names its own: e2e hooks stop several agents and a
+# network-namespace bed (8 s grace each before SIGKILL), more than Bun's 5 s default on a loaded
+# machine. On the command line because Bun 1.4 does not read a timeout from bunfig.toml.
+exec bun test --timeout 60000 "$@"
