@@ -158,7 +158,7 @@ export class UpstreamPool {
   }
 
   /** Keep an upstream whose exchange ended cleanly; closes it when the endpoint has enough. */
-  release(u: Upstream): void {
+  release(u: Upstream, now = this.clock.now()): void {
     u.owner = null;
     if (u.state !== U_READY || u.broken || u.stream === null) {
       u.close0(u.broken);
@@ -174,7 +174,7 @@ export class UpstreamPool {
       return;
     }
     u.state = U_IDLE;
-    u.idleSince = this.clock.now();
+    u.idleSince = now;
     list.push(u);
     this.size++;
   }

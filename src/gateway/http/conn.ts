@@ -376,8 +376,8 @@ export function abortConn(c: HttpConn): void {
   c.client?.terminate();
 }
 
-/** Back to waiting for the next request on this connection. */
-export function resetForNextRequest(c: HttpConn): void {
+/** Back to waiting for the next request on this connection (`now`: the clock, when the caller has read it). */
+export function resetForNextRequest(c: HttpConn, now = c.ctx.clock.now()): void {
   c.phase = P_HEAD;
   c.route = null;
   c.sel.match = null;
@@ -397,7 +397,7 @@ export function resetForNextRequest(c: HttpConn): void {
   c.respStarted = false;
   c.idle = true;
   c.needConnect = false;
-  c.deadline = c.ctx.clock.now() + c.ctx.timeouts.idleMs;
+  c.deadline = now + c.ctx.timeouts.idleMs;
 }
 
 /** The client socket closed (either way). */

@@ -8,6 +8,7 @@ import { routeMetrics } from "../context.ts";
 import { pickDestination, pickOtherDestination, selectRoute, selectVirtualHost } from "../route.ts";
 import { Upstream, upstreamSocketHandler } from "../upstream.ts";
 import { cannedFor, GATEWAY_TIMEOUT, METHOD_NOT_ALLOWED, NOT_FOUND, UNAVAILABLE, REQUEST_TIMEOUT } from "./canned.ts";
+import { copyBytes } from "./bytes.ts";
 import { CHUNKED_ERROR, CHUNKED_MORE } from "./chunked.ts";
 import {
   abortConn,
@@ -95,17 +96,19 @@ export function consumeClientBytes(c: HttpConn, buf: Uint8Array, s: number, e: n
 /** Returns the index just past a complete head (after routing it), or -1 when all was absorbed. */
 function feedHead(c: HttpConn, buf: Uint8Array, s: number, e: number): number {
   const ctx = c.ctx;
-  if (c.idle) {
-    // The first byte of a head: from now on it must be complete within the header timeout.
-    c.idle = false;
-    c.deadline = ctx.clock.now() + ctx.timeouts.headerMs;
-  }
   if (c.accLen === 0) {
     const end = findHeadEnd(buf, s, s, e);
     if (end >= 0) {
+      // A whole head in one read (the common case): no header deadline to set (dispatch clears it).
+      c.idle = false;
       if (end - s > MAX_REQUEST_HEAD_BYTES) return tooLarge(c);
       dispatch(c, buf, s, end);
       return end;
+    }
+    if (c.idle) {
+      // The first bytes of a head: from now on it must be complete within the header timeout.
+      c.idle = false;
+      c.deadline = ctx.clock.now() + ctx.timeouts.headerMs;
     }
     if (e - s > MAX_REQUEST_HEAD_BYTES) return tooLarge(c);
     accumulate(c, buf, s, e);
@@ -138,11 +141,11 @@ function accumulate(c: HttpConn, buf: Uint8Array, s: number, e: number): void {
     let size = acc === null ? 4096 : acc.length * 2;
     while (size < c.accLen + n) size *= 2;
     const next = new Uint8Array(size);
-    if (acc !== null) next.set(acc.subarray(0, c.accLen));
+    if (acc !== null) copyBytes(acc, 0, c.accLen, next, 0);
     acc = next;
     c.acc = acc;
   }
-  acc.set(buf.subarray(s, e), c.accLen);
+  copyBytes(buf, s, e, acc, c.accLen);
   c.accLen += n;
 }
 

@@ -6,6 +6,7 @@
 
 import { MAX_RESPONSE_HEAD_BYTES } from "../constants.ts";
 import { BAD_GATEWAY } from "./canned.ts";
+import { copyBytes } from "./bytes.ts";
 import { CHUNKED_ERROR, CHUNKED_MORE } from "./chunked.ts";
 import {
   abortConn,
@@ -131,11 +132,11 @@ function accumulate(c: HttpConn, buf: Uint8Array, s: number, e: number): void {
     let size = acc === null ? 4096 : acc.length * 2;
     while (size < c.respAccLen + n) size *= 2;
     const grown = new Uint8Array(size);
-    if (acc !== null) grown.set(acc.subarray(0, c.respAccLen));
+    if (acc !== null) copyBytes(acc, 0, c.respAccLen, grown, 0);
     acc = grown;
     c.respAcc = acc;
   }
-  acc.set(buf.subarray(s, e), c.respAccLen);
+  copyBytes(buf, s, e, acc, c.respAccLen);
   c.respAccLen += n;
 }
 
@@ -215,10 +216,12 @@ function badGateway(c: HttpConn): number {
 export function finishExchange(c: HttpConn, extraBytes: boolean): void {
   const ctx = c.ctx;
   c.respState = R_DONE;
+  // One clock read for the duration, the pool's idle mark and the keep-alive deadline.
+  const now = ctx.clock.now();
   const rm = c.rm;
   if (rm !== null) {
     rm.responses[Math.min(5, Math.floor(c.resp.status / 100))]!.value++;
-    rm.duration.observe((ctx.clock.now() - c.started) / 1000);
+    rm.duration.observe((now - c.started) / 1000);
   }
   const u = c.up;
   c.up = null;
@@ -229,7 +232,7 @@ export function finishExchange(c: HttpConn, extraBytes: boolean): void {
       u.stream?.resume();
     }
     const clean = c.reqDone && c.upQ.empty && !c.resp.close && c.respMode !== BODY_UNTIL_CLOSE && !u.broken;
-    if (clean) ctx.pool.release(u);
+    if (clean) ctx.pool.release(u, now);
     else u.close0(!c.reqDone || !c.upQ.empty);
   }
   c.upQ.clear();
@@ -239,7 +242,7 @@ export function finishExchange(c: HttpConn, extraBytes: boolean): void {
     return;
   }
   c.deadline = 0;
-  resetForNextRequest(c);
+  resetForNextRequest(c, now);
   drainPending(c);
 }
 

@@ -6,7 +6,7 @@
 // them. The response head is forwarded as it came unless the route changes response headers.
 
 import type { HeaderOps, HttpMatch, HttpRoute } from "../../control/index.ts";
-import { equalsLower } from "./bytes.ts";
+import { copyBytes, equalsLower } from "./bytes.ts";
 import type { RequestHead } from "./request-head.ts";
 import type { ResponseHead } from "./response-head.ts";
 
@@ -22,7 +22,7 @@ export class Scratch {
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
     const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.len));
+    copyBytes(this.buf, 0, this.len, next, 0);
     this.buf = next;
   }
   bytes(src: Uint8Array, start: number, end: number): void {
@@ -30,8 +30,9 @@ export class Scratch {
     this.reserve(n);
     const b = this.buf;
     let at = this.len;
-    if (n < 64) for (let i = start; i < end; i++) b[at++] = src[i]!;
-    else b.set(src.subarray(start, end), at);
+    // A loop beats the native call only for a few bytes (a version, a short target).
+    if (n < 16) for (let i = start; i < end; i++) b[at++] = src[i]!;
+    else copyBytes(src, start, end, b, at);
     this.len += n;
   }
   /** Latin-1 / ASCII text (header values are checked at compile to hold no CR/LF). */
