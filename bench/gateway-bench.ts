@@ -350,7 +350,11 @@ async function perRequestMain(s: Setup): Promise<unknown> {
       for (const k of new Set(rows.flatMap((x) => Object.keys(x)))) m[k] = round(median(rows.map((x) => x[k] ?? 0)), 3);
       const entry: Record<string, unknown> = { perf: m, rounds: rows.map((x) => x.rps) };
       if (args.record !== undefined && w.name === "gateway") {
-        // perf record of the gateway (Bun writes /tmp/perf-PID.map with BUN_JSC_logJITCodeForPerf=1).
+        // perf record of the gateway. JIT frames get names only with BUN_JSC_useJITDump=1 and
+        // BUN_JSC_jitDumpDirectory=DIR in the gateway's environment and the dump's JIT_CODE_LOAD
+        // records turned into /tmp/perf-PID.map afterwards (perf inject --jit does not find the dump
+        // when perf attaches to a running process); Bun 1.4.4 refuses BUN_JSC_logJITCodeForPerf, and
+        // its own binary has no symbols (native frames show as addresses).
         const load = wrk(`http://127.0.0.1:${w.port}/`, seconds, l.connections, l.extra);
         await Bun.sleep(500);
         const rec = spawnChild(["perf", "record", "-F", "2000", "-g", "-k", "1", "-o", join(args.record, `${l.load}.perf.data`), "-p", String(w.pid), "--", "sleep", String(seconds - 1.5)]);
