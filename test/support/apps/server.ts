@@ -46,12 +46,45 @@ if (a.https) {
   });
 }
 if (a.tcp) {
-  Bun.listen({
+  // An echo that loses nothing: what the kernel does not take now is queued and written on drain
+  // (socket.write returns how much it took; ignoring that dropped the tail of any echo larger than
+  // the socket buffers), and the client's FIN is answered with ours only after the queue is out.
+  type Echo = { queue: Uint8Array[]; ended: boolean };
+  const flush = (socket: import("bun").Socket<Echo>) => {
+    const q = socket.data.queue;
+    while (q.length > 0) {
+      const head = q[0]!;
+      const n = socket.write(head);
+      if (n < head.length) {
+        q[0] = head.subarray(Math.max(0, n));
+        return;
+      }
+      q.shift();
+    }
+    if (socket.data.ended) socket.end();
+  };
+  Bun.listen<Echo>({
     hostname: host,
     port: Number(a.tcp),
+    allowHalfOpen: true,
     socket: {
+      open(socket) {
+        socket.data = { queue: [], ended: false };
+      },
       data(socket, data) {
-        socket.write(data);
+        if (socket.data.queue.length > 0) {
+          socket.data.queue.push(new Uint8Array(data));
+          return;
+        }
+        const n = socket.write(data);
+        if (n < data.length) socket.data.queue.push(new Uint8Array(data.subarray(Math.max(0, n))));
+      },
+      drain(socket) {
+        flush(socket);
+      },
+      end(socket) {
+        socket.data.ended = true;
+        flush(socket);
       },
     },
   });
