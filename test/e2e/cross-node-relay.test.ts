@@ -35,9 +35,13 @@ describe("e2e: cross-LAN through a relay node", () => {
     await agents.get("n2")!.waitFor(/\brunning\b/, 15_000);
   }, 90_000);
 
+  // destroy() stops the four agents one after another, each given up to 8 s before SIGKILL, then
+  // the bed: on a busy machine that passed the 5 s bun gives a hook by default, and a CI run
+  // failed on "hook timed out" (bun 1.4 does not read bunfig's [test] timeout: tests and hooks
+  // get 5 s unless they name their own, or bun test --timeout is given).
   afterAll(async () => {
     await c?.destroy(); // stops every agent it spawned
-  });
+  }, 60_000);
 
   test("the sites cannot reach each other directly", async () => {
     const r = await c.node("n1").exec(["curl", "-s", "--max-time", "1", "http://192.168.2.11:20006/"]);

@@ -18,6 +18,9 @@ const N1 = "10.10.0.11";
 const N2 = "10.10.0.12";
 const UPSTREAM_PORT = 5300;
 const BLACKHOLE = "10.10.0.250"; // on the test LAN, held by nobody
+/** UDP idle timeouts: n2 (the far end of the tunnel flows) and n1 (the opener, its local flow). */
+const FAR_UDP_IDLE_S = 1;
+const OPENER_UDP_IDLE_S = 3;
 
 /**
  * Families this drive does not move (failure paths, relays, hole punching, secure mode, the
@@ -141,14 +144,20 @@ describe("e2e: metrics and logs of running agents", () => {
     svc("empty", "10.96.0.14", [], APP_PORTS.http, udpPort(APP_PORTS.udp));
     for (const n of ["n1", "n2"]) {
       const dnsUpstreams = [n === "n2" ? `${N2}:${UPSTREAM_PORT}` : BLACKHOLE];
-      agents.set(n, await c.startAgent(n, { tunnel: { psk: join(c.dir, "psk") }, metrics: { port: METRICS_PORT }, logFormat: "json", udpIdleTimeoutSeconds: 1, dnsUpstreams }));
+      // A tunnel flow idles out at whichever end sweeps first; the other end just closes it (n1
+      // counts n2's CLOSE as its expiry, n2 counts only its own sweep). With the same timeout
+      // at both ends that was a coin toss per flow, and on a busy machine n1 won every toss:
+      // n2's inbound_udp_expired_total stayed 0 (main too, 2 runs of 4 beside two busy loops).
+      // The far end idles out first here, 2 s before the opener would.
+      const udpIdleTimeoutSeconds = n === "n2" ? FAR_UDP_IDLE_S : OPENER_UDP_IDLE_S;
+      agents.set(n, await c.startAgent(n, { tunnel: { psk: join(c.dir, "psk") }, metrics: { port: METRICS_PORT }, logFormat: "json", udpIdleTimeoutSeconds, dnsUpstreams }));
     }
     await until(async () => (await client.exec(["curl", "-s", "--max-time", "2", "http://10.96.0.10/"])).stdout === "b-on-n2", 30_000, 100);
   }, 120_000);
 
   afterAll(async () => {
     await c?.destroy();
-  });
+  }, 60_000); // bun gives a hook 5 s by default; stopping agents and the bed can take longer
 
   test("Prometheus on another host scrapes the metrics listener; the admin address stays on loopback", async () => {
     const n2 = c.node("n2");
@@ -223,7 +232,7 @@ describe("e2e: metrics and logs of running agents", () => {
     await Bun.sleep(1000);
     await Promise.all([scrape("n1"), scrape("n2")]);
     await Promise.all([held, flow, pendingDig]);
-    // Idle UDP flows expire (udpIdleTimeoutSeconds 1): the local one on n1, the far ends on n2.
+    // Idle UDP flows expire: the local one on n1 (3 s), the far ends on n2 (1 s, before n1's).
     const expired = async () => {
       const [a, z] = await Promise.all([scrape("n1"), scrape("n2")]);
       return (parseSamples(a).get("edgemesh_proxy_udp_flows_expired_total") ?? 0) > 0 && (parseSamples(z).get("edgemesh_proxy_inbound_udp_expired_total") ?? 0) > 0;
