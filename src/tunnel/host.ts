@@ -20,6 +20,7 @@ import { installQuicReadBackpressure } from "./quic-backpressure.ts";
 import { installRelayBackpressure } from "./relay-backpressure.ts";
 import { installYamuxHalfWindowUpdates } from "./yamux-window.ts";
 import { installYamuxFastSend } from "./yamux-send.ts";
+import { installYamuxFrames } from "./yamux-frames.ts";
 import { HolePunch, type HolePunchComponents, type HolePunchCounters } from "./holepunch.ts";
 import { createRawPunchSender } from "./udp-punch.ts";
 
@@ -62,6 +63,7 @@ export interface HostOptions {
 export async function createHost(o: HostOptions): Promise<Libp2p> {
   installYamuxHalfWindowUpdates(); // go-yamux's window-update pacing (see yamux-window.ts)
   installYamuxFastSend(); // one frame per send without the queue's copies and events (yamux-send.ts)
+  installYamuxFrames(); // frames decoded in place, streams found by id (yamux-frames.ts)
   const transports: NonNullable<Libp2pOptions["transports"]> = [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
   if (o.transport !== "quic") transports.push(safeTcp());
   // libp2p-quic is built against another copy of @libp2p/interface; the shapes match at runtime.
