@@ -157,3 +157,103 @@ test("the untraced sendFrame puts the library's bytes on the wire", async () => 
   expect(Buffer.compare(ours, theirs)).toBe(0);
   expect([...ours.subarray(0, 27)]).toEqual([0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 3, 0, 1, 0, 2, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xf0]);
 });
+
+/** One yamux frame: version 0, type (0 data, 1 window update), flags, stream id, length or payload. */
+function frame(type: number, flag: number, id: number, payload: Uint8Array | number = 0): Uint8Array {
+  const body = typeof payload === "number" ? new Uint8Array(0) : payload;
+  const length = typeof payload === "number" ? payload : payload.length;
+  const f = new Uint8Array(12 + body.length);
+  const v = new DataView(f.buffer);
+  f[1] = type;
+  v.setUint16(2, flag);
+  v.setUint32(4, id);
+  v.setUint32(8, length);
+  f.set(body, 12);
+  return f;
+}
+const [DATA, WINDOW] = [0, 1];
+const [SYN, FIN, RST] = [1, 4, 8];
+const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+const join = (...fs: Uint8Array[]) => new Uint8Array(Buffer.concat(fs));
+
+/**
+ * Feeds `chunks` to a fresh muxer, then ends its connection; returns what each stream saw (by id
+ * and instance), what the muxer sent back, the streams it still lists and the size of our id map.
+ */
+async function closePaths(chunks: Uint8Array[], abortOnFirstMessage: number) {
+  const [a, b] = multiaddrConnectionPair();
+  const back: Uint8Array[] = [];
+  a.addEventListener("message", (evt) => back.push(bytesOf(evt.data)));
+  const mb = mux(b);
+  const seen = new Map<string, string[]>();
+  const instances = new Map<string, number>();
+  mb.addEventListener("stream", (evt) => {
+    const s = evt.detail as Stream;
+    const n = (instances.get(s.id) ?? 0) + 1;
+    instances.set(s.id, n);
+    const log: string[] = [];
+    seen.set(`${s.id}#${n}`, log);
+    s.addEventListener("message", (m) => {
+      const d = bytesOf(m.data);
+      log.push(`message ${d.length}x${d[0]}`);
+      if (Number(s.id) === abortOnFirstMessage) s.abort(new Error("local abort"));
+    });
+    for (const type of ["remoteCloseWrite", "end", "close"] as const) s.addEventListener(type, () => log.push(`${type} ${s.status}`));
+  });
+  for (const c of chunks) {
+    a.send(c);
+    await Bun.sleep(2);
+  }
+  await Bun.sleep(20);
+  const answered = Buffer.concat(back);
+  b.abort(new Error("transport gone")); // every stream still open must close with it
+  await Bun.sleep(5);
+  const m = mb as unknown as Record<PropertyKey, unknown> & { streams: unknown[] };
+  const byId = Object.getOwnPropertySymbols(m).find((k) => k.description === "edgemesh.yamuxStreamsById");
+  const map = byId === undefined ? undefined : (m[byId] as Map<number, unknown>);
+  return { seen: [...seen.entries()].sort(), back: answered, listed: m.streams.length, mapped: map?.size };
+}
+
+test("FIN and RST in a chunk with data, frames for closed or reused ids, and the connection's end: as the library", async () => {
+  installYamuxHalfWindowUpdates();
+  installYamuxFastSend();
+  installYamuxFrames();
+  const chunks = [
+    // Stream 1: data, FIN, then a stray data frame after the FIN, all in one chunk.
+    join(frame(WINDOW, SYN, 1), frame(DATA, 0, 1, bytes(100, 1)), frame(WINDOW, FIN, 1), frame(DATA, 0, 1, bytes(5, 2))),
+    // Stream 3: data, RST, then data and a window update for the reset stream, one chunk.
+    join(frame(WINDOW, SYN, 3), frame(DATA, 0, 3, bytes(50, 3)), frame(WINDOW, RST, 3), frame(DATA, 0, 3, bytes(7, 4)), frame(WINDOW, 0, 3, 1000)),
+    // Stream 5: aborted here on its first message; its next frame, in the same chunk, finds no stream.
+    join(frame(DATA, SYN, 5, bytes(20, 5)), frame(DATA, 0, 5, bytes(30, 6)), frame(WINDOW, 0, 5, 4096)),
+    // Id 3 opened again after its reset: its data must reach the new stream, not the closed one.
+    join(frame(WINDOW, SYN, 3), frame(DATA, 0, 3, bytes(9, 7))),
+    // Stream 7 opened and closed by one frame; streams 9 and 11 stay open until the connection ends,
+    // 11 with a FIN split from its data over two chunks.
+    join(frame(DATA, SYN | FIN, 7, bytes(12, 8)), frame(WINDOW, SYN, 9), frame(DATA, 0, 9, bytes(4, 9)), frame(WINDOW, SYN, 11), frame(DATA, 0, 11, bytes(6, 10)).subarray(0, 15)),
+    join(frame(DATA, 0, 11, bytes(6, 10)).subarray(15), frame(DATA, 0, 9, bytes(3, 11)), frame(WINDOW, 0, 11, 512)),
+  ];
+  const [x, y] = multiaddrConnectionPair();
+  const proto = protoOf(mux(x));
+  x.abort(new Error("done"));
+  y.abort(new Error("done"));
+  const patched = proto.onData;
+  proto.onData = proto[YAMUX_ORIGINAL_ON_DATA];
+  let theirs;
+  try {
+    theirs = await closePaths(chunks, 5);
+  } finally {
+    proto.onData = patched;
+  }
+  const ours = await closePaths(chunks, 5);
+  expect(theirs.mapped).toBeUndefined(); // the library's decoder: no map
+  expect(ours.seen).toEqual(theirs.seen);
+  expect(Buffer.compare(ours.back, theirs.back)).toBe(0);
+  // The reused id 3 got its bytes on the new stream; the reset one saw nothing after its RST.
+  expect(ours.seen.find(([k]) => k === "3#2")?.[1][0]).toBe("message 9x7");
+  expect(ours.seen.find(([k]) => k === "3#1")?.[1]).not.toContain("message 7x4");
+  // Every stream closed with the connection, and none is left in the library's list or our map.
+  for (const [, log] of ours.seen) expect(log.some((e) => e.startsWith("close"))).toBe(true);
+  expect(ours.listed).toBe(0);
+  expect(theirs.listed).toBe(0);
+  expect(ours.mapped).toBe(0);
+});
