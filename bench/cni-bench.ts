@@ -33,6 +33,7 @@ import { nodeYaml } from "../test/support/cni/nodes.ts";
 import type { NodeSpec, TopologySpec } from "../test/support/netns.ts";
 import { createCluster, serviceYaml, until, type Agent, type AgentOptions, type Cluster } from "../test/e2e/harness.ts";
 import { ratioResult, summarize } from "./gate/stats.ts";
+import { cpuSecondsOf } from "./macro/procs.ts";
 import type { Result } from "./gate/types.ts";
 
 const { values: a } = parseArgs({
@@ -66,10 +67,9 @@ const SVC_IPERF = "10.96.2.1";
 const SVC_HTTP = "10.96.2.2";
 const TUNNEL_PORT = 20006;
 
-/** CPU ms of a process so far, with `children` its reaped children's too (socat forks one per connection). */
-function cpuMs(pid: number, children = false): number {
+function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0)) * 10;
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function topology(path: Path): { spec: TopologySpec; nodes: NodeSpec[] } {
@@ -202,26 +202,22 @@ async function measure(path: Path): Promise<{ results: Result[]; detail: Record<
       c.node("n1").spawn(["socat", "-b262144", `TCP-LISTEN:${SOCAT_N1},reuseaddr,fork`, `TCP:${nodes.find((n) => n.name === "n2")!.ip}:${SOCAT_N2}`]),
     ];
     const n1ip = nodes.find((n) => n.name === "n1")!.ip;
-    const socatPids = socats.map((w) => w.proc.pid);
-    const socatCpu = () => socatPids.reduce((sum, p) => sum + cpuMs(p, true), 0);
+    // socat forks one child per connection: cpuSecondsOf counts the reaped children too.
+    const socatCpuMs = async () => (await Promise.all(socats.map((w) => cpuSecondsOf(w.proc.pid)))).reduce((x, y) => x + y, 0) * 1000;
     const pids = agents.map((ag) => ag.proc.proc.pid);
-    const cpuAll = () => pids.reduce((sum, p) => sum + cpuMs(p), 0);
-    /** iperf3 bulk to `host`: Gbit/s and the agents' CPU seconds per GB moved in this round. */
-    const iperf = async (host: string) => {
-      const cpu0 = cpuAll();
-      const r = await client.must(["iperf3", "-c", host, "-p", "5201", "-t", String(seconds), "-J"], { timeoutMs: (seconds + 30) * 1000 });
+    const cpuAll = async () => pids.reduce((sum, p) => sum + cpuMs(p), 0);
+    /**
+     * iperf3 bulk to host:port: Gbit/s and the CPU seconds per GB moved in this round of what
+     * `cpu` counts (the agents by default; the socat pair, whose children's CPU reaches the
+     * parents only when they are reaped, just after iperf3 closes: `settleMs`).
+     */
+    const iperf = async (host: string, port = 5201, cpu = cpuAll, settleMs = 0) => {
+      const cpu0 = await cpu();
+      const r = await client.must(["iperf3", "-c", host, "-p", String(port), "-t", String(seconds), "-J"], { timeoutMs: (seconds + 30) * 1000 });
       const sum = JSON.parse(r.stdout).end?.sum_received;
-      if (!sum) throw new Error(`iperf3 to ${host} failed: ${r.stdout.slice(-400)}`);
-      return { gbps: r3(sum.bits_per_second / 1e9), cpuSPerGb: r3((cpuAll() - cpu0) / 1000 / (sum.bytes / 1e9)) };
-    };
-    /** iperf3 bulk through the socat pair (the direct route in place): CPU seconds per GB. */
-    const iperfSocat = async () => {
-      const cpu0 = socatCpu();
-      const r = await client.must(["iperf3", "-c", n1ip, "-p", String(SOCAT_N1), "-t", String(seconds), "-J"], { timeoutMs: (seconds + 30) * 1000 });
-      const sum = JSON.parse(r.stdout).end?.sum_received;
-      if (!sum) throw new Error(`iperf3 through socat failed: ${r.stdout.slice(-400)}`);
-      await Bun.sleep(200); // the children's CPU reaches the parents when they are reaped
-      return { gbps: r3(sum.bits_per_second / 1e9), cpuSPerGb: r3((socatCpu() - cpu0) / 1000 / (sum.bytes / 1e9)) };
+      if (!sum) throw new Error(`iperf3 to ${host}:${port} failed: ${r.stdout.slice(-400)}`);
+      if (settleMs > 0) await Bun.sleep(settleMs);
+      return { gbps: r3(sum.bits_per_second / 1e9), cpuSPerGb: r3(((await cpu()) - cpu0) / 1000 / (sum.bytes / 1e9)) };
     };
     const wrkRps = async (url: string) => {
       const r = await client.must(["wrk", "-t2", "-c64", `-d${seconds}s`, url], { timeoutMs: (seconds + 30) * 1000 });
@@ -241,7 +237,7 @@ async function measure(path: Path): Promise<{ results: Result[]; detail: Record<
       res.directGbps.push((await iperf(SERVER)).gbps);
       res.directRps.push(await wrkRps(`http://${SERVER}:8080/`));
       if (socats.length > 0) {
-        const viaSocat = await iperfSocat();
+        const viaSocat = await iperf(n1ip, SOCAT_N1, socatCpuMs, 200);
         res.socatGbps.push(viaSocat.gbps);
         res.socatCpu.push(viaSocat.cpuSPerGb);
       }

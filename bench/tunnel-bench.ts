@@ -9,8 +9,8 @@
 // The CPU reference: in every round, beside direct, the same iperf3 bulk through two socat relays
 // in a chain (two userspace hops, as A and B are); "cpu_per_gib_ratio" = socat's CPU-s/GiB / the
 // agents', per round. That ratio is gated, not the agents' CPU-s/GiB itself: the absolute number
-// follows the machine (the same code measured 2.6 and 3.0-3.3 on two evenings, 3.6 with one busy
-// core beside it), the ratio far less (0.30-0.32, 0.285 with the busy core).
+// follows the machine (the same code measured 2.6 one evening and 3.0-3.3 the next morning, 3.6
+// with one busy core beside it), the ratio far less (0.29-0.32, 0.285 with the busy core).
 // "short_*": one fresh connection at a time (connect, 1 KiB POST, response, close; macro/
 // short-conn.ts), p50 latency and rate vs direct: what a proxy stream open (CONNECT -> SUCCESS on
 // the live libp2p connection) adds to every short connection.
