@@ -9,8 +9,11 @@
 // "Sign of life" is a pong or any byte received on the connection: under a bulk transfer the
 // pong can sit behind megabytes of queued data, and a busy relay must not look dead. Over TCP a
 // probe is not lost, only late: a lossy WAN delays pongs by retransmission timeouts (200 ms,
-// then doubling), so three intervals of silence (2.25-3 s at 750 ms) take four or more losses
-// of the same segment in a row, not one unlucky packet.
+// then doubling), so the same segment lost four times in a row stalls the connection for
+// 200+400+800+1600 = 3.0 s. The silence that fails a relay is therefore at least 3.2 s (eight
+// intervals of 400 ms; at most 3.6 s, by phase), which takes five losses of one segment in a row
+// (a 6.2 s stall), not an unlucky burst. With three intervals of 750 ms (2.25-3 s, until
+// 2026-12-06) a 10%-lossy link failed over now and then: four losses of one segment in 40 s.
 //
 // Pure of libp2p: connections come in as Probed (tests use stand-ins), time from the injected
 // clock (control's ManualClock fits), so the decisions are tested without sockets or sleeping.
@@ -59,9 +62,11 @@ export interface RelayLiveness {
   tick(): void;
 }
 
-/** Probe cadence: with 3 misses a silent relay is noticed 2.25-3 s after its last pong. */
-export const RELAY_PROBE_INTERVAL_MS = 750;
-export const RELAY_PROBE_MISSES = 3;
+/** Probe cadence: with 8 misses a silent relay is noticed 3.2-3.6 s after its last pong. A short
+ * interval with many misses keeps the window narrow: its floor clears a four-loss TCP stall and
+ * its ceiling leaves the failover well inside 5 s. A ping is a 12-byte frame, 2.5 per second. */
+export const RELAY_PROBE_INTERVAL_MS = 400;
+export const RELAY_PROBE_MISSES = 8;
 
 interface State {
   misses: number;
