@@ -32,6 +32,7 @@ import { parseArgs } from "node:util";
 import { buildAgent, ROOT } from "../scripts/build.ts";
 import { BUN, createCluster, MAIN, serviceYaml, until } from "../test/e2e/harness.ts";
 import { oneLan } from "../test/support/netns.ts";
+import { agentLauncherEnv, cpuSeconds, keyValue, memOf, smapsOf, type Mem } from "./macro/proc-mem.ts";
 import type { Watched } from "../test/support/process.ts";
 
 const { values: a } = parseArgs({
@@ -52,20 +53,7 @@ const { values: a } = parseArgs({
 const seconds = Math.min(30, Math.max(1, Number(a.seconds)));
 const settleSeconds = Math.min(60, Math.max(0, Number(a.settle)));
 const idleSeconds = Math.min(60, Math.max(1, Number(a.idle)));
-const keyValue = (kv: string, what: string): [string, string] => {
-  const i = kv.indexOf("=");
-  if (i <= 0) throw new Error(`${what}: expected NAME=VALUE, got ${kv}`);
-  return [kv.slice(0, i), kv.slice(i + 1)];
-};
-/** What bin/edgemesh exports for `edgemesh agent` (unless the environment sets it). */
-const launcherEnv = a.bare
-  ? {}
-  : Object.fromEntries(
-      readFileSync(new URL("../bin/agent.env", import.meta.url), "utf8")
-        .split("\n")
-        .filter((l) => l.trim() !== "" && !l.startsWith("#"))
-        .map((l) => keyValue(l, "bin/agent.env")),
-    );
+const launcherEnv = a.bare ? {} : agentLauncherEnv();
 const extraEnv: Record<string, string> = { ...launcherEnv, ...Object.fromEntries(a.env!.map((kv) => keyValue(kv, "--env"))) };
 const SERVER_IP = "10.244.2.10";
 const IPERF_SVC = "10.96.2.1";
@@ -75,47 +63,6 @@ const MiB = 1024 * 1024;
 /** EdgeMesh's Go agent in the same bed (issue 13, 2026-12-04) and the issue's targets, MiB. */
 const EDGEMESH = { rss_idle: 55, rss_after_load: 64, hwm: "62-77", anon_idle: 12, anon_after_load: 21 };
 const TARGETS = { rss_idle: 60, rss_after_load: 70, hwm: 100 };
-
-interface Mem {
-  rss: number;
-  anon: number;
-  file: number;
-  shmem: number;
-  hwm: number;
-}
-
-function memOf(pid: number): Mem {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (key: string) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
-  const mib = (key: string) => Math.round((kib(key) / 1024) * 10) / 10;
-  return { rss: mib("VmRSS"), anon: mib("RssAnon"), file: mib("RssFile"), shmem: mib("RssShmem"), hwm: mib("VmHWM") };
-}
-
-/** Rss by kind of mapping (MiB) from /proc/PID/smaps: where VmRSS lives. jit: anonymous executable
- * (JSC's JIT code); anon: other anonymous (JS heap, malloc arenas, stacks of threads); bun: Bun's own
- * executable; lib: shared libraries; other: named files, [stack], [heap], [vdso]... */
-function smapsOf(pid: number): Record<string, number> {
-  const out: Record<string, number> = { anon: 0, jit: 0, bun: 0, lib: 0, other: 0 };
-  let kind = "other";
-  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
-    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ (\S{4}) \S+ \S+ \d+\s*(.*)$/);
-    if (head) {
-      const [, perms, name] = head;
-      kind = name === "" ? (perms!.includes("x") ? "jit" : "anon") : /\/bun(\.exe)?$/.test(name!) ? "bun" : /\.so(\.|$)/.test(name!) ? "lib" : "other";
-      continue;
-    }
-    const rss = line.match(/^Rss:\s+(\d+) kB/);
-    if (rss) out[kind]! += Number(rss[1]) / 1024;
-  }
-  for (const k of Object.keys(out)) out[k] = Math.round(out[k]! * 10) / 10;
-  return out;
-}
-
-/** CPU seconds (user + system) of a process so far (clock ticks of 1/100 s). */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 function agentConfig(manifestDir: string, stateDir: string, psk: string): string {
   return `apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1

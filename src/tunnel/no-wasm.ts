@@ -65,10 +65,11 @@ export function skipNoiseWasm(): boolean {
 
 /** The same stand-ins for Bun.build (scripts/build.ts). The chacha module checks for a native AEAD
  * when it is evaluated (when the tunnel loads Noise) and, without one, loads the real package: its
- * name is computed so the bundler leaves that import to run time. */
-export function noiseWithoutWasmBuildPlugin(): import("bun").BunPlugin {
+ * name is computed so the bundler leaves that import to run time. `nativeCheck: false` (a bundle
+ * whose Noise uses @noble's AEAD, bench/macro/libp2p-floor.ts) takes the stand-in as it is. */
+export function noiseWithoutWasmBuildPlugin(o: { nativeCheck?: boolean } = {}): import("bun").BunPlugin {
   const self = import.meta.path;
-  const chacha = `import { nativeAeadBound } from ${JSON.stringify(self)};
+  const chacha = o.nativeCheck === false ? CHACHA_STAND_IN : `import { nativeAeadBound } from ${JSON.stringify(self)};
 ${CHACHA_STAND_IN.replace("export function newInstance", "function standInInstance").replace("export class ChaCha20Poly1305", "class StandIn")}
 const realName = ["@chainsafe", "as-chacha20poly1305"].join("/");
 const real = nativeAeadBound() ? undefined : await import(realName);

@@ -111,4 +111,29 @@ describe("Noise without WebAssembly", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  test("in a bundle built with nativeCheck false: the stand-ins alone, no native library looked for", async () => {
+    const dir = join(root, ".state", `no-wasm-test-js-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    try {
+      writeFileSync(join(dir, "entry.ts"), `${COUNT_WASM}
+        const { asCrypto, pureJsCrypto } = await import("@chainsafe/libp2p-noise/crypto");
+        const hex = (u) => Buffer.from(u.subarray ? u.subarray() : u).toString("hex");
+        const key = new Uint8Array(32).fill(5), nonce = new Uint8Array(12).fill(1), ad = new Uint8Array([2]);
+        const plain = new Uint8Array(300).map((_, i) => i & 0xff);
+        const sealed = asCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, key);
+        console.log(JSON.stringify({ compiled, seal: hex(sealed) === hex(pureJsCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, key)) }));`);
+      const built = await Bun.build({ entrypoints: [join(dir, "entry.ts")], outdir: join(dir, "out"), target: "bun", splitting: true, plugins: [noiseWithoutWasmBuildPlugin({ nativeCheck: false })] });
+      expect(built.success).toBe(true);
+      const text = (await Promise.all(built.outputs.map((o) => o.text()))).join("\n");
+      expect(text).not.toContain("nativeAeadBound");
+      expect(text).not.toContain("bun:ffi");
+      const proc = Bun.spawn([process.execPath, join(dir, "out", "entry.js")], { cwd: root, stdout: "pipe", stderr: "pipe" });
+      const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      expect(code).toBe(0);
+      expect(JSON.parse(out.trim().split("\n").at(-1)!)).toEqual({ compiled: 0, seal: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
