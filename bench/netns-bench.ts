@@ -13,7 +13,11 @@
 //
 // Reports iperf3 bulk throughput, 64-connection HTTP request rate (wrk), the agents' CPU per unit
 // of work and their RSS idle and after load, as one JSON object.
-//   bun bench/netns-bench.ts [--mode local|cross-node|relay] [--seconds 5] [--rounds 2]
+//   --ref nginx (local and cross-node; off by default): the same wrk through nginx stream relays
+//     on the agents' path in the same rounds (bench/netns-nginx.ts: one hop in local mode; in
+//     cross-node mode n1 -> n2 plain TCP and n1 -> n2 TLS), with each hop's CPU per request and
+//     the machine's busy share during each wrk run: the best a userspace relay reaches here.
+//   bun bench/netns-bench.ts [--mode local|cross-node|relay] [--seconds 5] [--rounds 2] [--ref nginx]
 // Needs root (namespaces) and the agent (bun src/main/index.ts agent). Touches nothing outside
 // the namespaces it creates.
 
@@ -22,9 +26,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createCluster, serviceYaml, until, type Agent } from "../test/e2e/harness.ts";
 import { oneLan } from "../test/support/netns.ts";
+import { startNginxRefs, type RefPath } from "./netns-nginx.ts";
 
 const { values: a } = parseArgs({
-  options: { seconds: { type: "string", default: "5" }, rounds: { type: "string", default: "2" }, mode: { type: "string", default: "local" } },
+  options: { seconds: { type: "string", default: "5" }, rounds: { type: "string", default: "2" }, mode: { type: "string", default: "local" }, ref: { type: "string", default: "" } },
 });
 const seconds = Math.min(60, Math.max(1, Number(a.seconds)));
 const rounds = Math.min(5, Math.max(1, Number(a.rounds)));
@@ -33,6 +38,8 @@ const mode = MODES.find((m) => m === a.mode);
 if (!mode) throw new Error(`--mode: expected one of ${MODES.join(", ")}, got ${a.mode}`);
 const cross = mode !== "local";
 const relayed = mode === "relay";
+if (a.ref !== "" && a.ref !== "nginx") throw new Error(`--ref: expected nginx, got ${a.ref}`);
+if (a.ref && relayed) throw new Error("--ref nginx: local and cross-node modes only");
 const TUNNEL_PORT = 20006;
 
 const SERVER_IP = cross ? "10.244.2.10" : "10.244.1.10";
@@ -50,6 +57,14 @@ const REFERENCE = relayed
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** Jiffies of all CPUs since boot: total and idle (idle + iowait), from /proc/stat's first line. */
+function machineTicks(): { total: number; idle: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { total: f.slice(0, 8).reduce((s, x) => s + x, 0), idle: f[3]! + f[4]! };
 }
 
 function rssMB(pid: number): number {
@@ -108,6 +123,15 @@ try {
     }
   }
   const pids = agents.map((ag) => ag.proc.proc.pid);
+  const refs: RefPath[] = a.ref
+    ? await startNginxRefs({
+        dir: c.dir,
+        entry: c.node("n1"),
+        exit: cross ? c.node("n2") : undefined,
+        server: `${SERVER_IP}:8080`,
+        probe: async (url) => (await client.exec(["curl", "-s", "--max-time", "1", url])).stdout === "server",
+      })
+    : [];
   const cpuAll = () => pids.reduce((s, p) => s + cpuMs(p), 0);
   await Bun.sleep(1000);
   const rssIdle = pids.map(rssMB);
@@ -126,32 +150,53 @@ try {
     }
     return Math.round((sum.bits_per_second / 1e9) * 100) / 100;
   };
-  const wrkRps = async (url: string) => {
+  // Per wrk path: CPU per hop process (node -> pid) and the machine's busy share, summed over rounds.
+  const hopPids: Record<string, Record<string, number>> = {
+    ours: Object.fromEntries(agents.map((ag) => [ag.node.name, ag.proc.proc.pid])),
+    ...Object.fromEntries(refs.map((r) => [r.name, r.pids])),
+  };
+  const hopCost: Record<string, { cpuMs: Record<string, number>; requests: number; busy: number[] }> = {};
+  const wrkRps = async (url: string, path: string) => {
     const cpu0 = cpuAll();
+    const hops = Object.entries(hopPids[path] ?? {});
+    const hop0 = hops.map(([, pid]) => cpuMs(pid));
+    const stat0 = machineTicks();
     const r = await client.must(["wrk", "-t2", "-c64", `-d${seconds}s`, url], { timeoutMs: (seconds + 20) * 1000 });
+    const stat1 = machineTicks();
+    const requests = Number(r.stdout.match(/(\d+) requests in/)?.[1] ?? 0);
     if (url.includes(HTTP_SVC)) {
       agentCost.httpCpuMs += cpuAll() - cpu0;
-      agentCost.httpRequests += Number(r.stdout.match(/(\d+) requests in/)?.[1] ?? 0);
+      agentCost.httpRequests += requests;
     }
+    const cost = (hopCost[path] ??= { cpuMs: {}, requests: 0, busy: [] });
+    hops.forEach(([node, pid], i) => (cost.cpuMs[node] = (cost.cpuMs[node] ?? 0) + cpuMs(pid) - hop0[i]!));
+    cost.requests += requests;
+    cost.busy.push(round2(1 - (stat1.idle - stat0.idle) / Math.max(1, stat1.total - stat0.total)));
     const errors = r.stdout.match(/Socket errors: .*|Non-2xx or 3xx responses: \d+/g);
     if (errors) console.error(`wrk ${url}: ${errors.join("; ")}`);
     return Math.round(Number(r.stdout.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0));
   };
 
   const res = { iperfDirect: [] as number[], iperfService: [] as number[], httpDirect: [] as number[], httpService: [] as number[] };
+  const refRps: Record<string, number[]> = Object.fromEntries(refs.map((r) => [r.name, [] as number[]]));
   for (let i = 0; i < rounds; i++) {
     res.iperfDirect.push(await iperfGbps(SERVER_IP));
     res.iperfService.push(await iperfGbps(IPERF_SVC));
-    res.httpDirect.push(await wrkRps(`http://${SERVER_IP}:8080/`));
-    res.httpService.push(await wrkRps(`http://${HTTP_SVC}/`));
+    res.httpDirect.push(await wrkRps(`http://${SERVER_IP}:8080/`, "direct"));
+    res.httpService.push(await wrkRps(`http://${HTTP_SVC}/`, "ours"));
+    for (const r of refs) refRps[r.name]!.push(await wrkRps(r.url, r.name));
   }
   const rssAfter = pids.map(rssMB);
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)]!;
   // Each round measures direct and service back to back, so other load on the machine hits both
   // alike; the median of the per-round ratios is steadier than a ratio of medians.
-  const round2 = (x: number) => Math.round(x * 100) / 100;
   const ratios = (s: number[], d: number[]) => s.map((x, i) => round2(x / d[i]!));
   const ratio = (s: number[], d: number[]) => median(ratios(s, d));
+  const usPerRequest = (path: string) => {
+    const cost = hopCost[path]!;
+    const perHop = Object.fromEntries(Object.entries(cost.cpuMs).map(([node, ms]) => [node, Math.round((ms * 10_000) / Math.max(1, cost.requests)) / 10]));
+    return { ...perHop, total: Math.round(Object.values(perHop).reduce((s, x) => s + x, 0) * 10) / 10 };
+  };
   console.log(
     JSON.stringify(
       {
@@ -167,6 +212,18 @@ try {
           msPerGB: Math.round(agentCost.iperfCpuMs / (agentCost.iperfBytes / 1e9)),
           usPerRequest: Math.round((agentCost.httpCpuMs * 1000) / Math.max(1, agentCost.httpRequests)),
         },
+        ...(refs.length
+          ? {
+              // req/s per round and the median per-round ratios to direct and to ours; CPU (user +
+              // system, /proc/PID/stat) per request of each hop process, in us; the machine's busy
+              // share (1 - idle, /proc/stat, both cores) during each wrk run.
+              ref: {
+                ...Object.fromEntries(refs.map((r) => [r.name, { rps: refRps[r.name], ratio: ratio(refRps[r.name]!, res.httpDirect), oursOverIt: ratio(res.httpService, refRps[r.name]!) }])),
+                cpuUsPerRequest: Object.fromEntries(["ours", ...refs.map((r) => r.name)].map((p) => [p, usPerRequest(p)])),
+                machineBusy: Object.fromEntries(Object.entries(hopCost).map(([p, cost]) => [p, cost.busy])),
+              },
+            }
+          : {}),
         agentRssMB: { idle: rssIdle, afterLoad: rssAfter, ...("rss" in REFERENCE ? { edgemesh: REFERENCE.rss } : {}) },
       },
       null,
