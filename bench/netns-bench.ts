@@ -82,7 +82,7 @@ try {
   const serverNode = cross ? "n2" : "n1";
   const server = await c.node(serverNode).addPod("server", SERVER_IP);
   const client = await c.node("n1").addPod("client", "10.244.1.100");
-  await c.startApp(server);
+  const serverPid = (await c.startApp(server)).proc.pid;
   const iperf = server.spawn(["iperf3", "-s", "--forceflush", "-B", SERVER_IP, "-p", "5201"]);
   await iperf.waitFor(/Server listening/);
   c.writeManifest("iperf.yaml", serviceYaml({ name: "iperf", clusterIP: IPERF_SVC, ports: [{ name: "iperf", port: 5201, targetPort: 5201 }], endpoints: [{ ip: SERVER_IP, node: serverNode }] }));
@@ -155,11 +155,12 @@ try {
     ours: Object.fromEntries(agents.map((ag) => [ag.node.name, ag.proc.proc.pid])),
     ...Object.fromEntries(refs.map((r) => [r.name, r.pids])),
   };
-  const hopCost: Record<string, { cpuMs: Record<string, number>; requests: number; busy: number[] }> = {};
+  const hopCost: Record<string, { cpuMs: Record<string, number>; serverMs: number; requests: number; busy: number[] }> = {};
   const wrkRps = async (url: string, path: string) => {
     const cpu0 = cpuAll();
     const hops = Object.entries(hopPids[path] ?? {});
     const hop0 = hops.map(([, pid]) => cpuMs(pid));
+    const server0 = cpuMs(serverPid);
     const stat0 = machineTicks();
     const r = await client.must(["wrk", "-t2", "-c64", `-d${seconds}s`, url], { timeoutMs: (seconds + 20) * 1000 });
     const stat1 = machineTicks();
@@ -168,7 +169,8 @@ try {
       agentCost.httpCpuMs += cpuAll() - cpu0;
       agentCost.httpRequests += requests;
     }
-    const cost = (hopCost[path] ??= { cpuMs: {}, requests: 0, busy: [] });
+    const cost = (hopCost[path] ??= { cpuMs: {}, serverMs: 0, requests: 0, busy: [] });
+    cost.serverMs += cpuMs(serverPid) - server0;
     hops.forEach(([node, pid], i) => (cost.cpuMs[node] = (cost.cpuMs[node] ?? 0) + cpuMs(pid) - hop0[i]!));
     cost.requests += requests;
     cost.busy.push(round2(1 - (stat1.idle - stat0.idle) / Math.max(1, stat1.total - stat0.total)));
@@ -195,7 +197,8 @@ try {
   const usPerRequest = (path: string) => {
     const cost = hopCost[path]!;
     const perHop = Object.fromEntries(Object.entries(cost.cpuMs).map(([node, ms]) => [node, Math.round((ms * 10_000) / Math.max(1, cost.requests)) / 10]));
-    return { ...perHop, total: Math.round(Object.values(perHop).reduce((s, x) => s + x, 0) * 10) / 10 };
+    const total = Math.round(Object.values(perHop).reduce((s, x) => s + x, 0) * 10) / 10;
+    return { ...perHop, total, server: Math.round((cost.serverMs * 10_000) / Math.max(1, cost.requests)) / 10 };
   };
   console.log(
     JSON.stringify(
@@ -215,11 +218,12 @@ try {
         ...(refs.length
           ? {
               // req/s per round and the median per-round ratios to direct and to ours; CPU (user +
-              // system, /proc/PID/stat) per request of each hop process, in us; the machine's busy
-              // share (1 - idle, /proc/stat, both cores) during each wrk run.
+              // system, /proc/PID/stat) per request of each hop process, in us (`server`: the HTTP
+              // server pod's, outside `total`); the machine's busy share (1 - idle, /proc/stat,
+              // both cores) during each wrk run.
               ref: {
                 ...Object.fromEntries(refs.map((r) => [r.name, { rps: refRps[r.name], ratio: ratio(refRps[r.name]!, res.httpDirect), oursOverIt: ratio(res.httpService, refRps[r.name]!) }])),
-                cpuUsPerRequest: Object.fromEntries(["ours", ...refs.map((r) => r.name)].map((p) => [p, usPerRequest(p)])),
+                cpuUsPerRequest: Object.fromEntries(["direct", "ours", ...refs.map((r) => r.name)].map((p) => [p, usPerRequest(p)])),
                 machineBusy: Object.fromEntries(Object.entries(hopCost).map(([p, cost]) => [p, cost.busy])),
               },
             }
