@@ -15,8 +15,9 @@
 // of work and their RSS idle and after load, as one JSON object.
 //   --ref nginx (local and cross-node; off by default): the same wrk through nginx stream relays
 //     on the agents' path in the same rounds (bench/netns-nginx.ts: one hop in local mode; in
-//     cross-node mode n1 -> n2 plain TCP and n1 -> n2 TLS), with each hop's CPU per request and
-//     the machine's busy share during each wrk run: the best a userspace relay reaches here.
+//     cross-node mode n1 -> n2 plain TCP, TLS chacha20 and TLS AES-GCM), with each hop's CPU per
+//     request, wrk's mean latency and the machine's busy share during each wrk run: the best a
+//     userspace relay reaches here.
 //   bun bench/netns-bench.ts [--mode local|cross-node|relay] [--seconds 5] [--rounds 2] [--ref nginx]
 // Needs root (namespaces) and the agent (bun src/main/index.ts agent). Touches nothing outside
 // the namespaces it creates.
@@ -155,7 +156,7 @@ try {
     ours: Object.fromEntries(agents.map((ag) => [ag.node.name, ag.proc.proc.pid])),
     ...Object.fromEntries(refs.map((r) => [r.name, r.pids])),
   };
-  const hopCost: Record<string, { cpuMs: Record<string, number>; serverMs: number; requests: number; busy: number[] }> = {};
+  const hopCost: Record<string, { cpuMs: Record<string, number>; serverMs: number; requests: number; busy: number[]; latencyMs: number[] }> = {};
   const wrkRps = async (url: string, path: string) => {
     const cpu0 = cpuAll();
     const hops = Object.entries(hopPids[path] ?? {});
@@ -169,7 +170,9 @@ try {
       agentCost.httpCpuMs += cpuAll() - cpu0;
       agentCost.httpRequests += requests;
     }
-    const cost = (hopCost[path] ??= { cpuMs: {}, serverMs: 0, requests: 0, busy: [] });
+    const cost = (hopCost[path] ??= { cpuMs: {}, serverMs: 0, requests: 0, busy: [], latencyMs: [] });
+    const lat = r.stdout.match(/Latency\s+([\d.]+)(us|ms|s)\b/);
+    if (lat) cost.latencyMs.push(round2(Number(lat[1]) * { us: 0.001, ms: 1, s: 1000 }[lat[2] as "us" | "ms" | "s"]));
     cost.serverMs += cpuMs(serverPid) - server0;
     hops.forEach(([node, pid], i) => (cost.cpuMs[node] = (cost.cpuMs[node] ?? 0) + cpuMs(pid) - hop0[i]!));
     cost.requests += requests;
@@ -220,11 +223,12 @@ try {
               // req/s per round and the median per-round ratios to direct and to ours; CPU (user +
               // system, /proc/PID/stat) per request of each hop process, in us (`server`: the HTTP
               // server pod's, outside `total`); the machine's busy share (1 - idle, /proc/stat,
-              // both cores) during each wrk run.
+              // both cores) and wrk's mean latency during each wrk run.
               ref: {
                 ...Object.fromEntries(refs.map((r) => [r.name, { rps: refRps[r.name], ratio: ratio(refRps[r.name]!, res.httpDirect), oursOverIt: ratio(res.httpService, refRps[r.name]!) }])),
                 cpuUsPerRequest: Object.fromEntries(["direct", "ours", ...refs.map((r) => r.name)].map((p) => [p, usPerRequest(p)])),
                 machineBusy: Object.fromEntries(Object.entries(hopCost).map(([p, cost]) => [p, cost.busy])),
+                latencyMs: Object.fromEntries(Object.entries(hopCost).map(([p, cost]) => [p, cost.latencyMs])),
               },
             }
           : {}),

@@ -9,6 +9,8 @@
 //     nginx_tls: the n1 -> n2 hop TLS 1.3 (proxy_ssl on to an `ssl` listener on n2, ECDSA P-256
 //       certificate made by openssl at run time, TLS_CHACHA20_POLY1305_SHA256: the AEAD our Noise
 //       tunnel uses), the nearest C equivalent of our encrypted tunnel without multiplexing.
+//     nginx_tls_aes: the same with TLS_AES_128_GCM_SHA256 (AES-NI), the cheapest AEAD here, which
+//       libp2p's Noise (ChaChaPoly only) cannot use: whether the cipher is what costs.
 //   local: client pod -> DNAT in n1 -> nginx on n1 -> server pod (one hop, as the one-node proxy).
 //
 // nginx's stream module, one process each (master_process off, so the pid we hold is the one that
@@ -24,15 +26,16 @@ import type { TestNode } from "../test/support/netns.ts";
 
 /** Where Debian's libnginx-mod-stream puts the module (apt-get install libnginx-mod-stream). */
 const NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
-const PLAIN_PORT = 15080;
-const TLS_PORT = 15443;
-/** Virtual IPs the client pod dials, DNATed in n1 like the agents' cluster IPs. */
-const PLAIN_VIP = "10.96.3.1";
-const TLS_VIP = "10.96.3.2";
-const UPSTREAM_TLS = "proxy_ssl_protocols TLSv1.3; proxy_ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256;";
+/** Listen port on both nodes and the virtual IP the client pod dials (DNATed in n1 like the
+ * agents' cluster IPs) per path; `suite` is the n1 -> n2 hop's TLS 1.3 cipher suite. */
+const PLAIN = { name: "nginx_plain", port: 15080, vip: "10.96.3.1" } as const;
+const TLS = [
+  { name: "nginx_tls", port: 15443, vip: "10.96.3.2", suite: "TLS_CHACHA20_POLY1305_SHA256" },
+  { name: "nginx_tls_aes", port: 15444, vip: "10.96.3.3", suite: "TLS_AES_128_GCM_SHA256" },
+] as const;
 
 export interface RefPath {
-  name: "nginx_plain" | "nginx_tls";
+  name: typeof PLAIN.name | (typeof TLS)[number]["name"];
   url: string;
   /** pid per node of the processes on this path. */
   pids: Record<string, number>;
@@ -83,24 +86,25 @@ export async function startNginxRefs(o: {
       { stdout: "pipe", stderr: "pipe" },
     );
     if (r.exitCode !== 0) throw new Error(`openssl: ${r.stderr.toString()}`);
+    // The suite is fixed on both ends: the server offers only it, so the handshake proves it.
     const n2 = start(exit, [
-      `listen ${exit.ip}:${PLAIN_PORT}; proxy_pass ${server};`,
-      `listen ${exit.ip}:${TLS_PORT} ssl; ssl_certificate ${cert}; ssl_certificate_key ${key}; ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256; proxy_pass ${server};`,
+      `listen ${exit.ip}:${PLAIN.port}; proxy_pass ${server};`,
+      ...TLS.map((t) => `listen ${exit.ip}:${t.port} ssl; ssl_certificate ${cert}; ssl_certificate_key ${key}; ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites ${t.suite}; proxy_pass ${server};`),
     ]);
     const n1 = start(entry, [
-      `listen ${entry.ip}:${PLAIN_PORT}; proxy_pass ${exit.ip}:${PLAIN_PORT};`,
-      `listen ${entry.ip}:${TLS_PORT}; proxy_pass ${exit.ip}:${TLS_PORT}; proxy_ssl on; proxy_ssl_session_reuse on; ${UPSTREAM_TLS}`,
+      `listen ${entry.ip}:${PLAIN.port}; proxy_pass ${exit.ip}:${PLAIN.port};`,
+      ...TLS.map((t) => `listen ${entry.ip}:${t.port}; proxy_pass ${exit.ip}:${t.port}; proxy_ssl on; proxy_ssl_session_reuse on; proxy_ssl_protocols TLSv1.3; proxy_ssl_conf_command Ciphersuites ${t.suite};`),
     ]);
     procs.push(n1, n2);
     const pids = { [entry.name]: n1.pid, [exit.name]: n2.pid };
-    paths.push({ name: "nginx_plain", url: `http://${PLAIN_VIP}/`, pids }, { name: "nginx_tls", url: `http://${TLS_VIP}/`, pids });
+    for (const p of [PLAIN, ...TLS]) paths.push({ name: p.name, url: `http://${p.vip}/`, pids });
   } else {
-    const n1 = start(entry, [`listen ${entry.ip}:${PLAIN_PORT}; proxy_pass ${server};`]);
+    const n1 = start(entry, [`listen ${entry.ip}:${PLAIN.port}; proxy_pass ${server};`]);
     procs.push(n1);
-    paths.push({ name: "nginx_plain", url: `http://${PLAIN_VIP}/`, pids: { [entry.name]: n1.pid } });
+    paths.push({ name: PLAIN.name, url: `http://${PLAIN.vip}/`, pids: { [entry.name]: n1.pid } });
   }
-  for (const [vip, port] of [[PLAIN_VIP, PLAIN_PORT], [TLS_VIP, TLS_PORT]] as const) {
-    await entry.must(["iptables", "-t", "nat", "-A", "PREROUTING", "-d", `${vip}/32`, "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", `${entry.ip}:${port}`]);
+  for (const p of exit ? [PLAIN, ...TLS] : [PLAIN]) {
+    await entry.must(["iptables", "-t", "nat", "-A", "PREROUTING", "-d", `${p.vip}/32`, "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", `${entry.ip}:${p.port}`]);
   }
   for (const p of paths) {
     const deadline = Date.now() + 10_000;
