@@ -353,19 +353,27 @@ describe("TCP proxy with the C flow loop", () => {
 });
 
 describe("start-up", () => {
-  test("a loop that does not compile: one warning, the JS splice(2) engine instead, no crash", async () => {
+  test("a loop that does not compile: nothing compiled at creation; at start one warning, the JS splice(2) engine instead", async () => {
     const dir = mkdtempSync(join(tmpdir(), "edgemesh-nf-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const bad = join(dir, "bad.c");
     writeFileSync(bad, "#include <no/such/header.h>\nint nf_run(void) { return 0 }\n");
     const log = createMemoryLogger();
-    const engine = createZeroCopyIfSupported({ maxPairs: 4, log, metrics: createMetrics(), nativeSource: bad });
+    const metrics = createMetrics();
+    const engine = createZeroCopyIfSupported({ maxPairs: 4, log, metrics, nativeSource: bad });
     expect(engine).toBeDefined();
+    // Compiled with the worker, not at creation (an idle agent does not pay for TinyCC).
+    expect(engine!.smallFlows).toBe(true);
+    expect(log.lines.filter((l) => l.includes("WARN"))).toEqual([]);
+    expect("zerocopy_adopted_total" in metrics.snapshot()).toBe(true);
+    expect(await engine!.start()).toBe(true);
     expect(engine!.smallFlows).toBe(false);
+    expect(engine!.ready).toBe(true);
     const warnings = log.lines.filter((l) => l.includes("WARN"));
     expect(warnings.length).toBe(1);
     expect(warnings[0]).toContain("native flow loop unavailable");
     await engine!.stop();
+    expect(engine!.ready).toBe(false);
   });
 
   test("by default the agent's engine is the C loop", async () => {

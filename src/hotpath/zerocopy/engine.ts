@@ -38,9 +38,10 @@ export interface ZeroCopyEngineOptions {
    * The C loop (native/compile.ts): the worker forwards in C with recv/send for small messages
    * and splice(2) for bulk, pipes made per direction only when needed (at most `maxPiped`
    * directions hold one), so a pair costs no fds beyond its two sockets until then. Without it,
-   * the JS splice(2) worker with two pipes per pair.
+   * the JS splice(2) worker with two pipes per pair. `loop` may be a function, called when the
+   * worker starts (setup.ts compiles the loop then, not at creation).
    */
-  native?: { loop: NativeLoop; maxPiped: number };
+  native?: { loop: NativeLoop | (() => NativeLoop); maxPiped: number };
 }
 
 export interface ZeroCopyEngine {
@@ -103,6 +104,7 @@ class Engine implements ZeroCopyEngine {
   /** Started lazily (start()); null until then. */
   #worker: Worker | null = null;
   readonly #init: object;
+  readonly #loop: (() => NativeLoop) | undefined;
   readonly #native: boolean;
   #ready = false;
   #starting: Promise<boolean> | null = null;
@@ -148,7 +150,9 @@ class Engine implements ZeroCopyEngine {
     const native = opts.native;
     this.#native = native !== undefined;
     const init = { sab: this.#ctrl.buffer, maxPairs: this.#max, eventFd: this.#eventFd };
-    this.#init = native ? { ...init, loop: native.loop, maxPiped: native.maxPiped, pipeBytes: this.#pipeBytes } : init;
+    this.#init = native ? { ...init, maxPiped: native.maxPiped, pipeBytes: this.#pipeBytes } : init;
+    const loop = native?.loop;
+    this.#loop = loop === undefined ? undefined : typeof loop === "function" ? loop : () => loop;
   }
 
   get ready(): boolean {
@@ -170,7 +174,7 @@ class Engine implements ZeroCopyEngine {
       // The worker must not keep the process alive by itself; adopted pairs are owned by a
       // listener that does.
       w.unref();
-      w.postMessage(this.#init);
+      w.postMessage(this.#loop === undefined ? this.#init : { ...this.#init, loop: this.#loop() });
     } catch (err) {
       this.#log.error("zerocopy worker failed to start", { err });
       this.#finish();

@@ -1,6 +1,7 @@
 // Compiles loop.c with bun:ffi `cc` (TinyCC, built into Bun) once per process, on the main
-// thread, so a failure (no libc headers, a Bun without cc) is seen synchronously at engine
-// creation and the caller can fall back to the JS path. The worker links the same machine code
+// thread, so a failure (no libc headers, a Bun without cc) is seen synchronously where it is
+// called (setup.ts: the first hand-over, before the worker starts) and the caller can fall back
+// to the JS path. The worker links the same machine code
 // by address (linkSymbols); the compiled library is kept referenced here for the process's life.
 
 import { cc, type FFIFunction, type Pointer } from "bun:ffi";
